@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+from django.contrib import admin
+
+from alerts.models import AlertEvent, AlertRule
+from alerts.services import alert_events_mark_seen, rules_changed
+
+
+@admin.register(AlertRule)
+class AlertRuleAdmin(admin.ModelAdmin):
+    """Saves go through the model (validated by `AlertRule.clean`); the save
+    and delete signals tell running engines (see `alerts.signals`)."""
+
+    list_display = (
+        "id",
+        "owner",
+        "instrument",
+        "kind",
+        "condition",
+        "cooldown_seconds",
+        "one_shot",
+        "active",
+        "notify_email",
+        "last_fired_at",
+    )
+    list_filter = ("kind", "active", "one_shot", "notify_email", "timeframe")
+    search_fields = ("instrument__symbol", "owner__username", "note")
+    autocomplete_fields = ("instrument",)
+    raw_id_fields = ("owner",)
+    readonly_fields = ("last_fired_at", "created_at", "updated_at")
+    list_select_related = ("owner", "instrument")
+    actions = ("activate", "deactivate")
+    fieldsets = (
+        (None, {"fields": ("owner", "instrument", "kind", "direction", "active")}),
+        (
+            "Condition",
+            {
+                "fields": (
+                    "level",
+                    "hysteresis",
+                    "timeframe",
+                    "period",
+                    "fast_period",
+                    "slow_period",
+                    "ma_type",
+                ),
+                "description": "Only the fields the kind uses are kept; the rest are cleared.",
+            },
+        ),
+        (
+            "Delivery",
+            {"fields": ("cooldown_seconds", "one_shot", "notify_email", "note")},
+        ),
+        ("History", {"fields": ("last_fired_at", "created_at", "updated_at")}),
+    )
+
+    @admin.display(description="Condition")
+    def condition(self, obj: AlertRule) -> str:
+        return obj.describe()
+
+    @admin.action(description="Activate selected rules")
+    def activate(self, request, queryset):
+        ids = list(queryset.values_list("pk", flat=True))
+        count = queryset.update(active=True)
+        rules_changed(rule_ids=ids)
+        self.message_user(request, f"{count} rule(s) activated.")
+
+    @admin.action(description="Deactivate selected rules")
+    def deactivate(self, request, queryset):
+        ids = list(queryset.values_list("pk", flat=True))
+        count = queryset.update(active=False)
+        rules_changed(rule_ids=ids)
+        self.message_user(request, f"{count} rule(s) deactivated.")
+
+    def delete_queryset(self, request, queryset):
+        ids = list(queryset.values_list("pk", flat=True))
+        super().delete_queryset(request, queryset)
+        rules_changed(rule_ids=ids)
+
+
+@admin.register(AlertEvent)
+class AlertEventAdmin(admin.ModelAdmin):
+    list_display = (
+        "ts",
+        "owner",
+        "instrument",
+        "kind",
+        "message",
+        "price",
+        "seen_at",
+        "emailed_at",
+    )
+    list_filter = ("kind", ("seen_at", admin.EmptyFieldListFilter))
+    search_fields = ("instrument__symbol", "owner__username", "message")
+    date_hierarchy = "ts"
+    list_select_related = ("owner", "instrument")
+    readonly_fields = (
+        "owner",
+        "rule",
+        "instrument",
+        "kind",
+        "ts",
+        "price",
+        "values",
+        "message",
+        "note",
+        "created_at",
+        "emailed_at",
+    )
+    actions = ("mark_seen",)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    @admin.action(description="Mark selected alerts as seen")
+    def mark_seen(self, request, queryset):
+        count = 0
+        for owner_id in set(queryset.values_list("owner_id", flat=True)):
+            ids = queryset.filter(owner_id=owner_id).values_list("pk", flat=True)
+            count += alert_events_mark_seen(user=owner_id, ids=list(ids))
+        self.message_user(request, f"{count} alert(s) marked as seen.")

@@ -1,0 +1,315 @@
+"""Writes for alerts: rules (create/update/delete) and fired alerts.
+
+Fired alerts
+------------
+`alert_events_record(*, fired)` stores one `AlertEvent` per `FiredAlert`,
+stamps the rules' `last_fired_at`, deactivates one-shot rules and, after the
+transaction commits, sends each alert to its owner's channel-layer group
+(`core.groups.user_group(owner_id)`) and enqueues an email (Dramatiq actor
+`alerts.tasks.alert_email_send`) when the rule asks for one.
+
+It is synchronous (it touches the database). From the stream worker's asyncio
+loop call it in a thread::
+
+    events = await sync_to_async(alert_events_record)(fired=fired)
+
+asgiref runs the nested `async_to_sync(group_send)` on the calling loop, so the
+loop's channel-layer connection is reused. Alternatively record without sending
+and publish the messages from the loop yourself::
+
+    events = await sync_to_async(alert_events_record)(fired=fired, send=False)
+    for group, message in alert_event_messages(events=events):
+        await channel_layer.group_send(group, message)
+
+Message sent to the owner's group (JSON-safe; consumers relay `alert` as is)::
+
+    {
+      "type": "alert.fired",          # consumer handler: alert_fired
+      "alert": {
+        "id": 17,                     # AlertEvent id (POST it to mark seen)
+        "rule_id": 5,                 # null when the rule was deleted since
+        "symbol": "AAPL",
+        "kind": "price",              # price | change_pct | rsi | ma_cross | volume_spike
+        "direction": "above",         # above | below
+        "level": "150",               # string; null for ma_cross
+        "ts": "2024-05-01T14:30:01.123456+00:00",   # market time of the tick/bar
+        "price": "150.02",            # last price (string) or null
+        "value": 150.02,              # the value that crossed (price, %, RSI, ...)
+        "values": {...},              # kind-specific details (floats/strings/null)
+        "message": "AAPL crossed above 150 (last 150.02)",
+        "note": "take profit",
+        "seen": false,
+        "url": "/alerts/"             # where the history lives
+      }
+    }
+
+Rule changes
+------------
+Every rule write here (and any ORM save/delete of a rule, via
+`alerts.signals`) calls `rules_changed`, which on commit bumps a Redis counter
+and records the rule ids under it; running engines pick that up through
+`AlertEngine.maybe_reload()` within their check interval.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from decimal import Decimal
+
+from django.db import transaction
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+
+from alerts.engine import FiredAlert
+from alerts.models import RULE_FIELDS, AlertEvent, AlertRule
+from alerts.selectors import CHANGES_KEY, VERSION_KEY
+from core.groups import user_group
+from core.redis import redis_client
+
+logger = logging.getLogger(__name__)
+
+_CHANGES_KEEP = 100_000
+_BUMP_SCRIPT = f"""
+local version = redis.call('INCR', KEYS[1])
+for _, id in ipairs(ARGV) do
+  redis.call('ZADD', KEYS[2], version, id)
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', version - {_CHANGES_KEEP})
+return version
+"""
+
+
+# --- rule change notification -------------------------------------------------------
+
+
+def rules_version_bump(*, rule_ids: Iterable[int]) -> int | None:
+    """Bump the change counter now and record `rule_ids` under it."""
+    ids = [str(int(i)) for i in rule_ids]
+    try:
+        return int(redis_client().eval(_BUMP_SCRIPT, 2, VERSION_KEY, CHANGES_KEY, *ids))
+    except Exception:
+        logger.exception("alert rules: could not publish a rule change %s", ids)
+        return None
+
+
+def rules_changed(*, rule_ids: Iterable[int]) -> None:
+    """Tell running engines about changed rules once the transaction commits."""
+    ids = list(rule_ids)
+    transaction.on_commit(lambda: rules_version_bump(rule_ids=ids))
+
+
+# --- rules ---------------------------------------------------------------------------
+
+
+def alert_rule_create(*, owner, instrument, **fields) -> AlertRule:
+    """Validate and store a new rule (raises ValidationError on bad input)."""
+    unknown = set(fields) - set(RULE_FIELDS)
+    if unknown:
+        raise TypeError(f"unknown rule fields: {', '.join(sorted(unknown))}")
+    rule = AlertRule(owner=owner, instrument=instrument, **fields)
+    rule.full_clean()
+    with transaction.atomic():
+        rule.save()
+        rules_changed(rule_ids=[rule.pk])
+    return rule
+
+
+def alert_rule_update(*, rule: AlertRule, **fields) -> AlertRule:
+    """Change a rule's fields (and optionally its instrument), validated."""
+    unknown = set(fields) - set(RULE_FIELDS) - {"instrument"}
+    if unknown:
+        raise TypeError(f"unknown rule fields: {', '.join(sorted(unknown))}")
+    for name, value in fields.items():
+        setattr(rule, name, value)
+    rule.full_clean()
+    with transaction.atomic():
+        rule.save()
+        rules_changed(rule_ids=[rule.pk])
+    return rule
+
+
+def alert_rule_set_active(*, rule: AlertRule, active: bool) -> AlertRule:
+    with transaction.atomic():
+        rule.active = active
+        rule.save(update_fields=["active", "updated_at"])
+        rules_changed(rule_ids=[rule.pk])
+    return rule
+
+
+def alert_rule_delete(*, rule: AlertRule) -> None:
+    """Delete a rule; its alert history stays (with the rule unset)."""
+    rule_id = rule.pk
+    with transaction.atomic():
+        rule.delete()
+        rules_changed(rule_ids=[rule_id])
+
+
+# --- fired alerts ----------------------------------------------------------------------
+
+
+def alert_events_record(
+    *, fired: list[FiredAlert], send: bool = True
+) -> list[AlertEvent]:
+    """Store fired alerts; on commit deliver them (see the module docstring)."""
+    if not fired:
+        return []
+    rule_ids = {f.rule_id for f in fired}
+    with transaction.atomic():
+        rules = {
+            r.pk: r
+            for r in AlertRule.objects.select_for_update()
+            .filter(pk__in=rule_ids)
+            .only("pk", "one_shot", "active", "last_fired_at", "notify_email")
+        }
+        events = [
+            AlertEvent(
+                owner_id=f.owner_id,
+                rule_id=f.rule_id if f.rule_id in rules else None,
+                instrument_id=f.instrument_id,
+                kind=f.kind,
+                ts=f.ts,
+                price=_price(f.price),
+                values=_values(f),
+                message=f.message[:300],
+                note=f.note[:200],
+            )
+            for f in fired
+        ]
+        AlertEvent.objects.bulk_create(events)
+        last_fired: dict[int, object] = {}
+        for f in fired:
+            if f.rule_id in rules and (
+                f.rule_id not in last_fired or f.ts > last_fired[f.rule_id]
+            ):
+                last_fired[f.rule_id] = f.ts
+        deactivated = []
+        for rule_id, ts in last_fired.items():
+            rule = rules[rule_id]
+            update = {"last_fired_at": ts}
+            if rule.one_shot and rule.active:
+                update["active"] = False
+                update["updated_at"] = timezone.now()
+                deactivated.append(rule_id)
+            # .update() so the save signal does not make every engine reload.
+            AlertRule.objects.filter(pk=rule_id).update(**update)
+        if deactivated:
+            rules_changed(rule_ids=deactivated)
+        emails = [
+            event.pk
+            for event, f in zip(events, fired, strict=True)
+            if f.notify_email and event.rule_id is not None
+        ]
+        messages = alert_event_messages(events=events, fired=fired) if send else []
+        transaction.on_commit(
+            lambda: _deliver(messages=messages, email_event_ids=emails)
+        )
+    return events
+
+
+def alert_event_messages(
+    *, events: list[AlertEvent], fired: list[FiredAlert] | None = None
+) -> list[tuple[str, dict]]:
+    """(group, message) pairs for the channel layer, one per event."""
+    messages = []
+    fired = fired or [None] * len(events)
+    for event, f in zip(events, fired, strict=True):
+        messages.append(
+            (
+                user_group(event.owner_id),
+                {"type": "alert.fired", "alert": alert_payload(event=event, fired=f)},
+            )
+        )
+    return messages
+
+
+def alert_payload(*, event: AlertEvent, fired: FiredAlert | None = None) -> dict:
+    """The JSON-safe `alert` dict of an `alert.fired` message."""
+    values = event.values or {}
+    symbol = fired.symbol if fired else event.instrument.symbol
+    direction = fired.direction if fired else values.get("direction", "")
+    level = values.get("level")
+    try:
+        url = reverse("dashboard:alerts")
+    except NoReverseMatch:
+        url = "/alerts/"
+    return {
+        "id": event.pk,
+        "rule_id": event.rule_id,
+        "symbol": symbol,
+        "kind": event.kind,
+        "direction": direction,
+        "level": None if level is None else _number_text(level),
+        "ts": event.ts.isoformat(),
+        "price": None if event.price is None else _number_text(event.price),
+        "value": values.get("value"),
+        "values": values,
+        "message": event.message,
+        "note": event.note,
+        "seen": event.seen_at is not None,
+        "url": url,
+    }
+
+
+def _deliver(*, messages: list[tuple[str, dict]], email_event_ids: list[int]) -> None:
+    if messages:
+        try:
+            _group_send_all(messages)
+        except Exception:
+            # The events are stored: the dashboard shows them as unseen.
+            logger.exception("alerts: could not publish %d alert(s)", len(messages))
+    for event_id in email_event_ids:
+        try:
+            from alerts.tasks import alert_email_send
+
+            alert_email_send.send(event_id)
+        except Exception:
+            logger.exception(
+                "alerts: could not enqueue the email for event %s", event_id
+            )
+
+
+def _group_send_all(messages: list[tuple[str, dict]]) -> None:
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    layer = get_channel_layer()
+
+    async def send_all() -> None:
+        for group, message in messages:
+            await layer.group_send(group, message)
+
+    async_to_sync(send_all)()
+
+
+def alert_events_mark_seen(*, user, ids: Iterable[int] | None = None) -> int:
+    """Mark the user's unseen alerts (all, or those in `ids`) as seen."""
+    queryset = AlertEvent.objects.filter(owner=user, seen_at__isnull=True)
+    if ids is not None:
+        queryset = queryset.filter(pk__in=list(ids))
+    return queryset.update(seen_at=timezone.now())
+
+
+def alert_event_mark_emailed(*, event: AlertEvent) -> None:
+    event.emailed_at = timezone.now()
+    event.save(update_fields=["emailed_at"])
+
+
+def _price(value) -> Decimal | None:
+    if value is None:
+        return None
+    return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+def _values(f: FiredAlert) -> dict:
+    values = dict(f.values)
+    values.setdefault("value", f.value)
+    values.setdefault("previous", f.previous)
+    values["direction"] = f.direction
+    values["symbol"] = f.symbol
+    return values
+
+
+def _number_text(value) -> str:
+    text = format(Decimal(str(value)).normalize(), "f")
+    return text

@@ -1,0 +1,41 @@
+"""Background jobs for alerts (run by `manage.py rundramatiq`)."""
+
+from __future__ import annotations
+
+import dramatiq
+from django.conf import settings
+from django.core.mail import send_mail
+
+from alerts.models import AlertEvent
+from alerts.services import alert_event_mark_emailed
+
+
+@dramatiq.actor(queue_name="alerts", max_retries=5, time_limit=60_000)
+def alert_email_send(event_id: int) -> None:
+    """Email one fired alert to its owner; idempotent (skips if already sent)."""
+    event = (
+        AlertEvent.objects.select_related("owner", "instrument", "rule")
+        .filter(pk=event_id)
+        .first()
+    )
+    if event is None or event.emailed_at is not None or not event.owner.email:
+        return
+    lines = [
+        event.message,
+        "",
+        f"Instrument: {event.instrument.symbol}",
+        f"Time (UTC): {event.ts:%Y-%m-%d %H:%M:%S}",
+    ]
+    if event.price is not None:
+        lines.append(f"Last price: {event.price.normalize():f}")
+    if event.note:
+        lines.append(f"Note: {event.note}")
+    if event.rule is not None:
+        lines.append(f"Rule: {event.rule.describe()}")
+    send_mail(
+        subject=f"[Tapeline] {event.message}"[:150],
+        message="\n".join(lines) + "\n",
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        recipient_list=[event.owner.email],
+    )
+    alert_event_mark_emailed(event=event)

@@ -1,0 +1,268 @@
+"""Tapeline settings: one module, every deployment difference from the environment.
+
+Values come from environment variables, optionally from a `.env` file beside
+`manage.py`. Defaults are safe for local development; production must set
+`SECRET_KEY` and `DEBUG=0`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+if (BASE_DIR / ".env").is_file():
+    environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+
+def env_or(name: str, default: str) -> str:
+    """A string setting where an empty value (`NAME=` in .env) means the default."""
+    return env.str(name, default="") or default
+
+
+DEBUG = env.bool("DEBUG", default=False)
+
+_DEV_SECRET_KEY = "django-insecure-tapeline-development-only"
+SECRET_KEY = env.str("SECRET_KEY", default="")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set. Set SECRET_KEY in the environment or .env "
+            "(or DEBUG=1 for local development only)."
+        )
+    SECRET_KEY = _DEV_SECRET_KEY
+
+ALLOWED_HOSTS = env.list(
+    "ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"] if DEBUG else []
+)
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "channels",
+    "django_dramatiq",
+    "core",
+    "marketdata",
+    "streaming",
+    "alerts",
+    "dashboard",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "core.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "dashboard.context_processors.live_page",
+            ],
+        },
+    },
+]
+
+ASGI_APPLICATION = "core.asgi.application"
+
+# --- Storage -----------------------------------------------------------------
+DATABASES = {
+    "default": env.db(
+        "DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/tapeline"
+    )
+}
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Days of 1-minute bars kept by TimescaleDB's retention policy (0 keeps all).
+BAR_RETENTION_DAYS = env.int("BAR_RETENTION_DAYS", default=0)
+# Compress Timescale chunks older than this many days.
+BAR_COMPRESS_AFTER_DAYS = env.int("BAR_COMPRESS_AFTER_DAYS", default=30)
+
+REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+_redis_db = (urlsplit(REDIS_URL).path.lstrip("/") or "0").split("/")[0]
+
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "tapeline",
+    }
+}
+
+# The pub/sub layer delivers every group message (the core layer drops them past
+# its capacity). Redis pub/sub ignores database numbers, so the prefix carries it:
+# two deployments on one Redis with different databases never see each other.
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "CONFIG": {
+            "hosts": [REDIS_URL],
+            "prefix": env.str("CHANNELS_PREFIX", default=f"tapeline{_redis_db}"),
+        },
+    }
+}
+
+DRAMATIQ_BROKER = {
+    "BROKER": "dramatiq.brokers.redis.RedisBroker",
+    "OPTIONS": {"url": REDIS_URL},
+    "MIDDLEWARE": [
+        "dramatiq.middleware.AgeLimit",
+        "dramatiq.middleware.TimeLimit",
+        "dramatiq.middleware.Callbacks",
+        "dramatiq.middleware.Retries",
+        "django_dramatiq.middleware.DbConnectionsMiddleware",
+    ],
+}
+DRAMATIQ_AUTODISCOVER_MODULES = ["tasks"]
+
+# --- Auth --------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "dashboard:index"
+LOGOUT_REDIRECT_URL = "login"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
+
+# --- I18N / static -------------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = BASE_DIR / "staticfiles"
+# WhiteNoise serves static files from the web process; in development straight
+# from the source folders, in production from `collectstatic` output.
+WHITENOISE_USE_FINDERS = DEBUG
+WHITENOISE_AUTOREFRESH = DEBUG
+
+EMAIL_BACKEND = env.str(
+    "EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend"
+)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="alerts@tapeline.local")
+
+# --- Market data providers -----------------------------------------------------
+ALPACA_API_KEY = env.str("ALPACA_API_KEY", default="")
+ALPACA_API_SECRET = env.str("ALPACA_API_SECRET", default="")
+ALPACA_FEED = env_or("ALPACA_FEED", "iex")  # iex | sip | delayed_sip | test
+FINNHUB_TOKEN = env.str("FINNHUB_TOKEN", default="")
+
+if ALPACA_API_KEY:
+    _default_provider = "alpaca"
+elif FINNHUB_TOKEN:
+    _default_provider = "finnhub"
+else:
+    _default_provider = "simulator"
+TAPELINE_PROVIDER = env_or("TAPELINE_PROVIDER", _default_provider)
+# Provider that streams crypto when TAPELINE_PROVIDER has no crypto feed.
+TAPELINE_CRYPTO_PROVIDER = env.str("TAPELINE_CRYPTO_PROVIDER", default="")
+
+# The built-in exchange simulator (`manage.py simulate_exchange`): one loopback
+# port serving the Alpaca, Finnhub and Binance paths, and the credentials it
+# accepts. These are the simulator's own, not keys of any real account.
+SIMULATOR_HOST = env.str("SIMULATOR_HOST", default="127.0.0.1")
+SIMULATOR_PORT = env.int("SIMULATOR_PORT", default=8765)
+SIMULATOR_SEED = env.int("SIMULATOR_SEED", default=42)
+SIMULATOR_KEY_ID = env.str("SIMULATOR_KEY_ID", default="SIMULATOR-KEY")
+SIMULATOR_SECRET = env.str("SIMULATOR_SECRET", default="simulator-secret")
+SIMULATOR_FINNHUB_TOKEN = env.str("SIMULATOR_FINNHUB_TOKEN", default="simtoken")
+
+_sim_ws = f"ws://{SIMULATOR_HOST}:{SIMULATOR_PORT}"
+_sim_http = f"http://{SIMULATOR_HOST}:{SIMULATOR_PORT}"
+_use_sim = TAPELINE_PROVIDER == "simulator"
+
+# Base URLs. The Alpaca stream appends `/v2/<feed>` or `/v1beta3/crypto/us`.
+ALPACA_STREAM_URL = env_or(
+    "ALPACA_STREAM_URL",
+    _sim_ws if _use_sim else "wss://stream.data.alpaca.markets",
+)
+ALPACA_DATA_URL = env_or(
+    "ALPACA_DATA_URL", _sim_http if _use_sim else "https://data.alpaca.markets"
+)
+FINNHUB_STREAM_URL = env_or(
+    "FINNHUB_STREAM_URL", _sim_ws if _use_sim else "wss://ws.finnhub.io"
+)
+FINNHUB_API_URL = env_or(
+    "FINNHUB_API_URL",
+    f"{_sim_http}/api/v1" if _use_sim else "https://finnhub.io/api/v1",
+)
+BINANCE_STREAM_URL = env_or(
+    "BINANCE_STREAM_URL",
+    _sim_ws if _use_sim else "wss://data-stream.binance.vision",
+)
+BINANCE_API_URL = env_or(
+    "BINANCE_API_URL", _sim_http if _use_sim else "https://api.binance.com"
+)
+
+# History requests per minute toward each provider, shared by every worker.
+PROVIDER_RATE_LIMITS = {
+    "alpaca": env.int("ALPACA_RATE_LIMIT", default=200),
+    "finnhub": env.int("FINNHUB_RATE_LIMIT", default=60),
+    "binance": env.int("BINANCE_RATE_LIMIT", default=1200),
+    "simulator": env.int("SIMULATOR_RATE_LIMIT", default=60000),
+}
+# Seconds without progress after which a history chunk counts as abandoned
+# (its worker died) and the next `load_history` run hands it out again.
+HISTORY_STALE_SECONDS = env.int("HISTORY_STALE_SECONDS", default=180)
+
+# --- Streaming and dashboard limits -------------------------------------------
+# Updates per second per instrument that reach browsers (coalesced).
+STREAM_PUBLISH_HZ = env.int("STREAM_PUBLISH_HZ", default=10)
+# Seconds without data, while the market is open, before a feed counts as stale.
+STREAM_STALE_AFTER = env.float("STREAM_STALE_AFTER", default=30.0)
+WS_MAX_INSTRUMENTS = env.int("WS_MAX_INSTRUMENTS", default=200)
+WS_MAX_MESSAGES_PER_SECOND = env.int("WS_MAX_MESSAGES_PER_SECOND", default=20)
+# Per-client conflation: at most one frame of market updates per this many ms
+# (0 sends one frame per update, the naive design `bench_fanout` compares against).
+WS_CONFLATE_MS = env.int("WS_CONFLATE_MS", default=100)
+
+# Bearer token required by `/metrics` when set (Prometheus `authorization`).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+
+# --- Logging ---------------------------------------------------------------------
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django": {"level": "INFO"},
+        "daphne": {"level": "WARNING"},
+    },
+}

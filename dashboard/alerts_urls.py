@@ -1,0 +1,19 @@
+"""Alert pages, included from dashboard/urls.py (names live in the
+`dashboard` namespace: `dashboard:alerts`, `dashboard:alert_edit`, ...)."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from dashboard import alerts_views as views
+
+urlpatterns = [
+    path("alerts/", views.alerts_index, name="alerts"),
+    path("alerts/new", views.alert_create, name="alert_create"),
+    path("alerts/unseen", views.alerts_unseen, name="alerts_unseen"),
+    path("alerts/seen", views.alerts_seen, name="alerts_seen"),
+    path("alerts/<int:pk>/edit", views.alert_edit, name="alert_edit"),
+    path("alerts/<int:pk>/delete", views.alert_delete, name="alert_delete"),
+    path("alerts/<int:pk>/toggle", views.alert_toggle, name="alert_toggle"),
+    path("alerts/<int:pk>/test", views.alert_dry_run, name="alert_dry_run"),
+]

@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+from django.urls import include, path
+
+from dashboard import views
+
+app_name = "dashboard"
+
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("", include("dashboard.alerts_urls")),
+    path("instruments/<path:symbol>/", views.instrument_detail, name="instrument"),
+    path("portfolio/", views.portfolio, name="portfolio"),
+    path("status/", views.system_status, name="status"),
+    path("api/search", views.search, name="search"),
+    path("watchlists/create", views.watchlist_create, name="watchlist_create"),
+    path("watchlists/reorder", views.watchlist_reorder, name="watchlist_reorder"),
+    path("watchlists/<int:pk>/rename", views.watchlist_rename, name="watchlist_rename"),
+    path("watchlists/<int:pk>/delete", views.watchlist_delete, name="watchlist_delete"),
+    path("watchlists/<int:pk>/items/add", views.item_add, name="item_add"),
+    path("watchlists/<int:pk>/items/remove", views.item_remove, name="item_remove"),
+    path("watchlists/<int:pk>/items/reorder", views.item_reorder, name="item_reorder"),
+]

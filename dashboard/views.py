@@ -1,0 +1,359 @@
+"""Dashboard pages and the small JSON endpoints behind their controls.
+
+Views only parse input, call selectors/services of the other apps and render.
+Every endpoint requires login and only ever touches the requesting user's
+watchlists and positions (someone else's id is a 404).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, JsonResponse
+from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from core.health import health_report
+from dashboard.context_processors import live_page
+from dashboard.forms import OrderForm, SymbolForm, WatchlistNameForm
+from dashboard.quotes import QuoteRow, fmt_price, fmt_signed, to_decimal
+from marketdata import services
+from marketdata.calendar import market_state
+from marketdata.models import Watchlist
+from marketdata.selectors import (
+    instrument_get,
+    instruments_search,
+    load_jobs_recent,
+    positions_for_user,
+    session_sparklines,
+    watchlist_get_for_owner,
+    watchlists_for_user,
+)
+from streaming.selectors import feed_status_get
+from streaming.snapshots import snapshots_get
+
+TIMEFRAMES = ("1m", "5m", "15m", "1h", "1d")
+
+
+def _wants_json(request) -> bool:
+    return "application/json" in request.headers.get("Accept", "")
+
+
+def _page_context(request) -> dict:
+    """The live-page context (also added to every template by
+    `dashboard.context_processors.live_page`); the alert views use it."""
+    return live_page(request)
+
+
+def quote_rows(instruments, *, sparklines: bool = True) -> list[QuoteRow]:
+    instruments = list(instruments)
+    snapshots = snapshots_get(symbols=[i.symbol for i in instruments])
+    lines = session_sparklines(instruments=instruments) if sparklines else {}
+    return [
+        QuoteRow(
+            instrument=i,
+            snapshot=snapshots.get(i.symbol),
+            sparkline=lines.get(i.symbol, {}),
+        )
+        for i in instruments
+    ]
+
+
+@login_required
+@require_GET
+def index(request):
+    watchlists = list(watchlists_for_user(user=request.user))
+    active = None
+    wanted = request.GET.get("list")
+    if wanted and wanted.isdigit():
+        active = next((w for w in watchlists if w.pk == int(wanted)), None)
+        if active is None:
+            raise Http404("No such watchlist.")
+    if active is None and watchlists:
+        active = watchlists[0]
+    rows = []
+    if active is not None:
+        rows = quote_rows(item.instrument for item in active.items.all())
+    return render(
+        request,
+        "dashboard/index.html",
+        {
+            "watchlists": watchlists,
+            "active": active,
+            "rows": rows,
+            "symbols": [row.symbol for row in rows],
+        },
+    )
+
+
+@login_required
+@require_GET
+def instrument_detail(request, symbol: str):
+    instrument = instrument_get(symbol=symbol.upper())
+    if instrument is None:
+        raise Http404("No such instrument.")
+    (row,) = quote_rows([instrument], sparklines=False)
+    timeframe = request.GET.get("tf", "1m")
+    if timeframe not in TIMEFRAMES:
+        timeframe = "1m"
+    watchlists = list(watchlists_for_user(user=request.user))
+    return render(
+        request,
+        "dashboard/instrument.html",
+        {
+            "instrument": instrument,
+            "row": row,
+            "market": market_state(instrument.asset_class, timezone.now()),
+            "timeframes": TIMEFRAMES,
+            "timeframe": timeframe,
+            "watchlists": watchlists,
+            "in_lists": {
+                w.pk
+                for w in watchlists
+                for item in w.items.all()
+                if item.instrument_id == instrument.pk
+            },
+        },
+    )
+
+
+def _valued_positions(user) -> tuple[list[dict], dict]:
+    positions = list(positions_for_user(user=user))
+    snapshots = snapshots_get(symbols=[p.instrument.symbol for p in positions])
+    rows, totals = [], {"value": Decimal(0), "day": Decimal(0), "total": Decimal(0)}
+    for position in positions:
+        snap = snapshots.get(position.instrument.symbol) or {}
+        last = to_decimal(snap.get("last"))
+        prev = to_decimal(snap.get("prev_close"))
+        value = day = total = None
+        if last is not None:
+            value = position.quantity * last
+            total = value - position.cost_basis
+            totals["value"] += value
+            totals["total"] += total
+            if prev is not None:
+                day = position.quantity * (last - prev)
+                totals["day"] += day
+        rows.append(
+            {
+                "position": position,
+                "instrument": position.instrument,
+                "decimals": position.instrument.price_decimals,
+                "snapshot": snap,
+                "last": last,
+                "value": value,
+                "day": day,
+                "total": total,
+            }
+        )
+    for row in rows:
+        row["weight"] = (
+            row["value"] / totals["value"] * 100
+            if row["value"] is not None and totals["value"]
+            else None
+        )
+        decimals = row["decimals"]
+        row["last_display"] = fmt_price(row["last"], decimals)
+        row["value_display"] = fmt_price(row["value"], 2)
+        row["day_display"] = fmt_signed(row["day"], 2)
+        row["total_display"] = fmt_signed(row["total"], 2)
+        row["weight_display"] = (
+            f"{row['weight']:.1f}%" if row["weight"] is not None else "—"
+        )
+    display = {
+        "value": fmt_price(totals["value"], 2),
+        "day": fmt_signed(totals["day"], 2),
+        "total": fmt_signed(totals["total"], 2),
+    }
+    return rows, display
+
+
+@login_required
+@require_GET
+def portfolio(request):
+    rows, totals = _valued_positions(request.user)
+    return render(
+        request,
+        "dashboard/portfolio.html",
+        {
+            "rows": rows,
+            "totals": totals,
+            "symbols": [row["instrument"].symbol for row in rows],
+        },
+    )
+
+
+@login_required
+@require_GET
+def system_status(request):
+    if not request.user.is_staff:
+        raise PermissionDenied("Staff only.")
+
+    return render(
+        request,
+        "dashboard/status.html",
+        {
+            "feed": feed_status_get(),
+            "health": health_report(),
+            "jobs": load_jobs_recent(limit=20),
+        },
+    )
+
+
+@login_required
+@require_GET
+def search(request):
+    query = request.GET.get("q", "")[:40]
+    results = instruments_search(query=query, limit=12)
+    return JsonResponse(
+        {
+            "query": query,
+            "results": [
+                {
+                    "symbol": i.symbol,
+                    "name": i.name,
+                    "exchange": i.exchange,
+                    "asset_class": i.asset_class,
+                    "url": reverse("dashboard:instrument", args=[i.symbol]),
+                }
+                for i in results
+            ],
+        }
+    )
+
+
+# --- watchlist editing ---------------------------------------------------------
+def _done(request, *, watchlist_id=None, status=200, **payload):
+    """JSON for the page's fetch calls; a redirect (and a message) for plain forms."""
+    if _wants_json(request):
+        return JsonResponse({"ok": status < 400, **payload}, status=status)
+    if status >= 400 and payload.get("error"):
+        messages.error(request, payload["error"])
+    url = reverse("dashboard:index")
+    if watchlist_id:
+        url += f"?list={watchlist_id}"
+    return redirect(url)
+
+
+def _error(request, exc: ValidationError, watchlist_id=None):
+    return _done(
+        request, watchlist_id=watchlist_id, status=400, error=" ".join(exc.messages)
+    )
+
+
+def _owned(request, pk: int) -> Watchlist:
+    watchlist = watchlist_get_for_owner(owner=request.user, watchlist_id=pk)
+    if watchlist is None:
+        raise Http404("No such watchlist.")
+    return watchlist
+
+
+@login_required
+@require_POST
+def watchlist_create(request):
+    form = WatchlistNameForm(request.POST)
+    if not form.is_valid():
+        return _error(request, ValidationError("Give the watchlist a name."))
+    try:
+        watchlist = services.watchlist_create_checked(
+            owner=request.user, name=form.cleaned_data["name"]
+        )
+    except ValidationError as exc:
+        return _error(request, exc)
+    return _done(
+        request, watchlist_id=watchlist.pk, id=watchlist.pk, name=watchlist.name
+    )
+
+
+@login_required
+@require_POST
+def watchlist_rename(request, pk: int):
+    _owned(request, pk)
+    form = WatchlistNameForm(request.POST)
+    if not form.is_valid():
+        return _error(request, ValidationError("Give the watchlist a name."), pk)
+    try:
+        watchlist = services.watchlist_rename(
+            owner=request.user, watchlist_id=pk, name=form.cleaned_data["name"]
+        )
+    except ValidationError as exc:
+        return _error(request, exc, pk)
+    return _done(request, watchlist_id=pk, id=pk, name=watchlist.name)
+
+
+@login_required
+@require_POST
+def watchlist_delete(request, pk: int):
+    _owned(request, pk)
+    services.watchlist_delete(owner=request.user, watchlist_id=pk)
+    return _done(request, id=pk)
+
+
+@login_required
+@require_POST
+def watchlist_reorder(request):
+    form = OrderForm(request.POST, kind=int)
+    if not form.is_valid():
+        return _error(request, ValidationError("Send the watchlist ids in order."))
+    services.watchlist_reorder(
+        owner=request.user, watchlist_ids=form.cleaned_data["order"]
+    )
+    return _done(request)
+
+
+@login_required
+@require_POST
+def item_add(request, pk: int):
+    watchlist = _owned(request, pk)
+    form = SymbolForm(request.POST)
+    if not form.is_valid():
+        return _error(request, ValidationError("Choose an instrument."), pk)
+    try:
+        item = services.watchlist_item_add(
+            owner=request.user, watchlist_id=pk, symbol=form.cleaned_data["symbol"]
+        )
+    except ValidationError as exc:
+        return _error(request, exc, pk)
+    (row,) = quote_rows([item.instrument])
+    html = render_to_string(
+        "dashboard/_quote_row.html",
+        {"row": row, "watchlist": watchlist},
+        request=request,
+    )
+    return _done(request, watchlist_id=pk, symbol=item.instrument.symbol, row_html=html)
+
+
+@login_required
+@require_POST
+def item_remove(request, pk: int):
+    _owned(request, pk)
+    form = SymbolForm(request.POST)
+    if not form.is_valid():
+        return _error(request, ValidationError("Choose an instrument."), pk)
+    removed = services.watchlist_item_remove(
+        owner=request.user, watchlist_id=pk, symbol=form.cleaned_data["symbol"]
+    )
+    if not removed:
+        return _error(
+            request, ValidationError("That instrument is not in the list."), pk
+        )
+    return _done(request, watchlist_id=pk, symbol=form.cleaned_data["symbol"])
+
+
+@login_required
+@require_POST
+def item_reorder(request, pk: int):
+    _owned(request, pk)
+    form = OrderForm(request.POST, kind=str)
+    if not form.is_valid():
+        return _error(request, ValidationError("Send the symbols in order."), pk)
+    services.watchlist_item_reorder(
+        owner=request.user, watchlist_id=pk, symbols=form.cleaned_data["order"]
+    )
+    return _done(request, watchlist_id=pk)

@@ -1,0 +1,172 @@
+"""JSON endpoints for charts.
+
+GET /api/instruments/<symbol>/bars?timeframe=1h&start=…&end=…&limit=…
+
+- `symbol`: canonical, may contain "/" and "." (`BTC/USD`, `BRK.B`); send it
+  as is or URL-encoded (`BTC%2FUSD`). Case-insensitive.
+- `timeframe`: 1m, 5m, 15m, 1h or 1d (default 1m). 1h and 1d are built from
+  minutes; where no minutes exist they come from stored hourly/daily bars
+  (CSV imports, daily loads); minutes win where both exist
+  (`marketdata.rollups`).
+- `start`, `end`: ISO 8601 dates or datetimes (naive means UTC) or epoch
+  seconds; bars whose start lies in [start, end). Defaults: everything up to now.
+- `limit`: 1…5000 (default 1000). The newest `limit` bars of the range come
+  back, oldest first.
+
+- `indicators`: optional spec, e.g. `sma:20,ema:50,bb:20:2,rsi:14,macd:12:26:9`
+  (also stoch, willr, atr; see `marketdata.indicators`). Adds
+  `"indicators": {"sma:20": {"sma": [...]}, "bb:20:2": {"upper": [...], ...}}`
+  with one value per returned bar (null while undefined); older bars are read
+  for warm-up so values start at the first bar when history allows.
+
+Response: `{"symbol", "timeframe", "bars": [{"t", "o", "h", "l", "c", "v"}],
+"next_before"}` where `t` is the bar start in epoch seconds (UTC) and prices
+and volume are JSON numbers (doubles converted from the stored 8-decimal
+values: exact to display precision, what lightweight-charts expects).
+`next_before` is the `t` of the oldest bar returned when older bars exist:
+pass it as `end` to scroll back; null otherwise. Errors: 400 with
+`{"error": "..."}` for bad parameters, 401 when not logged in, 404 for an
+unknown symbol.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import orjson
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+from django.views.decorators.http import require_GET
+
+from marketdata.indicators import indicator_payload, indicators_warmup
+from marketdata.rollups import TIMEFRAMES
+from marketdata.selectors import bars_exist_before, bars_resampled, instrument_get
+
+MAX_LIMIT = 5000
+DEFAULT_LIMIT = 1000
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class BadParameter(ValueError):
+    pass
+
+
+def _json(payload: dict, status: int = 200) -> HttpResponse:
+    return HttpResponse(
+        orjson.dumps(payload), status=status, content_type="application/json"
+    )
+
+
+def _parse_time(name: str, value: str | None) -> datetime | None:
+    if value is None or value == "":
+        return None
+    value = value.strip()
+    if value.lstrip("-").isdigit():
+        try:
+            return datetime.fromtimestamp(int(value), tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            raise BadParameter(f"{name}: epoch seconds out of range") from None
+    try:
+        parsed = parse_datetime(value.replace("z", "Z"))
+        if parsed is None:
+            day = parse_date(value)
+            if day is None:
+                raise ValueError
+            parsed = datetime(day.year, day.month, day.day)
+    except ValueError:
+        raise BadParameter(
+            f"{name}: expected an ISO 8601 date or datetime, or epoch seconds"
+        ) from None
+    if timezone.is_naive(parsed):
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def _parse_limit(value: str | None) -> int:
+    if value is None or value == "":
+        return DEFAULT_LIMIT
+    try:
+        limit = int(value)
+    except ValueError:
+        raise BadParameter("limit: expected an integer") from None
+    if not 1 <= limit <= MAX_LIMIT:
+        raise BadParameter(f"limit: must be between 1 and {MAX_LIMIT}")
+    return limit
+
+
+@require_GET
+def instrument_bars(request: HttpRequest, symbol: str) -> HttpResponse:
+    if not request.user.is_authenticated:
+        return _json({"error": "authentication required"}, status=401)
+    params = request.GET
+    try:
+        timeframe = params.get("timeframe") or "1m"
+        if timeframe not in TIMEFRAMES:
+            raise BadParameter(f"timeframe: expected one of {', '.join(TIMEFRAMES)}")
+        unknown = sorted(
+            set(params) - {"timeframe", "start", "end", "limit", "indicators"}
+        )
+        if unknown:
+            raise BadParameter(f"unknown parameter: {', '.join(unknown)}")
+        start = _parse_time("start", params.get("start")) or EARLIEST
+        end = _parse_time("end", params.get("end")) or timezone.now() + timedelta(
+            minutes=1
+        )
+        if end <= start:
+            raise BadParameter("end must be after start")
+        limit = _parse_limit(params.get("limit"))
+        spec = params.get("indicators") or ""
+        try:
+            warmup = indicators_warmup(spec=spec) if spec else 0
+        except ValueError as exc:
+            raise BadParameter(f"indicators: {exc}") from None
+    except BadParameter as exc:
+        return _json({"error": str(exc)}, status=400)
+
+    instrument = instrument_get(symbol=symbol.strip().upper())
+    if instrument is None:
+        return _json({"error": f"unknown instrument {symbol!r}"}, status=404)
+    rows = bars_resampled(
+        instrument=instrument,
+        timeframe=timeframe,
+        start=start,
+        end=end,
+        limit=limit,
+        as_float=True,
+    )
+    indicators = None
+    if spec:
+        # Older bars (also before `start`) warm the indicators up, so values
+        # are defined from the first returned bar when history allows.
+        older = (
+            bars_resampled(
+                instrument=instrument,
+                timeframe=timeframe,
+                start=EARLIEST,
+                end=rows[0][0],
+                limit=warmup,
+                as_float=True,
+            )
+            if rows and warmup
+            else []
+        )
+        indicators = indicator_payload(spec=spec, rows=[*older, *rows], skip=len(older))
+    bars = [
+        {"t": int(ts.timestamp()), "o": o, "h": h, "l": lo, "c": c, "v": v}
+        for ts, o, h, lo, c, v, _n in rows
+    ]
+    next_before = None
+    if rows and bars_exist_before(
+        instrument=instrument, timeframe=timeframe, before=rows[0][0], start=start
+    ):
+        next_before = bars[0]["t"]
+    payload = {
+        "symbol": instrument.symbol,
+        "timeframe": timeframe,
+        "bars": bars,
+        "next_before": next_before,
+    }
+    if indicators is not None:
+        payload["indicators"] = indicators
+    return _json(payload)

@@ -1,0 +1,159 @@
+"""Market calendar: NYSE sessions (holidays, early closes) and 24/7 crypto/FX-style markets.
+
+Everything returned is UTC; New York local time is used only to build sessions.
+Holidays come from the `holidays` package's NYSE calendar (which includes
+one-off closures); early closes (13:00 ET) follow the exchange's standing rules:
+July 3 when Independence Day falls Tuesday–Friday, the day after Thanksgiving,
+and December 24 when it falls Monday–Thursday.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+import holidays
+
+NEW_YORK = ZoneInfo("America/New_York")
+REGULAR_OPEN = time(9, 30)
+REGULAR_CLOSE = time(16, 0)
+EARLY_CLOSE = time(13, 0)
+ALWAYS_OPEN_CLASSES = frozenset({"crypto"})
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    day: date
+    open: datetime  # UTC
+    close: datetime  # UTC, exclusive: the last minute bar starts at close - 1 min
+    early_close: bool = False
+
+    @property
+    def minutes(self) -> int:
+        return int((self.close - self.open).total_seconds() // 60)
+
+
+@lru_cache(maxsize=64)
+def _nyse_holidays(year: int) -> frozenset[date]:
+    return frozenset(holidays.financial_holidays("NYSE", years=year).keys())
+
+
+def nyse_is_holiday(day: date) -> bool:
+    return day in _nyse_holidays(day.year)
+
+
+def _thanksgiving(year: int) -> date:
+    november_first = date(year, 11, 1)
+    first_thursday = november_first + timedelta(days=(3 - november_first.weekday()) % 7)
+    return first_thursday + timedelta(weeks=3)
+
+
+def nyse_is_early_close(day: date) -> bool:
+    if day.weekday() >= 5 or nyse_is_holiday(day):
+        return False
+    if day.month == 7 and day.day == 3:
+        return day.weekday() <= 3  # Independence Day on Tue–Fri
+    if day.month == 12 and day.day == 24:
+        return day.weekday() <= 3
+    return day == _thanksgiving(day.year) + timedelta(days=1)
+
+
+def nyse_session(day: date) -> Session | None:
+    """The regular NYSE session on `day`, or None when the market is closed."""
+    if day.weekday() >= 5 or nyse_is_holiday(day):
+        return None
+    early = nyse_is_early_close(day)
+    opens = datetime.combine(day, REGULAR_OPEN, NEW_YORK).astimezone(UTC)
+    closes = datetime.combine(
+        day, EARLY_CLOSE if early else REGULAR_CLOSE, NEW_YORK
+    ).astimezone(UTC)
+    return Session(day=day, open=opens, close=closes, early_close=early)
+
+
+def _all_day_session(day: date) -> Session:
+    opens = datetime.combine(day, time(0), UTC)
+    return Session(day=day, open=opens, close=opens + timedelta(days=1))
+
+
+def session_for(asset_class: str, day: date) -> Session | None:
+    if asset_class in ALWAYS_OPEN_CLASSES:
+        return _all_day_session(day)
+    return nyse_session(day)
+
+
+def sessions(asset_class: str, start: date, end: date) -> Iterator[Session]:
+    """Sessions on trading days from `start` to `end` inclusive."""
+    day = start
+    while day <= end:
+        session = session_for(asset_class, day)
+        if session is not None:
+            yield session
+        day += timedelta(days=1)
+
+
+def _local_day(asset_class: str, at: datetime) -> date:
+    zone = UTC if asset_class in ALWAYS_OPEN_CLASSES else NEW_YORK
+    return at.astimezone(zone).date()
+
+
+def is_open(asset_class: str, at: datetime) -> bool:
+    session = session_for(asset_class, _local_day(asset_class, at))
+    return session is not None and session.open <= at < session.close
+
+
+def next_open(asset_class: str, at: datetime) -> datetime:
+    day = _local_day(asset_class, at)
+    for offset in range(0, 15):
+        session = session_for(asset_class, day + timedelta(days=offset))
+        if session is not None and session.open > at:
+            return session.open
+    raise ValueError("no session within 15 days")  # pragma: no cover
+
+
+def market_state(asset_class: str, at: datetime) -> dict:
+    """What the dashboard shows: open/closed and the next transition."""
+    session = session_for(asset_class, _local_day(asset_class, at))
+    if session is not None and session.open <= at < session.close:
+        return {
+            "open": True,
+            "closes_at": None if asset_class in ALWAYS_OPEN_CLASSES else session.close,
+            "early_close": session.early_close,
+        }
+    return {"open": False, "opens_at": next_open(asset_class, at), "early_close": False}
+
+
+def _ceil_minute(at: datetime) -> datetime:
+    if at.second or at.microsecond:
+        return at.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    return at
+
+
+def _session_windows(asset_class: str, start: datetime, end: datetime):
+    first_day = _local_day(asset_class, start) - timedelta(days=1)
+    for session in sessions(asset_class, first_day, _local_day(asset_class, end)):
+        lo, hi = _ceil_minute(max(session.open, start)), min(session.close, end)
+        if hi > lo:
+            yield lo, hi
+
+
+def expected_minutes(
+    asset_class: str, start: datetime, end: datetime
+) -> Iterator[datetime]:
+    """Every minute-bar start in [start, end) during which the market is open."""
+    one_minute = timedelta(minutes=1)
+    for lo, hi in _session_windows(asset_class, start, end):
+        minute = lo
+        while minute < hi:
+            yield minute
+            minute += one_minute
+
+
+def expected_minute_count(asset_class: str, start: datetime, end: datetime) -> int:
+    total = 0
+    for lo, hi in _session_windows(asset_class, start, end):
+        seconds = (hi - lo).total_seconds()
+        total += int(seconds // 60) + (1 if seconds % 60 else 0)
+    return total

@@ -1,0 +1,51 @@
+"""The demo account `make demo` prints: a login, watchlists and a few positions."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+from marketdata.models import Position, Watchlist
+from marketdata.selectors import instruments_by_symbol
+from marketdata.services import watchlist_create, watchlist_items_add
+
+DEMO_WATCHLISTS = {
+    "Tech": ["AAPL", "MSFT", "NVDA", "GOOGL", "AMZN", "META", "TSLA", "AMD"],
+    "Index ETFs": ["SPY", "QQQ", "DIA", "IWM", "SMH"],
+    "Crypto": ["BTC/USD", "ETH/USD", "SOL/USD"],
+}
+DEMO_POSITIONS = {
+    "AAPL": (Decimal("40"), Decimal("182.50")),
+    "NVDA": (Decimal("25"), Decimal("118.20")),
+    "SPY": (Decimal("10"), Decimal("512.00")),
+    "BTC/USD": (Decimal("0.25"), Decimal("61250.00")),
+}
+
+
+def demo_setup(*, username: str, password: str) -> tuple[object, bool]:
+    """Create (or reset the password of) the demo user and give it the demo
+    watchlists (filling any that are empty) and positions. Returns (user, created)."""
+    User = get_user_model()
+    with transaction.atomic():
+        user, created = User.objects.get_or_create(
+            username=username, defaults={"is_staff": True, "is_superuser": True}
+        )
+        user.set_password(password)
+        user.save(update_fields=["password"])
+        for name, symbols in DEMO_WATCHLISTS.items():
+            watchlist = Watchlist.objects.filter(owner=user, name=name).first()
+            if watchlist is None:
+                watchlist_create(owner=user, name=name, symbols=symbols)
+            elif not watchlist.items.exists():
+                watchlist_items_add(watchlist=watchlist, symbols=symbols)
+        instruments = instruments_by_symbol(symbols=DEMO_POSITIONS)
+        for symbol, (quantity, cost) in DEMO_POSITIONS.items():
+            if symbol in instruments:
+                Position.objects.get_or_create(
+                    owner=user,
+                    instrument=instruments[symbol],
+                    defaults={"quantity": quantity, "average_cost": cost},
+                )
+    return user, created

@@ -1,0 +1,110 @@
+"""Normalized market-data events: what every provider adapter produces.
+
+Small frozen dataclasses, provider-independent. `symbol` is always the
+canonical instrument symbol, `ts` an aware UTC datetime (microseconds kept),
+prices and sizes `Decimal` with the precision the provider sent.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import ClassVar
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    kind: ClassVar[str] = "trade"
+    symbol: str
+    ts: datetime
+    price: Decimal
+    size: Decimal
+    provider: str
+    trade_id: str | None = None
+    exchange: str = ""
+    conditions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    kind: ClassVar[str] = "quote"
+    symbol: str
+    ts: datetime
+    bid_price: Decimal
+    bid_size: Decimal
+    ask_price: Decimal
+    ask_size: Decimal
+    provider: str
+    bid_exchange: str = ""
+    ask_exchange: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class BarEvent:
+    """An OHLCV bar; `ts` is the bar start. `updated` marks a correction of a
+    bar already sent (Alpaca `u`); `closed` is False for a still-forming bar
+    (Binance kline with `x: false`)."""
+
+    kind: ClassVar[str] = "bar"
+    symbol: str
+    ts: datetime
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal
+    provider: str
+    timeframe: str = "1m"
+    vwap: Decimal | None = None
+    trade_count: int | None = None
+    updated: bool = False
+    closed: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """Trading status of one instrument (halts, resumptions, LULD pauses)."""
+
+    kind: ClassVar[str] = "status"
+    symbol: str
+    ts: datetime
+    provider: str
+    halted: bool
+    code: str = ""
+    message: str = ""
+    reason: str = ""
+
+
+class ControlType(enum.Enum):
+    CONNECTED = "connected"
+    AUTHENTICATED = "authenticated"
+    AUTH_FAILED = "auth_failed"
+    SUBSCRIBED = "subscribed"
+    SUBSCRIPTION_ERROR = "subscription_error"
+    CONNECTION_LIMIT = "connection_limit"
+    PING = "ping"
+    SERVER_SHUTDOWN = "server_shutdown"
+    ERROR = "error"
+    MALFORMED = "malformed"
+
+
+@dataclass(frozen=True, slots=True)
+class Control:
+    """A protocol outcome rather than market data. `reply` is a text frame the
+    client must send back (e.g. a pong), `symbols` the canonical symbols it
+    concerns (the confirmed set for SUBSCRIBED, the rejected ones for
+    SUBSCRIPTION_ERROR)."""
+
+    kind: ClassVar[str] = "control"
+    type: ControlType
+    provider: str
+    code: int | None = None
+    message: str = ""
+    symbols: tuple[str, ...] = field(default=())
+    reply: str | None = None
+
+
+MarketEvent = Trade | Quote | BarEvent | Status
+Event = Trade | Quote | BarEvent | Status | Control

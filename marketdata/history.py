@@ -1,0 +1,711 @@
+"""Historical bar loading: jobs split into chunks (instrument × month for
+minutes, instrument × year for days), each run by one Dramatiq actor call or
+in-process with `--sync`.
+
+A chunk claims itself, checks coverage (a finished chunk of an earlier job,
+or a full set of stored bars, means nothing is fetched), pages through the
+provider's REST history behind the Redis-shared rate limit, drops invalid
+bars (counted, with examples) and stores the rest with COPY + `INSERT … ON
+CONFLICT DO NOTHING`, so overlaps and re-runs are harmless. Progress is
+written per page; a worker that dies leaves a stale heartbeat, and the next
+run of the same command re-enqueues the chunk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import close_old_connections, connection, transaction
+from django.db.models import Count, F, Max, Min, Q, Sum
+from django.utils import timezone
+
+from marketdata import calendar
+from marketdata.events import BarEvent
+from marketdata.models import (
+    Bar,
+    BarOrigin,
+    BarRollup,
+    ChunkState,
+    Instrument,
+    JobState,
+    LoadChunk,
+    LoadJob,
+    Timeframe,
+)
+from marketdata.providers.base import Provider, ProviderError
+from marketdata.rollups import rollups_refresh
+from marketdata.services import bars_upsert
+
+logger = logging.getLogger(__name__)
+
+
+def _stale_after() -> timedelta:
+    """A running chunk whose heartbeat is older than this is presumed dead."""
+    return timedelta(seconds=getattr(settings, "HISTORY_STALE_SECONDS", 180))
+
+
+# Data this close to "now" may still change at the provider: not "covered".
+SETTLE = timedelta(minutes=15)
+TRANSIENT_ATTEMPTS = 4
+CHUNK_MONTHS = 1  # minutes: one chunk per calendar month
+INVALID_EXAMPLES = 5
+MAX_PRICE = Decimal("999999999999.99999999")  # numeric(20, 8)
+FINISHED = (ChunkState.DONE, ChunkState.SKIPPED, ChunkState.FAILED)
+
+ProviderFactory = Callable[[str, Instrument], Provider]
+
+
+# --- validation -----------------------------------------------------------------
+def bar_problem(bar: BarEvent, *, start: datetime, end: datetime) -> str | None:
+    """Why `bar` must not be stored, or None when it is sound."""
+    if not (start <= bar.ts < end):
+        return "timestamp outside the request"
+    o, h, low, c = bar.open, bar.high, bar.low, bar.close
+    if o <= 0 or h <= 0 or low <= 0 or c <= 0:
+        return "non-positive price"
+    if h > MAX_PRICE:
+        return "price out of range"
+    if h < o or h < c:
+        return "high below open/close"
+    if low > o or low > c:
+        return "low above open/close"
+    if bar.volume < 0:
+        return "negative volume"
+    if bar.timeframe == "1m" and (bar.ts.second or bar.ts.microsecond):
+        return "timestamp not on a minute boundary"
+    return None
+
+
+@dataclass
+class PageResult:
+    rows: list[tuple]
+    invalid: int = 0
+    examples: list[dict] = field(default_factory=list)
+
+
+def validate_page(
+    bars: Iterable[BarEvent],
+    *,
+    instrument_id: int,
+    timeframe: str,
+    start: datetime,
+    end: datetime,
+) -> PageResult:
+    result = PageResult(rows=[])
+    append = result.rows.append
+    minutes = timeframe == Timeframe.MINUTE
+    for bar in bars:
+        ts, o, h, low, c = bar.ts, bar.open, bar.high, bar.low, bar.close
+        # Fast path for sound bars (the same rules as `bar_problem`, inlined:
+        # low > 0 with low <= open/close <= high covers every price).
+        if (
+            start <= ts < end
+            and low > 0
+            and low <= o <= h
+            and low <= c <= h
+            and bar.volume >= 0
+            and h <= MAX_PRICE
+            and (not minutes or not (ts.second or ts.microsecond))
+        ):
+            append(
+                (
+                    instrument_id,
+                    timeframe,
+                    ts,
+                    o,
+                    h,
+                    low,
+                    c,
+                    bar.volume,
+                    bar.vwap,
+                    bar.trade_count,
+                )
+            )
+            continue
+        # Same rules as the fast path, so this always names the problem.
+        problem = bar_problem(bar, start=start, end=end) or "invalid bar"
+        result.invalid += 1
+        if len(result.examples) < INVALID_EXAMPLES:
+            result.examples.append(
+                {
+                    "ts": bar.ts.isoformat(),
+                    "problem": problem,
+                    "ohlcv": [
+                        str(bar.open),
+                        str(bar.high),
+                        str(bar.low),
+                        str(bar.close),
+                        str(bar.volume),
+                    ],
+                }
+            )
+    return result
+
+
+# --- providers --------------------------------------------------------------------
+def provider_build(
+    *,
+    name: str,
+    instruments: Iterable[Instrument],
+    rate_limited: bool = True,
+    **options,
+) -> Provider:
+    """An adapter for `name` with the instruments' symbol mapping and the
+    Redis-shared rate limiter plugged into its request hook."""
+    from marketdata.providers import provider_class
+    from marketdata.ratelimit import rate_limiter_for
+
+    cls = provider_class(name)
+    # The simulator speaks Alpaca's protocol, so it maps symbols as Alpaca.
+    mapping_name = getattr(cls, "symbol_namespace", None) or name
+    symbols = {i.symbol: i.provider_symbol(mapping_name) for i in instruments}
+    limiter = rate_limiter_for(name) if rate_limited else None
+    return cls(symbols=symbols, rate_limiter=limiter, **options)
+
+
+def _default_factory(name: str, instrument: Instrument) -> Provider:
+    return provider_build(name=name, instruments=[instrument])
+
+
+# --- planning -----------------------------------------------------------------------
+def _next_boundary(at: datetime, timeframe: str) -> datetime:
+    months = 12 if timeframe == Timeframe.DAY else CHUNK_MONTHS
+    month = (at.month - 1) // months * months + months  # 0-based month after
+    return datetime(at.year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
+
+
+def chunk_ranges(
+    *, timeframe: str, start: datetime, end: datetime
+) -> list[tuple[datetime, datetime]]:
+    """Calendar months (UTC) for minutes, calendar years for days, clipped to
+    [start, end)."""
+    ranges = []
+    lo = start
+    while lo < end:
+        hi = min(_next_boundary(lo, timeframe), end)
+        ranges.append((lo, hi))
+        lo = hi
+    return ranges
+
+
+def job_key(
+    *,
+    provider: str,
+    timeframe: str,
+    start: datetime,
+    end: datetime,
+    symbols: Iterable[str],
+) -> str:
+    text = "|".join(
+        [provider, timeframe, start.isoformat(), end.isoformat(), *sorted(symbols)]
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:64]
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedJob:
+    job: LoadJob
+    resumed: bool
+    to_run: list[int]
+
+
+def load_job_plan(
+    *,
+    instruments: Iterable[Instrument],
+    provider: str,
+    timeframe: str,
+    start: datetime,
+    end: datetime,
+    options: dict | None = None,
+) -> PlannedJob:
+    """Create the job and its chunks, or resume the unfinished job of the same
+    request: finished chunks stay, failed and dead ones run again."""
+    instruments = sorted(instruments, key=lambda i: i.symbol)
+    symbols = [i.symbol for i in instruments]
+    key = job_key(
+        provider=provider, timeframe=timeframe, start=start, end=end, symbols=symbols
+    )
+    now = timezone.now()
+    with transaction.atomic():
+        job = (
+            LoadJob.objects.select_for_update()
+            .filter(key=key)
+            .exclude(state=JobState.DONE)
+            .order_by("-created_at")
+            .first()
+        )
+        resumed = job is not None
+        if job is None:
+            job = LoadJob.objects.create(
+                key=key,
+                provider=provider,
+                timeframe=timeframe,
+                start=start,
+                end=end,
+                symbols=symbols,
+                options=options or {},
+            )
+            ranges = chunk_ranges(timeframe=timeframe, start=start, end=end)
+            LoadChunk.objects.bulk_create(
+                LoadChunk(
+                    job=job,
+                    instrument=instrument,
+                    timeframe=timeframe,
+                    start=lo,
+                    end=hi,
+                )
+                for instrument in instruments
+                for lo, hi in ranges
+            )
+        runnable = Q(state__in=[ChunkState.PENDING, ChunkState.FAILED]) | Q(
+            state__in=[ChunkState.QUEUED, ChunkState.RUNNING],
+            heartbeat_at__lt=now - _stale_after(),
+        )
+        if resumed:
+            # Queued chunks without a heartbeat were never picked up: their
+            # messages may be lost with a flushed broker, so send them again.
+            runnable |= Q(state=ChunkState.QUEUED, heartbeat_at__isnull=True)
+        to_run = list(job.chunks.filter(runnable).values_list("id", flat=True))
+        job.chunks.filter(id__in=to_run).update(
+            state=ChunkState.QUEUED, heartbeat_at=None, error=""
+        )
+        job.state = JobState.RUNNING
+        job.finished_at = None
+        job.save(update_fields=["state", "finished_at"])
+    return PlannedJob(job=job, resumed=resumed, to_run=to_run)
+
+
+def load_job_enqueue(*, chunk_ids: Iterable[int]) -> None:
+    """Send one actor message per chunk once the transaction commits."""
+    from marketdata.tasks import load_chunk
+
+    ids = list(chunk_ids)
+
+    def send() -> None:
+        for chunk_id in ids:
+            load_chunk.send(chunk_id)
+
+    transaction.on_commit(send)
+
+
+# --- running one chunk ---------------------------------------------------------------
+def _claim(chunk_id: int) -> LoadChunk | None:
+    now = timezone.now()
+    claimable = Q(
+        state__in=[ChunkState.PENDING, ChunkState.QUEUED, ChunkState.FAILED]
+    ) | Q(state=ChunkState.RUNNING, heartbeat_at__lt=now - _stale_after())
+    updated = LoadChunk.objects.filter(claimable, id=chunk_id).update(
+        state=ChunkState.RUNNING,
+        started_at=now,
+        heartbeat_at=now,
+        attempts=F("attempts") + 1,
+        error="",
+    )
+    if not updated:
+        return None
+    return LoadChunk.objects.select_related("instrument", "job").get(id=chunk_id)
+
+
+def range_covered(
+    *,
+    instrument: Instrument,
+    timeframe: str,
+    start: datetime,
+    end: datetime,
+    provider: str | None = None,
+    exclude_chunk_id: int | None = None,
+) -> bool:
+    """True when [start, end) needs no fetch: an earlier chunk fetched it
+    completely, or every bar the market calendar expects is already stored."""
+    earlier = LoadChunk.objects.filter(
+        instrument_id=instrument.id,
+        timeframe=timeframe,
+        state=ChunkState.DONE,
+        start__lte=start,
+        covered_until__gte=end,
+    )
+    if provider:
+        earlier = earlier.filter(job__provider=provider)
+    if exclude_chunk_id is not None:
+        earlier = earlier.exclude(id=exclude_chunk_id)
+    if earlier.exists():
+        return True
+    expected = expected_bars(
+        asset_class=instrument.asset_class, timeframe=timeframe, start=start, end=end
+    )
+    if expected == 0:
+        return False
+    stored = Bar.objects.filter(
+        instrument_id=instrument.id, timeframe=timeframe, ts__gte=start, ts__lt=end
+    ).count()
+    return stored >= expected
+
+
+def expected_bars(
+    *, asset_class: str, timeframe: str, start: datetime, end: datetime
+) -> int:
+    if timeframe == Timeframe.DAY:
+        last = (end - timedelta(microseconds=1)).date()
+        return sum(1 for _ in calendar.sessions(asset_class, start.date(), last))
+    return calendar.expected_minute_count(asset_class, start, end)
+
+
+def _rollups_present(chunk: LoadChunk) -> bool:
+    return BarRollup.objects.filter(
+        instrument_id=chunk.instrument_id,
+        timeframe="1h",
+        ts__gte=chunk.start,
+        ts__lt=chunk.end,
+    ).exists()
+
+
+def chunk_covered(*, chunk: LoadChunk) -> bool:
+    return range_covered(
+        instrument=chunk.instrument,
+        timeframe=chunk.timeframe,
+        start=chunk.start,
+        end=chunk.end,
+        provider=chunk.job.provider,
+        exclude_chunk_id=chunk.id,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkOutcome:
+    state: str
+    bars_added: int = 0
+    bars_received: int = 0
+    invalid: int = 0
+    error: str = ""
+
+
+def load_chunk_run(
+    *,
+    chunk_id: int,
+    provider_factory: ProviderFactory | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    check_coverage: bool = True,
+) -> ChunkOutcome:
+    """Run one chunk to completion (idempotent: a finished chunk returns at once)."""
+    chunk = _claim(chunk_id)
+    if chunk is None:
+        current = (
+            LoadChunk.objects.filter(id=chunk_id)
+            .values_list("state", flat=True)
+            .first()
+        )
+        return ChunkOutcome(state=current or "missing")
+    if check_coverage and chunk_covered(chunk=chunk):
+        if chunk.timeframe == Timeframe.MINUTE and not _rollups_present(chunk):
+            # Stored by someone who did not refresh (e.g. a failed chunk).
+            rollups_refresh(
+                instrument_id=chunk.instrument_id,
+                asset_class=chunk.instrument.asset_class,
+                start=chunk.start,
+                end=chunk.end,
+            )
+        chunk.state = ChunkState.SKIPPED
+        chunk.finished_at = timezone.now()
+        chunk.covered_until = chunk.end
+        chunk.save(update_fields=["state", "finished_at", "covered_until"])
+        _job_refresh(chunk.job_id)
+        return ChunkOutcome(state=ChunkState.SKIPPED)
+
+    factory = provider_factory or _default_factory
+    fetch_started = timezone.now()
+    attempt = 0
+    while True:
+        try:
+            provider = factory(chunk.job.provider, chunk.instrument)
+            _fetch_into(chunk, provider)
+            break
+        except ProviderError as exc:
+            attempt += 1
+            if exc.permanent or attempt >= TRANSIENT_ATTEMPTS:
+                return _chunk_failed(chunk, str(exc))
+            delay = min(30.0, 2.0**attempt)
+            logger.warning(
+                "chunk %s: %s; retry %d in %.0fs", chunk.id, exc, attempt, delay
+            )
+            sleep(delay)
+        except KeyboardInterrupt:
+            # Ctrl-C in `--sync`: the next run of the command picks it up again.
+            LoadChunk.objects.filter(id=chunk.id).update(
+                state=ChunkState.PENDING, error="interrupted", heartbeat_at=None
+            )
+            raise
+        except Exception as exc:  # noqa: BLE001 — recorded on the chunk, never lost
+            logger.exception("chunk %s failed", chunk.id)
+            return _chunk_failed(chunk, f"{type(exc).__name__}: {exc}")
+        except BaseException as exc:  # a worker time limit or shutdown
+            _chunk_failed(chunk, f"{type(exc).__name__}: {exc}")
+            raise
+
+    try:
+        chunk.refresh_from_db(fields=["bars_added", "bars_received", "invalid_bars"])
+        if chunk.timeframe == Timeframe.MINUTE and chunk.bars_added:
+            rollups_refresh(
+                instrument_id=chunk.instrument_id,
+                asset_class=chunk.instrument.asset_class,
+                start=chunk.start,
+                end=chunk.end,
+            )
+    except Exception as exc:  # noqa: BLE001 — the bars are stored; a re-run redoes this
+        logger.exception("chunk %s: finishing failed", chunk.id)
+        return _chunk_failed(chunk, f"{type(exc).__name__}: {exc}")
+    chunk.state = ChunkState.DONE
+    chunk.finished_at = timezone.now()
+    chunk.covered_until = min(chunk.end, fetch_started - SETTLE)
+    chunk.save(update_fields=["state", "finished_at", "covered_until"])
+    _job_refresh(chunk.job_id)
+    return ChunkOutcome(
+        state=ChunkState.DONE,
+        bars_added=chunk.bars_added,
+        bars_received=chunk.bars_received,
+        invalid=chunk.invalid_bars,
+    )
+
+
+def _fetch_into(chunk: LoadChunk, provider: Provider) -> None:
+    origin = BarOrigin.FILE if chunk.job.provider == "csv" else BarOrigin.HISTORY
+    pages = provider.fetch_bars(
+        symbol=chunk.instrument.symbol,
+        start=chunk.start,
+        end=chunk.end,
+        timeframe=chunk.timeframe,
+    )
+    for page in pages:
+        page_result = validate_page(
+            page,
+            instrument_id=chunk.instrument_id,
+            timeframe=chunk.timeframe,
+            start=chunk.start,
+            end=chunk.end,
+        )
+        written = 0
+        if page_result.rows:
+            written = bars_upsert(
+                rows=page_result.rows, provider=chunk.job.provider, origin=origin
+            ).written
+        _chunk_progress(chunk, page, written, page_result)
+
+
+def _chunk_progress(
+    chunk: LoadChunk, page: list, written: int, result: PageResult
+) -> None:
+    updates = {
+        "bars_received": F("bars_received") + len(page),
+        "bars_added": F("bars_added") + written,
+        "invalid_bars": F("invalid_bars") + result.invalid,
+        "pages": F("pages") + 1,
+        "heartbeat_at": timezone.now(),
+    }
+    if result.examples:
+        examples = (chunk.invalid_examples + result.examples)[:INVALID_EXAMPLES]
+        chunk.invalid_examples = examples
+        updates["invalid_examples"] = examples
+    LoadChunk.objects.filter(id=chunk.id).update(**updates)
+
+
+def _chunk_failed(chunk: LoadChunk, message: str) -> ChunkOutcome:
+    LoadChunk.objects.filter(id=chunk.id).update(
+        state=ChunkState.FAILED, error=message[:2000], finished_at=timezone.now()
+    )
+    _job_refresh(chunk.job_id)
+    return ChunkOutcome(state=ChunkState.FAILED, error=message)
+
+
+def _job_refresh(job_id: int) -> None:
+    """Close the job once every chunk has finished."""
+    open_chunks = LoadChunk.objects.filter(job_id=job_id).exclude(state__in=FINISHED)
+    if open_chunks.exists():
+        return
+    failed = LoadChunk.objects.filter(job_id=job_id, state=ChunkState.FAILED).exists()
+    LoadJob.objects.filter(id=job_id).exclude(
+        state__in=[JobState.DONE, JobState.FAILED]
+    ).update(
+        state=JobState.FAILED if failed else JobState.DONE, finished_at=timezone.now()
+    )
+
+
+def load_job_run_sync(
+    *,
+    job: LoadJob,
+    chunk_ids: Iterable[int],
+    on_chunk: Callable[[ChunkOutcome], None] | None = None,
+    provider_factory: ProviderFactory | None = None,
+) -> None:
+    """`--sync`: run chunks one after another in this process."""
+    for chunk_id in chunk_ids:
+        outcome = load_chunk_run(chunk_id=chunk_id, provider_factory=provider_factory)
+        if connection.get_autocommit():  # never inside a caller's transaction
+            close_old_connections()
+        if on_chunk is not None:
+            on_chunk(outcome)
+    _job_refresh(job.id)
+
+
+# --- progress -------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class JobProgress:
+    job_id: int
+    state: str
+    chunks: int
+    finished: int
+    done: int
+    skipped: int
+    failed: int
+    running: int
+    bars_added: int
+    bars_received: int
+    invalid_bars: int
+
+    @property
+    def complete(self) -> bool:
+        return self.finished >= self.chunks
+
+
+def load_job_progress(*, job_id: int) -> JobProgress:
+    job = LoadJob.objects.get(id=job_id)
+    totals = LoadChunk.objects.filter(job_id=job_id).aggregate(
+        chunks=Count("id"),
+        done=Count("id", filter=Q(state=ChunkState.DONE)),
+        skipped=Count("id", filter=Q(state=ChunkState.SKIPPED)),
+        failed=Count("id", filter=Q(state=ChunkState.FAILED)),
+        running=Count("id", filter=Q(state=ChunkState.RUNNING)),
+        bars_added=Sum("bars_added"),
+        bars_received=Sum("bars_received"),
+        invalid_bars=Sum("invalid_bars"),
+    )
+    finished = totals["done"] + totals["skipped"] + totals["failed"]
+    return JobProgress(
+        job_id=job_id,
+        state=job.state,
+        chunks=totals["chunks"],
+        finished=finished,
+        done=totals["done"],
+        skipped=totals["skipped"],
+        failed=totals["failed"],
+        running=totals["running"],
+        bars_added=totals["bars_added"] or 0,
+        bars_received=totals["bars_received"] or 0,
+        invalid_bars=totals["invalid_bars"] or 0,
+    )
+
+
+def load_job_summary(*, job_id: int) -> list[dict]:
+    """Per instrument: bars added, invalid, chunk states, years covered, time."""
+    rows = (
+        LoadChunk.objects.filter(job_id=job_id)
+        .values("instrument__symbol")
+        .annotate(
+            bars_added=Sum("bars_added"),
+            bars_received=Sum("bars_received"),
+            invalid_bars=Sum("invalid_bars"),
+            chunks=Count("id"),
+            failed=Count("id", filter=Q(state=ChunkState.FAILED)),
+            skipped=Count("id", filter=Q(state=ChunkState.SKIPPED)),
+            first=Min("start"),
+            last=Max("end"),
+            started=Min("started_at"),
+            finished=Max("finished_at"),
+        )
+        .order_by("instrument__symbol")
+    )
+    summary = []
+    for row in rows:
+        seconds = (
+            (row["finished"] - row["started"]).total_seconds()
+            if row["started"] and row["finished"]
+            else 0.0
+        )
+        years = (row["last"] - row["first"]).days / 365.25 if row["first"] else 0.0
+        summary.append(
+            {
+                "symbol": row["instrument__symbol"],
+                "bars_added": row["bars_added"] or 0,
+                "bars_received": row["bars_received"] or 0,
+                "invalid_bars": row["invalid_bars"] or 0,
+                "chunks": row["chunks"],
+                "failed": row["failed"],
+                "skipped": row["skipped"],
+                "years": round(years, 2),
+                "seconds": round(seconds, 1),
+            }
+        )
+    return summary
+
+
+def load_job_failures(*, job_id: int, limit: int = 10) -> list[LoadChunk]:
+    return list(
+        LoadChunk.objects.filter(job_id=job_id, state=ChunkState.FAILED)
+        .select_related("instrument")
+        .order_by("instrument__symbol", "start")[:limit]
+    )
+
+
+def load_job_invalid_examples(
+    *, job_id: int, limit: int = 10
+) -> list[tuple[str, dict]]:
+    examples = []
+    for chunk in (
+        LoadChunk.objects.filter(job_id=job_id, invalid_bars__gt=0)
+        .select_related("instrument")
+        .order_by("instrument__symbol", "start")
+    ):
+        for example in chunk.invalid_examples:
+            examples.append((chunk.instrument.symbol, example))
+            if len(examples) >= limit:
+                return examples
+    return examples
+
+
+# --- coverage (`--check-only`) ------------------------------------------------------------
+def coverage_check(
+    *, instruments: Iterable[Instrument], timeframe: str, start: datetime, end: datetime
+) -> list[dict]:
+    """What a load would do, fetching nothing: per instrument, stored bars,
+    expected bars and how many chunks are already covered."""
+    report = []
+    for instrument in instruments:
+        stored = Bar.objects.filter(
+            instrument=instrument, timeframe=timeframe, ts__gte=start, ts__lt=end
+        ).aggregate(n=Count("ts"), first=Min("ts"), last=Max("ts"))
+        expected = expected_bars(
+            asset_class=instrument.asset_class,
+            timeframe=timeframe,
+            start=start,
+            end=end,
+        )
+        ranges = chunk_ranges(timeframe=timeframe, start=start, end=end)
+        covered = sum(
+            1
+            for lo, hi in ranges
+            if range_covered(
+                instrument=instrument, timeframe=timeframe, start=lo, end=hi
+            )
+        )
+        report.append(
+            {
+                "symbol": instrument.symbol,
+                "stored": stored["n"],
+                "expected": expected,
+                "coverage": (stored["n"] / expected * 100.0) if expected else 0.0,
+                "first": stored["first"],
+                "last": stored["last"],
+                "chunks": len(ranges),
+                "chunks_covered": covered,
+            }
+        )
+    return report
+
+
+def parse_day(value: str) -> date:
+    return date.fromisoformat(value)

@@ -1,0 +1,335 @@
+"""Instruments, watchlists, positions and bars."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+
+from marketdata.validators import validate_symbol
+
+PRICE = {"max_digits": 20, "decimal_places": 8}
+QUANTITY = {"max_digits": 28, "decimal_places": 8}
+
+
+class AssetClass(models.TextChoices):
+    EQUITY = "equity", "Equity"
+    ETF = "etf", "ETF"
+    CRYPTO = "crypto", "Crypto"
+    FX = "fx", "FX"
+
+
+class Instrument(models.Model):
+    symbol = models.CharField(
+        max_length=15,
+        unique=True,
+        validators=[validate_symbol],
+        help_text="Canonical symbol, e.g. AAPL, BRK.B or BTC/USD.",
+    )
+    name = models.CharField(max_length=200, blank=True)
+    asset_class = models.CharField(
+        max_length=10, choices=AssetClass.choices, default=AssetClass.EQUITY
+    )
+    exchange = models.CharField(max_length=32, blank=True)
+    currency = models.CharField(max_length=3, default="USD")
+    price_increment = models.DecimalField(**PRICE, default=Decimal("0.01"))
+    provider_symbols = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Symbol per provider when it differs, e.g. {"binance": "BTCUSDT"}.',
+    )
+    active = models.BooleanField(default=True)
+    # Set by the stream worker when a provider rejects the symbol.
+    stream_error = models.CharField(max_length=300, blank=True)
+    stream_error_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["symbol"]
+        indexes = [models.Index(fields=["asset_class", "active"])]
+
+    def __str__(self) -> str:
+        return self.symbol
+
+    def provider_symbol(self, provider: str) -> str:
+        return self.provider_symbols.get(provider) or self.symbol
+
+    @property
+    def is_crypto(self) -> bool:
+        return self.asset_class == AssetClass.CRYPTO
+
+    @property
+    def price_decimals(self) -> int:
+        exponent = self.price_increment.normalize().as_tuple().exponent
+        return max(0, -int(exponent))
+
+
+class Watchlist(models.Model):
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="watchlists"
+    )
+    name = models.CharField(max_length=60)
+    position = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["owner", "position", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["owner", "name"], name="watchlist_unique_name_per_owner"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.owner})"
+
+
+class WatchlistItem(models.Model):
+    watchlist = models.ForeignKey(
+        Watchlist, on_delete=models.CASCADE, related_name="items"
+    )
+    instrument = models.ForeignKey(
+        Instrument, on_delete=models.CASCADE, related_name="watchlist_items"
+    )
+    position = models.PositiveIntegerField(default=0)
+    added_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["watchlist", "position", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["watchlist", "instrument"],
+                name="watchlist_item_unique_instrument",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.instrument} in {self.watchlist.name}"
+
+
+class Position(models.Model):
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="positions"
+    )
+    instrument = models.ForeignKey(
+        Instrument, on_delete=models.PROTECT, related_name="positions"
+    )
+    quantity = models.DecimalField(**QUANTITY)
+    average_cost = models.DecimalField(**PRICE)
+    opened_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["owner", "instrument__symbol"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["owner", "instrument"], name="position_unique_per_owner"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} {self.instrument} @ {self.average_cost}"
+
+    @property
+    def cost_basis(self) -> Decimal:
+        return self.quantity * self.average_cost
+
+
+class Timeframe(models.TextChoices):
+    MINUTE = "1m", "1 minute"
+    # Stored hourly bars come from files only (CSV imports); charts use them
+    # where no minutes exist (`marketdata.rollups`).
+    HOUR = "1h", "1 hour"
+    DAY = "1d", "1 day"
+
+
+class BarOrigin(models.TextChoices):
+    LIVE = "live", "Live stream"
+    HISTORY = "history", "History load"
+    BACKFILL = "backfill", "Gap backfill"
+    FILE = "file", "File import"
+
+
+class Bar(models.Model):
+    """One OHLCV bar. The table is created by migration SQL: a TimescaleDB
+    hypertable when the extension exists, else range-partitioned by `ts`."""
+
+    pk = models.CompositePrimaryKey("instrument", "timeframe", "ts")
+    instrument = models.ForeignKey(
+        Instrument, on_delete=models.DO_NOTHING, db_constraint=False
+    )
+    timeframe = models.CharField(max_length=3, choices=Timeframe.choices)
+    ts = models.DateTimeField(help_text="Bar start, UTC.")
+    open = models.DecimalField(**PRICE)
+    high = models.DecimalField(**PRICE)
+    low = models.DecimalField(**PRICE)
+    close = models.DecimalField(**PRICE)
+    volume = models.DecimalField(**QUANTITY, default=Decimal(0))
+    vwap = models.DecimalField(**PRICE, null=True, blank=True)
+    trade_count = models.IntegerField(null=True, blank=True)
+    provider = models.CharField(max_length=16)
+    origin = models.CharField(max_length=8, choices=BarOrigin.choices)
+    revision = models.PositiveSmallIntegerField(
+        default=0, help_text="How many times a later message corrected this bar."
+    )
+
+    class Meta:
+        db_table = "marketdata_bar"
+        ordering = ["instrument", "timeframe", "ts"]
+
+    def __str__(self) -> str:
+        return f"{self.instrument_id} {self.timeframe} {self.ts:%Y-%m-%d %H:%M}"
+
+
+# --- History loading and the gap ledger -------------------------------------------
+class JobState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed (some chunks)"
+
+
+class ChunkState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    SKIPPED = "skipped", "Skipped (already covered)"
+    FAILED = "failed", "Failed"
+
+
+class LoadJob(models.Model):
+    """One `load_history` request: a provider, a range and its chunks. `key`
+    identifies the same request so that running it again resumes this job."""
+
+    key = models.CharField(max_length=64, db_index=True)
+    provider = models.CharField(max_length=16)
+    timeframe = models.CharField(max_length=3, choices=Timeframe.choices)
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    symbols = models.JSONField(default=list)
+    options = models.JSONField(default=dict, blank=True)
+    state = models.CharField(
+        max_length=10, choices=JobState.choices, default=JobState.PENDING
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"load #{self.pk} {self.provider} {self.timeframe} {self.start:%Y-%m-%d}…{self.end:%Y-%m-%d}"
+
+
+class LoadChunk(models.Model):
+    """One instrument × period of a load job, run by one Dramatiq actor call."""
+
+    job = models.ForeignKey(LoadJob, on_delete=models.CASCADE, related_name="chunks")
+    instrument = models.ForeignKey(
+        Instrument, on_delete=models.CASCADE, related_name="load_chunks"
+    )
+    timeframe = models.CharField(max_length=3, choices=Timeframe.choices)
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    state = models.CharField(
+        max_length=10, choices=ChunkState.choices, default=ChunkState.PENDING
+    )
+    bars_received = models.PositiveIntegerField(default=0)
+    bars_added = models.PositiveIntegerField(default=0)
+    invalid_bars = models.PositiveIntegerField(default=0)
+    invalid_examples = models.JSONField(default=list, blank=True)
+    pages = models.PositiveIntegerField(default=0)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # Provider data is complete up to here (a chunk reaching "now" is only
+    # covered up to the moment it was fetched).
+    covered_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["job", "instrument", "start"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["job", "instrument", "start"], name="load_chunk_unique"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["instrument", "timeframe", "state", "start"]),
+            models.Index(fields=["job", "state"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.instrument_id} {self.timeframe} {self.start:%Y-%m-%d}…{self.end:%Y-%m-%d}"
+
+
+class GapState(models.TextChoices):
+    OPEN = "open", "Open"
+    REPAIRING = "repairing", "Repairing"
+    REPAIRED = "repaired", "Repaired"
+    UNREPAIRABLE = "unrepairable", "Unrepairable (provider has no data)"
+
+
+class Gap(models.Model):
+    """A hole in an instrument's 1-minute bars, [start, end)."""
+
+    instrument = models.ForeignKey(
+        Instrument, on_delete=models.CASCADE, related_name="gaps"
+    )
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    source = models.CharField(
+        max_length=16, help_text="Who found it: stream, verifier, admin, …"
+    )
+    state = models.CharField(
+        max_length=12, choices=GapState.choices, default=GapState.OPEN
+    )
+    missing_minutes = models.PositiveIntegerField(default=0)
+    bars_added = models.PositiveIntegerField(default=0)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-start"]
+        indexes = [models.Index(fields=["instrument", "state", "start"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(end__gt=models.F("start")),
+                name="gap_end_after_start",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.instrument_id} gap {self.start:%Y-%m-%d %H:%M}…{self.end:%H:%M} ({self.state})"
+
+
+class BarRollup(models.Model):
+    """Stored hourly and daily bars computed from minutes (`marketdata.rollups`).
+    Written only by `rollups_refresh` with SQL; the model exists so that the
+    table is known to Django (admin, test flushes)."""
+
+    pk = models.CompositePrimaryKey("instrument", "timeframe", "ts")
+    instrument = models.ForeignKey(
+        Instrument, on_delete=models.DO_NOTHING, db_constraint=False
+    )
+    timeframe = models.CharField(max_length=3)
+    ts = models.DateTimeField()
+    open = models.DecimalField(**PRICE)
+    high = models.DecimalField(**PRICE)
+    low = models.DecimalField(**PRICE)
+    close = models.DecimalField(**PRICE)
+    volume = models.DecimalField(**QUANTITY)
+    trade_count = models.BigIntegerField(null=True)
+    minutes = models.IntegerField()
+
+    class Meta:
+        db_table = "marketdata_bar_rollup"
+        ordering = ["instrument", "timeframe", "ts"]
+
+    def __str__(self) -> str:
+        return f"{self.instrument_id} {self.timeframe} {self.ts:%Y-%m-%d %H:%M}"

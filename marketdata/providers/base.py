@@ -1,0 +1,134 @@
+"""The provider interface the stream worker and the history loader use.
+
+A provider adapter knows one vendor's wire protocol: where to connect, what to
+send to authenticate and (un)subscribe, how to turn one received frame into
+normalized events (`marketdata.events`), and how to page through historical
+bars over REST. It never touches the database: symbol mapping comes in as a
+plain dict at construction.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import datetime
+
+from marketdata.events import BarEvent, Event
+
+
+class ProviderError(Exception):
+    """A provider refused or failed. `permanent` errors (bad credentials,
+    unknown symbol, invalid request) must not be retried; others may be."""
+
+    def __init__(
+        self, message: str, *, permanent: bool = False, status: int | None = None
+    ):
+        super().__init__(message)
+        self.permanent = permanent
+        self.status = status
+
+
+class AuthenticationError(ProviderError):
+    def __init__(self, message: str, *, status: int | None = None):
+        super().__init__(message, permanent=True, status=status)
+
+
+class UnknownSymbolError(ProviderError):
+    def __init__(self, message: str, *, status: int | None = None):
+        super().__init__(message, permanent=True, status=status)
+
+
+class InvalidRequestError(ProviderError):
+    def __init__(self, message: str, *, status: int | None = None):
+        super().__init__(message, permanent=True, status=status)
+
+
+class RateLimitedError(ProviderError):
+    """Retries ran out while the provider kept answering 429."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        status: int | None = 429,
+    ):
+        super().__init__(message, permanent=False, status=status)
+        self.retry_after = retry_after
+
+
+class Provider(abc.ABC):
+    """One vendor. `symbols` maps canonical symbols to the vendor's own
+    (`{"BTC/USD": "BTCUSDT"}`); symbols absent from it are sent unchanged."""
+
+    name: str = ""
+    #: asset classes this provider can stream (`marketdata.models.AssetClass` values)
+    asset_classes: frozenset[str] = frozenset()
+
+    def __init__(
+        self,
+        *,
+        symbols: Mapping[str, str] | None = None,
+        rate_limiter: Callable[[], None] | None = None,
+    ) -> None:
+        self.to_provider: dict[str, str] = dict(symbols or {})
+        self.to_canonical: dict[str, str] = {v: k for k, v in self.to_provider.items()}
+        #: called before every REST request (a Redis-shared limiter plugs in here)
+        self.rate_limiter = rate_limiter
+
+    def _before_request(self) -> None:
+        """REST adapters call this before every request; it defers to
+        `rate_limiter` as it is at that moment."""
+        if self.rate_limiter is not None:
+            self.rate_limiter()
+
+    def provider_symbol(self, symbol: str) -> str:
+        return self.to_provider.get(symbol, symbol)
+
+    def canonical_symbol(self, provider_symbol: str) -> str:
+        return self.to_canonical.get(provider_symbol, provider_symbol)
+
+    # --- streaming -----------------------------------------------------------
+    @abc.abstractmethod
+    def stream_url(self, *, asset_class: str, symbols: Iterable[str] = ()) -> str:
+        """WebSocket URL for instruments of `asset_class`."""
+
+    def stream_headers(self) -> list[str]:
+        """Extra HTTP headers for the upgrade request (`"Name: value"`)."""
+        return []
+
+    @abc.abstractmethod
+    def auth_messages(self) -> list[str]:
+        """Text frames to send once connected (may be empty)."""
+
+    @abc.abstractmethod
+    def subscribe_messages(self, symbols: Iterable[str]) -> list[str]:
+        """Text frames subscribing the canonical `symbols`."""
+
+    @abc.abstractmethod
+    def unsubscribe_messages(self, symbols: Iterable[str]) -> list[str]:
+        """Text frames unsubscribing the canonical `symbols`."""
+
+    def handshake_events(self) -> list[Event]:
+        """Events implied by a successful WebSocket upgrade, for providers
+        that authenticate in the URL (Finnhub) or subscribe in it (Binance),
+        so the worker can treat every provider alike. Alpaca: none (it says
+        so in-band)."""
+        return []
+
+    @abc.abstractmethod
+    def parse_frame(
+        self, frame: str | bytes, received_at: datetime | None = None
+    ) -> list[Event]:
+        """Normalize one received frame. Never raises: a frame that cannot be
+        understood yields one `Control(ControlType.MALFORMED)`. `received_at`
+        stamps messages that carry no time of their own (Binance bookTicker);
+        it defaults to now."""
+
+    # --- history -------------------------------------------------------------
+    @abc.abstractmethod
+    def fetch_bars(
+        self, *, symbol: str, start: datetime, end: datetime, timeframe: str = "1m"
+    ) -> Iterator[list[BarEvent]]:
+        """Pages of bars with `start <= ts < end` (`timeframe` "1m" or "1d"),
+        oldest first. Raises `ProviderError` subclasses."""

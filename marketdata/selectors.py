@@ -1,0 +1,265 @@
+"""Reads for market data. Other apps read instruments and watchlists here."""
+
+from __future__ import annotations
+
+from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
+
+from marketdata.models import Bar, Instrument, Position, Watchlist, WatchlistItem
+
+
+def instrument_get(*, symbol: str) -> Instrument | None:
+    return Instrument.objects.filter(symbol=symbol).first()
+
+
+def instruments_by_symbol(*, symbols) -> dict[str, Instrument]:
+    return {i.symbol: i for i in Instrument.objects.filter(symbol__in=list(symbols))}
+
+
+def instruments_search(*, query: str, limit: int = 20) -> list[Instrument]:
+    """Type-ahead: exact symbol first, then symbol prefix, then name matches."""
+    query = query.strip()
+    if not query:
+        return []
+    upper = query.upper()
+    return list(
+        Instrument.objects.filter(active=True)
+        .filter(Q(symbol__istartswith=query) | Q(name__icontains=query))
+        .annotate(
+            rank=Case(
+                When(symbol=upper, then=Value(0)),
+                When(symbol__startswith=upper, then=Value(1)),
+                When(name__istartswith=query, then=Value(2)),
+                default=Value(3),
+                output_field=IntegerField(),
+            )
+        )
+        .order_by("rank", "symbol")[:limit]
+    )
+
+
+def watchlists_for_user(*, user) -> QuerySet[Watchlist]:
+    return Watchlist.objects.filter(owner=user).prefetch_related("items__instrument")
+
+
+def positions_for_user(*, user) -> QuerySet[Position]:
+    return Position.objects.filter(owner=user).select_related("instrument")
+
+
+def instruments_in_use() -> QuerySet[Instrument]:
+    """Instruments that appear in any watchlist or position (active only)."""
+    return (
+        Instrument.objects.filter(active=True)
+        .filter(
+            Q(pk__in=WatchlistItem.objects.values("instrument"))
+            | Q(pk__in=Position.objects.values("instrument"))
+        )
+        .distinct()
+    )
+
+
+def bars_page(
+    *,
+    instrument,
+    timeframe: str,
+    origin: str | None = None,
+    before=None,
+    limit: int = 100,
+):
+    """Newest-first page of stored bars, keyed by time (no counts, no offsets)."""
+    queryset = Bar.objects.filter(instrument=instrument, timeframe=timeframe)
+    if origin:
+        queryset = queryset.filter(origin=origin)
+    if before is not None:
+        queryset = queryset.filter(ts__lt=before)
+    return list(queryset.order_by("-ts")[:limit])
+
+
+def instruments_stream_info(*, symbols) -> dict[str, dict]:
+    """What a browser socket needs per known, active symbol: name, price
+    decimals and asset class. Unknown or inactive symbols are absent."""
+    return {
+        i.symbol: {
+            "name": i.name,
+            "decimals": i.price_decimals,
+            "asset_class": i.asset_class,
+        }
+        for i in Instrument.objects.filter(symbol__in=list(symbols), active=True)
+    }
+
+
+def watchlist_get_for_owner(*, owner, watchlist_id: int) -> Watchlist | None:
+    """The owner's watchlist, or None (also when it belongs to someone else)."""
+    return Watchlist.objects.filter(owner=owner, pk=watchlist_id).first()
+
+
+def session_latest(*, asset_class: str, at=None):
+    """The session in progress at `at`, else the most recent one before it."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from marketdata.calendar import session_for
+
+    at = at or timezone.now()
+    day = at.date() + timedelta(days=1)
+    for offset in range(0, 15):
+        session = session_for(asset_class, day - timedelta(days=offset))
+        if session is not None and session.open <= at:
+            return session
+    return None
+
+
+SPARKLINE_POINTS = 120
+
+
+def session_sparklines(*, instruments, at=None) -> dict[str, dict]:
+    """Closing prices of each instrument's latest session from the stored
+    minute bars, bucketed in SQL to at most `SPARKLINE_POINTS` points.
+
+    Returns `{symbol: {"bucket": minutes, "start": session open (epoch s),
+    "points": [float, ...], "last": start of the last point's bucket (epoch s)
+    or None}}` for every instrument, points possibly empty."""
+    from math import ceil
+
+    from django.db import connection
+
+    by_class: dict[str, list] = {}
+    for instrument in instruments:
+        by_class.setdefault(instrument.asset_class, []).append(instrument)
+    result: dict[str, dict] = {}
+    with connection.cursor() as cursor:
+        for asset_class, members in by_class.items():
+            session = session_latest(asset_class=asset_class, at=at)
+            if session is None:
+                for instrument in members:
+                    result[instrument.symbol] = {
+                        "bucket": 1,
+                        "start": 0,
+                        "points": [],
+                        "last": None,
+                    }
+                continue
+            bucket = max(1, ceil(session.minutes / SPARKLINE_POINTS))
+            start = session.open.timestamp()
+            points: dict[int, list[float]] = {i.pk: [] for i in members}
+            last: dict[int, float] = {}
+            cursor.execute(
+                "SELECT instrument_id, date_bin(%s::interval, ts, %s) AS bucket, "
+                "(array_agg(close ORDER BY ts DESC))[1] "
+                "FROM marketdata_bar "
+                "WHERE timeframe = '1m' AND instrument_id = ANY(%s) "
+                "AND ts >= %s AND ts < %s "
+                "GROUP BY 1, 2 ORDER BY 1, 2",
+                [
+                    f"{bucket} minutes",
+                    session.open,
+                    list(points),
+                    session.open,
+                    session.close,
+                ],
+            )
+            for instrument_id, bucket_ts, close in cursor.fetchall():
+                points[instrument_id].append(float(close))
+                last[instrument_id] = bucket_ts.timestamp()
+            for instrument in members:
+                result[instrument.symbol] = {
+                    "bucket": bucket,
+                    "start": start,
+                    "points": points[instrument.pk],
+                    "last": last.get(instrument.pk),
+                }
+    return result
+
+
+# --- history, gaps and chart bars (issue 5) ---------------------------------------
+def bars_resampled(
+    *,
+    instrument: Instrument,
+    timeframe: str,
+    start,
+    end,
+    limit: int = 1000,
+    as_float: bool = False,
+) -> list[tuple]:
+    """The newest `limit` bars of `timeframe` (1m, 5m, 15m, 1h, 1d) starting in
+    [start, end), oldest first, as (ts, open, high, low, close, volume,
+    trade_count). Aggregation runs in the database (stored rollups for 1h/1d);
+    daily bars of equities cover the regular NYSE session, stamped at New
+    York midnight. Stored hourly and daily bars (imports, provider daily
+    loads) fill ranges without minutes; minutes win where both exist."""
+    from marketdata.rollups import bars_resampled_rows
+
+    return bars_resampled_rows(
+        instrument_id=instrument.id,
+        asset_class=instrument.asset_class,
+        timeframe=timeframe,
+        start=start,
+        end=end,
+        limit=limit,
+        numeric="float8" if as_float else "numeric",
+    )
+
+
+def bars_exist_before(*, instrument: Instrument, timeframe: str, before, start) -> bool:
+    """Whether anything older than `before` (and not before `start`) exists for
+    `timeframe`: 1d may also come from stored daily or hourly bars, 1h from
+    stored hourly bars, the rest from minutes only."""
+    sources = {"1d": ["1m", "1h", "1d"], "1h": ["1m", "1h"]}.get(timeframe, ["1m"])
+    return Bar.objects.filter(
+        instrument=instrument, ts__lt=before, ts__gte=start, timeframe__in=sources
+    ).exists()
+
+
+def load_jobs_recent(*, limit: int = 10) -> list[dict]:
+    """Newest load jobs with their chunk counts and bars, for the status page."""
+    from django.db.models import Count, Sum
+
+    from marketdata.models import ChunkState, LoadJob
+
+    jobs = LoadJob.objects.annotate(
+        chunk_count=Count("chunks"),
+        chunks_finished=Count(
+            "chunks",
+            filter=Q(
+                chunks__state__in=[
+                    ChunkState.DONE,
+                    ChunkState.SKIPPED,
+                    ChunkState.FAILED,
+                ]
+            ),
+        ),
+        chunks_failed=Count("chunks", filter=Q(chunks__state=ChunkState.FAILED)),
+        bars_added=Sum("chunks__bars_added"),
+        invalid_bars=Sum("chunks__invalid_bars"),
+    ).order_by("-created_at")[:limit]
+    return [
+        {
+            "id": job.id,
+            "provider": job.provider,
+            "timeframe": job.timeframe,
+            "start": job.start,
+            "end": job.end,
+            "symbols": job.symbols,
+            "state": job.state,
+            "created_at": job.created_at,
+            "finished_at": job.finished_at,
+            "chunks": job.chunk_count,
+            "chunks_finished": job.chunks_finished,
+            "chunks_failed": job.chunks_failed,
+            "bars_added": job.bars_added or 0,
+            "invalid_bars": job.invalid_bars or 0,
+        }
+        for job in jobs
+    ]
+
+
+def gaps_open_count() -> int:
+    from marketdata.models import Gap, GapState
+
+    return Gap.objects.filter(state__in=[GapState.OPEN, GapState.REPAIRING]).count()
+
+
+def gaps_for_instrument(*, instrument: Instrument, limit: int = 50) -> list:
+    from marketdata.models import Gap
+
+    return list(Gap.objects.filter(instrument=instrument).order_by("-start")[:limit])

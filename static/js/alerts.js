@@ -1,0 +1,116 @@
+// Alerts: unseen alerts as toasts on a visit, "mark seen" without a reload,
+// and the rule form showing only the fields the chosen kind uses.
+import { toast } from "./app.js";
+
+const UNSEEN_URL = "/alerts/unseen";
+const SEEN_URL = "/alerts/seen";
+const SHOWN_KEY = "tapeline.alerts.toasted";
+
+function csrfToken() {
+  const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+  if (match) return decodeURIComponent(match[1]);
+  const input = document.querySelector("input[name=csrfmiddlewaretoken]");
+  return input ? input.value : "";
+}
+
+export async function markSeen(ids) {
+  const body = new URLSearchParams({ ids: ids === "all" ? "all" : ids.join(",") });
+  const response = await fetch(SEEN_URL, {
+    method: "POST",
+    body,
+    headers: { "X-CSRFToken": csrfToken(), Accept: "application/json" },
+    credentials: "same-origin",
+  });
+  if (!response.ok) throw new Error(`mark seen failed: ${response.status}`);
+  return (await response.json()).marked;
+}
+
+// Alerts that fired while the browser was closed: toast each unseen one once
+// per browser session (they stay unseen until marked on the alerts page).
+export async function showUnseen() {
+  let data;
+  try {
+    const response = await fetch(UNSEEN_URL, { headers: { Accept: "application/json" }, credentials: "same-origin" });
+    if (!response.ok) return;
+    data = await response.json();
+  } catch {
+    return;
+  }
+  const shown = new Set(JSON.parse(sessionStorage.getItem(SHOWN_KEY) || "[]"));
+  const fresh = data.alerts.filter((a) => !shown.has(a.id)).reverse();
+  for (const alert of fresh.slice(-3)) {
+    toast(`🔔 ${alert.message}`, { kind: "alert", href: alert.url, timeout: 15000 });
+    shown.add(alert.id);
+  }
+  if (fresh.length > 3 || data.count > data.alerts.length) {
+    toast(`${data.count} unseen alert${data.count === 1 ? "" : "s"}`, { kind: "alert", href: data.alerts[0]?.url || "/alerts/", timeout: 15000 });
+  }
+  for (const alert of fresh) shown.add(alert.id);
+  sessionStorage.setItem(SHOWN_KEY, JSON.stringify([...shown].slice(-200)));
+}
+
+// The unseen count in the navigation (templates/base.html).
+const navBadge = document.getElementById("alerts-unseen");
+
+function navCount() {
+  return navBadge ? Number(navBadge.dataset.count || 0) : 0;
+}
+
+function setNavCount(count) {
+  if (!navBadge) return;
+  navBadge.dataset.count = String(count);
+  navBadge.textContent = String(count);
+  navBadge.setAttribute("aria-label", `${count} unseen alerts`);
+  navBadge.hidden = count === 0;
+}
+
+function wireMarkSeen() {
+  for (const form of document.querySelectorAll("form[data-mark-seen]")) {
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const ids = form.elements.ids.value;
+      try {
+        await markSeen(ids === "all" ? "all" : ids.split(","));
+      } catch {
+        form.submit();
+        return;
+      }
+      const rows = ids === "all" ? document.querySelectorAll("tr.unseen") : document.querySelectorAll(`tr[data-event="${ids}"]`);
+      for (const row of rows) {
+        row.classList.remove("unseen");
+        const cell = row.lastElementChild;
+        if (cell) cell.innerHTML = '<span class="empty">seen</span>';
+      }
+      const badge = document.querySelector("[data-unseen-count]");
+      const left = document.querySelectorAll("tr.unseen").length;
+      if (badge && ids === "all") badge.remove();
+      else if (badge) badge.textContent = `${left} unseen`;
+      if (ids === "all") form.remove();
+      setNavCount(ids === "all" ? 0 : Math.max(0, navCount() - rows.length));
+    });
+  }
+}
+
+function wireRuleForm() {
+  const kind = document.querySelector("select[data-kind-select]");
+  if (!kind) return;
+  const update = () => {
+    for (const input of document.querySelectorAll("[data-kinds]")) {
+      const field = input.closest(".field");
+      if (field) field.hidden = !input.dataset.kinds.split(" ").includes(kind.value);
+    }
+    const direction = document.querySelector("select[name=direction]");
+    if (direction) {
+      const below = direction.querySelector("option[value=below]");
+      if (below) below.disabled = kind.value === "volume_spike";
+      if (kind.value === "volume_spike") direction.value = "above";
+    }
+  };
+  kind.addEventListener("change", update);
+  update();
+}
+
+wireMarkSeen();
+wireRuleForm();
+// The alerts page lists unseen alerts itself.
+if (!location.pathname.startsWith("/alerts/")) showUnseen();

@@ -1,0 +1,76 @@
+// Loaded on every signed-in page: connection badge, toasts, alert toasts.
+import { market } from "./socket.js";
+
+const badge = document.getElementById("conn-badge");
+const toasts = document.getElementById("toasts");
+const alertsUrl = document.body.dataset.alertsUrl;
+
+export function toast(text, { kind = "info", href = null, timeout = 6000 } = {}) {
+  if (!toasts) return;
+  const el = document.createElement("div");
+  el.className = `toast toast-${kind}`;
+  const span = document.createElement("span");
+  span.textContent = text;
+  el.append(span);
+  if (href) {
+    const a = document.createElement("a");
+    a.href = href;
+    a.textContent = "View";
+    el.append(" ", a);
+  }
+  const close = document.createElement("button");
+  close.type = "button";
+  close.className = "icon";
+  close.setAttribute("aria-label", "Dismiss");
+  close.textContent = "✕";
+  close.onclick = () => el.remove();
+  el.append(close);
+  toasts.append(el);
+  while (toasts.children.length > 5) toasts.firstElementChild.remove();
+  if (timeout) setTimeout(() => el.remove(), timeout);
+  return el;
+}
+
+let lastState = null;
+let lostToast = null;
+market.addEventListener("state", (e) => {
+  const { state, attempt } = e.detail;
+  if (badge) {
+    badge.dataset.state = state;
+    badge.textContent =
+      state === "connected" ? "connected" : state === "reconnecting" ? `reconnecting (attempt ${attempt})` : state;
+  }
+  if (state === "connected" && lastState && lastState !== "connected" && lastState !== "connecting") {
+    lostToast?.remove();
+    lostToast = null;
+    toast("Live data connection restored.", { kind: "ok" });
+  } else if (state !== "connected" && lastState === "connected") {
+    // Stays up while the connection is down; replaced when it comes back.
+    lostToast = toast("Live data connection lost; reconnecting…", { kind: "warn", timeout: 0 });
+  }
+  lastState = state;
+});
+
+market.addEventListener("unauthenticated", () => {
+  toast("Your session ended. Log in again.", { kind: "warn", href: document.body.dataset.loginUrl, timeout: 0 });
+});
+
+const unseen = document.getElementById("alerts-unseen");
+market.addEventListener("alert", (e) => {
+  const alert = e.detail;
+  if (unseen) {
+    const count = Number(unseen.dataset.count || 0) + 1;
+    unseen.dataset.count = String(count);
+    unseen.textContent = String(count);
+    unseen.setAttribute("aria-label", `${count} unseen alerts`);
+    unseen.hidden = false;
+  }
+  const text = alert.message || `${alert.symbol || ""} alert ${alert.name || ""} fired`.trim();
+  toast(`🔔 ${text}`, { kind: "alert", href: alert.url || alertsUrl || null, timeout: 15000 });
+});
+
+market.addEventListener("servererror", (e) => {
+  const f = e.detail;
+  if (f.code === "unknown_symbols") toast(`Unknown instrument: ${f.symbols.join(", ")}`, { kind: "warn" });
+  else if (f.code === "too_many_instruments") toast(f.message, { kind: "warn" });
+});

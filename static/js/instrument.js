@@ -1,0 +1,329 @@
+// Instrument page: candles + volume from the bars endpoint, timeframes,
+// scroll-back, indicator overlays and panes, and the live forming candle.
+import { toast } from "./app.js";
+import { postForm } from "./format.js";
+import { trackRow } from "./quotes.js";
+import { market } from "./socket.js";
+
+const LW = window.LightweightCharts;
+const root = document.getElementById("instrument");
+const symbol = root.dataset.symbol;
+const decimals = Number(root.dataset.decimals || 2);
+const barsUrl = root.dataset.barsUrl;
+const note = document.getElementById("chart-note");
+const container = document.getElementById("chart");
+const TF_SECONDS = { "1m": 60, "5m": 300, "15m": 900, "1h": 3600, "1d": 86400 };
+const PAGE = 500;
+const COLORS = {
+  "sma:20": "#f9a825",
+  "ema:50": "#8e24aa",
+  "bb:20:2": "#26a69a",
+  "rsi:14": "#5c6bc0",
+  macd: "#1e88e5",
+  signal: "#fb8c00",
+};
+
+trackRow(root);
+market.subscribe([symbol]);
+
+const css = getComputedStyle(document.documentElement);
+const fg = css.getPropertyValue("--fg").trim() || "#111";
+const line = css.getPropertyValue("--line").trim() || "#ddd";
+const up = css.getPropertyValue("--up").trim() || "#0a7d32";
+const down = css.getPropertyValue("--down").trim() || "#c62828";
+
+container.replaceChildren();
+const chart = LW.createChart(container, {
+  autoSize: true,
+  layout: { background: { color: "transparent" }, textColor: fg, panes: { separatorColor: line } },
+  grid: { vertLines: { color: line }, horzLines: { color: line } },
+  timeScale: { timeVisible: true, secondsVisible: false, rightOffset: 4 },
+  rightPriceScale: { borderColor: line },
+  localization: { priceFormatter: (p) => p.toFixed(decimals) },
+});
+window.tapelineChart = chart; // for tests and the console
+const candles = chart.addSeries(LW.CandlestickSeries, {
+  upColor: up,
+  downColor: down,
+  borderUpColor: up,
+  borderDownColor: down,
+  wickUpColor: up,
+  wickDownColor: down,
+  priceFormat: { type: "price", precision: decimals, minMove: 1 / 10 ** decimals },
+});
+const volume = chart.addSeries(LW.HistogramSeries, {
+  priceFormat: { type: "volume" },
+  priceScaleId: "",
+  lastValueVisible: false,
+  priceLineVisible: false,
+});
+volume.priceScale().applyOptions({ scaleMargins: { top: 0.8, bottom: 0 } });
+candles.priceScale().applyOptions({ scaleMargins: { top: 0.05, bottom: 0.25 } });
+
+let timeframe = root.dataset.timeframe || "1m";
+let bars = []; // oldest first: {time, open, high, low, close, volume}
+let nextBefore = null;
+let loading = false;
+let generation = 0;
+let indicatorSeries = []; // series created for indicators
+let live = { minuteTs: null, base: 0, minuteVolume: 0 };
+
+const checkboxes = [...document.querySelectorAll(".indicators input[type=checkbox]")];
+function indicatorSpec() {
+  return checkboxes.filter((c) => c.checked).map((c) => c.value).join(",");
+}
+
+function toBar(b) {
+  return { time: b.t, open: b.o, high: b.h, low: b.l, close: b.c, volume: b.v };
+}
+
+function volumeBar(b) {
+  return { time: b.time, value: b.volume, color: b.close >= b.open ? `${up}66` : `${down}66` };
+}
+
+async function fetchBars(params) {
+  const url = new URL(barsUrl, location.origin);
+  url.searchParams.set("timeframe", timeframe);
+  for (const [k, v] of Object.entries(params)) if (v !== null && v !== undefined && v !== "") url.searchParams.set(k, v);
+  const response = await fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" });
+  const payload = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(payload.error || `Server answered ${response.status}`);
+  return payload;
+}
+
+function paintAll() {
+  candles.setData(bars);
+  volume.setData(bars.map(volumeBar));
+}
+
+async function loadInitial() {
+  const mine = ++generation;
+  loading = true;
+  note.textContent = `Loading ${timeframe} bars…`;
+  try {
+    const payload = await fetchBars({ limit: PAGE });
+    if (mine !== generation) return;
+    bars = payload.bars.map(toBar);
+    nextBefore = payload.next_before;
+    live = { minuteTs: null, base: bars.length ? bars[bars.length - 1].volume : 0, minuteVolume: 0 };
+    paintAll();
+    chart.timeScale().fitContent();
+    if (bars.length > 120) chart.timeScale().setVisibleLogicalRange({ from: bars.length - 120, to: bars.length + 4 });
+    note.textContent = bars.length ? `${bars.length} ${timeframe} bars · times in UTC · scroll left for older bars` : "No stored bars for this timeframe yet; live candles appear as trades arrive.";
+    container.dataset.bars = String(bars.length);
+    container.dataset.timeframe = timeframe;
+    await loadIndicators(mine);
+  } catch (err) {
+    note.textContent = `Could not load bars: ${err.message}`;
+  } finally {
+    if (mine === generation) loading = false;
+  }
+}
+
+async function loadOlder() {
+  if (loading || nextBefore === null || !bars.length) return;
+  const mine = generation;
+  loading = true;
+  note.textContent = "Loading older bars…";
+  try {
+    const payload = await fetchBars({ end: nextBefore, limit: PAGE });
+    if (mine !== generation) return;
+    const older = payload.bars.map(toBar).filter((b) => b.time < bars[0].time);
+    const range = chart.timeScale().getVisibleLogicalRange();
+    bars = older.concat(bars);
+    nextBefore = payload.next_before;
+    paintAll();
+    if (range) chart.timeScale().setVisibleLogicalRange({ from: range.from + older.length, to: range.to + older.length });
+    container.dataset.bars = String(bars.length);
+    note.textContent = `${bars.length} ${timeframe} bars${nextBefore === null ? " · start of history" : ""}`;
+    await loadIndicators(mine);
+  } catch (err) {
+    note.textContent = `Could not load older bars: ${err.message}`;
+  } finally {
+    if (mine === generation) loading = false;
+  }
+}
+
+function clearIndicators() {
+  for (const s of indicatorSeries) chart.removeSeries(s);
+  indicatorSeries = [];
+  // Drop now-empty panes below the price pane.
+  const panes = chart.panes();
+  for (let i = panes.length - 1; i > 0; i -= 1) chart.removePane(i);
+}
+
+function seriesData(values) {
+  // Accept values aligned to the bars, or [{t, v}] / [{time, value}] points.
+  const out = [];
+  values.forEach((v, i) => {
+    if (v !== null && typeof v === "object") {
+      const time = v.t ?? v.time;
+      const value = v.v ?? v.value;
+      if (time !== undefined && value !== null && Number.isFinite(value)) out.push({ time, value });
+    } else if (v !== null && Number.isFinite(v) && bars[i]) {
+      out.push({ time: bars[i].time, value: v });
+    }
+  });
+  return out;
+}
+
+let indicatorGeneration = 0;
+let lastIndicatorRefresh = 0;
+async function loadIndicators(mine) {
+  const spec = indicatorSpec();
+  const own = ++indicatorGeneration;
+  if (!spec || !bars.length) {
+    clearIndicators();
+    container.dataset.indicators = "";
+    return;
+  }
+  let payload;
+  try {
+    payload = await fetchBars({ start: bars[0].time, limit: Math.min(5000, bars.length + 10), indicators: spec });
+  } catch (err) {
+    note.textContent = `Indicators unavailable: ${err.message}`;
+    return;
+  }
+  // A newer timeframe or indicator choice supersedes this answer.
+  if (mine !== generation || own !== indicatorGeneration) return;
+  clearIndicators();
+  if (!payload.indicators) {
+    note.textContent = "Indicators are not available from this server yet.";
+    return;
+  }
+  // Align to the bars this response carried.
+  const saved = bars;
+  bars = payload.bars.map(toBar);
+  let pane = 1;
+  for (const [key, lines] of Object.entries(payload.indicators)) {
+    const name = key.split(":")[0];
+    if (name === "sma" || name === "ema" || name === "bb") {
+      for (const [lineName, values] of Object.entries(lines)) {
+        const s = chart.addSeries(LW.LineSeries, {
+          color: COLORS[key] || "#888",
+          lineWidth: lineName === "middle" || name !== "bb" ? 2 : 1,
+          lineStyle: name === "bb" && lineName !== "middle" ? 2 : 0,
+          priceLineVisible: false,
+          lastValueVisible: false,
+          title: name === "bb" ? (lineName === "middle" ? key.toUpperCase() : "") : key.toUpperCase(),
+        });
+        s.setData(seriesData(values));
+        indicatorSeries.push(s);
+      }
+    } else {
+      const index = pane++;
+      for (const [lineName, values] of Object.entries(lines)) {
+        const isHist = lineName === "hist";
+        const s = chart.addSeries(
+          isHist ? LW.HistogramSeries : LW.LineSeries,
+          isHist
+            ? { color: "#90a4ae", priceLineVisible: false, lastValueVisible: false }
+            : { color: COLORS[lineName] || COLORS[key] || "#5c6bc0", lineWidth: 2, priceLineVisible: false, title: lineName.toUpperCase() },
+          index,
+        );
+        s.setData(seriesData(values));
+        indicatorSeries.push(s);
+      }
+    }
+  }
+  // Give every oscillator pane a readable height once all panes exist.
+  const panes = chart.panes();
+  const total = container.clientHeight || 520;
+  const below = Math.min(120, Math.floor((total * 0.45) / Math.max(1, panes.length - 1)));
+  panes.forEach((p, i) => {
+    if (i > 0) p.setHeight(below);
+  });
+  if (panes.length > 1) panes[0].setHeight(total - below * (panes.length - 1) - 30);
+  bars = saved;
+  container.dataset.indicators = spec;
+}
+
+// --- live candle from the socket ------------------------------------------------
+function applyMinute(doc) {
+  const m = doc.minute;
+  if (!m || !m.ts) return;
+  const t = Math.floor(Date.parse(m.ts) / 1000);
+  if (!Number.isFinite(t)) return;
+  const minute = { open: +m.open, high: +m.high, low: +m.low, close: +m.close, volume: +(m.volume || 0) };
+  if (!Number.isFinite(minute.close)) return;
+  const span = TF_SECONDS[timeframe];
+  const last = bars[bars.length - 1];
+  if (live.minuteTs !== null && t > live.minuteTs) live.base += live.minuteVolume; // the previous minute closed
+  if (live.minuteTs === null || t !== live.minuteTs) live.minuteVolume = 0;
+  live.minuteTs = t;
+  live.minuteVolume = minute.volume;
+  let bar;
+  if (last && t >= last.time && t < last.time + span) {
+    bar = {
+      time: last.time,
+      open: last.open,
+      high: Math.max(last.high, minute.high),
+      low: Math.min(last.low, minute.low),
+      close: minute.close,
+      volume: live.base + live.minuteVolume,
+    };
+    if (timeframe === "1m") bar = { time: t, ...minute };
+    bars[bars.length - 1] = bar;
+  } else if (!last || t >= last.time + span) {
+    const start = t - (t % span);
+    bar = { time: start, ...minute };
+    live.base = 0;
+    bars.push(bar);
+    container.dataset.bars = String(bars.length);
+    // A bar closed: extend the indicator lines (at most every 30 s).
+    if (indicatorSpec() && Date.now() - lastIndicatorRefresh > 30000) {
+      lastIndicatorRefresh = Date.now();
+      loadIndicators(generation);
+    }
+  } else return; // older than what is shown
+  candles.update(bar);
+  volume.update(volumeBar(bar));
+  container.dataset.liveClose = String(bar.close);
+}
+
+market.addEventListener("quotes", (e) => {
+  for (const doc of e.detail.docs) if (doc.symbol === symbol) applyMinute(doc);
+});
+
+// --- controls ---------------------------------------------------------------------
+chart.timeScale().subscribeVisibleLogicalRangeChange((range) => {
+  if (range && range.from < 10) loadOlder();
+});
+
+document.querySelectorAll("button[data-tf]").forEach((button) => {
+  button.addEventListener("click", () => {
+    if (button.dataset.tf === timeframe) return;
+    timeframe = button.dataset.tf;
+    document.querySelectorAll("button[data-tf]").forEach((b) => b.setAttribute("aria-pressed", String(b === button)));
+    const url = new URL(location.href);
+    url.searchParams.set("tf", timeframe);
+    history.replaceState(null, "", url);
+    loadInitial();
+  });
+});
+
+checkboxes.forEach((c) =>
+  c.addEventListener("change", () => {
+    loadIndicators(generation);
+  }),
+);
+
+const addForm = document.getElementById("add-to-list");
+addForm?.addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const select = addForm.elements.list;
+  const option = select.selectedOptions[0];
+  if (!option || option.disabled) return;
+  try {
+    await postForm(option.value, { symbol });
+    option.disabled = true;
+    option.textContent += " (added)";
+    toast(`Added ${symbol} to ${option.textContent.replace(" (added)", "")}.`, { kind: "ok" });
+  } catch (err) {
+    toast(err.message, { kind: "warn" });
+  }
+});
+
+loadInitial();
+
+document.body.dataset.ready = "instrument";

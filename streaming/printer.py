@@ -1,0 +1,27 @@
+"""`--print-events`: one JSON line per normalized event, for debugging a feed."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from decimal import Decimal
+
+import orjson
+
+
+def _default(value):
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    raise TypeError(f"cannot serialize {type(value).__name__}")
+
+
+def event_json(event, *, connection: str = "") -> bytes:
+    """`{"kind": "trade", "symbol": "AAPL", "ts": "...", "price": "189.2", ...}`"""
+    document = {"kind": event.kind}
+    if connection:
+        document["connection"] = connection
+    for item in dataclasses.fields(event):
+        document[item.name] = getattr(event, item.name)
+    return orjson.dumps(document, default=_default, option=orjson.OPT_APPEND_NEWLINE)

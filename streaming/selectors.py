@@ -1,0 +1,177 @@
+"""Reads for the stream worker and for pages that show its state.
+
+`feed_status_get()` is what the status page, the `feed.status` group and the
+`/metrics` endpoint show. Its document:
+
+    {
+      "updated_at": "2024-05-01T14:30:02+00:00",
+      "ok": true,                # some worker alive and all its connections live
+      "workers": [ <worker health, see streaming.health>, ... ],
+      "connections": [ <connection health + "worker": worker id>, ... ],
+    }
+
+Worker health documents live in the Redis hash `streams:health` (field =
+worker id, value = JSON), written every 2 s by each `start_streams` process;
+a worker whose document is older than `HEALTH_STALE_AFTER` seconds shows
+`"alive": false` (stopped or stuck). Workers that stopped cleanly drop out
+after 5 minutes, vanished ones after a day.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import orjson
+from django.db.models import Max, Min, Sum
+
+from core.redis import redis_client
+
+HEALTH_KEY = "streams:health"
+HEALTH_STALE_AFTER = 10.0
+# A worker that vanished without saying so stays listed (as not alive) for a
+# day; one that stopped cleanly for a few minutes.
+HEALTH_FORGET_AFTER = 24 * 3600.0
+STOPPED_FORGET_AFTER = 300.0
+
+
+def feed_status_get() -> dict:
+    """Every stream worker's last health report, merged (one Redis read)."""
+    now = time.time()
+    raw = redis_client().hgetall(HEALTH_KEY)
+    workers = []
+    for value in raw.values():
+        try:
+            document = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            continue
+        age = now - float(document.get("reported_at") or 0)
+        if age > HEALTH_FORGET_AFTER or (
+            document.get("state") == "stopped" and age > STOPPED_FORGET_AFTER
+        ):
+            continue
+        document["age_s"] = round(age, 1)
+        document["alive"] = (
+            age <= HEALTH_STALE_AFTER and document.get("state") == "running"
+        )
+        workers.append(document)
+    workers.sort(key=lambda w: (w.get("shard") or "", w.get("id") or ""))
+    connections = [
+        {**connection, "worker": worker.get("id"), "worker_alive": worker["alive"]}
+        for worker in workers
+        for connection in worker.get("connections", [])
+    ]
+    alive = [w for w in workers if w["alive"]]
+    ok = bool(alive) and all(
+        c.get("state") == "live" for w in alive for c in w.get("connections", [])
+    )
+    return {
+        "updated_at": datetime.fromtimestamp(now, UTC).isoformat(),
+        "ok": ok,
+        "workers": workers,
+        "connections": connections,
+    }
+
+
+def instruments_to_stream(
+    *, extra_symbols: set[str] | frozenset[str] = frozenset()
+) -> list[dict]:
+    """Active instruments in any watchlist or position, plus `extra_symbols`
+    (those with active alert rules), without the ones a provider rejected
+    (`stream_error` set; clearing it in admin subscribes them again)."""
+    from marketdata.models import Instrument
+    from marketdata.selectors import instruments_in_use
+
+    ids = set(instruments_in_use().values_list("id", flat=True))
+    if extra_symbols:
+        ids.update(
+            Instrument.objects.filter(
+                active=True, symbol__in=list(extra_symbols)
+            ).values_list("id", flat=True)
+        )
+    return list(
+        Instrument.objects.filter(id__in=ids, stream_error="")
+        .order_by("symbol")
+        .values("id", "symbol", "asset_class", "provider_symbols")
+    )
+
+
+def session_figures(
+    *, instrument_id: int, day_start: datetime, day_end: datetime
+) -> dict:
+    """Session open/high/low/volume from today's stored minute bars and the
+    previous close (the last daily bar before today, else the last minute bar
+    before today). Lets a restarted worker show the whole day at once."""
+    from marketdata.models import Bar
+
+    minutes = Bar.objects.filter(
+        instrument_id=instrument_id, timeframe="1m", ts__gte=day_start, ts__lt=day_end
+    )
+    today = minutes.aggregate(
+        high=Max("high"),
+        low=Min("low"),
+        volume=Sum("volume"),
+        first=Min("ts"),
+        last_ts=Max("ts"),
+    )
+    figures: dict = {"day_start": day_start, "day_end": day_end}
+    if today["first"] is not None:
+        first = minutes.filter(ts=today["first"]).values_list("open", flat=True).first()
+        last = (
+            minutes.filter(ts=today["last_ts"]).values_list("close", flat=True).first()
+        )
+        figures.update(
+            open=first,
+            high=today["high"],
+            low=today["low"],
+            volume=today["volume"] or Decimal(0),
+            last=last,
+        )
+    previous_daily = (
+        Bar.objects.filter(
+            instrument_id=instrument_id, timeframe="1d", ts__lt=day_start
+        )
+        .order_by("-ts")
+        .values_list("close", "ts")
+        .first()
+    )
+    previous_minute = (
+        Bar.objects.filter(
+            instrument_id=instrument_id, timeframe="1m", ts__lt=day_start
+        )
+        .order_by("-ts")
+        .values_list("close", "ts")
+        .first()
+    )
+    candidates = [c for c in (previous_daily, previous_minute) if c is not None]
+    if candidates:
+        # The newer of the two: a daily bar stamped at midnight may be older
+        # than the last minute of the previous session.
+        figures["prev_close"] = max(candidates, key=lambda c: c[1])[0]
+    return figures
+
+
+def feed_status_get_safe() -> dict:
+    """`feed_status_get()`, or an "unknown" document when Redis is down."""
+    try:
+        return feed_status_get()
+    except Exception as exc:  # noqa: BLE001 - a status read must never raise
+        return {
+            "updated_at": datetime.now(UTC).isoformat(),
+            "ok": False,
+            "error": f"status unavailable: {exc}",
+            "workers": [],
+            "connections": [],
+        }
+
+
+def last_minute_bar_ts(*, instrument_id: int, before: datetime) -> datetime | None:
+    from marketdata.models import Bar
+
+    return (
+        Bar.objects.filter(instrument_id=instrument_id, timeframe="1m", ts__lt=before)
+        .order_by("-ts")
+        .values_list("ts", flat=True)
+        .first()
+    )

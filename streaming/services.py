@@ -1,0 +1,130 @@
+"""Writes of the stream worker: its health report and rejected symbols."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+import orjson
+from django.db import connection
+from django.utils import timezone
+
+from core.redis import redis_client
+from streaming.selectors import HEALTH_KEY
+
+PARTIAL_KEY = "streams:partial"
+
+logger = logging.getLogger("streaming")
+
+
+def feed_health_put(*, worker_id: str, document: dict) -> None:
+    """Store one worker's health document (see `streaming.health`)."""
+    redis_client().hset(HEALTH_KEY, worker_id, orjson.dumps(document))
+
+
+def feed_health_forget(*, worker_id: str) -> None:
+    redis_client().hdel(HEALTH_KEY, worker_id)
+
+
+def instrument_stream_error_set(*, symbols: list[str], message: str) -> int:
+    """Mark instruments a provider refused to stream (shown in admin and on
+    the status page; the worker stops asking for them until it is cleared)."""
+    from marketdata.models import Instrument
+
+    return Instrument.objects.filter(symbol__in=symbols).update(
+        stream_error=message[:300], stream_error_at=timezone.now()
+    )
+
+
+def live_bars_store(*, rows: dict[str, list[tuple]], partial: dict[str, str]) -> int:
+    """Upsert closed live minutes (per provider, replacing earlier versions:
+    corrections bump `revision`) and refresh the rollups they touch. `partial`
+    lists forming minutes stored at shutdown (symbol -> minute ISO time): they
+    are remembered so the next start discards and backfills them."""
+    from marketdata.models import BarOrigin
+    from marketdata.rollups import rollups_refresh
+    from marketdata.services import bars_upsert
+
+    written = 0
+    touched: dict[int, tuple] = {}
+    for provider, provider_rows in rows.items():
+        result = bars_upsert(
+            rows=provider_rows, provider=provider, origin=BarOrigin.LIVE, replace=True
+        )
+        written += result.written
+        for row in provider_rows:
+            low, high = touched.get(row[0], (row[2], row[2]))
+            touched[row[0]] = (min(low, row[2]), max(high, row[2]))
+    if touched:
+        from marketdata.models import Instrument
+
+        classes = dict(
+            Instrument.objects.filter(id__in=list(touched)).values_list(
+                "id", "asset_class"
+            )
+        )
+        for instrument_id, (low, high) in touched.items():
+            try:
+                rollups_refresh(
+                    instrument_id=instrument_id,
+                    asset_class=classes.get(instrument_id, "equity"),
+                    start=low,
+                    end=high + timedelta(minutes=1),
+                )
+            except Exception as exc:  # noqa: BLE001 - rollups catch up on the next write
+                logger.warning("rollup refresh failed for %s: %s", instrument_id, exc)
+    if partial:
+        redis_client().hset(PARTIAL_KEY, mapping=partial)
+    return written
+
+
+def partial_bars_take(*, symbols: list[str]) -> dict[str, datetime]:
+    """Forming minutes stored at the last shutdown for `symbols` (removed)."""
+    if not symbols:
+        return {}
+    client = redis_client()
+    values = client.hmget(PARTIAL_KEY, symbols)
+    found = {
+        symbol: datetime.fromisoformat(value.decode())
+        for symbol, value in zip(symbols, values, strict=True)
+        if value
+    }
+    if found:
+        client.hdel(PARTIAL_KEY, *found)
+    return found
+
+
+def bar_partial_discard(*, instrument_id: int, ts: datetime) -> int:
+    """Delete a live minute known to be incomplete, so the gap backfill (which
+    never overwrites) can store the provider's full bar."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "DELETE FROM marketdata_bar WHERE instrument_id = %s AND timeframe = '1m' "
+            "AND ts = %s AND origin = 'live'",
+            [instrument_id, ts],
+        )
+        return cursor.rowcount
+
+
+def gaps_report(*, gaps) -> int:
+    """Report missed minutes (`streaming.worker.PendingGap`s) to the gap
+    ledger, which enqueues their backfill. Returns how many were reported."""
+    from marketdata.gaps import gap_report
+    from marketdata.models import Instrument
+
+    instruments = Instrument.objects.in_bulk([g.instrument_id for g in gaps])
+    reported = 0
+    for gap in gaps:
+        instrument = instruments.get(gap.instrument_id)
+        if instrument is None:
+            continue
+        try:
+            gap_report(
+                instrument=instrument, start=gap.start, end=gap.end, source="stream"
+            )
+            reported += 1
+        except Exception as exc:  # noqa: BLE001 - one bad gap must not stop the rest
+            logger.warning("gap report for %s failed: %s", gap.symbol, exc)
+    if reported:
+        logger.info("reported %d gap(s) for backfill", reported)
+    return reported

@@ -1,0 +1,60 @@
+"""Latest state per instrument, kept in Redis by the stream worker.
+
+A page render or a new WebSocket reads these to show state immediately. One
+JSON document per instrument under `snap:<symbol>`:
+
+    {
+      "symbol": "AAPL",
+      "seq": 1234,                 # per-instrument sequence, +1 per published update
+      "ts": "2024-05-01T14:30:01.123456+00:00",   # event time of the latest change
+      "received_at": 1714573801.130,              # worker receive time (epoch s)
+      "provider": "alpaca",
+      "last": "189.23", "last_size": "100",
+      "bid": "189.22", "bid_size": "2", "ask": "189.24", "ask_size": "3",
+      "open": "187.10", "high": "190.00", "low": "186.95",   # session so far
+      "volume": "1234567",                                   # session so far
+      "prev_close": "186.50",
+      "change": "2.73", "change_pct": "1.4638",
+      "freshness": "live",          # live | stale | closed | halted
+      "halted": false,              # provider trading status (halt / resume)
+      "minute": {"ts": "...", "open": "...", "high": "...", "low": "...",
+                 "close": "...", "volume": "..."}          # forming 1-minute bar
+    }
+
+Prices and sizes are strings so no precision is lost on the way to a browser;
+absent values are null. Written by the stream worker (`streaming.publisher`)
+right before each channel-layer send. Channel-layer updates (`market.update` on the
+instrument's group, see `core.groups.symbol_group`) carry the same document.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import orjson
+
+from core.redis import redis_client
+
+KEY_PREFIX = "snap:"
+FRESHNESS_STATES = ("live", "stale", "closed", "halted")
+
+
+def snapshot_key(symbol: str) -> str:
+    return KEY_PREFIX + symbol
+
+
+def snapshots_get(*, symbols: Iterable[str]) -> dict[str, dict]:
+    """Snapshots for `symbols` that exist, by symbol (one round trip)."""
+    symbols = list(symbols)
+    if not symbols:
+        return {}
+    raw = redis_client().mget([snapshot_key(s) for s in symbols])
+    return {s: orjson.loads(v) for s, v in zip(symbols, raw, strict=True) if v}
+
+
+def snapshots_put(*, snapshots: Iterable[dict]) -> None:
+    """Store whole snapshot documents (one pipelined round trip)."""
+    pipe = redis_client().pipeline(transaction=False)
+    for snapshot in snapshots:
+        pipe.set(snapshot_key(snapshot["symbol"]), orjson.dumps(snapshot))
+    pipe.execute()

@@ -1,0 +1,203 @@
+"""Live state of one instrument in the stream worker: what its snapshot shows.
+
+`InstrumentState.document()` builds the snapshot document described in
+`streaming.snapshots` (stored in Redis and published as `market.update`).
+Session figures (open/high/low/volume) restart when an event falls into a new
+trading day (New York date for equities, UTC date for 24/7 markets); the
+previous close then becomes the last price of the day that ended.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+from decimal import Decimal
+
+from marketdata.calendar import ALWAYS_OPEN_CLASSES, NEW_YORK
+
+HUNDRED = Decimal(100)
+PCT = Decimal("0.0001")
+CHANGE = Decimal("0.00000001")
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def day_bounds(asset_class: str, ts: datetime) -> tuple[datetime, datetime]:
+    """Start and end (UTC) of the calendar day `ts` falls in for this market."""
+    zone = NEW_YORK if asset_class not in ALWAYS_OPEN_CLASSES else ts.tzinfo
+    local = ts.astimezone(zone)
+    start = datetime.combine(local.date(), time(0), zone)
+    end = datetime.combine(local.date() + timedelta(days=1), time(0), zone)
+    return start, end
+
+
+class InstrumentState:
+    __slots__ = (
+        "symbol", "instrument_id", "asset_class", "provider", "seq", "ts",
+        "received_at", "last", "last_size", "last_trade_ts", "bid", "bid_size",
+        "ask", "ask_size", "open", "high", "low", "volume", "prev_close",
+        "day_start", "day_end", "daily_from_provider", "halted", "halt_reason",
+        "freshness", "last_event_at", "subscribed_at", "recent_ids", "recent_order",
+        "minute", "first_event_pending", "gap_start", "quote_ts",
+    )  # fmt: skip
+
+    def __init__(
+        self, *, symbol: str, instrument_id: int, asset_class: str, provider: str
+    ) -> None:
+        self.symbol = symbol
+        self.instrument_id = instrument_id
+        self.asset_class = asset_class
+        self.provider = provider
+        self.seq = 0
+        self.ts: datetime | None = None
+        self.received_at: float | None = None
+        self.last = self.last_size = None
+        self.last_trade_ts: datetime | None = None
+        self.bid = self.bid_size = self.ask = self.ask_size = None
+        self.quote_ts: datetime | None = None
+        self.open = self.high = self.low = None
+        self.volume = Decimal(0)
+        self.prev_close: Decimal | None = None
+        self.day_start: datetime | None = None
+        self.day_end: datetime | None = None
+        self.daily_from_provider = False
+        self.halted = False
+        self.halt_reason = ""
+        self.freshness = "live"
+        self.last_event_at: float | None = None
+        self.subscribed_at: float | None = None
+        self.recent_ids: set[str] = set()
+        self.recent_order: list[str] = []
+        self.minute = None  # the forming MinuteBar, set by the worker
+        self.first_event_pending = True  # see StreamWorker._first_event
+        self.gap_start: datetime | None = (
+            None  # restart gap: minutes since the last stored bar
+        )
+
+    # --- restoring --------------------------------------------------------------------
+    def restore(self, *, snapshot: dict | None, session: dict | None) -> None:
+        """Continue from the stored snapshot (seq keeps increasing) and the
+        session figures stored bars give (`streaming.selectors.session_figures`)."""
+        if snapshot:
+            self.seq = int(snapshot.get("seq") or 0)
+            for name in ("last", "bid", "bid_size", "ask", "ask_size", "last_size"):
+                value = snapshot.get(name)
+                if value is not None:
+                    setattr(self, name, Decimal(value))
+        if session:
+            self.day_start = session["day_start"]
+            self.day_end = session["day_end"]
+            self.prev_close = session.get("prev_close")
+            self.open = session.get("open")
+            self.high = session.get("high")
+            self.low = session.get("low")
+            self.volume = session.get("volume") or Decimal(0)
+            if session.get("last") is not None and self.last is None:
+                self.last = session["last"]
+
+    # --- events -----------------------------------------------------------------------
+    def roll_day(self, ts: datetime) -> None:
+        if self.day_end is not None and self.last is not None:
+            self.prev_close = self.last
+        self.day_start, self.day_end = day_bounds(self.asset_class, ts)
+        self.open = self.high = self.low = None
+        self.volume = Decimal(0)
+        self.daily_from_provider = False
+
+    def is_duplicate(self, trade_id: str) -> bool:
+        if trade_id in self.recent_ids:
+            return True
+        self.recent_ids.add(trade_id)
+        self.recent_order.append(trade_id)
+        if len(self.recent_order) > 512:
+            for old in self.recent_order[:256]:
+                self.recent_ids.discard(old)
+            del self.recent_order[:256]
+        return False
+
+    def apply_trade(self, ts: datetime, price: Decimal, size: Decimal) -> bool:
+        """Update from a trade; returns False when it is older than the last
+        trade (counted as out of order; session figures still include it)."""
+        if self.day_end is None or ts >= self.day_end:
+            self.roll_day(ts)
+        in_order = self.last_trade_ts is None or ts >= self.last_trade_ts
+        if in_order:
+            self.last = price
+            self.last_size = size
+            self.last_trade_ts = ts
+            self.ts = ts
+        if not self.daily_from_provider:
+            if self.open is None:
+                self.open = self.high = self.low = price
+            elif price > self.high:
+                self.high = price
+            elif price < self.low:
+                self.low = price
+            self.volume += size
+        return in_order
+
+    def apply_quote(
+        self,
+        ts: datetime,
+        bid: Decimal,
+        bid_size: Decimal,
+        ask: Decimal,
+        ask_size: Decimal,
+    ) -> bool | None:
+        """True when applied; False (nothing to publish) when bid and ask did
+        not change; None when older than the quote already applied."""
+        if self.quote_ts is not None and ts < self.quote_ts:
+            return None
+        self.quote_ts = ts
+        if bid == self.bid and ask == self.ask:
+            return False
+        self.bid, self.bid_size, self.ask, self.ask_size = bid, bid_size, ask, ask_size
+        if self.ts is None or ts > self.ts:
+            self.ts = ts
+        return True
+
+    def apply_daily_bar(self, ts: datetime, open_, high, low, close, volume) -> None:
+        """A provider's running daily bar is the authority for the session."""
+        if self.day_end is None or ts >= self.day_end:
+            self.roll_day(ts)
+        if ts < self.day_start:
+            # The previous session's final daily bar: its close is prev_close.
+            self.prev_close = close
+            return
+        self.daily_from_provider = True
+        self.open, self.high, self.low, self.volume = open_, high, low, volume
+        if self.last is None:
+            self.last = close
+
+    # --- output -----------------------------------------------------------------------
+    def document(self) -> dict:
+        last, prev = self.last, self.prev_close
+        change = change_pct = None
+        if last is not None and prev:
+            change = (last - prev).quantize(CHANGE).normalize()
+            change_pct = ((last - prev) / prev * HUNDRED).quantize(PCT)
+        minute = self.minute
+        return {
+            "symbol": self.symbol,
+            "seq": self.seq,
+            "ts": self.ts.isoformat() if self.ts is not None else None,
+            "received_at": self.received_at,
+            "provider": self.provider,
+            "last": _text(last),
+            "last_size": _text(self.last_size),
+            "bid": _text(self.bid),
+            "bid_size": _text(self.bid_size),
+            "ask": _text(self.ask),
+            "ask_size": _text(self.ask_size),
+            "open": _text(self.open),
+            "high": _text(self.high),
+            "low": _text(self.low),
+            "volume": _text(self.volume) if self.open is not None else None,
+            "prev_close": _text(prev),
+            "change": _text(change),
+            "change_pct": _text(change_pct),
+            "freshness": self.freshness,
+            "halted": self.halted,
+            "minute": minute.as_document() if minute is not None else None,
+        }

@@ -1,0 +1,62 @@
+"""What a stream worker subscribes to, where, and what it restores first.
+
+`provider_for` routes an asset class to a provider (equities to the primary
+one, crypto to `TAPELINE_CRYPTO_PROVIDER` or the primary one when it streams
+crypto). `subscription_contexts` loads, for newly subscribed instruments, what
+a restarted worker continues from: the stored snapshot (its `seq` keeps
+increasing), the session figures from stored bars, and where its restart gap
+starts (the minute after the last stored bar, within `restart_window`); a
+forming minute the previous run stored at shutdown is deleted so the backfill
+can store the provider's complete bar.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from streaming import selectors, services
+from streaming.aggregator import MINUTE, floor_minute
+from streaming.snapshots import snapshots_get
+from streaming.state import day_bounds
+
+
+def provider_for(asset_class: str, *, primary: str, crypto: str = "") -> str | None:
+    """The provider that streams `asset_class`, or None when none configured does."""
+    from marketdata.providers import provider_class
+
+    if asset_class == "crypto" and crypto:
+        return crypto
+    if asset_class in provider_class(primary).asset_classes:
+        return primary
+    return None
+
+
+def subscription_contexts(
+    *, rows: list[dict], now: float, restart_window: float
+) -> dict[str, dict]:
+    """Per symbol: {"snapshot", "session", "gap_start"} (database and Redis)."""
+    at = datetime.fromtimestamp(now, UTC)
+    first = floor_minute(at)
+    symbols = [r["symbol"] for r in rows]
+    snapshots = snapshots_get(symbols=symbols)
+    partial = services.partial_bars_take(symbols=symbols)
+    window = timedelta(seconds=restart_window)
+    contexts = {}
+    for row in rows:
+        symbol = row["symbol"]
+        if symbol in partial:
+            services.bar_partial_discard(instrument_id=row["id"], ts=partial[symbol])
+        day_start, day_end = day_bounds(row["asset_class"], at)
+        session = selectors.session_figures(
+            instrument_id=row["id"], day_start=day_start, day_end=day_end
+        )
+        last_ts = selectors.last_minute_bar_ts(instrument_id=row["id"], before=first)
+        gap_start = None
+        if last_ts is not None and first - window <= last_ts < first - MINUTE:
+            gap_start = last_ts + MINUTE
+        contexts[symbol] = {
+            "snapshot": snapshots.get(symbol),
+            "session": session,
+            "gap_start": gap_start,
+        }
+    return contexts

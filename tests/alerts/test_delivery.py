@@ -1,0 +1,156 @@
+"""Fired alerts are stored, reach only their owner's group, and email on request."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from asgiref.sync import async_to_sync, sync_to_async
+from channels.layers import get_channel_layer
+from django.core import mail
+
+from alerts.engine import AlertEngine
+from alerts.models import AlertEvent
+from alerts.services import alert_events_record, alert_rule_create
+from alerts.tasks import alert_email_send
+from core.groups import user_group
+from core.redis import redis_client
+from tests.alerts.helpers import feed, trade, transactional
+
+
+def fire_for(user, instrument, level: int, **fields):
+    rule = alert_rule_create(
+        owner=user,
+        instrument=instrument,
+        kind="price",
+        direction="above",
+        level=level,
+        cooldown_seconds=0,
+        **fields,
+    )
+    engine = AlertEngine(symbols={instrument.symbol})
+    engine.reload()
+    fired = feed(
+        engine,
+        [
+            trade(instrument.symbol, level - 1, 0),
+            trade(instrument.symbol, level + 1, 1),
+        ],
+    )
+    assert len(fired) == 1
+    return rule, fired
+
+
+@transactional()
+def test_alert_reaches_only_its_owner_group(user, other_user, instruments):
+    rule, fired = fire_for(user, instruments["AAPL"], 150, note="take profit")
+
+    async def scenario():
+        layer = get_channel_layer()
+        mine = await layer.new_channel()
+        theirs = await layer.new_channel()
+        await layer.group_add(user_group(user.pk), mine)
+        await layer.group_add(user_group(other_user.pk), theirs)
+        events = await sync_to_async(alert_events_record)(fired=fired)
+        message = await asyncio.wait_for(layer.receive(mine), timeout=5)
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(layer.receive(theirs), timeout=0.5)
+        await layer.group_discard(user_group(user.pk), mine)
+        await layer.group_discard(user_group(other_user.pk), theirs)
+        return events, message
+
+    events, message = async_to_sync(scenario)()
+    assert message["type"] == "alert.fired"
+    alert = message["alert"]
+    assert alert["id"] == events[0].pk
+    assert alert["rule_id"] == rule.pk
+    assert alert["symbol"] == "AAPL"
+    assert alert["level"] == "150"
+    assert alert["price"] == "151"
+    assert alert["note"] == "take profit"
+    assert alert["seen"] is False
+    assert "crossed above 150" in alert["message"]
+    stored = AlertEvent.objects.get()
+    assert stored.owner == user and stored.rule == rule and stored.seen_at is None
+    assert str(stored.price) == "151.00000000"
+    assert stored.values["level"] == 150.0
+
+
+@transactional()
+def test_alert_recorded_on_a_worker_thread_reaches_the_owner(user, instruments):
+    """How the stream worker calls it: on its database thread (no event loop
+    there), while the owner's browser listens elsewhere."""
+    _rule, fired = fire_for(user, instruments["NVDA"], 900)
+
+    async def scenario():
+        layer = get_channel_layer()
+        channel = await layer.new_channel()
+        await layer.group_add(user_group(user.pk), channel)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, lambda: alert_events_record(fired=fired))
+        received = await asyncio.wait_for(layer.receive(channel), timeout=5)
+        await layer.group_discard(user_group(user.pk), channel)
+        return received
+
+    assert async_to_sync(scenario)()["alert"]["symbol"] == "NVDA"
+
+
+@transactional()
+def test_messages_can_be_sent_by_the_caller(user, instruments):
+    """send=False leaves publishing to an asyncio caller."""
+    from alerts.services import alert_event_messages
+
+    _rule, fired = fire_for(user, instruments["MSFT"], 400)
+
+    async def scenario():
+        layer = get_channel_layer()
+        channel = await layer.new_channel()
+        await layer.group_add(user_group(user.pk), channel)
+        receiving = asyncio.ensure_future(layer.receive(channel))
+        events = await sync_to_async(alert_events_record)(fired=fired, send=False)
+        await asyncio.sleep(0.3)
+        assert not receiving.done(), "send=False must not publish"
+        for group, message in await sync_to_async(alert_event_messages)(events=events):
+            await layer.group_send(group, message)
+        received = await asyncio.wait_for(receiving, timeout=5)
+        await layer.group_discard(user_group(user.pk), channel)
+        return received
+
+    assert async_to_sync(scenario)()["alert"]["symbol"] == "MSFT"
+
+
+@transactional()
+def test_email_is_enqueued_and_sent_when_asked(user, instruments):
+    user.email = "trader@example.com"
+    user.save()
+    _rule, fired = fire_for(user, instruments["AAPL"], 150, notify_email=True)
+    client = redis_client()
+    before = client.llen("dramatiq:alerts")
+    [event] = alert_events_record(fired=fired, send=False)
+    assert client.llen("dramatiq:alerts") == before + 1
+    alert_email_send.fn(event.pk)
+    alert_email_send.fn(event.pk)  # idempotent: one email
+    assert len(mail.outbox) == 1
+    assert mail.outbox[0].to == ["trader@example.com"]
+    assert "AAPL crossed above 150" in mail.outbox[0].subject
+    event.refresh_from_db()
+    assert event.emailed_at is not None
+
+
+@transactional()
+def test_no_email_without_the_flag(user, instruments):
+    user.email = "trader@example.com"
+    user.save()
+    _rule, fired = fire_for(user, instruments["AAPL"], 150)
+    before = redis_client().llen("dramatiq:alerts")
+    alert_events_record(fired=fired, send=False)
+    assert redis_client().llen("dramatiq:alerts") == before
+
+
+@transactional()
+def test_alert_of_a_deleted_rule_is_still_stored(user, instruments):
+    rule, fired = fire_for(user, instruments["AAPL"], 150)
+    rule.delete()
+    [event] = alert_events_record(fired=fired, send=False)
+    assert event.rule_id is None
+    assert AlertEvent.objects.filter(owner=user).count() == 1

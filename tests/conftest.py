@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import pytest
+from django.conf import settings
+
+from core.redis import redis_client
+
+pytest_plugins = ["tests.plugins.simulator"]
+
+
+@pytest.fixture(autouse=True)
+def _flush_redis():
+    """Each test starts with an empty Redis test database."""
+    client = redis_client()
+    client.flushdb()
+    yield
+    client.flushdb()
+
+
+@pytest.fixture
+def user(django_user_model):
+    return django_user_model.objects.create_user(
+        username="trader", password="s3cret-pass"
+    )
+
+
+@pytest.fixture
+def other_user(django_user_model):
+    return django_user_model.objects.create_user(
+        username="rival", password="s3cret-pass"
+    )
+
+
+@pytest.fixture
+def staff_user(django_user_model):
+    return django_user_model.objects.create_user(
+        username="ops", password="s3cret-pass", is_staff=True, is_superuser=True
+    )
+
+
+@pytest.fixture
+def instruments(db):
+    from marketdata.services import instruments_upsert
+    from marketdata.universe import universe_rows
+
+    instruments_upsert(rows=universe_rows())
+    from marketdata.models import Instrument
+
+    return {i.symbol: i for i in Instrument.objects.all()}
+
+
+def pytest_report_header(config):
+    return f"redis: {settings.REDIS_URL}"
+
+
+BROWSER_FIXTURES = {"page", "context", "browser", "browser_context_args"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run browser tests last: pytest-playwright's sync API keeps an event loop
+    running in the main thread for the rest of the session, which would make
+    every later `asyncio.run()` (websocket and simulator tests) fail."""
+    browser = [
+        item
+        for item in items
+        if BROWSER_FIXTURES & set(getattr(item, "fixturenames", ()))
+    ]
+    if browser:
+        others = [item for item in items if item not in set(browser)]
+        items[:] = others + browser

@@ -1,0 +1,313 @@
+"""The dashboard in a real browser against the real stack: simulator →
+start_streams → Redis channel layer → Daphne → Chromium."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from channels.layers import get_channel_layer
+from playwright.sync_api import expect
+
+from core.groups import user_group
+from tests.e2e.conftest import database_access
+
+pytestmark = pytest.mark.e2e
+
+LIVE_SECONDS = 20_000  # ms to wait for something the stream should bring
+
+
+def group_send(group: str, message: dict) -> None:
+    """Send from a thread of its own: Playwright's loop owns this one."""
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(
+            asyncio.run, get_channel_layer().group_send(group, message)
+        ).result()
+
+
+def ready(page) -> None:
+    """Wait until the page's module has wired its controls."""
+    page.wait_for_selector("body[data-ready]", state="attached")
+
+
+def row(page, symbol: str):
+    return page.locator(f'#quote-rows tr[data-symbol="{symbol}"]')
+
+
+def seq_of(page, symbol: str) -> int:
+    return int(row(page, symbol).get_attribute("data-seq") or 0)
+
+
+def wait_for_new_seq(page, symbol: str, after: int) -> None:
+    page.wait_for_function(
+        '([s, n]) => Number(document.querySelector(`#quote-rows tr[data-symbol="${s}"]`)'
+        "?.dataset.seq || 0) > n",
+        arg=[symbol, after],
+        timeout=LIVE_SECONDS,
+    )
+
+
+def test_log_in_and_watch_prices_change(page, login, stack, docs_dir):
+    login(page)
+    badge = page.locator("#conn-badge")
+    expect(badge).to_have_text("connected", timeout=LIVE_SECONDS)
+    tabs = page.get_by_role("navigation", name="Your watchlists")
+    expect(tabs.get_by_role("link", name=re.compile("Crypto"))).to_have_attribute(
+        "aria-current", "page"
+    )
+    btc = row(page, "BTC/USD")
+    expect(btc).to_be_visible()
+    first_seq = seq_of(page, "BTC/USD")
+    first_last = btc.locator("[data-f=last]").inner_text()
+    wait_for_new_seq(page, "BTC/USD", first_seq)
+    # The price cell follows the stream, formatted to BTC/USD's 0.01 increment.
+    page.wait_for_function(
+        '(before) => document.querySelector(\'#quote-rows tr[data-symbol="BTC/USD"] '
+        "[data-f=last]').textContent !== before",
+        arg=first_last,
+        timeout=LIVE_SECONDS,
+    )
+    assert re.fullmatch(r"[\d,]+\.\d{2}", btc.locator("[data-f=last]").inner_text())
+    expect(btc.locator(".fresh")).to_have_text("live")
+    expect(btc.locator("[data-f=age]")).to_have_text(re.compile(r"\d+ s ago"))
+    # The session sparkline comes from the stored minute bars.
+    assert len(btc.locator("polyline").get_attribute("points").split()) > 2
+
+    page.get_by_role("link", name=re.compile("Tech")).click()
+    ready(page)
+    expect(row(page, "AAPL")).to_be_visible()
+    wait_for_new_seq(page, "AAPL", seq_of(page, "AAPL"))
+    page.wait_for_timeout(1500)  # let flashes settle and sparklines extend
+    page.screenshot(path=str(docs_dir / "dashboard.png"))
+
+
+def test_add_from_search_then_it_streams(page, login, stack):
+    login(page)
+    ready(page)
+    search = page.get_by_label("Add an instrument to Crypto")
+    search.fill("doge")
+    option = page.get_by_role("option", name="DOGE/USD")
+    expect(option).to_be_visible()
+    search.press("Enter")
+    doge = row(page, "DOGE/USD")
+    expect(doge).to_be_visible()
+    # The worker picks the new instrument up and the socket streams it.
+    wait_for_new_seq(page, "DOGE/USD", 0)
+    # Priced to DOGE/USD's 0.00001 increment once its first trade arrives.
+    expect(doge.locator("[data-f=last]")).to_have_text(
+        re.compile(r"^0\.\d{5}$"), timeout=LIVE_SECONDS
+    )
+    page.reload()
+    ready(page)
+    expect(row(page, "DOGE/USD")).to_be_visible()
+    # Clean up for the other tests.
+    page.get_by_role("button", name="Remove DOGE/USD from Crypto").click()
+    expect(row(page, "DOGE/USD")).to_have_count(0)
+
+
+def test_reorder_remove_create_and_delete(page, login, stack):
+    login(page)
+    page.get_by_role("link", name=re.compile("Tech")).click()
+    ready(page)
+    symbols = lambda: page.locator("#quote-rows tr").evaluate_all(  # noqa: E731
+        "rows => rows.map(r => r.dataset.symbol)"
+    )
+    assert symbols() == ["AAPL", "MSFT", "NVDA", "AMD"]
+    page.get_by_role("button", name="Move AAPL down").click()
+    assert symbols() == ["MSFT", "AAPL", "NVDA", "AMD"]
+    page.wait_for_load_state("networkidle")
+    page.reload()
+    ready(page)
+    assert symbols() == ["MSFT", "AAPL", "NVDA", "AMD"]
+    page.get_by_role("button", name="Move AAPL up").click()
+    page.wait_for_load_state("networkidle")
+
+    page.get_by_role("button", name="Remove AMD from Tech").click()
+    expect(row(page, "AMD")).to_have_count(0)
+    page.reload()
+    ready(page)
+    assert symbols() == ["AAPL", "MSFT", "NVDA"]
+
+    page.get_by_label("New watchlist name").fill("Scratch")
+    page.get_by_role("button", name="Create").click()
+    expect(page.get_by_role("heading", name="Scratch")).to_be_visible()
+    ready(page)
+    expect(page.get_by_text("This watchlist is empty")).to_be_visible()
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Delete list").click()
+    page.wait_for_url(stack.url + "/")
+    expect(
+        page.get_by_role("navigation", name="Your watchlists").get_by_role(
+            "link", name=re.compile("Scratch")
+        )
+    ).to_have_count(0)
+
+    # Put AMD back for later tests.
+    page.get_by_role("link", name=re.compile("Tech")).click()
+    ready(page)
+    page.get_by_label("Add an instrument to Tech").fill("AMD")
+    expect(page.get_by_role("option", name=re.compile("^AMD"))).to_be_visible()
+    page.get_by_label("Add an instrument to Tech").press("Enter")
+    expect(row(page, "AMD")).to_be_visible()
+
+
+def test_instrument_chart_timeframes_scrollback_and_live_candle(
+    page, login, stack, docs_dir
+):
+    login(page)
+    page.goto(stack.url + "/instruments/BTC/USD/")
+    ready(page)
+    chart = page.locator("#chart")
+    expect(chart).to_have_attribute("data-timeframe", "1m", timeout=LIVE_SECONDS)
+    page.wait_for_function(
+        "Number(document.getElementById('chart').dataset.bars) >= 500"
+    )
+    expect(page.locator(".market")).to_have_text(re.compile("Market open"))
+    # The forming candle follows the socket.
+    page.wait_for_function(
+        "document.getElementById('chart').dataset.liveClose !== undefined",
+        timeout=LIVE_SECONDS,
+    )
+    # Dragging the chart to the right reveals older bars: scroll-back loads more.
+    box = chart.bounding_box()
+    y = box["y"] + box["height"] / 2
+    for _ in range(4):
+        page.mouse.move(box["x"] + 100, y)
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] - 100, y, steps=8)
+        page.mouse.up()
+    page.wait_for_function(
+        "Number(document.getElementById('chart').dataset.bars) > 500",
+        timeout=LIVE_SECONDS,
+    )
+    page.get_by_role("button", name="5M", exact=True).click()
+    page.screenshot(path=str(docs_dir / "chart.png"))
+    for label, timeframe in (("5M", "5m"), ("15M", "15m"), ("1H", "1h"), ("1D", "1d")):
+        page.get_by_role("button", name=label, exact=True).click()
+        expect(chart).to_have_attribute(
+            "data-timeframe", timeframe, timeout=LIVE_SECONDS
+        )
+        page.wait_for_function(
+            "Number(document.getElementById('chart').dataset.bars) > 0"
+        )
+        expect(page.get_by_role("button", name=label, exact=True)).to_have_attribute(
+            "aria-pressed", "true"
+        )
+        assert "Could not load" not in page.locator("#chart-note").inner_text()
+    page.get_by_role("button", name="5M", exact=True).click()
+    expect(chart).to_have_attribute("data-timeframe", "5m")
+    # Overlays on the price pane and oscillators in panes below it.
+    for label in ("SMA 20", "Bollinger 20/2", "RSI 14", "MACD 12/26/9"):
+        page.get_by_label(label).check()
+    expect(chart).to_have_attribute(
+        "data-indicators", "sma:20,bb:20:2,rsi:14,macd:12:26:9", timeout=LIVE_SECONDS
+    )
+    assert page.evaluate("window.tapelineChart.panes().length") == 3
+    assert "unavailable" not in page.locator("#chart-note").inner_text()
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(docs_dir / "chart.png"))
+
+
+def test_badge_reconnects_after_the_web_server_restarts(page, login, stack):
+    login(page)
+    badge = page.locator("#conn-badge")
+    expect(badge).to_have_text("connected", timeout=LIVE_SECONDS)
+    stack.stop("web", kill=True)
+    expect(badge).to_have_text(
+        re.compile(r"reconnecting \(attempt \d+\)"), timeout=10_000
+    )
+    expect(page.locator(".toast-warn")).to_contain_text("connection lost")
+    stack.start_web()
+    expect(badge).to_have_text("connected", timeout=40_000)
+    expect(page.locator(".toast-ok").last).to_contain_text("restored")
+    expect(page.locator(".toast-warn")).to_have_count(0)
+    # Resubscribed: the rows stream again.
+    wait_for_new_seq(page, "BTC/USD", seq_of(page, "BTC/USD"))
+
+
+def test_stream_worker_connection_drops_and_recovers(page, browser, login, stack):
+    """The simulator resets the worker's exchange connections: the status page
+    counts the reconnects and the trader's dashboard keeps streaming."""
+    login(page)
+    ready(page)
+    ops = browser.new_context()
+    status = ops.new_page()
+    try:
+        login(status, "e2e-ops")
+        status.goto(stack.url + "/status/")
+        worker = f":{stack.processes['streams'].pid}:"
+        crypto = status.locator('#connections tr[data-id$="crypto"]', has_text=worker)
+        expect(crypto).to_be_visible(timeout=LIVE_SECONDS)
+        stack.simulator.set_faults(drop_every=1)
+        try:
+            expect(crypto.locator("td:nth-of-type(4)")).not_to_have_text(
+                "0", timeout=LIVE_SECONDS
+            )
+        finally:
+            stack.simulator.set_faults(drop_every=None)
+        expect(crypto.locator(".fresh")).to_have_text("live", timeout=LIVE_SECONDS)
+        expect(status.locator("#feed-ok")).to_have_text("ok", timeout=LIVE_SECONDS)
+    finally:
+        ops.close()
+    # The browser's own socket never dropped; prices keep coming.
+    expect(page.locator("#conn-badge")).to_have_text("connected")
+    wait_for_new_seq(page, "BTC/USD", seq_of(page, "BTC/USD"))
+
+
+def test_portfolio_values_live(page, login, stack):
+    login(page)
+    page.goto(stack.url + "/portfolio/")
+    value = page.locator("[data-total=value]")
+    before = value.inner_text()
+    assert re.fullmatch(r"[\d,]+\.\d{2}", before)
+    page.wait_for_function(
+        "(b) => document.querySelector('[data-total=value]').textContent !== b",
+        arg=before,
+        timeout=LIVE_SECONDS,
+    )
+    expect(
+        page.locator('#positions tr[data-symbol="BTC/USD"] [data-p=weight]')
+    ).to_have_text("100.0%")
+
+
+def test_alert_toast_reaches_only_its_owner(page, login, stack, django_db_blocker):
+    from django.contrib.auth import get_user_model
+
+    login(page)
+    expect(page.locator("#conn-badge")).to_have_text("connected", timeout=LIVE_SECONDS)
+    with database_access(django_db_blocker):
+        User = get_user_model()
+        trader = User.objects.get(username="e2e-trader")
+        ops = User.objects.get(username="e2e-ops")
+    group_send(
+        user_group(ops.pk), {"type": "alert.fired", "alert": {"message": "not yours"}}
+    )
+    group_send(
+        user_group(trader.pk),
+        {"type": "alert.fired", "alert": {"message": "BTC/USD crossed 60,000"}},
+    )
+    expect(page.locator(".toast-alert")).to_contain_text("BTC/USD crossed 60,000")
+    expect(page.get_by_text("not yours")).to_have_count(0)
+
+
+def test_small_screen_375px(browser, login, stack, docs_dir):
+    context = browser.new_context(viewport={"width": 375, "height": 740})
+    page = context.new_page()
+    try:
+        login(page)
+        ready(page)
+        expect(row(page, "BTC/USD").locator("[data-f=last]")).to_be_visible()
+        expect(row(page, "BTC/USD").locator(".c-name")).to_be_hidden()
+        # No sideways scrolling of the page itself.
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 376
+        # Keyboard: the search box is reachable and usable without a mouse.
+        page.get_by_label("Add an instrument to Crypto").focus()
+        page.keyboard.type("eth")
+        expect(page.get_by_role("option", name="ETH/USD")).to_be_visible()
+        page.keyboard.press("Escape")
+        page.screenshot(path=str(docs_dir / "dashboard-mobile.png"))
+    finally:
+        context.close()

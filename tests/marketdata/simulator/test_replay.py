@@ -1,0 +1,183 @@
+"""Recording format and `--replay` through the same protocols."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from datetime import UTC, datetime
+
+import msgpack
+import pytest
+
+from marketdata.simulator.replay import FrameRecorder, daily_path, read_frames
+from tests.marketdata.simulator.helpers import (
+    alpaca_login,
+    collect,
+    recv_json,
+    recv_msgpack,
+)
+from tests.plugins.simulator import start_simulator
+
+DAY1 = datetime(2026, 3, 2, 14, 30, tzinfo=UTC).timestamp()
+DAY2 = datetime(2026, 3, 3, 14, 30, tzinfo=UTC).timestamp()
+
+
+def _trade(symbol: str, price: float, stamp: str) -> dict:
+    return {
+        "T": "t",
+        "S": symbol,
+        "i": 1,
+        "x": "V",
+        "p": price,
+        "s": 10,
+        "c": ["@"],
+        "z": "C",
+        "t": stamp,
+    }
+
+
+def test_recorder_rotates_daily_and_round_trips_text_and_binary(tmp_path):
+    base = tmp_path / "rec" / "feed.jsonl.gz"
+    with FrameRecorder(base) as recorder:
+        recorder.write(
+            "alpaca", "ws://x/v2/iex", '[{"T":"success","msg":"connected"}]', DAY1
+        )
+        recorder.write("alpaca", "ws://x/v2/iex", b"\x91\x80", DAY1 + 1)
+        recorder.write("binance", "ws://x/ws/btcusdt@trade", '{"e":"trade"}', DAY2)
+    assert daily_path(base, "2026-03-02").name == "feed.2026-03-02.jsonl.gz"
+    assert sorted(p.name for p in base.parent.iterdir()) == [
+        "feed.2026-03-02.jsonl.gz",
+        "feed.2026-03-03.jsonl.gz",
+    ]
+    with gzip.open(daily_path(base, "2026-03-02"), "rt") as handle:
+        first = json.loads(handle.readline())
+    assert first == {
+        "t": DAY1,
+        "provider": "alpaca",
+        "url": "ws://x/v2/iex",
+        "frame": '[{"T":"success","msg":"connected"}]',
+    }
+    frames = list(read_frames(base))
+    assert [f["frame"] for f in frames] == [
+        '[{"T":"success","msg":"connected"}]',
+        b"\x91\x80",
+        '{"e":"trade"}',
+    ]
+    assert [f["provider"] for f in frames] == ["alpaca", "alpaca", "binance"]
+    assert len(list(read_frames(daily_path(base, "2026-03-03")))) == 1
+
+
+def test_a_recording_cut_short_replays_what_was_written(tmp_path):
+    base = tmp_path / "cut.jsonl.gz"
+    with FrameRecorder(base, flush_every=1) as recorder:
+        for i in range(50):
+            recorder.write(
+                "finnhub", "ws://x/", json.dumps({"type": "trade", "n": i}), DAY1 + i
+            )
+    path = daily_path(base, "2026-03-02")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 15])  # lose the gzip trailer and a bit more
+    frames = list(read_frames(path))
+    assert 0 < len(frames) <= 50
+    assert [json.loads(f["frame"])["n"] for f in frames] == list(range(len(frames)))
+
+
+def test_missing_recording_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        list(read_frames(tmp_path / "nothing.jsonl.gz"))
+
+
+@pytest.fixture
+def alpaca_recording(tmp_path):
+    base = tmp_path / "session.jsonl.gz"
+    with FrameRecorder(base) as recorder:
+        url = "wss://stream.data.alpaca.markets/v2/iex"
+        recorder.write("alpaca", url, '[{"T":"success","msg":"connected"}]', DAY1)
+        recorder.write(
+            "alpaca",
+            url,
+            json.dumps(
+                [
+                    _trade("AAPL", 101.25, "2026-03-02T14:30:01.123456789Z"),
+                    _trade("MSFT", 400.5, "2026-03-02T14:30:01.2Z"),
+                ]
+            ),
+            DAY1 + 1,
+        )
+        recorder.write(
+            "alpaca",
+            url,
+            json.dumps([_trade("AAPL", 101.3, "2026-03-02T14:30:02Z")]),
+            DAY1 + 2,
+        )
+        recorder.write(
+            "binance",
+            "wss://data-stream.binance.vision/ws/btcusdt@trade",
+            json.dumps(
+                {
+                    "e": "trade",
+                    "E": 1,
+                    "s": "BTCUSDT",
+                    "t": 7,
+                    "p": "1.00000000",
+                    "q": "2.00000000",
+                    "T": 1,
+                    "m": True,
+                    "M": True,
+                }
+            ),
+            DAY1 + 2.5,
+        )
+    return daily_path(base, "2026-03-02")
+
+
+def test_replay_serves_recorded_alpaca_frames_filtered_by_subscription(
+    alpaca_recording,
+):
+    sim = start_simulator(replay=str(alpaca_recording), replay_speed=4)
+    try:
+
+        async def script(ws):
+            await alpaca_login(ws, sim)
+            await ws.send(json.dumps({"action": "subscribe", "trades": ["AAPL"]}))
+            await recv_json(ws)
+            return [await recv_json(ws), await recv_json(ws)]
+
+        frames = collect(sim.ws_url + "/v2/iex", script)
+    finally:
+        sim.stop_thread()
+    assert frames == [
+        [_trade("AAPL", 101.25, "2026-03-02T14:30:01.123456789Z")],
+        [_trade("AAPL", 101.3, "2026-03-02T14:30:02Z")],
+    ]
+
+
+def test_replay_to_msgpack_and_binance_clients(alpaca_recording):
+    sim = start_simulator(replay=str(alpaca_recording), replay_speed=4)
+    try:
+
+        async def alpaca(ws):
+            await recv_msgpack(ws)
+            await ws.send(
+                msgpack.packb(
+                    {"action": "auth", "key": sim.key_id, "secret": sim.secret}
+                )
+            )
+            await recv_msgpack(ws)
+            await ws.send(msgpack.packb({"action": "subscribe", "trades": ["MSFT"]}))
+            await recv_msgpack(ws)
+            return await recv_msgpack(ws)
+
+        msft = collect(
+            sim.ws_url + "/v2/sip",
+            alpaca,
+            additional_headers={"Content-Type": "application/msgpack"},
+        )
+        binance = collect(sim.ws_url + "/stream?streams=btcusdt@trade", recv_json)
+    finally:
+        sim.stop_thread()
+    assert msft[0]["p"] == 400.5
+    assert msft[0]["t"] == msgpack.Timestamp(
+        int(datetime(2026, 3, 2, 14, 30, 1, tzinfo=UTC).timestamp()), 200_000_000
+    )
+    assert binance["stream"] == "btcusdt@trade" and binance["data"]["t"] == 7

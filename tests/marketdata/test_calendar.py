@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from marketdata import calendar
+
+
+def test_regular_session_in_utc_follows_dst():
+    winter = calendar.nyse_session(date(2024, 1, 10))
+    summer = calendar.nyse_session(date(2024, 7, 10))
+    assert (winter.open, winter.close) == (
+        datetime(2024, 1, 10, 14, 30, tzinfo=UTC),
+        datetime(2024, 1, 10, 21, 0, tzinfo=UTC),
+    )
+    assert (summer.open, summer.close) == (
+        datetime(2024, 7, 10, 13, 30, tzinfo=UTC),
+        datetime(2024, 7, 10, 20, 0, tzinfo=UTC),
+    )
+    assert winter.minutes == 390
+
+
+def test_weekends_and_holidays_are_closed():
+    assert calendar.nyse_session(date(2024, 1, 13)) is None  # Saturday
+    for holiday in [
+        date(2024, 1, 1),
+        date(2024, 7, 4),
+        date(2024, 11, 28),
+        date(2024, 12, 25),
+        date(2024, 3, 29),
+        date(2025, 1, 9),
+    ]:
+        assert calendar.nyse_session(holiday) is None, holiday
+
+
+def test_early_closes():
+    for day in [
+        date(2024, 7, 3),
+        date(2024, 11, 29),
+        date(2024, 12, 24),
+        date(2023, 7, 3),
+    ]:
+        session = calendar.nyse_session(day)
+        assert session.early_close and session.minutes == 210, day
+    assert calendar.nyse_session(date(2020, 7, 3)) is None  # observed holiday
+    assert not calendar.nyse_session(date(2024, 12, 23)).early_close
+
+
+def test_expected_minutes():
+    start = datetime(2024, 11, 25, tzinfo=UTC)
+    end = datetime(2024, 12, 2, tzinfo=UTC)
+    # Mon-Wed full (390 each), Thanksgiving closed, Friday early close (210).
+    assert calendar.expected_minute_count("equity", start, end) == 3 * 390 + 210
+    assert len(list(calendar.expected_minutes("equity", start, end))) == 3 * 390 + 210
+    assert calendar.expected_minute_count("crypto", start, end) == 7 * 1440
+
+
+def test_market_state():
+    during = datetime(2024, 7, 10, 15, 0, tzinfo=UTC)
+    assert calendar.market_state("equity", during)["open"] is True
+    night = datetime(2024, 7, 10, 22, 0, tzinfo=UTC)
+    state = calendar.market_state("equity", night)
+    assert state["open"] is False and state["opens_at"] == datetime(
+        2024, 7, 11, 13, 30, tzinfo=UTC
+    )
+    assert calendar.market_state("crypto", night)["open"] is True

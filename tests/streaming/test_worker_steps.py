@@ -1,0 +1,390 @@
+"""The worker's steps called directly, with real Redis and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal as D
+
+import orjson
+import pytest
+from channels.layers import get_channel_layer
+
+from core.groups import symbol_group
+from marketdata.events import Control, ControlType, Quote, Status, Trade
+from marketdata.models import Bar, Instrument
+from marketdata.providers import provider_class
+from streaming.connection import FeedConnection
+from streaming.snapshots import snapshots_get
+from streaming.state import InstrumentState
+from streaming.worker import StreamWorker, WorkerOptions
+
+# Truncating with CASCADE (available_apps) also empties the raw-SQL tables
+# that reference instruments (rollups), which a plain flush refuses to.
+TRANSACTIONAL = pytest.mark.django_db(
+    transaction=True,
+    available_apps=[
+        "django.contrib.auth",
+        "django.contrib.contenttypes",
+        "django.contrib.admin",
+        "django.contrib.sessions",
+        "core",
+        "marketdata",
+        "streaming",
+        "alerts",
+    ],
+)
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+def trade(symbol, seconds, price, size="1", trade_id=None):
+    return Trade(
+        symbol=symbol,
+        ts=NOW + timedelta(seconds=seconds),
+        price=D(price),
+        size=D(size),
+        provider="simulator",
+        trade_id=trade_id,
+    )
+
+
+def quote(symbol, seconds, bid, ask):
+    return Quote(
+        symbol=symbol,
+        ts=NOW + timedelta(seconds=seconds),
+        bid_price=D(bid),
+        bid_size=D("1"),
+        ask_price=D(ask),
+        ask_size=D("2"),
+        provider="simulator",
+    )
+
+
+def attach(worker, instrument, connection, *, new=False):
+    state = InstrumentState(
+        symbol=instrument.symbol,
+        instrument_id=instrument.id,
+        asset_class=instrument.asset_class,
+        provider=connection.provider_name,
+    )
+    state.first_event_pending = new
+    worker.states[instrument.symbol] = state
+    worker.routes[instrument.symbol] = connection
+    worker.instrument_rows[instrument.symbol] = {
+        "id": instrument.id,
+        "symbol": instrument.symbol,
+        "asset_class": instrument.asset_class,
+        "provider_symbols": {},
+    }
+    return state
+
+
+def make_worker(**options):
+    from streaming.publisher import Publisher
+
+    worker = StreamWorker(options=WorkerOptions(**options), stdout=io.StringIO())
+    worker.publisher = Publisher(
+        layer=get_channel_layer(), hz=worker.options.publish_hz
+    )
+    worker.alert_engine = None
+    connection = FeedConnection(
+        key="simulator:equity",
+        provider=provider_class("simulator")(),
+        asset_class="equity",
+        sink=worker.sink,
+    )
+    return worker, connection
+
+
+@pytest.fixture
+def aapl(instruments):
+    return instruments["AAPL"]
+
+
+def test_trades_and_quotes_update_the_snapshot_and_unchanged_quotes_are_dropped(aapl):
+    worker, connection = make_worker()
+    state = attach(worker, aapl, connection)
+    worker.process(
+        connection,
+        NOW.timestamp() + 1,
+        [
+            trade("AAPL", 0, "100.00", "10", "t1"),
+            trade("AAPL", 1, "101.50", "5", "t2"),
+            trade("AAPL", 1, "101.50", "5", "t2"),  # duplicate id
+            trade("AAPL", 0.5, "99.00", "1", "t3"),  # out of order
+            quote("AAPL", 1, "101.40", "101.60"),
+            quote("AAPL", 2, "101.40", "101.60"),  # same bid/ask: dropped
+            quote("AAPL", 1.5, "90.00", "91.00"),  # older than the last quote
+        ],
+    )
+    stats = connection.stats
+    assert stats.duplicates == 1 and stats.out_of_order == 2
+    assert stats.quotes_unchanged == 1 and stats.by_kind["quote"] == 3
+    doc = state.document()
+    assert doc["last"] == "101.50"  # the out-of-order trade does not become last
+    assert (doc["open"], doc["high"], doc["low"], doc["volume"]) == (
+        "100.00",
+        "101.50",
+        "99.00",
+        "16",
+    )
+    assert (doc["bid"], doc["ask"]) == ("101.40", "101.60")
+    assert doc["minute"]["volume"] == "16"
+
+
+def test_events_for_symbols_not_subscribed_are_counted_not_applied(aapl):
+    worker, connection = make_worker()
+    attach(worker, aapl, connection)
+    worker.process(connection, NOW.timestamp(), [trade("ZZZZ", 0, "1")])
+    assert connection.stats.unknown_symbols == 1
+    assert "ZZZZ" not in worker.states
+
+
+def test_halt_status_sets_freshness(aapl):
+    worker, connection = make_worker()
+    state = attach(worker, aapl, connection)
+    worker.process(
+        connection,
+        NOW.timestamp(),
+        [Status(symbol="AAPL", ts=NOW, provider="simulator", halted=True, code="H")],
+    )
+    assert state.freshness == "halted" and state.document()["halted"] is True
+
+
+@TRANSACTIONAL
+def test_rejected_symbols_are_marked_on_the_instrument(aapl):
+    worker, connection = make_worker()
+    attach(worker, aapl, connection)
+    connection._on_rejected(
+        Control(
+            ControlType.SUBSCRIPTION_ERROR,
+            "simulator",
+            code=405,
+            message="symbol limit exceeded",
+            symbols=("AAPL",),
+        )
+    )
+    worker.process(
+        connection,
+        NOW.timestamp(),
+        [
+            Control(
+                ControlType.SUBSCRIPTION_ERROR,
+                "simulator",
+                code=405,
+                message="symbol limit exceeded",
+                symbols=("AAPL",),
+            )
+        ],
+    )
+
+    async def run():
+        worker.loop = asyncio.get_running_loop()
+        await worker.step_subscriptions()
+
+    asyncio.run(run())
+    aapl.refresh_from_db()
+    assert "symbol limit exceeded" in aapl.stream_error
+    assert aapl.stream_error_at is not None
+    assert "AAPL" in connection.rejected
+
+
+def test_publish_is_coalesced_to_the_latest_state_with_increasing_seq(aapl):
+    worker, connection = make_worker(publish_hz=5)
+    attach(worker, aapl, connection)
+    layer = get_channel_layer()
+
+    async def run():
+        channel = await layer.new_channel()
+        await layer.group_add(symbol_group("AAPL"), channel)
+        received = []
+        for i in range(20):
+            worker.process(
+                connection, NOW.timestamp(), [trade("AAPL", i, f"{100 + i}.00")]
+            )
+            await worker.step_publish()
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.25)
+        await worker.step_publish()
+        while True:
+            try:
+                received.append(await asyncio.wait_for(layer.receive(channel), 1))
+            except TimeoutError:
+                return received
+
+    messages = asyncio.run(run())
+    assert all(m["type"] == "market.update" for m in messages)
+    seqs = [m["snapshot"]["seq"] for m in messages]
+    assert seqs == list(range(1, len(seqs) + 1))
+    assert len(messages) < 20 / 2  # ~0.65 s at 5/s: coalesced, not one per trade
+    assert messages[-1]["snapshot"]["last"] == "119.00"  # latest state arrives
+    assert snapshots_get(symbols=["AAPL"])["AAPL"]["seq"] == seqs[-1]
+
+
+@TRANSACTIONAL
+def test_closed_minutes_are_stored_with_rollups(aapl):
+    worker, connection = make_worker()
+    attach(worker, aapl, connection)
+    start = NOW.replace(second=0) - timedelta(minutes=3)
+    events = []
+    for minute in range(2):
+        for second, price in ((1, "10"), (20, "12"), (40, "9"), (59, "11")):
+            events.append(
+                Trade(
+                    symbol="AAPL",
+                    ts=start + timedelta(minutes=minute, seconds=second),
+                    price=D(price),
+                    size=D("2"),
+                    provider="simulator",
+                )
+            )
+    worker.process(connection, NOW.timestamp(), events)
+
+    async def run():
+        worker.loop = asyncio.get_running_loop()
+        await worker.step_store_bars()
+
+    asyncio.run(run())
+    bars = list(Bar.objects.filter(instrument=aapl, timeframe="1m").order_by("ts"))
+    assert [b.ts for b in bars] == [start, start + timedelta(minutes=1)]
+    assert all(
+        (b.open, b.high, b.low, b.close, b.volume, b.origin)
+        == (D("10"), D("12"), D("9"), D("11"), D("8"), "live")
+        for b in bars
+    )
+    assert worker.bars_stored == 2
+
+
+def test_print_events_writes_one_json_line_per_event(aapl):
+    out = io.BytesIO()
+    worker, connection = make_worker(print_events=True)
+    worker._print = out.write
+    attach(worker, aapl, connection)
+    worker.process(
+        connection,
+        NOW.timestamp(),
+        [trade("AAPL", 0, "1.5", "3", "x1"), quote("AAPL", 0, "1", "2")],
+    )
+    lines = [orjson.loads(line) for line in out.getvalue().splitlines()]
+    assert [line["kind"] for line in lines] == ["trade", "quote"]
+    assert lines[0]["price"] == "1.5" and lines[0]["symbol"] == "AAPL"
+
+
+def test_health_document_reports_connections(aapl):
+    worker, connection = make_worker()
+    attach(worker, aapl, connection)
+    worker.connections[connection.key] = connection
+    worker.process(connection, NOW.timestamp() + 0.05, [trade("AAPL", 0, "1")])
+    doc = worker.health()
+    [conn] = doc["connections"]
+    assert conn["provider"] == "simulator" and conn["totals"]["trade"] == 1
+    assert conn["lag_ms"]["samples"] == 1
+    assert doc["instruments"] == 1 and doc["state"] == "running"
+
+
+def test_instrument_stream_error_excludes_symbol(aapl, user):
+    from marketdata.services import watchlist_create
+    from streaming.selectors import instruments_to_stream
+
+    watchlist_create(owner=user, name="w", symbols=["AAPL", "MSFT"])
+    assert [r["symbol"] for r in instruments_to_stream()] == ["AAPL", "MSFT"]
+    Instrument.objects.filter(symbol="MSFT").update(stream_error="rejected")
+    assert [r["symbol"] for r in instruments_to_stream()] == ["AAPL"]
+    assert [r["symbol"] for r in instruments_to_stream(extra_symbols={"NVDA"})] == [
+        "AAPL",
+        "NVDA",
+    ]
+
+
+def crypto_trade(seconds_from, minute, second, price):
+    return Trade(
+        symbol="BTC/USD",
+        ts=seconds_from + timedelta(minutes=minute, seconds=second),
+        price=D(price),
+        size=D("0.5"),
+        provider="simulator",
+    )
+
+
+@TRANSACTIONAL
+def test_partly_seen_minutes_are_not_stored_but_reported_as_gaps(instruments):
+    from streaming.connection import Lifecycle
+
+    btc = instruments["BTC/USD"]
+    worker, connection = make_worker(gap_settle=0)
+    attach(worker, btc, connection, new=True)
+    t0 = NOW.replace(second=0) - timedelta(minutes=10)
+    # subscribed mid-minute 0; minutes 1-2 complete; dropped in minute 3;
+    # back in minute 5; minute 6 complete
+    batches = [
+        [crypto_trade(t0, 0, 30, "100")],
+        [crypto_trade(t0, 1, 1, "101"), crypto_trade(t0, 1, 59, "102")],
+        [crypto_trade(t0, 2, 1, "103"), crypto_trade(t0, 3, 10, "104")],
+    ]
+    for batch in batches:
+        worker.process(connection, NOW.timestamp(), batch)
+    worker.process(connection, NOW.timestamp(), [Lifecycle("down", NOW.timestamp())])
+    worker.process(connection, NOW.timestamp(), [crypto_trade(t0, 5, 20, "105")])
+    worker.process(connection, NOW.timestamp(), [crypto_trade(t0, 6, 1, "106")])
+    worker.process(connection, NOW.timestamp(), [crypto_trade(t0, 7, 1, "107")])
+    gaps = [(g.start - t0, g.end - t0) for g in worker.pending_gaps]
+    minute = timedelta(minutes=1)
+    assert gaps == [(0 * minute, 1 * minute), (3 * minute, 6 * minute)]
+
+    async def run():
+        worker.loop = asyncio.get_running_loop()
+        await worker.step_store_bars()
+        await worker.step_gaps()
+
+    asyncio.run(run())
+    stored = [b.ts - t0 for b in Bar.objects.filter(instrument=btc).order_by("ts")]
+    assert stored == [1 * minute, 2 * minute, 6 * minute, 7 * minute]
+    from marketdata.models import Gap
+
+    assert (
+        sorted((g.start - t0, g.end - t0) for g in Gap.objects.filter(instrument=btc))
+        == gaps
+    )
+    assert worker.gaps_reported == 2
+
+
+def test_a_restart_backfills_since_the_last_stored_minute_and_redoes_a_partial_one(
+    instruments,
+):
+    from marketdata.services import bars_upsert
+    from streaming.aggregator import floor_minute
+    from streaming.services import live_bars_store, partial_bars_take
+
+    aapl = instruments["AAPL"]
+    now = datetime.now(UTC)
+    minute = floor_minute(now)
+    complete, partial = minute - timedelta(minutes=10), minute - timedelta(minutes=5)
+    bars_upsert(
+        rows=[
+            (aapl.id, "1m", complete, D(1), D(2), D("0.5"), D("1.5"), D(10), None, 3)
+        ],
+        provider="simulator",
+        origin="live",
+    )
+    # what the previous run stored at shutdown: a forming (partial) minute
+    live_bars_store(
+        rows={
+            "simulator": [
+                (aapl.id, "1m", partial, D(1), D(1), D(1), D(1), D(1), None, 1)
+            ]
+        },
+        partial={"AAPL": partial.isoformat()},
+    )
+    worker, _ = make_worker()
+    row = {
+        "id": aapl.id,
+        "symbol": "AAPL",
+        "asset_class": "equity",
+        "provider_symbols": {},
+    }
+    context = worker._contexts_load([row], now.timestamp())["AAPL"]
+    assert not Bar.objects.filter(instrument=aapl, ts=partial).exists()
+    assert Bar.objects.filter(instrument=aapl, ts=complete).exists()
+    assert context["gap_start"] == complete + timedelta(minutes=1)
+    assert partial_bars_take(symbols=["AAPL"]) == {}  # consumed
