@@ -68,3 +68,15 @@ def pytest_collection_modifyitems(config, items):
     if browser:
         others = [item for item in items if item not in set(browser)]
         items[:] = others + browser
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed browser test shows what the stack's processes printed."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" or not report.failed:
+        return
+    stack = getattr(item, "funcargs", {}).get("stack")
+    for name in getattr(stack, "logs", {}):
+        report.sections.append((f"stack log: {name}", stack.log(name)))
