@@ -194,20 +194,31 @@ def _upsert_via_staging(cursor, rows: Iterable[tuple], *, replace: bool) -> int:
 
 
 def instruments_upsert(*, rows: Iterable[dict]) -> tuple[int, int]:
-    """Create or update instruments by symbol; returns (created, updated)."""
-    created = updated = 0
+    """Create or update instruments by symbol; returns (created, updated).
+
+    Every row is validated first (nothing is written when one is invalid);
+    then one query finds the existing symbols and two bulk statements write."""
+    cleaned: dict[str, tuple[list[str], Instrument]] = {}
+    for row in rows:
+        instrument = Instrument(**row)
+        instrument.full_clean(validate_unique=False)
+        cleaned[instrument.symbol] = ([k for k in row if k != "symbol"], instrument)
     with transaction.atomic():
-        for row in rows:
-            symbol = row["symbol"]
-            defaults = {key: value for key, value in row.items() if key != "symbol"}
-            instrument = Instrument(symbol=symbol, **defaults)
-            instrument.full_clean(validate_unique=False)
-            _, was_created = Instrument.objects.update_or_create(
-                symbol=symbol, defaults=defaults
-            )
-            created += was_created
-            updated += not was_created
-    return created, updated
+        existing = {
+            i.symbol: i
+            for i in Instrument.objects.select_for_update().filter(symbol__in=cleaned)
+        }
+        fields: set[str] = set()
+        for symbol, instrument in existing.items():
+            keys, given = cleaned[symbol]
+            for key in keys:
+                setattr(instrument, key, getattr(given, key))
+            fields.update(keys)
+        new = [i for symbol, (_, i) in cleaned.items() if symbol not in existing]
+        Instrument.objects.bulk_create(new)
+        if existing and fields:
+            Instrument.objects.bulk_update(existing.values(), sorted(fields))
+    return len(new), len(existing)
 
 
 def watchlist_create(*, owner, name: str, symbols: Iterable[str] = ()) -> Watchlist:

@@ -8,6 +8,16 @@ from core.redis import redis_client
 pytest_plugins = ["tests.plugins.simulator"]
 
 
+def pytest_configure(config):
+    """Hash the tests' passwords with a fast hasher: PBKDF2's million rounds
+    cost half a second per user. Servers the tests spawn keep the project's
+    hashers, so users they log in are given PBKDF2 hashes (`tests.e2e`)."""
+    settings.PASSWORD_HASHERS = [
+        "django.contrib.auth.hashers.MD5PasswordHasher",
+        "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    ]
+
+
 @pytest.fixture(autouse=True)
 def _flush_redis():
     """Each test starts with an empty Redis test database."""

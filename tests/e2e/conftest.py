@@ -166,6 +166,7 @@ def stack(django_db_setup, django_db_blocker):
     """Users with watchlists and a position, a day of simulator history, then
     the simulator, `start_streams` and Daphne as subprocesses."""
     from django.contrib.auth import get_user_model
+    from django.contrib.auth.hashers import make_password
     from django.db import connection
     from django.test.utils import setup_databases
 
@@ -202,9 +203,11 @@ def stack(django_db_setup, django_db_blocker):
             if not Instrument.objects.exists():
                 instruments_upsert(rows=universe_rows())
             User.objects.filter(username__in=["e2e-trader", "e2e-ops"]).delete()
-            trader = User.objects.create_user(username="e2e-trader", password=PASSWORD)
-            User.objects.create_user(
-                username="e2e-ops", password=PASSWORD, is_staff=True, is_superuser=True
+            # PBKDF2, the hasher Daphne (the project's settings) checks against.
+            password = make_password(PASSWORD, hasher="pbkdf2_sha256")
+            trader = User.objects.create(username="e2e-trader", password=password)
+            User.objects.create(
+                username="e2e-ops", password=password, is_staff=True, is_superuser=True
             )
             for name, symbols in WATCHLISTS.items():
                 watchlist_create(owner=trader, name=name, symbols=symbols)
