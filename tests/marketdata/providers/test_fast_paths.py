@@ -8,6 +8,7 @@ give exactly what the reference conversion gives: the same instant, the same
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -28,8 +29,12 @@ from marketdata.providers.timeparse import (
     to_decimal,
 )
 
+# 600 examples per property in `make test`; TAPELINE_PROPERTY_EXAMPLES=5000
+# for a deeper search after changing a fast path.
 SETTINGS = settings(
-    max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=int(os.environ.get("TAPELINE_PROPERTY_EXAMPLES", "600")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
 )
 
 
