@@ -64,7 +64,8 @@ def test_stream_contract(simulator_settings, name):
         authenticated = any(
             e.kind == "control" and e.type is ControlType.AUTHENTICATED for e in events
         )
-        deadline = time.monotonic() + 30
+        # Generous: it ends as soon as every symbol has traded.
+        deadline = time.monotonic() + 60
         sent_subscribe = False
         while time.monotonic() < deadline:
             if authenticated and not sent_subscribe:

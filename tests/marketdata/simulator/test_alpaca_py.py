@@ -182,7 +182,7 @@ def test_crypto_stream_and_history_clients(simulator):
     stream.subscribe_trades(runner.handler("trade"), "BTC/USD")
     runner.start()
     try:
-        got = runner.drain(lambda items: len(items) >= 2, timeout=30)
+        got = runner.drain(lambda items: len(items) >= 2, timeout=60)
     finally:
         runner.stop()
     assert len(got) >= 2 and all(t.symbol == "BTC/USD" and t.size > 0 for _, t in got)
