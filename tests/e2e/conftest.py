@@ -243,11 +243,23 @@ def stack(django_db_setup, django_db_blocker):
         # Wait until the worker publishes (snapshots appear in Redis).
         from streaming.snapshots import snapshots_get
 
-        deadline = time.monotonic() + 60
-        while not snapshots_get(symbols=["BTC/USD"]) and time.monotonic() < deadline:
+        # ...and keeps publishing: past its start-up work, BTC/USD's seq has
+        # moved on a few times, so the first test sees a flowing feed.
+        deadline = time.monotonic() + 90
+        first_seq = None
+        while time.monotonic() < deadline:
             if stack.processes["streams"].poll() is not None:
                 raise RuntimeError("start_streams exited:\n" + stack.log("streams"))
+            doc = snapshots_get(symbols=["BTC/USD"]).get("BTC/USD")
+            if doc is not None:
+                first_seq = doc["seq"] if first_seq is None else first_seq
+                if doc["seq"] >= first_seq + 5:
+                    break
             time.sleep(0.25)
+        else:
+            raise RuntimeError(
+                "the stream worker is not publishing:\n" + stack.log("streams")
+            )
         yield stack
     finally:
         for name in list(stack.processes):

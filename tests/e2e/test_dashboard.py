@@ -16,7 +16,7 @@ from tests.e2e.conftest import database_access
 
 pytestmark = pytest.mark.e2e
 
-LIVE_SECONDS = 20_000  # ms to wait for something the stream should bring
+LIVE_SECONDS = 30_000  # ms to wait for something the stream should bring
 
 
 def group_send(group: str, message: dict) -> None:
