@@ -114,6 +114,7 @@ class Command(BaseCommand):
                 connection_limit_backoff=options["connection_limit_backoff"],
                 auth_timeout=options["auth_timeout"],
                 gap_settle=options["gap_settle"],
+                freeze_gc=True,
             ),
             stdout=sys.stdout,
         )
