@@ -79,10 +79,10 @@ class WorkerOptions:
     store_every: float = 1.0
     ping_every: float = 10.0
     shutdown_timeout: float = 4.0
-    # Move start-up objects out of the collector's reach (`gc.freeze`): a
-    # full collection over Django's ~180k start-up objects held the loop for
-    # 25-130 ms every few seconds, the worker's latency p99. Process-wide, so
-    # only the command asks for it, not tests running a worker in a thread.
+    # Move start-up objects out of the collector's reach (`gc.freeze`): as
+    # Django's ~180k start-up objects aged into the oldest generation, each
+    # full collection held the loop for 25-130 ms. Process-wide, so only the
+    # command asks for it, not tests running a worker in a thread.
     freeze_gc: bool = False
 
     def __post_init__(self) -> None:
