@@ -143,13 +143,17 @@ def session_sparklines(*, instruments, at=None) -> dict[str, dict]:
             start = session.open.timestamp()
             points: dict[int, list[float]] = {i.pk: [] for i in members}
             last: dict[int, float] = {}
+            # The last close of each bucket: one sort (DISTINCT ON), no
+            # per-group array sorts; epoch seconds and float8 from the
+            # database, as Python-side timestamptz/numeric loaders cost more.
             cursor.execute(
-                "SELECT instrument_id, date_bin(%s::interval, ts, %s) AS bucket, "
-                "(array_agg(close ORDER BY ts DESC))[1] "
+                "SELECT DISTINCT ON (instrument_id, bucket) instrument_id, "
+                "extract(epoch FROM date_bin(%s::interval, ts, %s))::float8 AS bucket, "
+                "close::float8 "
                 "FROM marketdata_bar "
                 "WHERE timeframe = '1m' AND instrument_id = ANY(%s) "
                 "AND ts >= %s AND ts < %s "
-                "GROUP BY 1, 2 ORDER BY 1, 2",
+                "ORDER BY instrument_id, bucket, ts DESC",
                 [
                     f"{bucket} minutes",
                     session.open,
@@ -158,9 +162,9 @@ def session_sparklines(*, instruments, at=None) -> dict[str, dict]:
                     session.close,
                 ],
             )
-            for instrument_id, bucket_ts, close in cursor.fetchall():
-                points[instrument_id].append(float(close))
-                last[instrument_id] = bucket_ts.timestamp()
+            for instrument_id, bucket_start, close in cursor.fetchall():
+                points[instrument_id].append(close)
+                last[instrument_id] = bucket_start
             for instrument in members:
                 result[instrument.symbol] = {
                     "bucket": bucket,
