@@ -16,7 +16,6 @@ directly. Database work runs on one dedicated thread, never on the loop.
 from __future__ import annotations
 
 import asyncio
-import gc
 import inspect
 import logging
 import os
@@ -79,11 +78,6 @@ class WorkerOptions:
     store_every: float = 1.0
     ping_every: float = 10.0
     shutdown_timeout: float = 4.0
-    # Move start-up objects out of the collector's reach (`gc.freeze`): as
-    # Django's ~180k start-up objects aged into the oldest generation, each
-    # full collection held the loop for 25-130 ms. Process-wide, so only the
-    # command asks for it, not tests running a worker in a thread.
-    freeze_gc: bool = False
 
     def __post_init__(self) -> None:
         if self.publish_hz is None:
@@ -161,8 +155,6 @@ class StreamWorker:
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
         self.wake = asyncio.Event()
-        self._started_at = time.monotonic()
-        self._gc_freezes = 0
         if self._layer is None:
             from channels.layers import get_channel_layer
 
@@ -200,24 +192,7 @@ class StreamWorker:
             await self.step_subscriptions()
         except Exception:  # the database may come up later: the step retries
             logger.exception("loading the instruments to stream failed; retrying")
-        self.step_gc()
         self.ready = True
-
-    # Seconds after start at which live objects are frozen (see freeze_gc):
-    # once started, then after the lazy imports and caches of the first minute.
-    GC_FREEZE_AFTER = (0.0, 15.0, 60.0)
-
-    def step_gc(self) -> bool:
-        if not self.options.freeze_gc or self._gc_freezes >= len(self.GC_FREEZE_AFTER):
-            return True
-        if (
-            time.monotonic() - self._started_at
-            >= self.GC_FREEZE_AFTER[self._gc_freezes]
-        ):
-            gc.collect()  # garbage first: frozen objects are never collected
-            gc.freeze()
-            self._gc_freezes += 1
-        return True
 
     def request_shutdown(self) -> None:
         if not self.shutdown:
@@ -236,7 +211,6 @@ class StreamWorker:
             (0.5, self.step_watchdog),
             (1.0, self.step_gaps),
             (0.5, self.step_alerts),
-            (5.0, self.step_gc),
         ]
         tasks = [asyncio.create_task(self._every(i, s)) for i, s in periodic]
         try:

@@ -83,12 +83,6 @@ class Command(BaseCommand):
             default=5.0,
             help="Seconds after a missed minute ends before its backfill is requested.",
         )
-        parser.add_argument(
-            "--no-freeze-gc",
-            action="store_true",
-            help="Leave start-up objects to the cyclic collector (for comparison: "
-            "bench/bench_worker_gc.py).",
-        )
 
     def handle(self, *args, **options):
         try:
@@ -120,7 +114,6 @@ class Command(BaseCommand):
                 connection_limit_backoff=options["connection_limit_backoff"],
                 auth_timeout=options["auth_timeout"],
                 gap_settle=options["gap_settle"],
-                freeze_gc=not options["no_freeze_gc"],
             ),
             stdout=sys.stdout,
         )
