@@ -168,6 +168,39 @@ def test_sparkline_comes_from_the_sessions_minute_bars(user, client_for, instrum
     assert last_y < first_y
 
 
+def test_sparkline_points_are_each_buckets_last_close(instruments):
+    from marketdata.selectors import session_sparklines
+
+    btc = instruments["BTC/USD"]
+    session = session_latest(asset_class="crypto")
+    minutes = int((timezone.now() - session.open).total_seconds() // 60)
+    if minutes < 30:
+        pytest.skip("the crypto session is under 30 minutes old")
+    rows = [
+        BarRow(
+            instrument_id=btc.pk,
+            timeframe="1m",
+            ts=session.open + timedelta(minutes=i),
+            open=Decimal(1000 + i),
+            high=Decimal(1000 + i),
+            low=Decimal(1000 + i),
+            close=Decimal(1000 + i),
+            volume=Decimal(1),
+        )
+        for i in range(30)
+    ]
+    bars_upsert(rows=rows, provider="simulator", origin="live", replace=True)
+    line = session_sparklines(instruments=[btc])["BTC/USD"]
+    bucket = line["bucket"]  # minutes per point (a 24 h session: 12)
+    assert bucket > 1
+    closes = [1000 + i for i in range(30)]
+    expected = [float(closes[min(b + bucket, 30) - 1]) for b in range(0, 30, bucket)]
+    assert line["points"] == expected
+    last_bucket_start = session.open + timedelta(minutes=(29 // bucket) * bucket)
+    assert line["last"] == last_bucket_start.timestamp()
+    assert line["start"] == session.open.timestamp()
+
+
 def test_someone_elses_watchlist_is_404_everywhere(user, client_for, lists):
     _, theirs = lists
     client = client_for(user)

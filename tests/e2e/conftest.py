@@ -252,8 +252,9 @@ def stack(django_db_setup, django_db_blocker):
                 raise RuntimeError("start_streams exited:\n" + stack.log("streams"))
             doc = snapshots_get(symbols=["BTC/USD"]).get("BTC/USD")
             if doc is not None:
-                first_seq = doc["seq"] if first_seq is None else first_seq
-                if doc["seq"] >= first_seq + 5:
+                if first_seq is None:
+                    first_seq = doc["seq"]
+                elif doc["seq"] >= first_seq + 5:
                     break
             time.sleep(0.25)
         else:
