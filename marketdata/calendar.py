@@ -1,5 +1,11 @@
 """Market calendar: NYSE sessions (holidays, early closes) and 24/7 crypto/FX-style markets.
 
+Every function takes `extended`: for US equities the extended session runs from
+04:00 to 20:00 New York time on trading days (to 17:00 on early-close days), the
+hours Alpaca streams and serves history for. Live freshness uses the regular
+session; what counts as a minute that may hold a bar (gaps, coverage, the
+sweep) uses the extended one where the provider serves it.
+
 Everything returned is UTC; New York local time is used only to build sessions.
 Holidays come from the `holidays` package's NYSE calendar (which includes
 one-off closures); early closes (13:00 ET) follow the exchange's standing rules:
@@ -21,6 +27,9 @@ NEW_YORK = ZoneInfo("America/New_York")
 REGULAR_OPEN = time(9, 30)
 REGULAR_CLOSE = time(16, 0)
 EARLY_CLOSE = time(13, 0)
+EXTENDED_OPEN = time(4, 0)
+EXTENDED_CLOSE = time(20, 0)
+EXTENDED_EARLY_CLOSE = time(17, 0)
 ALWAYS_OPEN_CLASSES = frozenset({"crypto"})
 
 
@@ -61,15 +70,21 @@ def nyse_is_early_close(day: date) -> bool:
     return day == _thanksgiving(day.year) + timedelta(days=1)
 
 
-def nyse_session(day: date) -> Session | None:
-    """The regular NYSE session on `day`, or None when the market is closed."""
+def nyse_session(day: date, *, extended: bool = False) -> Session | None:
+    """The NYSE session on `day` (regular, or with pre- and post-market when
+    `extended`), or None when the market is closed."""
     if day.weekday() >= 5 or nyse_is_holiday(day):
         return None
     early = nyse_is_early_close(day)
-    opens = datetime.combine(day, REGULAR_OPEN, NEW_YORK).astimezone(UTC)
-    closes = datetime.combine(
-        day, EARLY_CLOSE if early else REGULAR_CLOSE, NEW_YORK
-    ).astimezone(UTC)
+    if extended:
+        open_at, close_at = (
+            EXTENDED_OPEN,
+            (EXTENDED_EARLY_CLOSE if early else EXTENDED_CLOSE),
+        )
+    else:
+        open_at, close_at = REGULAR_OPEN, EARLY_CLOSE if early else REGULAR_CLOSE
+    opens = datetime.combine(day, open_at, NEW_YORK).astimezone(UTC)
+    closes = datetime.combine(day, close_at, NEW_YORK).astimezone(UTC)
     return Session(day=day, open=opens, close=closes, early_close=early)
 
 
@@ -78,17 +93,21 @@ def _all_day_session(day: date) -> Session:
     return Session(day=day, open=opens, close=opens + timedelta(days=1))
 
 
-def session_for(asset_class: str, day: date) -> Session | None:
+def session_for(
+    asset_class: str, day: date, *, extended: bool = False
+) -> Session | None:
     if asset_class in ALWAYS_OPEN_CLASSES:
         return _all_day_session(day)
-    return nyse_session(day)
+    return nyse_session(day, extended=extended)
 
 
-def sessions(asset_class: str, start: date, end: date) -> Iterator[Session]:
+def sessions(
+    asset_class: str, start: date, end: date, *, extended: bool = False
+) -> Iterator[Session]:
     """Sessions on trading days from `start` to `end` inclusive."""
     day = start
     while day <= end:
-        session = session_for(asset_class, day)
+        session = session_for(asset_class, day, extended=extended)
         if session is not None:
             yield session
         day += timedelta(days=1)
@@ -99,8 +118,8 @@ def _local_day(asset_class: str, at: datetime) -> date:
     return at.astimezone(zone).date()
 
 
-def is_open(asset_class: str, at: datetime) -> bool:
-    session = session_for(asset_class, _local_day(asset_class, at))
+def is_open(asset_class: str, at: datetime, *, extended: bool = False) -> bool:
+    session = session_for(asset_class, _local_day(asset_class, at), extended=extended)
     return session is not None and session.open <= at < session.close
 
 
@@ -131,29 +150,34 @@ def _ceil_minute(at: datetime) -> datetime:
     return at
 
 
-def _session_windows(asset_class: str, start: datetime, end: datetime):
+def _session_windows(
+    asset_class: str, start: datetime, end: datetime, extended: bool = False
+):
     first_day = _local_day(asset_class, start) - timedelta(days=1)
-    for session in sessions(asset_class, first_day, _local_day(asset_class, end)):
+    last_day = _local_day(asset_class, end)
+    for session in sessions(asset_class, first_day, last_day, extended=extended):
         lo, hi = _ceil_minute(max(session.open, start)), min(session.close, end)
         if hi > lo:
             yield lo, hi
 
 
 def expected_minutes(
-    asset_class: str, start: datetime, end: datetime
+    asset_class: str, start: datetime, end: datetime, *, extended: bool = False
 ) -> Iterator[datetime]:
     """Every minute-bar start in [start, end) during which the market is open."""
     one_minute = timedelta(minutes=1)
-    for lo, hi in _session_windows(asset_class, start, end):
+    for lo, hi in _session_windows(asset_class, start, end, extended):
         minute = lo
         while minute < hi:
             yield minute
             minute += one_minute
 
 
-def expected_minute_count(asset_class: str, start: datetime, end: datetime) -> int:
+def expected_minute_count(
+    asset_class: str, start: datetime, end: datetime, *, extended: bool = False
+) -> int:
     total = 0
-    for lo, hi in _session_windows(asset_class, start, end):
+    for lo, hi in _session_windows(asset_class, start, end, extended):
         seconds = (hi - lo).total_seconds()
         total += int(seconds // 60) + (1 if seconds % 60 else 0)
     return total

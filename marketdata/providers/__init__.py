@@ -28,3 +28,12 @@ def provider_class(name: str | None = None) -> type[Provider]:
         raise ValueError(f"Unknown provider {name!r}; known: {known}") from None
     module_path, _, attr = dotted.rpartition(".")
     return getattr(import_module(module_path), attr)
+
+
+def serves_extended_hours(name: str | None) -> bool:
+    """Whether provider `name` streams and serves pre- and post-market minutes
+    (False for unknown names: only the regular session is then expected)."""
+    try:
+        return provider_class(name).extended_hours
+    except (ValueError, ImportError):
+        return False

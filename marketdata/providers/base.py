@@ -64,6 +64,10 @@ class Provider(abc.ABC):
     name: str = ""
     #: asset classes this provider can stream (`marketdata.models.AssetClass` values)
     asset_classes: frozenset[str] = frozenset()
+    #: True when the stream and the history include US equities' pre- and
+    #: post-market minutes (04:00-20:00 New York): those minutes then count
+    #: as minutes that may hold a bar (gaps, coverage, the sweep).
+    extended_hours: bool = False
 
     def __init__(
         self,

@@ -41,7 +41,7 @@ import numpy as np
 
 from marketdata.calendar import NEW_YORK, nyse_session
 
-HOURS_CHOICES = ("always", "nyse")
+HOURS_CHOICES = ("always", "nyse", "extended")
 MINUTES_PER_DAY = 1440
 FIRST_DAY = (date(1990, 1, 1) - date(1970, 1, 1)).days
 LAST_DAY = (date(2060, 1, 1) - date(1970, 1, 1)).days
@@ -294,19 +294,25 @@ def day_table(seed: int, symbol: str, day: int) -> DayTable:
 
 
 def open_mask(symbol: str, day: int, hours: str) -> np.ndarray | None:
-    """Boolean mask of minutes of UTC day `day` with trading, or None for all."""
+    """Boolean mask of minutes of UTC day `day` with trading, or None for all.
+    "nyse" trades the regular session, "extended" pre- and post-market too
+    (04:00-20:00 New York, which runs past midnight UTC in winter)."""
     spec = symbol_spec(symbol)
     if hours == "always" or spec is None or spec.always_open:
         return None
-    if hours != "nyse":
+    if hours not in ("nyse", "extended"):
         raise ValueError(f"unknown hours {hours!r}")
-    session = nyse_session(date(1970, 1, 1) + timedelta(days=day))
     mask = np.zeros(MINUTES_PER_DAY, dtype=bool)
-    if session is not None:
-        midnight = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=day)
-        lo = int((session.open - midnight).total_seconds() // 60)
-        hi = int((session.close - midnight).total_seconds() // 60)
-        mask[max(lo, 0) : min(hi, MINUTES_PER_DAY)] = True
+    midnight = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=day)
+    for local_day in (day - 1, day):
+        session = nyse_session(
+            date(1970, 1, 1) + timedelta(days=local_day), extended=hours == "extended"
+        )
+        if session is not None:
+            lo = int((session.open - midnight).total_seconds() // 60)
+            hi = int((session.close - midnight).total_seconds() // 60)
+            if hi > 0 and lo < MINUTES_PER_DAY:
+                mask[max(lo, 0) : min(hi, MINUTES_PER_DAY)] = True
     return mask
 
 

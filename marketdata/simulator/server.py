@@ -352,7 +352,7 @@ class Simulator:
         return self.clock.now_ns()
 
     def set_hours(self, hours: str) -> None:
-        """Switch trading hours ("always"/"nyse") for REST and stream alike."""
+        """Switch trading hours ("always"/"nyse"/"extended") for REST and stream alike."""
         if hours not in prices.HOURS_CHOICES:
             raise ValueError(f"hours must be one of {', '.join(prices.HOURS_CHOICES)}")
         self.hours = self.tape.hours = hours

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from marketdata import calendar
 
@@ -63,3 +63,34 @@ def test_market_state():
         2024, 7, 11, 13, 30, tzinfo=UTC
     )
     assert calendar.market_state("crypto", night)["open"] is True
+
+
+def test_extended_session_runs_from_four_to_eight_new_york():
+    from marketdata.calendar import expected_minute_count, nyse_session
+
+    day = date(2025, 12, 2)  # a Tuesday in winter: 04:00 ET = 09:00 UTC
+    session = nyse_session(day, extended=True)
+    assert session.open == datetime(2025, 12, 2, 9, 0, tzinfo=UTC)
+    assert session.close == datetime(2025, 12, 3, 1, 0, tzinfo=UTC)
+    start = datetime(2025, 12, 2, tzinfo=UTC)
+    end = start + timedelta(days=2)
+    assert expected_minute_count("equity", start, end, extended=True) == 2 * 16 * 60
+    assert expected_minute_count("equity", start, end) == 2 * 390
+
+
+def test_extended_session_ends_at_five_on_early_close_days():
+    from marketdata.calendar import nyse_session
+
+    session = nyse_session(date(2025, 11, 28), extended=True)  # after Thanksgiving
+    assert session.close == datetime(2025, 11, 28, 22, 0, tzinfo=UTC)
+
+
+def test_simulator_extended_hours_trade_across_midnight_utc():
+    from marketdata.simulator.prices import open_mask
+
+    day = (date(2025, 12, 3) - date(1970, 1, 1)).days  # Wednesday, UTC
+    mask = open_mask("AAPL", day, "extended")
+    # Tuesday's post-market runs to 01:00 UTC; Wednesday's pre-market from 09:00.
+    assert mask[:60].all() and not mask[60:540].any() and mask[540:].all()
+    regular = open_mask("AAPL", day, "nyse")
+    assert regular.sum() == 390 and not regular[:60].any()
