@@ -99,6 +99,9 @@ class FiredAlert:
     note: str = ""
     notify_email: bool = False
     one_shot: bool = False
+    #: set when queued for recording: an idempotency key and the wall time
+    key: str = ""
+    fired_at: datetime | None = None
 
 
 # --- rules and the sorted index ---------------------------------------------------

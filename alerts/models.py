@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -256,6 +257,9 @@ class AlertRule(models.Model):
         return TIMEFRAME_MINUTES.get(self.timeframe, 1)
 
 
+DELAYED_AFTER = timedelta(seconds=30)
+
+
 class AlertEvent(models.Model):
     """One time a rule fired. Kept when the rule is deleted."""
 
@@ -281,9 +285,25 @@ class AlertEvent(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     seen_at = models.DateTimeField(null=True, blank=True)
     emailed_at = models.DateTimeField(null=True, blank=True)
+    key = models.CharField(
+        max_length=32,
+        blank=True,
+        default="",
+        help_text="Set by the stream worker: a retried write never records twice.",
+    )
+    fired_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the engine fired (wall clock)."
+    )
 
     class Meta:
         ordering = ["-ts", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["key"],
+                condition=~models.Q(key=""),
+                name="alertevent_key_unique",
+            )
+        ]
         indexes = [
             models.Index(fields=["owner", "-ts"]),
             models.Index(
@@ -295,6 +315,15 @@ class AlertEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.instrument_id} {self.ts:%Y-%m-%d %H:%M:%S}: {self.message}"
+
+    @property
+    def delayed(self) -> bool:
+        """Recorded well after it fired (the database was away meanwhile)."""
+        return (
+            self.fired_at is not None
+            and self.created_at is not None
+            and self.created_at - self.fired_at > DELAYED_AFTER
+        )
 
 
 def _plain(value) -> str:

@@ -154,8 +154,18 @@ def alert_events_record(
     """Store fired alerts; on commit deliver them (see the module docstring)."""
     if not fired:
         return []
-    rule_ids = {f.rule_id for f in fired}
     with transaction.atomic():
+        # A retried batch (the commit of the first try was not confirmed)
+        # records only what is not there yet.
+        keys = [f.key for f in fired if f.key]
+        if keys:
+            done = set(
+                AlertEvent.objects.filter(key__in=keys).values_list("key", flat=True)
+            )
+            fired = [f for f in fired if not f.key or f.key not in done]
+            if not fired:
+                return []
+        rule_ids = {f.rule_id for f in fired}
         rules = {
             r.pk: r
             for r in AlertRule.objects.select_for_update()
@@ -173,6 +183,8 @@ def alert_events_record(
                 values=_values(f),
                 message=f.message[:300],
                 note=f.note[:200],
+                key=f.key,
+                fired_at=f.fired_at,
             )
             for f in fired
         ]
@@ -247,6 +259,7 @@ def alert_payload(*, event: AlertEvent, fired: FiredAlert | None = None) -> dict
         "message": event.message,
         "note": event.note,
         "seen": event.seen_at is not None,
+        "delayed": event.delayed,
         "url": url,
     }
 

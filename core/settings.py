@@ -242,6 +242,15 @@ HISTORY_STALE_SECONDS = env.int("HISTORY_STALE_SECONDS", default=180)
 STREAM_PUBLISH_HZ = env.int("STREAM_PUBLISH_HZ", default=10)
 # Seconds without data, while the market is open, before a feed counts as stale.
 STREAM_STALE_AFTER = env.float("STREAM_STALE_AFTER", default=30.0)
+# Nothing lost (streaming.ledger): closed minutes per instrument kept in memory
+# while storing fails (past it the oldest go to the gap ledger); seconds after a
+# minute closes before it must be stored or in the ledger; the sweep's period
+# (seconds) and span (hours); fired alerts kept while they cannot be recorded.
+STREAM_UNSTORED_MINUTES = env.int("STREAM_UNSTORED_MINUTES", default=240)
+STREAM_RECONCILE_SETTLE = env.float("STREAM_RECONCILE_SETTLE", default=10.0)
+STREAM_SWEEP_EVERY = env.float("STREAM_SWEEP_EVERY", default=300.0)
+STREAM_SWEEP_HOURS = env.float("STREAM_SWEEP_HOURS", default=6.0)
+STREAM_ALERTS_KEPT = env.int("STREAM_ALERTS_KEPT", default=10000)
 WS_MAX_INSTRUMENTS = env.int("WS_MAX_INSTRUMENTS", default=200)
 WS_MAX_MESSAGES_PER_SECOND = env.int("WS_MAX_MESSAGES_PER_SECOND", default=20)
 # Per-client conflation: at most one frame of market updates per this many ms

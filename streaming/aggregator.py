@@ -9,8 +9,14 @@ late trade changes it afterwards, so the idempotent upsert always ends with
 the latest values.
 
 Minutes the worker did not see completely (a connection drop, a subscription
-that started mid-minute) are *tainted*: their trade-built bars are never
-stored, the gap backfill fetches them from the provider instead.
+that started mid-minute, a malformed frame) are *tainted*: their trade-built
+bars are never stored, the gap backfill fetches them from the provider instead.
+
+Memory: a minute is forgotten `LATE_MINUTES` after it closed once it is stored
+(or tainted, or known to come from the provider). A minute whose storing
+failed stays until it is stored, up to `unstored_limit` minutes per
+instrument; past that the oldest are dropped and listed in `overflow`, which
+the worker writes to the gap ledger, so nothing is lost silently.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 MINUTE = timedelta(minutes=1)
-KEEP_MINUTES = 5
+LATE_MINUTES = 5  # trades this late still count in their minute
 ZERO = Decimal(0)
 
 
@@ -88,10 +94,13 @@ class ClosedBar:
 
 
 class MinuteAggregator:
-    def __init__(self, *, grace: float = 2.0) -> None:
+    def __init__(self, *, grace: float = 2.0, unstored_limit: int = 240) -> None:
         self.grace = timedelta(seconds=grace)
+        self.unstored_limit = max(1, unstored_limit)
         self.series: dict[str, _Series] = {}
         self.late_trades = 0
+        #: (symbol, minute) dropped unstored past `unstored_limit`
+        self.overflow: list[tuple[str, datetime]] = []
 
     def _series(self, symbol: str) -> _Series:
         series = self.series.get(symbol)
@@ -121,7 +130,7 @@ class MinuteAggregator:
         bar = series.bars.get(minute)
         if bar is None:
             newest = max(series.bars) if series.bars else None
-            if newest is not None and minute < newest - MINUTE * KEEP_MINUTES:
+            if newest is not None and minute < newest - MINUTE * LATE_MINUTES:
                 self.late_trades += 1
                 return None
             bar = MinuteBar(minute, price, price, price, price, size, price * size, 1)
@@ -193,18 +202,36 @@ class MinuteAggregator:
         series = self.series.get(symbol)
         return series.current if series is not None else None
 
+    def accounted(self, symbol: str, minute: datetime) -> bool:
+        """True when `minute` is stored, waiting to be stored, or tainted (so
+        the gap ledger repairs it): what the reconciliation needs to know."""
+        series = self.series.get(symbol)
+        if series is None:
+            return False
+        bar = series.bars.get(minute)
+        if bar is not None and bar.stored:
+            return True
+        return self._tainted(series, minute)
+
+    def unstored(self) -> int:
+        """Closed minutes waiting for storage (a failed write keeps them)."""
+        return sum(
+            1
+            for series in self.series.values()
+            for bar in series.bars.values()
+            if bar.dirty and bar.stored
+        )
+
     # --- output ----------------------------------------------------------------------
     def due(self, *, now: datetime, final: bool = False) -> list[ClosedBar]:
         """Bars to store now: closed for `grace` (or everything when `final`)
         and changed since last stored. Marks them clean; forgets old minutes."""
         out: list[ClosedBar] = []
         horizon = now - self.grace
-        forget_before = floor_minute(now) - MINUTE * KEEP_MINUTES
+        forget_before = floor_minute(now) - MINUTE * LATE_MINUTES
         for symbol, series in self.series.items():
-            stale = []
             for minute, bar in series.bars.items():
                 if bar.dirty and (final or minute + MINUTE <= horizon):
-                    bar.dirty = False
                     # At shutdown the forming minute is stored even where the
                     # provider sends bars: the worker marks it partial and the
                     # next start replaces it through the backfill.
@@ -216,14 +243,39 @@ class MinuteAggregator:
                     ):
                         bar.stored = True
                         out.append(ClosedBar(symbol, bar))
-                if minute < forget_before and bar is not series.current:
-                    stale.append(minute)
-            for minute in stale:
+                    else:
+                        bar.dirty = False
+            self._forget(symbol, series, forget_before)
+        for item in out:
+            item.bar.dirty = False
+        return out
+
+    def _forget(self, symbol: str, series: _Series, before: datetime) -> None:
+        """Drop old minutes that are settled; keep unstored ones up to the
+        limit, the oldest beyond it go to `overflow`."""
+        old = [
+            m
+            for m in series.bars
+            if m < before and series.bars[m] is not series.current
+        ]
+        waiting = []
+        for minute in old:
+            if series.bars[minute].dirty and series.bars[minute].stored:
+                waiting.append(minute)
+            else:
                 del series.bars[minute]
-            if series.taints:
-                series.taints = [
-                    (s, e) for s, e in series.taints if e is None or e > forget_before
-                ]
+        excess = len(waiting) - self.unstored_limit
+        if excess > 0:
+            for minute in sorted(waiting)[:excess]:
+                del series.bars[minute]
+                self.overflow.append((symbol, minute))
+        if series.taints:
+            series.taints = [
+                (s, e) for s, e in series.taints if e is None or e > before
+            ]
+
+    def take_overflow(self) -> list[tuple[str, datetime]]:
+        out, self.overflow = self.overflow, []
         return out
 
     @staticmethod

@@ -4,6 +4,11 @@ its rules need streamed. Evaluation itself is `alerts.engine.AlertEngine`."""
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
+from datetime import UTC, datetime
+from uuid import uuid4
+
+from streaming.ledger import Outage
 
 logger = logging.getLogger("streaming.worker")
 
@@ -27,3 +32,59 @@ def alert_symbols(engine) -> set[str]:
     if engine is None:
         return set()
     return {rule.symbol for rule in list(engine.rules.values())}
+
+
+class AlertOutbox:
+    """Fired alerts waiting to be recorded. A failed write (the database is
+    away) keeps them for the next try; each carries a key, so a write that
+    committed but could not say so is not recorded twice. Bounded: past
+    `limit` the newest are refused (the oldest are the ones a user would miss)
+    and counted in `dropped`, with one log line per outage."""
+
+    def __init__(self, *, limit: int | None = None) -> None:
+        from django.conf import settings
+
+        self.limit = limit if limit is not None else settings.STREAM_ALERTS_KEPT
+        self.queue: list = []
+        self.dropped = 0  # in all
+        self._dropped_now = 0  # in the current outage
+        self.recorded = 0
+        self.outage = Outage("recording fired alerts")
+
+    def add(self, fired) -> None:
+        if not fired:
+            return
+        now = datetime.now(UTC)
+        room = self.limit - len(self.queue)
+        keep = list(fired)[: max(0, room)]
+        self.queue.extend(replace(f, key=uuid4().hex, fired_at=now) for f in keep)
+        refused = len(fired) - len(keep)
+        if refused:
+            if not self._dropped_now:
+                logger.error(
+                    "%d fired alert(s) waiting to be recorded: newer ones are "
+                    "dropped until the database answers",
+                    len(self.queue),
+                )
+            self.dropped += refused
+            self._dropped_now += refused
+
+    async def record(self, run_in_db) -> None:
+        if not self.queue:
+            return
+        from alerts.services import alert_events_record
+
+        batch = list(self.queue)
+        try:
+            await run_in_db(alert_events_record, fired=batch)
+        except Exception as exc:  # noqa: BLE001 - kept, retried next call
+            self.outage.failed(exc, f" ({len(batch)} alert(s) kept)")
+            return
+        del self.queue[: len(batch)]
+        self.recorded += len(batch)
+        if self._dropped_now:
+            logger.error(
+                "%d fired alert(s) were dropped during the outage", self._dropped_now
+            )
+            self._dropped_now = 0
+        self.outage.succeeded()

@@ -8,17 +8,26 @@ aggregator (their trade-built bars are never stored) and reported to the gap
 ledger (`marketdata.gaps.gap_report`, which enqueues the REST backfill) once
 they are over, so the backfill fetches finished bars. Equity minutes count
 only while the market calendar says the market was open.
+
+A malformed frame cannot be attributed to a symbol: every symbol of its
+connection has the minutes around it tainted and reported. Reports that fail
+(the database is away) stay pending and are retried; the ranges reported in
+the last hours are remembered so the reconciliation (`StreamWorker`) knows
+which missing minutes the ledger already has.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import defaultdict
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from marketdata import calendar
+from marketdata.providers import serves_extended_hours
 from streaming.aggregator import MINUTE, MinuteAggregator, floor_minute
 
 IN_FLIGHT = timedelta(seconds=2)
+REMEMBER = timedelta(hours=6)  # reported ranges kept for `covers`
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,18 +37,68 @@ class PendingGap:
     asset_class: str
     start: datetime
     end: datetime
+    extended: bool = False  # the provider serves pre- and post-market minutes
 
 
 class GapTracker:
     def __init__(self, *, aggregator: MinuteAggregator) -> None:
         self.aggregator = aggregator
         self.pending: list[PendingGap] = []
+        self._known: dict[str, list[tuple[datetime, datetime]]] = defaultdict(list)
 
     def add(self, row: dict | None, start: datetime, end: datetime) -> None:
-        if row is not None and end > start:
-            self.pending.append(
-                PendingGap(row["id"], row["symbol"], row["asset_class"], start, end)
+        """Queue [start, end) for `row`'s instrument, merged with a pending
+        range it overlaps or touches (the ledger merges too: fewer rows)."""
+        if row is None or end <= start:
+            return
+        extended = serves_extended_hours(row.get("provider"))
+        self._queue(
+            PendingGap(
+                row["id"], row["symbol"], row["asset_class"], start, end, extended
             )
+        )
+
+    def _queue(self, new: PendingGap) -> None:
+        self._known[new.symbol].append((new.start, new.end))
+        for index, gap in enumerate(self.pending):
+            if (
+                gap.instrument_id == new.instrument_id
+                and gap.start <= new.end
+                and new.start <= gap.end
+            ):
+                self.pending[index] = replace(
+                    gap, start=min(gap.start, new.start), end=max(gap.end, new.end)
+                )
+                return
+        self.pending.append(new)
+
+    def covers(self, symbol: str, minute: datetime) -> bool:
+        """True when `minute` is queued for, or was recently reported to, the
+        gap ledger."""
+        return any(s <= minute < e for s, e in self._known.get(symbol, ()))
+
+    def forget_before(self, at: datetime) -> None:
+        horizon = at - REMEMBER
+        for symbol in list(self._known):
+            kept = [(s, e) for s, e in self._known[symbol] if e > horizon]
+            if kept:
+                self._known[symbol] = kept
+            else:
+                del self._known[symbol]
+
+    def malformed(self, rows: list[dict], at: datetime) -> None:
+        """A frame that could not be parsed arrived at `at` (event time): any
+        symbol of its connection may have lost a trade or a bar there."""
+        start = floor_minute(at - IN_FLIGHT)
+        end = floor_minute(at) + MINUTE
+        self.aggregator.taint([r["symbol"] for r in rows], start=start, end=end)
+        for row in rows:
+            self.add(row, start, end)
+
+    def retry(self, gaps: list[PendingGap]) -> None:
+        """Reports that failed go back to the queue (merged, so bounded)."""
+        for gap in gaps:
+            self._queue(gap)
 
     def first_event(
         self, row: dict | None, ts: datetime, restart_start: datetime | None
@@ -74,5 +133,8 @@ class GapTracker:
         return [
             g
             for g in due
-            if calendar.expected_minute_count(g.asset_class, g.start, g.end) > 0
+            if calendar.expected_minute_count(
+                g.asset_class, g.start, g.end, extended=g.extended
+            )
+            > 0
         ]

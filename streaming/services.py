@@ -106,25 +106,36 @@ def bar_partial_discard(*, instrument_id: int, ts: datetime) -> int:
         return cursor.rowcount
 
 
-def gaps_report(*, gaps) -> int:
-    """Report missed minutes (`streaming.worker.PendingGap`s) to the gap
-    ledger, which enqueues their backfill. Returns how many were reported."""
+def gaps_report(*, gaps) -> list:
+    """Report missed minutes (`streaming.gaps.PendingGap`s) to the gap ledger,
+    which enqueues their backfill. Returns the gaps the database did not take
+    (an outage): the caller keeps them and tries again. A gap the ledger
+    refuses as invalid is logged and dropped; one whose backfill could not be
+    enqueued (Redis away) is in the ledger, and the reclaimer re-sends it."""
+    from django.db import DatabaseError
+
     from marketdata.gaps import gap_report
     from marketdata.models import Instrument
 
     instruments = Instrument.objects.in_bulk([g.instrument_id for g in gaps])
+    failed = []
     reported = 0
     for gap in gaps:
         instrument = instruments.get(gap.instrument_id)
         if instrument is None:
-            continue
+            continue  # deleted meanwhile: its bars are gone too
         try:
             gap_report(
                 instrument=instrument, start=gap.start, end=gap.end, source="stream"
             )
             reported += 1
-        except Exception as exc:  # noqa: BLE001 - one bad gap must not stop the rest
-            logger.warning("gap report for %s failed: %s", gap.symbol, exc)
+        except DatabaseError:
+            failed.append(gap)
+        except ValueError as exc:
+            logger.warning("gap report for %s refused: %s", gap.symbol, exc)
+        except Exception as exc:  # noqa: BLE001 - stored; the enqueue is retried
+            reported += 1
+            logger.warning("gap backfill for %s not enqueued: %s", gap.symbol, exc)
     if reported:
         logger.info("reported %d gap(s) for backfill", reported)
-    return reported
+    return failed

@@ -39,7 +39,7 @@ class InstrumentState:
         "ask", "ask_size", "open", "high", "low", "volume", "prev_close",
         "day_start", "day_end", "daily_from_provider", "halted", "halt_reason",
         "freshness", "last_event_at", "subscribed_at", "recent_ids", "recent_order",
-        "minute", "first_event_pending", "gap_start", "quote_ts",
+        "minute", "first_event_pending", "gap_start", "quote_ts", "reconciled_until",
     )  # fmt: skip
 
     def __init__(
@@ -71,6 +71,8 @@ class InstrumentState:
         self.recent_order: list[str] = []
         self.minute = None  # the forming MinuteBar, set by the worker
         self.first_event_pending = True  # see StreamWorker._first_event
+        # minutes before this one are reconciled (streaming.ledger)
+        self.reconciled_until: datetime | None = None
         self.gap_start: datetime | None = (
             None  # restart gap: minutes since the last stored bar
         )

@@ -8,7 +8,9 @@ instrument's state and minute bars, and publishes coalesced updates
 Periodic steps run beside it: subscriptions (`step_subscriptions`, every 1 s:
 watchlist/position/alert changes reach the provider within 2 s without a
 reconnect), bar storage (`step_store_bars`), freshness, health (every 2 s),
-the connection watchdog (stale feed, auth timeout, pings) and gap reports.
+the connection watchdog (stale feed, auth timeout, pings), and the
+nothing-lost steps of `streaming.ledger.MinuteLedger` (gap reports,
+per-minute reconciliation, the periodic sweep).
 Every step returns whether the worker should keep running; tests call them
 directly. Database work runs on one dedicated thread, never on the loop.
 """
@@ -27,7 +29,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.db import close_old_connections
@@ -35,13 +37,14 @@ from django.db import close_old_connections
 from marketdata import calendar
 from marketdata.events import ControlType
 from streaming import selectors, services
-from streaming.aggregator import MinuteAggregator, floor_minute
-from streaming.alerting import alert_engine_build, alert_symbols
+from streaming.aggregator import MINUTE, MinuteAggregator, floor_minute
+from streaming.alerting import AlertOutbox, alert_engine_build, alert_symbols
 from streaming.backoff import Backoff
 from streaming.connection import FeedConnection, State
 from streaming.freshness import freshness_of
 from streaming.gaps import GapTracker, PendingGap
 from streaming.health import WorkerRates, worker_health
+from streaming.ledger import MinuteLedger
 from streaming.printer import event_json
 from streaming.publisher import Publisher
 from streaming.shard import Shard
@@ -72,6 +75,11 @@ class WorkerOptions:
     connection_limit_backoff: float = 95.0
     bar_grace: float = 2.0
     gap_settle: float = 5.0
+    # Nothing lost (`streaming.ledger`); None = the STREAM_* setting.
+    unstored_minutes: int | None = None
+    reconcile_settle: float | None = None
+    sweep_every: float | None = None
+    sweep_hours: float | None = None
     restart_backfill_window: float = 6 * 3600.0
     subscriptions_every: float = 1.0
     health_every: float = 2.0
@@ -84,6 +92,14 @@ class WorkerOptions:
             self.publish_hz = float(settings.STREAM_PUBLISH_HZ)
         if self.stale_after is None:
             self.stale_after = float(settings.STREAM_STALE_AFTER)
+        for name in (
+            "unstored_minutes",
+            "reconcile_settle",
+            "sweep_every",
+            "sweep_hours",
+        ):
+            if getattr(self, name) is None:
+                setattr(self, name, getattr(settings, f"STREAM_{name.upper()}"))
         if self.feed_stale_after is None:
             # A whole connection silent this long while a market it serves is
             # open is broken (Alpaca's mute-but-open socket); twice the
@@ -118,14 +134,23 @@ class StreamWorker:
         self.connections: dict[str, FeedConnection] = {}
         self.instrument_rows: dict[str, dict] = {}
         self.event_clock: datetime | None = None
-        self.aggregator = MinuteAggregator(grace=self.options.bar_grace)
+        o = self.options
+        self.aggregator = MinuteAggregator(
+            grace=o.bar_grace, unstored_limit=o.unstored_minutes
+        )
         self.publisher: Publisher | None = None
         self.gaps = GapTracker(aggregator=self.aggregator)
+        self.ledger = MinuteLedger(
+            self,
+            settle=o.reconcile_settle,
+            sweep_hours=o.sweep_hours,
+            unstored_minutes=o.unstored_minutes,
+        )
         self.pending_rejections: list[tuple[list[str], str]] = []
         self.unroutable_logged: set[str] = set()
         self.recorder = None
         self.alert_engine = alert_engine
-        self.fired: list = []
+        self.alerts = AlertOutbox()
 
         self.events_total = 0
         self.bars_stored = 0
@@ -211,8 +236,16 @@ class StreamWorker:
             (0.5, self.step_watchdog),
             (1.0, self.step_gaps),
             (0.5, self.step_alerts),
+            (5.0, self.step_reconcile),
         ]
         tasks = [asyncio.create_task(self._every(i, s)) for i, s in periodic]
+        # The first sweep waits one interval: at start-up the restart backfill
+        # already covers the minutes since the last stored bar.
+        tasks.append(
+            asyncio.create_task(
+                self._every(o.sweep_every, self.step_sweep, delay=o.sweep_every)
+            )
+        )
         try:
             await self._ingest_loop()
         finally:
@@ -220,7 +253,9 @@ class StreamWorker:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _every(self, interval: float, step: Callable) -> None:
+    async def _every(self, interval: float, step: Callable, delay: float = 0.0) -> None:
+        if delay:
+            await asyncio.sleep(delay)
         while not self.shutdown:
             started = time.monotonic()
             try:
@@ -283,7 +318,9 @@ class StreamWorker:
 
     async def _final_flush(self) -> None:
         await self.step_store_bars(final=True)
+        self.ledger.reconcile()
         await self.step_gaps(final=True)
+        await self.alerts.record(self._in_db)
         if self.publisher is not None:
             self.publisher.interval = 0.0
             await self.publisher.publish_due()
@@ -404,17 +441,20 @@ class StreamWorker:
 
     def _first_event(self, state: InstrumentState, ts: datetime) -> None:
         state.first_event_pending = False
+        state.reconciled_until = floor_minute(ts) + MINUTE
         self.gaps.first_event(
             self.instrument_rows.get(state.symbol), ts, state.gap_start
         )
 
-    def _close_gap(self, connection: FeedConnection, first_ts: datetime) -> None:
-        rows = [
+    def _rows_of(self, connection: FeedConnection) -> list[dict]:
+        return [
             self.instrument_rows[s]
             for s, c in self.routes.items()
             if c is connection and s in self.instrument_rows
         ]
-        self.gaps.connection_back(connection, rows, first_ts)
+
+    def _close_gap(self, connection: FeedConnection, first_ts: datetime) -> None:
+        self.gaps.connection_back(connection, self._rows_of(connection), first_ts)
 
     @property
     def pending_gaps(self) -> list[PendingGap]:
@@ -463,14 +503,19 @@ class StreamWorker:
             )
             if symbols:
                 self.pending_rejections.append((symbols, message))
-        elif event.type in (ControlType.ERROR, ControlType.MALFORMED):
+        elif event.type is ControlType.MALFORMED:
+            self.gaps.malformed(self._rows_of(connection), self.now())
             self.problems.warning(
-                f"{event.type.value}:{connection.key}",
-                "%s: %s %s",
+                f"malformed:{connection.key}",
+                "%s: malformed frame: %s (its minutes go to the gap ledger)",
                 connection.key,
-                "malformed frame:"
-                if event.type is ControlType.MALFORMED
-                else "provider error:",
+                event.message,
+            )
+        elif event.type is ControlType.ERROR:
+            self.problems.warning(
+                f"error:{connection.key}",
+                "%s: provider error: %s",
+                connection.key,
                 event.message,
             )
 
@@ -618,47 +663,8 @@ class StreamWorker:
 
     # --- bars ----------------------------------------------------------------------------
     async def step_store_bars(self, final: bool = False) -> bool:
-        """Store closed minutes (and on shutdown the forming ones) in one batch."""
-        closed = self.aggregator.due(now=self.now(), final=final)
-        if not closed:
-            return not self.shutdown
-        rows: dict[str, list[tuple]] = {}
-        partial: dict[str, str] = {}
-        now_minute = floor_minute(self.now())
-        for item in closed:
-            state = self.states.get(item.symbol)
-            row = self.instrument_rows.get(item.symbol)
-            if row is None:
-                continue
-            bar = item.bar
-            # A symbol removed meanwhile keeps the provider it streamed from.
-            provider = state.provider if state is not None else row["provider"]
-            rows.setdefault(provider, []).append(
-                (
-                    row["id"],
-                    "1m",
-                    bar.ts,
-                    bar.open,
-                    bar.high,
-                    bar.low,
-                    bar.close,
-                    bar.volume,
-                    bar.computed_vwap(),
-                    bar.trade_count or None,
-                )
-            )
-            if final and bar.ts >= now_minute and not bar.from_provider:
-                partial[item.symbol] = bar.ts.isoformat()
-        try:
-            stored = await self._in_db(
-                services.live_bars_store, rows=rows, partial=partial
-            )
-            self.bars_stored += stored
-        except Exception as exc:
-            self.bar_store_failures += 1
-            logger.error("storing %d live bars failed: %s", len(closed), exc)
-            for item in closed:  # keep them for the next attempt
-                item.bar.dirty = True
+        """Store closed minutes (and on shutdown the forming ones)."""
+        await self.ledger.store(final=final)
         return not self.shutdown
 
     # --- freshness, health, watchdog, gaps ------------------------------------------
@@ -757,12 +763,18 @@ class StreamWorker:
     async def step_gaps(self, final: bool = False) -> bool:
         """Report missed minutes once they are over (plus `gap_settle`, so
         the backfill fetches finished bars; at shutdown every gap already
-        over). Equities only for minutes in which their market was open."""
-        settle = 0.0 if final else self.options.gap_settle
-        reportable = self.gaps.take_due(self.now() - timedelta(seconds=settle))
-        if reportable:
-            reported = await self._in_db(services.gaps_report, gaps=reportable)
-            self.gaps_reported += reported
+        over). Failed writes are retried on the next call."""
+        await self.ledger.report_gaps(settle=0.0 if final else self.options.gap_settle)
+        return not self.shutdown
+
+    def step_reconcile(self) -> bool:
+        """Closed minutes with no bar and no ledger entry go to the ledger."""
+        self.ledger.reconcile()
+        return not self.shutdown
+
+    async def step_sweep(self) -> bool:
+        """Holes in the stored minutes of the last hours go to the ledger."""
+        await self.ledger.sweep()
         return not self.shutdown
 
     # --- alerts (alerts.engine.AlertEngine) ------------------------------------------
@@ -779,7 +791,7 @@ class StreamWorker:
             logger.debug("alert evaluation failed", exc_info=True)
             return
         if fired:
-            self.fired.extend(fired)
+            self.alerts.add(fired)
 
     def _alerts_freshness(self, symbol: str, freshness: str) -> None:
         try:
@@ -800,17 +812,13 @@ class StreamWorker:
             for state in self.states.values():
                 if state.prev_close is not None:
                     engine.set_prev_close(state.symbol, state.prev_close)
-            self.fired.extend(engine.on_clock(datetime.now(UTC)))
+            self.alerts.add(engine.on_clock(datetime.now(UTC)))
             changes = await self._in_db(engine.fetch_changes)
             if changes is not None:
                 engine.apply_changes(changes)
         except Exception:
             logger.exception("alert rules update failed")
-        fired, self.fired = self.fired, []
-        if fired:
-            from alerts.services import alert_events_record
-
-            await self._in_db(alert_events_record, fired=fired)
+        await self.alerts.record(self._in_db)
         return not self.shutdown
 
     async def _alerts_build(self) -> None:

@@ -1,0 +1,244 @@
+"""The stream worker's promise: every closed minute ends stored or in the gap ledger.
+
+`MinuteLedger` is the part of `StreamWorker` that keeps it:
+
+- `store`: closed minutes go to PostgreSQL in one batch per second. A failed
+  write keeps them in memory (`MinuteAggregator`, up to `unstored_minutes` per
+  instrument); the oldest past that bound are written to the gap ledger
+  instead, as soon as the database answers again.
+- `report_gaps`: minutes the worker missed (drops, restarts, malformed frames,
+  overflow, reconciliation) are written to the ledger once they are over; a
+  write that fails stays queued and is retried every second until it succeeds.
+- `reconcile`: `settle` seconds after each minute closes, every streamed
+  instrument whose market is open (regular session for equities, always for
+  crypto) must have that minute stored, waiting to be stored, or in the ledger;
+  a minute that has none of these (a provider bar that never came, a frame
+  lost without a trace) is queued for the ledger.
+- `sweep`: every few minutes the stored minutes of the last hours are
+  compared with the calendar (extended hours where the provider serves them)
+  and any hole, whatever caused it, is reported (`marketdata.sweep`).
+
+Database outages are logged once when they start, as a reminder every
+minute, and once with their duration when they end.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime, timedelta  # noqa: F401
+
+from marketdata import calendar
+from marketdata.providers import serves_extended_hours
+from streaming import services
+from streaming.aggregator import MINUTE, floor_minute
+
+logger = logging.getLogger("streaming.worker")
+
+RECONCILE_MAX = timedelta(hours=1)  # older minutes are the sweep's
+
+
+class Outage:
+    """One dependency's outage, as log lines: the first failure, a reminder
+    every `remind_every` seconds, and the recovery with its duration."""
+
+    def __init__(self, what: str, *, remind_every: float = 60.0) -> None:
+        self.what = what
+        self.remind_every = remind_every
+        self.since: float | None = None
+        self._reminded = 0.0
+
+    def failed(self, exc: BaseException, detail: str = "") -> None:
+        now = time.monotonic()
+        if self.since is None:
+            self.since = self._reminded = now
+            logger.warning("%s failed: %s%s", self.what, _one_line(exc), detail)
+        elif now - self._reminded >= self.remind_every:
+            self._reminded = now
+            logger.warning(
+                "%s still failing after %.0fs: %s%s",
+                self.what,
+                now - self.since,
+                _one_line(exc),
+                detail,
+            )
+
+    def succeeded(self) -> None:
+        if self.since is not None:
+            logger.info(
+                "%s works again after %.0fs", self.what, time.monotonic() - self.since
+            )
+            self.since = None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"
+
+
+class MinuteLedger:
+    def __init__(
+        self, worker, *, settle: float, sweep_hours: float, unstored_minutes: int
+    ) -> None:
+        self.worker = worker
+        self.settle = timedelta(seconds=settle)
+        self.sweep_span = timedelta(hours=sweep_hours)
+        self.unstored_minutes = unstored_minutes
+        self.store_outage = Outage("storing live bars")
+        self.gaps_outage = Outage("writing the gap ledger")
+        self.overflowed = 0
+        self.reconciled_missing = 0
+        self.swept = 0
+
+    # --- storing --------------------------------------------------------------------
+    async def store(self, *, final: bool = False) -> None:
+        """Store closed minutes (and on shutdown the forming ones) in one batch."""
+        w = self.worker
+        closed = w.aggregator.due(now=w.now(), final=final)
+        self._overflow_to_gaps()
+        if not closed:
+            return
+        rows: dict[str, list[tuple]] = {}
+        partial: dict[str, str] = {}
+        now_minute = floor_minute(w.now())
+        for item in closed:
+            state = w.states.get(item.symbol)
+            row = w.instrument_rows.get(item.symbol)
+            if row is None:
+                continue
+            bar = item.bar
+            # A symbol removed meanwhile keeps the provider it streamed from.
+            provider = state.provider if state is not None else row["provider"]
+            rows.setdefault(provider, []).append(
+                (
+                    row["id"],
+                    "1m",
+                    bar.ts,
+                    bar.open,
+                    bar.high,
+                    bar.low,
+                    bar.close,
+                    bar.volume,
+                    bar.computed_vwap(),
+                    bar.trade_count or None,
+                )
+            )
+            if final and bar.ts >= now_minute and not bar.from_provider:
+                partial[item.symbol] = bar.ts.isoformat()
+        try:
+            w.bars_stored += await w._in_db(
+                services.live_bars_store, rows=rows, partial=partial
+            )
+        except Exception as exc:  # noqa: BLE001 - kept in memory, retried
+            w.bar_store_failures += 1
+            for item in closed:
+                item.bar.dirty = True
+            self.store_outage.failed(
+                exc,
+                f" ({w.aggregator.unstored()} minutes kept in memory, at most "
+                f"{self.unstored_minutes} per instrument)",
+            )
+            return
+        self.store_outage.succeeded()
+
+    def _overflow_to_gaps(self) -> None:
+        w = self.worker
+        dropped = w.aggregator.take_overflow()
+        for symbol, minute in dropped:
+            w.gaps.add(w.instrument_rows.get(symbol), minute, minute + MINUTE)
+        if dropped:
+            self.overflowed += len(dropped)
+            logger.warning(
+                "%d unstored minutes past the limit of %d per instrument: "
+                "moved to the gap ledger for backfill",
+                len(dropped),
+                self.unstored_minutes,
+            )
+
+    # --- the gap ledger -------------------------------------------------------------
+    async def report_gaps(self, *, settle: float) -> None:
+        """Write missed minutes that are over (plus `settle`) to the ledger;
+        failed writes stay queued for the next call."""
+        w = self.worker
+        due = w.gaps.take_due(w.now() - timedelta(seconds=settle))
+        if not due:
+            return
+        try:
+            failed = await w._in_db(services.gaps_report, gaps=due)
+        except Exception as exc:  # noqa: BLE001 - retried on the next call
+            failed = due
+            self.gaps_outage.failed(exc, f" ({len(due)} gap(s) kept, retrying)")
+        else:
+            if failed:
+                self.gaps_outage.failed(
+                    RuntimeError("the database refused some writes"),
+                    f" ({len(failed)} gap(s) kept, retrying)",
+                )
+            else:
+                self.gaps_outage.succeeded()
+        w.gaps.retry(failed)
+        w.gaps_reported += len(due) - len(failed)
+
+    # --- reconciliation -------------------------------------------------------------
+    def reconcile(self) -> int:
+        """Queue every closed minute of an open market that is neither stored,
+        waiting for storage, nor known to the ledger. Returns how many."""
+        w = self.worker
+        horizon = floor_minute(w.now() - self.settle)  # minutes before it are due
+        open_at: dict[tuple[str, datetime], bool] = {}
+        missing = 0
+        for state in w.states.values():
+            since = state.reconciled_until
+            if since is None or since >= horizon:
+                continue
+            since = max(since, horizon - RECONCILE_MAX)
+            row = w.instrument_rows.get(state.symbol)
+            minute = since
+            while minute < horizon:
+                key = (state.asset_class, minute)
+                is_open = open_at.get(key)
+                if is_open is None:
+                    is_open = open_at[key] = calendar.is_open(state.asset_class, minute)
+                if (
+                    is_open
+                    and not w.aggregator.accounted(state.symbol, minute)
+                    and not w.gaps.covers(state.symbol, minute)
+                ):
+                    w.gaps.add(row, minute, minute + MINUTE)
+                    missing += 1
+                minute += MINUTE
+            state.reconciled_until = horizon
+        w.gaps.forget_before(horizon)
+        if missing:
+            self.reconciled_missing += missing
+            w.problems.warning(
+                "reconcile",
+                "%d closed minute(s) had no bar and no gap: queued for backfill",
+                missing,
+            )
+        return missing
+
+    # --- the sweep ------------------------------------------------------------------
+    async def sweep(self) -> int:
+        """Report holes in the stored minutes of the last hours of every
+        streamed instrument. Skipped while minutes wait for storage (they
+        would look like holes)."""
+        w = self.worker
+        if not w.states or w.aggregator.unstored():
+            return 0
+        end = floor_minute(w.now() - self.settle)
+        instruments = [
+            (s.instrument_id, s.asset_class, serves_extended_hours(s.provider))
+            for s in w.states.values()
+        ]
+        from marketdata.sweep import gaps_sweep
+
+        reported = await w._in_db(
+            gaps_sweep, instruments=instruments, start=end - self.sweep_span, end=end
+        )
+        self.swept += reported
+        if reported:
+            logger.info(
+                "sweep: %d hole(s) in stored minutes sent for backfill", reported
+            )
+        return reported
