@@ -230,8 +230,10 @@ class MinuteAggregator:
         horizon = now - self.grace
         forget_before = floor_minute(now) - MINUTE * LATE_MINUTES
         for symbol, series in self.series.items():
+            self._forget(symbol, series, forget_before)
             for minute, bar in series.bars.items():
                 if bar.dirty and (final or minute + MINUTE <= horizon):
+                    bar.dirty = False
                     # At shutdown the forming minute is stored even where the
                     # provider sends bars: the worker marks it partial and the
                     # next start replaces it through the backfill.
@@ -243,11 +245,6 @@ class MinuteAggregator:
                     ):
                         bar.stored = True
                         out.append(ClosedBar(symbol, bar))
-                    else:
-                        bar.dirty = False
-            self._forget(symbol, series, forget_before)
-        for item in out:
-            item.bar.dirty = False
         return out
 
     def _forget(self, symbol: str, series: _Series, before: datetime) -> None:
@@ -260,7 +257,7 @@ class MinuteAggregator:
         ]
         waiting = []
         for minute in old:
-            if series.bars[minute].dirty and series.bars[minute].stored:
+            if series.bars[minute].dirty:
                 waiting.append(minute)
             else:
                 del series.bars[minute]
@@ -270,6 +267,9 @@ class MinuteAggregator:
                 del series.bars[minute]
                 self.overflow.append((symbol, minute))
         if series.taints:
+            # A taint outlives the late window while a minute it covers waits.
+            if series.bars:
+                before = min(before, min(series.bars))
             series.taints = [
                 (s, e) for s, e in series.taints if e is None or e > before
             ]

@@ -44,7 +44,7 @@ from streaming.connection import FeedConnection, State
 from streaming.freshness import freshness_of
 from streaming.gaps import GapTracker, PendingGap
 from streaming.health import WorkerRates, worker_health
-from streaming.ledger import MinuteLedger
+from streaming.ledger import MinuteLedger, Outage
 from streaming.printer import event_json
 from streaming.publisher import Publisher
 from streaming.shard import Shard
@@ -151,6 +151,7 @@ class StreamWorker:
         self.recorder = None
         self.alert_engine = alert_engine
         self.alerts = AlertOutbox()
+        self._rules_outage = Outage("reading alert rule changes")
 
         self.events_total = 0
         self.bars_stored = 0
@@ -802,22 +803,28 @@ class StreamWorker:
     async def step_alerts(self) -> bool:
         """Close quiet minutes, apply changed rules (read on the database
         thread, applied here so evaluation never races an index update) and
-        record fired alerts."""
+        record fired alerts (kept while the database is away)."""
         engine = self.alert_engine
         if engine is None:
             if self._alerts_pending:
                 await self._alerts_build()
-            return not self.shutdown
-        try:
-            for state in self.states.values():
-                if state.prev_close is not None:
-                    engine.set_prev_close(state.symbol, state.prev_close)
-            self.alerts.add(engine.on_clock(datetime.now(UTC)))
-            changes = await self._in_db(engine.fetch_changes)
-            if changes is not None:
-                engine.apply_changes(changes)
-        except Exception:
-            logger.exception("alert rules update failed")
+        else:
+            try:
+                for state in self.states.values():
+                    if state.prev_close is not None:
+                        engine.set_prev_close(state.symbol, state.prev_close)
+                self.alerts.add(engine.on_clock(datetime.now(UTC)))
+            except Exception:  # noqa: BLE001 - one bad rule must not stop the rest
+                self.problems.warning("alerts-clock", "alert clock step failed")
+                logger.debug("alert clock step failed", exc_info=True)
+            try:
+                changes = await self._in_db(engine.fetch_changes)
+            except Exception as exc:  # noqa: BLE001 - the database is away
+                self._rules_outage.failed(exc)
+            else:
+                self._rules_outage.succeeded()
+                if changes is not None:
+                    engine.apply_changes(changes)
         await self.alerts.record(self._in_db)
         return not self.shutdown
 
