@@ -45,6 +45,8 @@ def live_bars_store(*, rows: dict[str, list[tuple]], partial: dict[str, str]) ->
     from marketdata.rollups import rollups_refresh
     from marketdata.services import bars_upsert
 
+    if partial and not _partial_bars_mark(partial):
+        rows = _without_partial(rows, partial)
     written = 0
     touched: dict[int, tuple] = {}
     for provider, provider_rows in rows.items():
@@ -73,9 +75,36 @@ def live_bars_store(*, rows: dict[str, list[tuple]], partial: dict[str, str]) ->
                 )
             except Exception as exc:  # noqa: BLE001 - rollups catch up on the next write
                 logger.warning("rollup refresh failed for %s: %s", instrument_id, exc)
-    if partial:
-        redis_client().hset(PARTIAL_KEY, mapping=partial)
     return written
+
+
+def _partial_bars_mark(partial: dict[str, str]) -> bool:
+    try:
+        redis_client().hset(PARTIAL_KEY, mapping=partial)
+    except Exception as exc:  # noqa: BLE001 - Redis away: see _without_partial
+        logger.warning("forming minutes not stored at shutdown: %s", exc)
+        return False
+    return True
+
+
+def _without_partial(
+    rows: dict[str, list[tuple]], partial: dict[str, str]
+) -> dict[str, list[tuple]]:
+    """Without its marker a stored forming minute would pass for complete at
+    the next start: leave it out, the restart backfill fetches it."""
+    from marketdata.models import Instrument
+
+    ids = dict(
+        Instrument.objects.filter(symbol__in=list(partial)).values_list("id", "symbol")
+    )
+    return {
+        provider: [
+            row
+            for row in provider_rows
+            if partial.get(ids.get(row[0], "")) != row[2].isoformat()
+        ]
+        for provider, provider_rows in rows.items()
+    }
 
 
 def partial_bars_take(*, symbols: list[str]) -> dict[str, datetime]:

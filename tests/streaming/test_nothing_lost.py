@@ -274,3 +274,29 @@ def test_the_sweep_reports_holes_in_stored_minutes_whatever_made_them(instrument
     )
     assert queued == 2
     assert ledger_minutes(btc) == {7, 8, 20}
+
+
+@TRANSACTIONAL
+def test_a_forming_minute_is_not_stored_at_shutdown_when_its_marker_cannot_be(
+    instruments, settings
+):
+    """Stored without its "partial" marker, a forming minute would pass for a
+    complete one after the restart: it is left to the restart backfill."""
+    from core.redis import redis_client
+    from streaming.services import live_bars_store
+
+    aapl = instruments["AAPL"]
+    closed, forming = T0, T0 + MINUTE
+    row = (aapl.id, "1m", closed, D(1), D(1), D(1), D(1), D(1), None, 1)
+    settings.REDIS_URL = "redis://127.0.0.1:9/0"  # nothing listens: refused
+    redis_client.cache_clear()
+    try:
+        live_bars_store(
+            rows={"simulator": [row, (aapl.id, "1m", forming, *row[3:])]},
+            partial={"AAPL": forming.isoformat()},
+        )
+    finally:
+        redis_client.cache_clear()
+    assert list(Bar.objects.filter(instrument=aapl).values_list("ts", flat=True)) == [
+        closed
+    ]
