@@ -128,6 +128,16 @@ def worker_health(worker, *, state: str = "running") -> dict:
         "bar_store_failures": worker.bar_store_failures,
         "late_trades": worker.aggregator.late_trades,
         "gaps_reported": worker.gaps_reported,
+        # nothing lost (streaming.ledger): what waits in memory and why
+        "ledger": {
+            "unstored_minutes": worker.aggregator.unstored(),
+            "gaps_pending": len(worker.gaps.pending),
+            "overflowed_minutes": worker.ledger.overflowed,
+            "reconciled_missing": worker.ledger.reconciled_missing,
+            "sweep_queued": worker.ledger.swept,
+            "alerts_waiting": len(worker.alerts.queue),
+            "alerts_dropped": worker.alerts.dropped,
+        },
         "freshness": counts,
         "connections": [
             connection_health(c, now=now) for c in worker.connections.values()

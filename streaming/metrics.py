@@ -62,6 +62,12 @@ class StreamMetricsCollector(Collector):
             "Gaps reported for backfill.",
             labels=w_labels,
         )
+        ledger = GaugeMetricFamily(
+            "tapeline_stream_ledger",
+            "Nothing-lost bookkeeping: minutes waiting for storage, gaps waiting "
+            "for the ledger, alerts waiting to be recorded, and running totals.",
+            labels=[*w_labels, "what"],
+        )
         inbox = GaugeMetricFamily(
             "tapeline_stream_worker_inbox_depth",
             "Received batches waiting to be processed.",
@@ -132,6 +138,8 @@ class StreamMetricsCollector(Collector):
             bars.add_metric(wl, float(worker.get("bars_stored") or 0))
             gaps.add_metric(wl, float(worker.get("gaps_reported") or 0))
             inbox.add_metric(wl, float(worker.get("inbox_depth") or 0))
+            for what, value in (worker.get("ledger") or {}).items():
+                ledger.add_metric([*wl, what], float(value or 0))
             for freshness, count in (worker.get("freshness") or {}).items():
                 instruments.add_metric([*wl, freshness], float(count))
             for c in worker.get("connections", []):
@@ -168,6 +176,7 @@ class StreamMetricsCollector(Collector):
                 subscribed.add_metric(cl, float(c.get("subscribed") or 0))
                 rejected.add_metric(cl, float(len(c.get("rejected") or {})))
         yield from (
-            up, age, events, published, bars, gaps, inbox, instruments, c_up, c_state,
+            up, age, events, published, bars, gaps, ledger, inbox, instruments, c_up,
+            c_state,
             messages, rate, problems, reconnects, last_age, lag, subscribed, rejected,
         )  # fmt: skip
