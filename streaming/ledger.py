@@ -48,11 +48,19 @@ class Outage:
         self.since: float | None = None
         self._reminded = 0.0
 
-    def failed(self, exc: BaseException, detail: str = "") -> None:
+    def failed(
+        self, exc: BaseException, detail: str = "", *, traceback: bool = False
+    ) -> None:
         now = time.monotonic()
         if self.since is None:
             self.since = self._reminded = now
-            logger.warning("%s failed: %s%s", self.what, _one_line(exc), detail)
+            logger.warning(
+                "%s failed: %s%s",
+                self.what,
+                _one_line(exc),
+                detail,
+                exc_info=exc if traceback else None,
+            )
         elif now - self._reminded >= self.remind_every:
             self._reminded = now
             logger.warning(

@@ -162,7 +162,7 @@ class StreamWorker:
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stream-db")
         self._last_ping = time.monotonic()
         self._print = None
-        self._step_failed_at: dict[str, float] = {}
+        self._step_outages: dict[str, Outage] = {}
         self._alerts_pending = False
 
     # --- running -----------------------------------------------------------------------
@@ -265,14 +265,20 @@ class StreamWorker:
                     keep_going = await keep_going
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:  # noqa: BLE001 - the step runs again
                 # With the database or Redis down a step fails every second:
-                # one traceback per minute per step is enough.
-                now = time.monotonic()
-                if now - self._step_failed_at.get(step.__name__, -1e9) >= 60:
-                    self._step_failed_at[step.__name__] = now
-                    logger.exception("stream worker step %s failed", step.__name__)
+                # one line when it starts, a reminder a minute, one at the end.
+                outage = self._step_outages.get(step.__name__)
+                if outage is None:
+                    outage = self._step_outages[step.__name__] = Outage(
+                        f"stream worker step {step.__name__}"
+                    )
+                outage.failed(exc, traceback=not _is_outage(exc))
                 keep_going = True
+            else:
+                outage = self._step_outages.get(step.__name__)
+                if outage is not None:
+                    outage.succeeded()
             if not keep_going:
                 self.request_shutdown()
                 return
@@ -843,6 +849,14 @@ class StreamWorker:
         return await self.loop.run_in_executor(
             self._db, _with_connection, function, args, kwargs
         )
+
+
+def _is_outage(exc: BaseException) -> bool:
+    """A dependency that is away, rather than a bug worth a traceback."""
+    from django.db import DatabaseError
+    from redis.exceptions import RedisError
+
+    return isinstance(exc, DatabaseError | RedisError | OSError)
 
 
 def _with_connection(function, args, kwargs):
