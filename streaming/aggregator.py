@@ -203,15 +203,19 @@ class MinuteAggregator:
         return series.current if series is not None else None
 
     def accounted(self, symbol: str, minute: datetime) -> bool:
-        """True when `minute` is stored, waiting to be stored, or tainted (so
-        the gap ledger repairs it): what the reconciliation needs to know."""
+        """True when `minute` is stored or will be, or is tainted (so the gap
+        ledger repairs it): what the reconciliation needs to know."""
         series = self.series.get(symbol)
         if series is None:
             return False
-        bar = series.bars.get(minute)
-        if bar is not None and bar.stored:
+        if self._tainted(series, minute):
             return True
-        return self._tainted(series, minute)
+        bar = series.bars.get(minute)
+        # stored, or `due` will store it: the provider's bar, or a trade-built
+        # one where the provider sends none
+        return bar is not None and (
+            bar.stored or bar.from_provider or not series.provider_bars
+        )
 
     def unstored(self) -> int:
         """Closed minutes waiting for storage (a failed write keeps them)."""

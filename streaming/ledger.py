@@ -36,6 +36,7 @@ from streaming.aggregator import MINUTE, floor_minute
 logger = logging.getLogger("streaming.worker")
 
 RECONCILE_MAX = timedelta(hours=1)  # older minutes are the sweep's
+SWEEP_LAG = timedelta(minutes=2)
 
 
 class Outage:
@@ -234,7 +235,8 @@ class MinuteLedger:
         w = self.worker
         if not w.states or w.aggregator.unstored():
             return 0
-        end = floor_minute(w.now() - self.settle)
+        # The last minutes may still be on their way to storage.
+        end = floor_minute(w.now() - self.settle) - SWEEP_LAG
         instruments = [
             (s.instrument_id, s.asset_class, serves_extended_hours(s.provider))
             for s in w.states.values()
