@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from datetime import timedelta
 from decimal import Decimal
 
 from django.db import transaction
@@ -301,6 +302,28 @@ def alert_events_mark_seen(*, user, ids: Iterable[int] | None = None) -> int:
     if ids is not None:
         queryset = queryset.filter(pk__in=list(ids))
     return queryset.update(seen_at=timezone.now())
+
+
+def alert_emails_resend(*, older_than: timedelta, within: timedelta) -> int:
+    """Enqueue again the emails of alerts recorded between `within` and
+    `older_than` ago that were never sent (Redis was away when they fired, so
+    the job was never queued). The email job skips events already sent."""
+    from alerts.tasks import alert_email_send
+
+    now = timezone.now()
+    ids = list(
+        AlertEvent.objects.filter(
+            emailed_at__isnull=True,
+            rule__notify_email=True,
+            created_at__lt=now - older_than,
+            created_at__gte=now - within,
+        )
+        .exclude(owner__email="")
+        .values_list("pk", flat=True)[:1000]
+    )
+    for event_id in ids:
+        alert_email_send.send(event_id)
+    return len(ids)
 
 
 def alert_event_mark_emailed(*, event: AlertEvent) -> None:

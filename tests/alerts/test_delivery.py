@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from contextlib import contextmanager
+from datetime import timedelta
 
+import dramatiq
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import get_channel_layer
 from django.core import mail
+from dramatiq.brokers.redis import RedisBroker
 
 from alerts.engine import AlertEngine
 from alerts.models import AlertEvent
@@ -154,3 +158,39 @@ def test_alert_of_a_deleted_rule_is_still_stored(user, instruments):
     [event] = alert_events_record(fired=fired, send=False)
     assert event.rule_id is None
     assert AlertEvent.objects.filter(owner=user).count() == 1
+
+
+@contextmanager
+def broker_away():
+    """Dramatiq's Redis is away (a broker on a port where nothing listens)."""
+    working = dramatiq.get_broker()
+    away = RedisBroker(url="redis://127.0.0.1:9/0")
+    for name in working.get_declared_actors():
+        working.get_actor(name).broker = away
+    try:
+        yield
+    finally:
+        for name in working.get_declared_actors():
+            working.get_actor(name).broker = working
+
+
+@transactional()
+def test_emails_never_queued_while_redis_was_away_are_sent_later(user, instruments):
+    from alerts.services import alert_emails_resend
+
+    user.email = "trader@example.com"
+    user.save()
+    _rule, fired = fire_for(user, instruments["AAPL"], 150, notify_email=True)
+    with broker_away():
+        [event] = alert_events_record(fired=fired)  # recorded; the enqueue fails
+    client = redis_client()
+    assert client.llen("dramatiq:alerts") == 0
+    AlertEvent.objects.filter(pk=event.pk).update(
+        created_at=event.created_at - timedelta(minutes=2)
+    )
+    window = {"older_than": timedelta(minutes=1), "within": timedelta(days=1)}
+    assert alert_emails_resend(**window) == 1
+    assert client.llen("dramatiq:alerts") == 1
+    alert_email_send.fn(event.pk)
+    assert len(mail.outbox) == 1
+    assert alert_emails_resend(**window) == 0
