@@ -65,7 +65,9 @@ market.addEventListener("alert", (e) => {
     unseen.setAttribute("aria-label", `${count} unseen alerts`);
     unseen.hidden = false;
   }
-  const text = alert.message || `${alert.symbol || ""} alert ${alert.name || ""} fired`.trim();
+  let text = alert.message || `${alert.symbol || ""} alert ${alert.name || ""} fired`.trim();
+  // Recorded late (the database was away when it fired): say when it fired.
+  if (alert.delayed && alert.ts) text += ` (delayed; fired ${new Date(alert.ts).toLocaleTimeString()})`;
   toast(`🔔 ${text}`, { kind: "alert", href: alert.url || alertsUrl || null, timeout: 15000 });
 });
 
