@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django import forms
 
+from core.storable import validate_storable
+
 
 class WatchlistNameForm(forms.Form):
     name = forms.CharField(max_length=60, strip=True)
@@ -22,6 +24,7 @@ class OrderForm(forms.Form):
 
     def clean(self):
         values = self.data.getlist("order") if self.data else []
+        validate_storable(values)
         try:
             self.cleaned_data["order"] = [self.kind(value) for value in values]
         except ValueError as exc:

@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from core.health import health_report
+from core.storable import UNSTORABLE_CODES
 from dashboard.context_processors import live_page
 from dashboard.forms import OrderForm, SymbolForm, WatchlistNameForm
 from dashboard.quotes import QuoteRow, fmt_price, fmt_signed, to_decimal
@@ -247,6 +248,16 @@ def _error(request, exc: ValidationError, watchlist_id=None):
     )
 
 
+def _form_error(request, form, fallback: str, watchlist_id=None):
+    """`fallback` says what to send; a value that cannot be stored at all (a
+    NUL) gets the form's own message instead, which names the problem."""
+    for errors in form.errors.as_data().values():
+        for error in errors:
+            if error.code in UNSTORABLE_CODES:
+                return _error(request, error, watchlist_id)
+    return _error(request, ValidationError(fallback), watchlist_id)
+
+
 def _owned(request, pk: int) -> Watchlist:
     watchlist = watchlist_get_for_owner(owner=request.user, watchlist_id=pk)
     if watchlist is None:
@@ -259,7 +270,7 @@ def _owned(request, pk: int) -> Watchlist:
 def watchlist_create(request):
     form = WatchlistNameForm(request.POST)
     if not form.is_valid():
-        return _error(request, ValidationError("Give the watchlist a name."))
+        return _form_error(request, form, "Give the watchlist a name.")
     try:
         watchlist = services.watchlist_create_checked(
             owner=request.user, name=form.cleaned_data["name"]
@@ -277,7 +288,7 @@ def watchlist_rename(request, pk: int):
     _owned(request, pk)
     form = WatchlistNameForm(request.POST)
     if not form.is_valid():
-        return _error(request, ValidationError("Give the watchlist a name."), pk)
+        return _form_error(request, form, "Give the watchlist a name.", pk)
     try:
         watchlist = services.watchlist_rename(
             owner=request.user, watchlist_id=pk, name=form.cleaned_data["name"]
@@ -300,7 +311,7 @@ def watchlist_delete(request, pk: int):
 def watchlist_reorder(request):
     form = OrderForm(request.POST, kind=int)
     if not form.is_valid():
-        return _error(request, ValidationError("Send the watchlist ids in order."))
+        return _form_error(request, form, "Send the watchlist ids in order.")
     services.watchlist_reorder(
         owner=request.user, watchlist_ids=form.cleaned_data["order"]
     )
@@ -313,7 +324,7 @@ def item_add(request, pk: int):
     watchlist = _owned(request, pk)
     form = SymbolForm(request.POST)
     if not form.is_valid():
-        return _error(request, ValidationError("Choose an instrument."), pk)
+        return _form_error(request, form, "Choose an instrument.", pk)
     try:
         item = services.watchlist_item_add(
             owner=request.user, watchlist_id=pk, symbol=form.cleaned_data["symbol"]
@@ -335,7 +346,7 @@ def item_remove(request, pk: int):
     _owned(request, pk)
     form = SymbolForm(request.POST)
     if not form.is_valid():
-        return _error(request, ValidationError("Choose an instrument."), pk)
+        return _form_error(request, form, "Choose an instrument.", pk)
     removed = services.watchlist_item_remove(
         owner=request.user, watchlist_id=pk, symbol=form.cleaned_data["symbol"]
     )
@@ -352,7 +363,7 @@ def item_reorder(request, pk: int):
     _owned(request, pk)
     form = OrderForm(request.POST, kind=str)
     if not form.is_valid():
-        return _error(request, ValidationError("Send the symbols in order."), pk)
+        return _form_error(request, form, "Send the symbols in order.", pk)
     services.watchlist_item_reorder(
         owner=request.user, watchlist_id=pk, symbols=form.cleaned_data["order"]
     )

@@ -3,11 +3,13 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.contrib import admin, messages
+from django.db import models
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.dateparse import parse_datetime
 from django.utils.html import format_html
 
+from core.storable import StorableJSONField
 from marketdata.models import (
     BarOrigin,
     Instrument,
@@ -39,6 +41,8 @@ class InstrumentAdmin(admin.ModelAdmin):
     actions = ("activate", "deactivate")
     readonly_fields = ("stream_error", "stream_error_at", "created_at", "updated_at")
     list_per_page = 100
+    # jsonb cannot hold "\u0000" or a lone surrogate: a form error, not a 500.
+    formfield_overrides = {models.JSONField: {"form_class": StorableJSONField}}
 
     @admin.display(description="Bars")
     def bars_link(self, obj: Instrument) -> str:

@@ -43,7 +43,7 @@ state. `WS_CONFLATE_MS=0` selects the naive design (every consumer in every
 group, one frame per tick), kept for `bench_fanout` to compare against.
 
 Error codes: `bad_message` (not JSON / not an object / unknown action / bad
-symbols list), `unknown_symbols`, `too_many_instruments` (over
+symbols list / a NUL or lone surrogate anywhere in the message), `unknown_symbols`, `too_many_instruments` (over
 `settings.WS_MAX_INSTRUMENTS`), `rate_limited` (over
 `settings.WS_MAX_MESSAGES_PER_SECOND`), `forbidden`. Repeated flooding closes
 the socket with code 4429.
@@ -63,6 +63,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
 from core.groups import STATUS_GROUP, symbol_group, user_group
+from core.storable import unstorable_reason
 from marketdata.selectors import instruments_stream_info
 from streaming.snapshots import snapshots_get
 
@@ -275,8 +276,14 @@ class MarketConsumer(AsyncJsonWebsocketConsumer):
             return
         try:
             content = orjson.loads(text_data)
-        except orjson.JSONDecodeError:
+        except orjson.JSONDecodeError:  # also lone surrogates: orjson refuses them
             await self.error("bad_message", "Frame is not valid JSON.")
+            return
+        reason = unstorable_reason(content)
+        if reason:  # it would reach a symbol lookup and fail there
+            await self.error(
+                "bad_message", f"Message contains {reason}; nothing was done."
+            )
             return
         await self.receive_json(content)
 
