@@ -57,6 +57,7 @@ def csv_load(
     timeframe: str | None = None,
     skip_bad: bool = False,
     timezone_name: str | None = None,
+    encoding: str | None = None,
 ) -> CsvLoadResult:
     """Validate and load `path` into `instrument`'s bars."""
     from marketdata.providers.csv_files import CsvFormatError, CsvProvider
@@ -65,7 +66,11 @@ def csv_load(
         raise CsvLoadError(f"{path}: no such file")
     try:
         provider = CsvProvider(
-            path=path, timezone=timezone_name, skip_bad=skip_bad, timeframe=timeframe
+            path=path,
+            timezone=timezone_name,
+            skip_bad=skip_bad,
+            timeframe=timeframe,
+            encoding=encoding,
         )
         summary = provider.validate()
     except CsvFormatError as exc:
@@ -93,7 +98,11 @@ def csv_load(
             start=start,
             end=end,
             symbols=[instrument.symbol],
-            options={"file": os.path.abspath(path), "skip_bad": skip_bad},
+            options={
+                "file": os.path.abspath(path),
+                "skip_bad": skip_bad,
+                **({"encoding": encoding} if encoding else {}),
+            },
             state=JobState.RUNNING,
         )
         chunk = LoadChunk.objects.create(

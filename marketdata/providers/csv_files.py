@@ -1,21 +1,12 @@
-"""History from CSV files: Yahoo, Stooq and generic OHLCV layouts.
+"""History from CSV files: Yahoo, Stooq, TradingView, Binance, MetaTrader and
+generic OHLCV layouts.
 
-Detected layouts (header names are matched case-insensitively):
-- Yahoo: `Date,Open,High,Low,Close,Adj Close,Volume` (`Close` is used: raw,
-  not adjusted, like the other providers' `adjustment=raw`).
-- Stooq: `Date,Open,High,Low,Close[,Volume]`, and the
-  `<TICKER>,<PER>,<DATE>,<TIME>,<OPEN>,<HIGH>,<LOW>,<CLOSE>,<VOL>,<OPENINT>`
-  export (DATE `YYYYMMDD`, TIME `HHMMSS`).
-- Generic: a time column (`time`, `timestamp`, `datetime`, `date`, or separate
-  `date` + `time`) and `open/high/low/close[/volume][/vwap][/trades]` in any
-  order; or an explicit `columns` mapping for anything else.
-
-Timestamps: ISO-8601 dates or date-times (with or without offset), `YYYYMMDD`,
-epoch seconds/milliseconds/microseconds (by magnitude), or a `date_format`
-for `strptime`. Naive values are local to `timezone` (default
-America/New_York, where Alpaca also stamps daily bars: midnight New York);
-pass "UTC" for files in UTC. Epoch numbers and values with an offset are
-absolute.
+Layouts, timestamps and the values storage can keep are in
+`marketdata.providers.csv_parse`; encodings and line lengths in
+`marketdata.providers.csv_text`. Naive timestamps are local to `timezone`
+(default America/New_York, where Alpaca also stamps daily bars: midnight New
+York); pass "UTC" for files in UTC. Epoch numbers and values with an offset
+are absolute.
 
 The bar interval is detected from the data: 1 day (date-only rows, or rows a
 day apart), 1 hour or 1 minute (the most common spacing between rows, so
@@ -29,76 +20,51 @@ starts and are kept as given: equity hourly exports stamped at :30 (09:30,
 10:30, ...) stay at :30. Hourly rows less than an hour apart would overlap,
 so such a row is a bad row.
 
-Every bad row is reported with its line number (the header is line 1). By
-default a file with any bad row loads nothing (`CsvFormatError` lists every
-bad line); with `skip_bad=True` the good rows load and the summary lists the
-bad ones. The file is read twice (validate, then yield pages), so memory
-stays flat for large files.
+Every bad row is reported with its line number (line 1 is the header, or the
+first row of a file without one). By default a file with any bad row loads
+nothing (`CsvFormatError` lists the bad lines); with `skip_bad=True` the good
+rows load and the summary lists the bad ones. More than `MAX_BAD_ROWS` bad
+rows refuse the file either way (the wrong file or layout, most likely).
+
+Memory stays flat on large files: the file is streamed twice (validate, then
+yield pages), and what the first pass keeps is bounded by the file's time
+span (one bit per minute for duplicate detection) and by `MAX_BAD_ROWS`, not
+by its number of rows.
+
+(Over 400 lines: the provider and its validation passes belong together;
+layouts, values and text reading live in the sibling modules named above.)
 """
 
 from __future__ import annotations
 
 import csv
-import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
-from decimal import Decimal, InvalidOperation
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from marketdata.events import BarEvent, Control, ControlType, Event
 from marketdata.providers.base import InvalidRequestError, Provider, ProviderError
-from marketdata.providers.timeparse import from_epoch_auto
+from marketdata.providers.csv_parse import (
+    BadRow,
+    CsvFormatError,
+    RowParser,
+    detect_layout,
+)
+from marketdata.providers.csv_text import MAX_LINE, TextLines, encoding_checked
 
 DEFAULT_TIMEZONE = "America/New_York"
 PAGE_SIZE = 5000
-FIELDS = (
-    "ts",
-    "date",
-    "time",
-    "open",
-    "high",
-    "low",
-    "close",
-    "volume",
-    "vwap",
-    "trade_count",
-)
-ALIASES = {
-    "ts": ("timestamp", "datetime", "date_time", "time_stamp", "open_time", "t"),
-    "date": ("date", "day"),
-    "time": ("time",),
-    "open": ("open", "o", "open_price"),
-    "high": ("high", "h", "high_price"),
-    "low": ("low", "l", "low_price"),
-    "close": ("close", "c", "close_price", "last"),
-    "volume": ("volume", "vol", "v"),
-    "vwap": ("vwap", "vw"),
-    "trade_count": (
-        "trades",
-        "trade_count",
-        "n",
-        "count",
-        "number_of_trades",
-        "num_trades",
-    ),
-}
+MAX_BAD_ROWS = 100_000
+LISTED_BAD_ROWS = 20  # in an error message; the command prints more
 TIMEFRAMES = {60: "1m", 3_600: "1h", 86_400: "1d"}
 INTERVALS = {timeframe: seconds for seconds, timeframe in TIMEFRAMES.items()}
 _DAY_DIFFS = frozenset({82_800, 86_400, 90_000})  # 23/24/25 h across DST changes
-_NUMERIC = re.compile(r"[+-]?\d+(\.\d+)?\Z")
-
-
-@dataclass(frozen=True, slots=True)
-class BadRow:
-    line: int
-    reason: str
-
-    def __str__(self) -> str:
-        return f"line {self.line}: {self.reason}"
+_MAX_SPACINGS = 10_000  # distinct row spacings counted before rare ones are dropped
 
 
 @dataclass
@@ -124,149 +90,54 @@ class CsvSummary:
         if self.first_ts and self.last_ts:
             text += f" ({self.first_ts.isoformat()} .. {self.last_ts.isoformat()})"
         if self.bad_rows:
-            text += f"; {len(self.bad_rows)} bad: " + "; ".join(map(str, self.bad_rows))
+            text += f"; {len(self.bad_rows)} bad: " + _listed(self.bad_rows)
         return text
 
 
-class CsvFormatError(InvalidRequestError):
-    """The file cannot be loaded as it is. `bad_rows` lists every bad line."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        bad_rows: Iterable[BadRow] = (),
-        interval_seconds: int | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.bad_rows = list(bad_rows)
-        #: the detected row spacing when that is what made the file unloadable
-        self.interval_seconds = interval_seconds
+def _listed(bad_rows: list[BadRow]) -> str:
+    text = "; ".join(map(str, bad_rows[:LISTED_BAD_ROWS]))
+    if len(bad_rows) > LISTED_BAD_ROWS:
+        text += f"; ... and {len(bad_rows) - LISTED_BAD_ROWS} more"
+    return text
 
 
-def _norm(name: str) -> str:
-    name = name.strip().strip("\ufeff").strip("<>").strip().lower()
-    return re.sub(r"[\s\-]+", "_", name)
+class _SeenTimes:
+    """Timestamps seen so far, in memory bounded by the time span rather than
+    the rows: one bit per minute since 1970 (64 KB blocks of ~1 year,
+    allocated as reached; under 4 MB for all of them), and a set for the few
+    timestamps off a minute boundary."""
+
+    _BLOCK = 1 << 19  # minutes
+
+    def __init__(self) -> None:
+        self.blocks: dict[int, bytearray] = {}
+        self.others: set[datetime] = set()
+
+    def add(self, ts: datetime) -> bool:
+        """Whether `ts` is new (and now seen)."""
+        if ts.second or ts.microsecond:
+            if ts in self.others:
+                return False
+            self.others.add(ts)
+            return True
+        key, offset = divmod(int(ts.timestamp()) // 60, self._BLOCK)
+        block = self.blocks.get(key)
+        if block is None:
+            block = self.blocks[key] = bytearray(self._BLOCK // 8)
+        byte, mask = offset >> 3, 1 << (offset & 7)
+        if block[byte] & mask:
+            return False
+        block[byte] |= mask
+        return True
 
 
-@dataclass
-class _Layout:
-    name: str
-    index: dict[str, int]
-    width: int
-    ticker_index: int | None = None
-    compact_date: bool = False  # Stooq <DATE> YYYYMMDD + <TIME> HHMMSS
-
-
-def _detect_layout(header: list[str], columns: Mapping[str, str] | None) -> _Layout:
-    names = [_norm(h) for h in header]
-    position = {name: i for i, name in reversed(list(enumerate(names)))}
-    index: dict[str, int] = {}
-    if columns:
-        unknown = set(columns) - set(FIELDS)
-        if unknown:
-            raise CsvFormatError(
-                f"unknown field(s) in column mapping: {', '.join(sorted(unknown))}; "
-                f"fields are {', '.join(FIELDS)}"
-            )
-        for fieldname, column in columns.items():
-            key = _norm(column)
-            if key not in position:
-                raise CsvFormatError(
-                    f"mapped column {column!r} for {fieldname} is not in the header "
-                    f"({', '.join(header)})"
-                )
-            index[fieldname] = position[key]
-        layout = "mapped"
-    else:
-        for fieldname, aliases in ALIASES.items():
-            for alias in aliases:
-                if alias in position:
-                    index[fieldname] = position[alias]
-                    break
-        if "ts" not in index and "date" in index and "time" not in index:
-            index["ts"] = index.pop("date")
-        if "ts" not in index and "time" in index and "date" not in index:
-            index["ts"] = index.pop("time")
-        if "ticker" in position and "per" in position:
-            layout = "stooq-ticker"
-        elif "adj_close" in position:
-            layout = "yahoo"
-        elif names[:5] == ["date", "open", "high", "low", "close"] and len(names) <= 7:
-            layout = "stooq"
-        else:
-            layout = "generic"
-    if "ts" in index and "date" in index and "time" not in index:
-        index.pop("date")
-    has_time = "ts" in index or "date" in index
-    missing = [f for f in ("open", "high", "low", "close") if f not in index]
-    if not has_time:
-        missing.insert(0, "time/date")
-    if missing:
-        raise CsvFormatError(
-            f"cannot find column(s) {', '.join(missing)} in header "
-            f"({', '.join(header)}); pass an explicit column mapping"
+def _csv_problem(exc: csv.Error) -> str:
+    if "field limit" in str(exc):
+        return (
+            f"a field is longer than {csv.field_size_limit()} characters "
+            "(is this a CSV file of bars?)"
         )
-    return _Layout(
-        name=layout,
-        index=index,
-        width=len(header),
-        ticker_index=position.get("ticker"),
-        compact_date=layout == "stooq-ticker",
-    )
-
-
-class _Parser:
-    def __init__(self, *, tz: ZoneInfo, date_format: str | None) -> None:
-        self.tz = tz
-        self.date_format = date_format
-
-    def local(self, naive: datetime) -> datetime:
-        return naive.replace(tzinfo=self.tz).astimezone(UTC)
-
-    def timestamp(self, value: str, time_value: str | None) -> tuple[datetime, bool]:
-        """-> (UTC timestamp, date_only)."""
-        value = value.strip()
-        if time_value is not None:
-            time_value = time_value.strip()
-            if len(time_value) == 6 and time_value.isdigit():  # Stooq HHMMSS
-                time_value = f"{time_value[:2]}:{time_value[2:4]}:{time_value[4:]}"
-            day, _ = self.timestamp(value, None)
-            local_day = day.astimezone(self.tz).date()
-            clock = time.fromisoformat(time_value)
-            return self.local(datetime.combine(local_day, clock)), False
-        if self.date_format:
-            parsed = datetime.strptime(value, self.date_format)
-            date_only = not any(c in self.date_format for c in "HIMSf")
-            if parsed.tzinfo is not None:
-                return parsed.astimezone(UTC), date_only
-            return self.local(parsed), date_only
-        if len(value) == 8 and value.isdigit():  # YYYYMMDD
-            day = date(int(value[:4]), int(value[4:6]), int(value[6:]))
-            return self.local(datetime.combine(day, time())), True
-        if _NUMERIC.match(value):
-            number = float(value) if "." in value else int(value)
-            return from_epoch_auto(number), False
-        if len(value) == 10:
-            day = date.fromisoformat(value.replace("/", "-"))
-            return self.local(datetime.combine(day, time())), True
-        parsed = datetime.fromisoformat(
-            value.replace("/", "-", 2) if value[4:5] == "/" else value
-        )
-        if parsed.tzinfo is not None:
-            return parsed.astimezone(UTC), False
-        return self.local(parsed), False
-
-
-def _decimal(value: str, name: str) -> Decimal:
-    text = value.strip()
-    try:
-        result = Decimal(text)
-    except InvalidOperation:
-        raise ValueError(f"bad {name} {text[:30]!r}") from None
-    if not result.is_finite():
-        raise ValueError(f"bad {name} {text[:30]!r}")
-    return result
+    return f"unreadable CSV ({exc})"
 
 
 class CsvProvider(Provider):
@@ -284,6 +155,7 @@ class CsvProvider(Provider):
         date_format: str | None = None,
         skip_bad: bool = False,
         timeframe: str | None = None,
+        encoding: str | None = None,
         symbols: Mapping[str, str] | None = None,
         rate_limiter: Any = None,
     ) -> None:
@@ -297,11 +169,14 @@ class CsvProvider(Provider):
         self.path = Path(path)
         self.columns = dict(columns) if columns else None
         self.skip_bad = skip_bad
+        self.encoding = encoding_checked(encoding) if encoding else None
         try:
             self.tz = ZoneInfo(timezone or DEFAULT_TIMEZONE)
         except (ZoneInfoNotFoundError, ValueError):
             raise InvalidRequestError(f"unknown timezone {timezone!r}") from None
-        self._parser = _Parser(tz=self.tz, date_format=date_format)
+        self.date_format = date_format
+        # One "now" for every pass, so "after tomorrow" means the same in each.
+        self._now = datetime.now(UTC)
         self._summary: CsvSummary | None = None
 
     # --- streaming: not available --------------------------------------------
@@ -323,119 +198,105 @@ class CsvProvider(Provider):
         return [Control(ControlType.MALFORMED, self.name, message="csv has no stream")]
 
     # --- reading -------------------------------------------------------------
-    def _open(self):
-        try:
-            handle = self.path.open(newline="", encoding="utf-8-sig")
-        except OSError as exc:
-            raise InvalidRequestError(
-                f"cannot read {self.path}: {exc.strerror}"
-            ) from None
-        return handle
-
     def _rows(self) -> Iterator[tuple[int, dict[str, Any] | BadRow]]:
         """(line, parsed fields) or (line, BadRow) for every data row; also
         sets `self._layout`."""
-        with self._open() as handle:
-            first = handle.readline()
+        with TextLines(self.path, encoding=self.encoding) as lines:
+            physical = iter(lines)
+            first = next(physical, "")
             if not first.strip():
                 raise CsvFormatError(f"{self.path}: empty file, no header")
+            if 1 in lines.overlong:
+                raise CsvFormatError(
+                    f"{self.path}: line 1 is longer than {MAX_LINE:,} characters; "
+                    "is this a CSV file of bars?"
+                )
+            if "\x00" in first:
+                raise CsvFormatError(
+                    f"{self.path}: line 1 holds NUL bytes: UTF-16 without a "
+                    "byte-order mark? Pass --encoding utf-16-le (or utf-16-be)"
+                )
             delimiter = max((",", ";", "\t", "|"), key=first.count)
-            header = next(csv.reader([first], delimiter=delimiter))
-            layout = _detect_layout(header, self.columns)
-            self._layout = layout
-            reader = csv.reader(handle, delimiter=delimiter)
-            line = 1
-            idx = layout.index
-            optional = [f for f in ("volume", "vwap", "trade_count") if f in idx]
-            for record in reader:
-                line_start = line + 1
-                line = reader.line_num + 1  # +1: the header was read separately
+            try:
+                header = next(csv.reader([first], delimiter=delimiter))
+            except csv.Error as exc:
+                raise CsvFormatError(
+                    f"{self.path}: line 1: {_csv_problem(exc)}"
+                ) from None
+            layout = self._layout = detect_layout(header, self.columns)
+            parser = RowParser(
+                layout=layout, tz=self.tz, date_format=self.date_format, now=self._now
+            )
+            if layout.headerless:
+                yield 1, self._parsed(1, header, parser)
+            reader = csv.reader(physical, delimiter=delimiter)
+            while True:
+                line = lines.number + 1  # where the next record starts
+                try:
+                    record = next(reader)
+                except StopIteration:
+                    return
+                except csv.Error as exc:
+                    yield line, BadRow(line, _csv_problem(exc))
+                    continue
+                if lines.overlong and not lines.overlong.isdisjoint(
+                    range(line, lines.number + 1)
+                ):
+                    reason = f"line is longer than {MAX_LINE:,} characters"
+                    yield line, BadRow(line, reason)
+                    continue
                 if not record or all(not cell.strip() for cell in record):
                     continue
-                if len(record) != layout.width:
-                    yield (
-                        line_start,
-                        BadRow(
-                            line_start,
-                            f"expected {layout.width} fields, found {len(record)}",
-                        ),
-                    )
-                    continue
-                try:
-                    raw_ts = record[idx["ts"]] if "ts" in idx else record[idx["date"]]
-                    time_value = record[idx["time"]] if "time" in idx else None
-                    try:
-                        ts, date_only = self._parser.timestamp(raw_ts, time_value)
-                    except (ValueError, OverflowError, TypeError):
-                        shown = (
-                            raw_ts if time_value is None else f"{raw_ts} {time_value}"
-                        )
-                        raise ValueError(
-                            f"bad timestamp {shown.strip()[:40]!r}"
-                        ) from None
-                    row: dict[str, Any] = {"ts": ts, "date_only": date_only}
-                    for name in ("open", "high", "low", "close"):
-                        row[name] = _decimal(record[idx[name]], name)
-                    for name in optional:
-                        text = record[idx[name]].strip()
-                        if not text:
-                            continue
-                        if name == "trade_count":
-                            if not text.isdigit():
-                                raise ValueError(f"bad trades {text[:30]!r}")
-                            row[name] = int(text)
-                        else:
-                            row[name] = _decimal(text, name)
-                    self._check(row)
-                    if layout.ticker_index is not None:
-                        row["ticker"] = record[layout.ticker_index].strip()
-                except ValueError as exc:
-                    yield line_start, BadRow(line_start, str(exc))
-                    continue
-                yield line_start, row
+                yield line, self._parsed(line, record, parser)
 
     @staticmethod
-    def _check(row: dict[str, Any]) -> None:
-        o, h, lo, c = row["open"], row["high"], row["low"], row["close"]
-        if min(o, h, lo, c) <= 0:
-            raise ValueError("prices must be positive")
-        if h < max(o, c, lo) or lo > min(o, c):
-            raise ValueError(
-                f"high {h} / low {lo} do not contain open {o} and close {c}"
-            )
-        volume = row.get("volume")
-        if volume is not None and volume < 0:
-            raise ValueError(f"negative volume {volume}")
+    def _parsed(
+        line: int, record: list[str], parser: RowParser
+    ) -> dict[str, Any] | BadRow:
+        width = parser.layout.width
+        if len(record) != width:
+            return BadRow(line, f"expected {width} fields, found {len(record)}")
+        try:
+            return parser.parse(record)
+        except ValueError as exc:
+            return BadRow(line, str(exc))
+
+    def _too_many_bad(self, bad: list[BadRow]) -> CsvFormatError:
+        return CsvFormatError(
+            f"{self.path}: more than {MAX_BAD_ROWS:,} bad rows, nothing loaded; is "
+            f"this the right file and layout? First ones: {_listed(bad)}",
+            bad_rows=bad[:MAX_BAD_ROWS],
+        )
 
     def summary(self) -> CsvSummary:
         """Validate the whole file (first pass) and describe it."""
         if self._summary is not None:
             return self._summary
-        seen: dict[datetime, int] = {}
+        seen = _SeenTimes()
         bad: list[BadRow] = []
+        duplicates: list[tuple[int, datetime]] = []
         diffs: Counter[int] = Counter()
-        off_minute: list[tuple[int, datetime]] = []
-        # (line, previous line, seconds) of rows closer than an hour
-        close: list[tuple[int, int, int]] = []
+        off_minute: list[int] = []  # lines
+        close = 0  # rows less than an hour after the previous one
         tickers: set[str] = set()
         rows = good = 0
         all_date_only = True
         all_midnight = True
         previous: datetime | None = None
-        previous_line = 0
         first = last = None
         for line, row in self._rows():
             rows += 1
             if isinstance(row, BadRow):
                 bad.append(row)
+                if len(bad) + len(duplicates) > MAX_BAD_ROWS:
+                    raise self._too_many_bad(bad)
                 continue
             ts = row["ts"]
-            if ts in seen:
-                bad.append(
-                    BadRow(line, f"duplicate timestamp (first on line {seen[ts]})")
-                )
+            if not seen.add(ts):
+                duplicates.append((line, ts))
+                if len(bad) + len(duplicates) > MAX_BAD_ROWS:
+                    raise self._too_many_bad(bad)
                 continue
-            seen[ts] = line
             good += 1
             all_date_only &= row["date_only"]
             if all_midnight:
@@ -444,24 +305,29 @@ class CsvProvider(Provider):
                     0,
                     0,
                     0,
-                ) or (
-                    ts.hour,
-                    ts.minute,
-                    ts.second,
-                ) == (0, 0, 0)
+                ) or (ts.hour, ts.minute, ts.second) == (0, 0, 0)
             if ts.second or ts.microsecond:
-                off_minute.append((line, ts))
+                off_minute.append(line)
+                if len(off_minute) > MAX_BAD_ROWS:
+                    raise CsvFormatError(
+                        f"{self.path}: more than {MAX_BAD_ROWS:,} rows are not on "
+                        "a minute boundary; Tapeline loads 1-minute, 1-hour and "
+                        "daily bars"
+                    )
             else:  # spacing is measured between minute-aligned rows only
                 if previous is not None:
                     gap = abs(int((ts - previous).total_seconds()))
                     diffs[gap] += 1
-                    if gap < 3_600:
-                        close.append((line, previous_line, gap))
-                previous, previous_line = ts, line
+                    if len(diffs) > _MAX_SPACINGS:
+                        diffs = Counter({d: n for d, n in diffs.items() if n > 1})
+                    close += gap < 3_600
+                previous = ts
             first = ts if first is None or ts < first else first
             last = ts if last is None or ts > last else last
-            if "ticker" in row:
+            if "ticker" in row and len(tickers) < 100:
                 tickers.add(row["ticker"])
+        if duplicates:
+            bad.extend(self._duplicate_rows(duplicates))
         summary = CsvSummary(path=str(self.path), layout=self._layout.name, rows=rows)
         summary.tickers = tuple(sorted(tickers))
         demoted = 0  # parsed rows that the interval rules make bad
@@ -494,24 +360,63 @@ class CsvProvider(Provider):
                 demoted += len(off_minute)
                 bad.extend(
                     BadRow(line, "timestamp is not on a minute boundary")
-                    for line, _ in off_minute
+                    for line in off_minute
                 )
-            if summary.timeframe == "1h":
-                demoted += len(close)
-                bad.extend(
-                    BadRow(
-                        line,
-                        f"only {_human(gap)} after line {before}: hourly bars "
-                        "must be at least an hour apart",
-                    )
-                    for line, before, gap in close
-                )
+            if summary.timeframe == "1h" and close:
+                demoted += close
+                bad.extend(self._overlapping_hours({line for line, _ in duplicates}))
+            if len(bad) > MAX_BAD_ROWS:
+                raise self._too_many_bad(sorted(bad, key=lambda b: b.line))
         bad.sort(key=lambda b: b.line)
         summary.bad_rows = bad
         summary.good_rows = good - demoted
         summary.first_ts, summary.last_ts = first, last
         self._summary = summary
         return summary
+
+    def _duplicate_rows(self, duplicates: list[tuple[int, datetime]]) -> list[BadRow]:
+        """Rows repeating an earlier timestamp, each naming the first line
+        with it: found by one more pass, since the first pass keeps no line
+        per timestamp (that would cost memory per row)."""
+        wanted = {ts for _, ts in duplicates}
+        firsts: dict[datetime, int] = {}
+        for line, row in self._rows():
+            if isinstance(row, BadRow) or row["ts"] not in wanted:
+                continue
+            firsts.setdefault(row["ts"], line)
+            if len(firsts) == len(wanted):
+                break
+        return [
+            BadRow(line, f"duplicate timestamp (first on line {firsts[ts]})")
+            for line, ts in duplicates
+        ]
+
+    def _overlapping_hours(self, duplicate_lines: set[int]) -> list[BadRow]:
+        """Rows of an hourly file less than an hour after the previous one,
+        by one more pass over the same rows as the first (hourly files are
+        small; in minute files every row would qualify, so the first pass
+        only counts them)."""
+        found: list[BadRow] = []
+        previous: datetime | None = None
+        previous_line = 0
+        for line, row in self._rows():
+            if isinstance(row, BadRow) or line in duplicate_lines:
+                continue
+            ts = row["ts"]
+            if ts.second or ts.microsecond:
+                continue
+            if previous is not None:
+                gap = abs(int((ts - previous).total_seconds()))
+                if gap < 3_600:
+                    found.append(
+                        BadRow(
+                            line,
+                            f"only {_human(gap)} after line {previous_line}: "
+                            "hourly bars must be at least an hour apart",
+                        )
+                    )
+            previous, previous_line = ts, line
+        return found
 
     @staticmethod
     def _interval(daily: bool, diffs: Counter[int]) -> int:
@@ -526,14 +431,14 @@ class CsvProvider(Provider):
         return interval
 
     def validate(self) -> CsvSummary:
-        """The summary, or `CsvFormatError` listing every bad line unless
+        """The summary, or `CsvFormatError` listing the bad lines unless
         `skip_bad` (then the summary lists them and the good rows load)."""
         summary = self.summary()
         if summary.bad_rows and not self.skip_bad:
-            listed = "; ".join(map(str, summary.bad_rows))
             raise CsvFormatError(
                 f"{self.path}: {len(summary.bad_rows)} bad row(s), nothing loaded "
-                f"(use skip-bad to load the {summary.good_rows} good rows): {listed}",
+                f"(use skip-bad to load the {summary.good_rows} good rows): "
+                f"{_listed(summary.bad_rows)}",
                 bad_rows=summary.bad_rows,
             )
         if not summary.good_rows:
@@ -600,11 +505,12 @@ def read_csv_bars(
     date_format: str | None = None,
     skip_bad: bool = False,
     timeframe: str | None = None,
+    encoding: str | None = None,
 ) -> tuple[list[BarEvent], CsvSummary]:
     """Convenience: every bar of a small file plus its summary."""
     provider = CsvProvider(
         path=path, columns=columns, timezone=timezone, date_format=date_format,
-        skip_bad=skip_bad, timeframe=timeframe,
+        skip_bad=skip_bad, timeframe=timeframe, encoding=encoding,
     )  # fmt: skip
     bars = list(provider.iter_bars(symbol=symbol))
     return bars, provider.summary()

@@ -7,6 +7,7 @@
     manage.py load_history --sync               # no worker: run the chunks here
     manage.py load_history --provider csv --file bars.csv --symbol AAPL [--skip-bad]
         [--timeframe 1m|1h|1d]  # detected from the file; checked when given
+        [--encoding latin-1]    # when not UTF-8 / UTF-16 with a byte-order mark
 
 Without `--sync` the chunks go to the workers (`manage.py rundramatiq`) and
 this command only watches the database. Ctrl-C stops watching, not loading;
@@ -91,6 +92,11 @@ class Command(BaseCommand):
         parser.add_argument(
             "--timezone",
             help="CSV: zone of timestamps without an offset (default America/New_York).",
+        )
+        parser.add_argument(
+            "--encoding",
+            help="CSV: the file's text encoding when it is not UTF-8 or UTF-16 "
+            "with a byte-order mark, e.g. latin-1 or cp1252.",
         )
         parser.add_argument(
             "--check-only",
@@ -385,6 +391,7 @@ class Command(BaseCommand):
                 timeframe=options["timeframe"],
                 skip_bad=options["skip_bad"],
                 timezone_name=options["timezone"],
+                encoding=options["encoding"],
             )
         except CsvLoadError as exc:
             for problem in exc.problems[:50]:
