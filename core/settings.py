@@ -119,11 +119,12 @@ CACHES = {
 }
 
 # The pub/sub layer delivers every group message (the core layer drops them past
-# its capacity). Redis pub/sub ignores database numbers, so the prefix carries it:
-# two deployments on one Redis with different databases never see each other.
+# its capacity); core.channel_layer's subclass of it rides out Redis outages.
+# Redis pub/sub ignores database numbers, so the prefix carries it: two
+# deployments on one Redis with different databases never see each other.
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "BACKEND": "core.channel_layer.ResilientPubSubChannelLayer",
         "CONFIG": {
             "hosts": [REDIS_URL],
             "prefix": env.str("CHANNELS_PREFIX", default=f"tapeline{_redis_db}"),

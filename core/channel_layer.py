@@ -1,0 +1,143 @@
+"""The channel layer: channels-redis's pub/sub layer, made to ride out Redis
+outages (`CHANNEL_LAYERS` names `ResilientPubSubChannelLayer`).
+
+On its own, `RedisPubSubChannelLayer` fails while Redis is away:
+`new_channel` and `group_add` raise (a browser's WebSocket handshake answers
+HTTP 500), its receive task logs a traceback every second, subscriptions
+attempted during the outage are never made, and the first publish after Redis
+restarts fails on a pooled connection the server closed. This subclass:
+
+- remembers the subscriptions it could not make (or undo) and makes them as
+  soon as Redis answers (tried at most once a second), so consumers and the
+  market hub that joined during an outage start receiving by themselves;
+  subscriptions made before the outage are restored by redis-py on reconnect;
+- reports failures to the process's `core.redis.redis_outage()` of that
+  server: one log line when the outage starts, one when it ends;
+- retries a publish once on a connection error (the retry opens a new one);
+- tells consumers whether the layer's Redis answers (`available`).
+
+Publishing still raises while Redis is away: a publisher decides what to do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import redis
+from channels_redis.pubsub import (
+    RedisPubSubChannelLayer,
+    RedisPubSubLoopLayer,
+    RedisSingleShardConnection,
+)
+from channels_redis.utils import _wrap_close, decode_hosts
+
+from core.redis import REDIS_ERRORS, redis_outage
+
+logger = logging.getLogger(__name__)
+
+
+def _host_url(host: dict) -> str:
+    if "address" in host:
+        return host["address"]
+    return f"redis://{host.get('host', 'localhost')}:{host.get('port', 6379)}"
+
+
+class ResilientShard(RedisSingleShardConnection):
+    def __init__(self, host, channel_layer) -> None:
+        super().__init__(host, channel_layer)
+        self.outage = redis_outage(_host_url(host))
+        self.pending: set[str] = set()  # wanted, not subscribed yet
+        self.stale: set[str] = set()  # unwanted, not unsubscribed yet
+
+    async def publish(self, channel, message):
+        try:
+            await super().publish(channel, message)
+        except redis.ConnectionError:
+            await super().publish(channel, message)
+
+    async def subscribe(self, channel):
+        self.stale.discard(channel)
+        try:
+            await super().subscribe(channel)
+        except REDIS_ERRORS as exc:
+            self.pending.add(channel)
+            self.outage.failed(exc, doing="subscribing to live updates")
+        else:
+            self.pending.discard(channel)
+
+    async def unsubscribe(self, channel):
+        self.pending.discard(channel)
+        try:
+            await super().unsubscribe(channel)
+        except REDIS_ERRORS as exc:
+            self.stale.add(channel)
+            self.outage.failed(exc, doing="unsubscribing from live updates")
+        else:
+            self.stale.discard(channel)
+
+    async def _repair(self) -> None:
+        for channel in list(self.stale):
+            await self.unsubscribe(channel)
+            if channel in self.stale:
+                return
+        for channel in list(self.pending):
+            await self.subscribe(channel)
+            if channel in self.pending:
+                return
+        self.outage.succeeded()
+
+    async def _do_receiving(self):
+        """The upstream loop, quiet during outages and repairing subscriptions."""
+        outage = self.outage
+        while True:
+            try:
+                if (self.pending or self.stale) and outage.should_try():
+                    await self._repair()
+                if self._pubsub is not None and self._pubsub.subscribed:
+                    message = await self._pubsub.get_message(
+                        ignore_subscribe_messages=True, timeout=0.1
+                    )
+                    if outage.down:
+                        outage.succeeded()
+                    self._receive_message(message)
+                else:
+                    await asyncio.sleep(0.1)
+            except (TimeoutError, asyncio.CancelledError, GeneratorExit):
+                raise
+            except REDIS_ERRORS as exc:
+                outage.failed(exc, doing="receiving live updates")
+                await asyncio.sleep(outage.retry_every)
+            except Exception:  # as upstream: the receive task must live on
+                logger.exception("Unexpected exception in receive task")
+                await asyncio.sleep(1)
+
+
+class ResilientLoopLayer(RedisPubSubLoopLayer):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        hosts = kwargs.get("hosts") or (args[0] if args else None)
+        self._shards = [ResilientShard(host, self) for host in decode_hosts(hosts)]
+
+
+class ResilientPubSubChannelLayer(RedisPubSubChannelLayer):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        hosts = kwargs.get("hosts") or (args[0] if args else None)
+        self._outages = [redis_outage(_host_url(h)) for h in decode_hosts(hosts)]
+
+    @property
+    def available(self) -> bool:
+        """Whether every Redis of the layer answers, as far as this process
+        knows (any process with a subscription notices within a second)."""
+        return not any(outage.down for outage in self._outages)
+
+    def _get_layer(self):
+        loop = asyncio.get_running_loop()
+        try:
+            return self._layers[loop]
+        except KeyError:
+            layer = ResilientLoopLayer(*self._args, **self._kwargs, channel_layer=self)
+            self._layers[loop] = layer
+            _wrap_close(self, loop)
+            return layer
