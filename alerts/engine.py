@@ -533,6 +533,7 @@ class AlertEngine:
         self.rules: dict[int, EngineRule] = {}
         self._instruments: dict[str, _Instrument] = {}
         self._version: int | None = None
+        self._missed_changes = False
         self._checked_at = 0.0
         self._seeding: dict[str, Seed] = {}
         self.reloads = 0
@@ -587,14 +588,32 @@ class AlertEngine:
         Safe to run in another thread: it only reads engine state.
         """
         from alerts import selectors
+        from core.redis import REDIS_ERRORS, redis_outage
 
-        try:
-            version, ids = selectors.rules_changes_since(version=self._version)
-        except Exception:  # Redis down: keep evaluating with the rules we have
-            logger.exception("alert rules: cannot read the change counter")
+        # Redis away: keep evaluating with the rules loaded (quietly, see
+        # core.outage). Rule changes made meanwhile may never have reached
+        # the counter, so the first read after a missed one reloads them all.
+        outage = redis_outage()
+        version = ids = None
+        read = outage.should_try()
+        if read:
+            try:
+                version, ids = selectors.rules_changes_since(version=self._version)
+            except REDIS_ERRORS as exc:
+                read = False
+                outage.failed(
+                    exc,
+                    doing="reading alert rule changes",
+                    impact="Alerts use the rules loaded so far",
+                )
+            else:
+                outage.succeeded()
+        if not read:
+            self._missed_changes = True
             if not full:
                 return None
-            version, ids = None, None
+        elif self._missed_changes:
+            full = True
         if not full:
             if version == self._version and self._version is not None:
                 return None
@@ -680,6 +699,8 @@ class AlertEngine:
         self._seeding = {}
         if changes.version is not None or changes.full:
             self._version = changes.version
+        if changes.full and changes.version is not None:
+            self._missed_changes = False
         self.reloads += 1
 
     def add_rule(self, rule: EngineRule) -> None:

@@ -66,7 +66,7 @@ from alerts.engine import FiredAlert
 from alerts.models import RULE_FIELDS, AlertEvent, AlertRule
 from alerts.selectors import CHANGES_KEY, VERSION_KEY
 from core.groups import user_group
-from core.redis import redis_client
+from core.redis import REDIS_ERRORS, redis_client, redis_outage
 
 logger = logging.getLogger(__name__)
 
@@ -87,11 +87,16 @@ return version
 def rules_version_bump(*, rule_ids: Iterable[int]) -> int | None:
     """Bump the change counter now and record `rule_ids` under it."""
     ids = [str(int(i)) for i in rule_ids]
+    outage = redis_outage()
     try:
-        return int(redis_client().eval(_BUMP_SCRIPT, 2, VERSION_KEY, CHANGES_KEY, *ids))
-    except Exception:
-        logger.exception("alert rules: could not publish a rule change %s", ids)
+        version = redis_client().eval(_BUMP_SCRIPT, 2, VERSION_KEY, CHANGES_KEY, *ids)
+    except REDIS_ERRORS as exc:
+        # The rule is stored; engines that missed a change counter read
+        # reload every rule when Redis answers again (alerts.engine).
+        outage.failed(exc, doing="publishing an alert rule change")
         return None
+    outage.succeeded()
+    return int(version)
 
 
 def rules_changed(*, rule_ids: Iterable[int]) -> None:
@@ -266,17 +271,26 @@ def alert_payload(*, event: AlertEvent, fired: FiredAlert | None = None) -> dict
 
 
 def _deliver(*, messages: list[tuple[str, dict]], email_event_ids: list[int]) -> None:
+    # Redis away: one line for the whole outage (core.outage), not one
+    # traceback per alert. The events are stored, so the dashboard shows them
+    # as unseen; emails not enqueued are counted in the outage's end line.
+    outage = redis_outage()
     if messages:
         try:
             _group_send_all(messages)
+        except REDIS_ERRORS as exc:
+            outage.failed(exc, doing="sending alerts to browsers")
+            outage.skipped("alerts not sent to browsers", len(messages))
         except Exception:
-            # The events are stored: the dashboard shows them as unseen.
             logger.exception("alerts: could not publish %d alert(s)", len(messages))
     for event_id in email_event_ids:
         try:
             from alerts.tasks import alert_email_send
 
             alert_email_send.send(event_id)
+        except REDIS_ERRORS as exc:
+            outage.failed(exc, doing="enqueueing an alert email")
+            outage.skipped("alert emails not enqueued")
         except Exception:
             logger.exception(
                 "alerts: could not enqueue the email for event %s", event_id

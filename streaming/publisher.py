@@ -18,6 +18,15 @@ Contract for consumers (`streaming.consumers`, the dashboard):
 
 All sends happen on the worker's single asyncio event loop, on
 `RedisPubSubChannelLayer`, never through `async_to_sync` per event.
+
+Redis outages (see `core.outage`): the publisher is the worker's only
+Redis-facing part on the loop (snapshots, the channel layer, the health
+report), and shares the process's `core.redis.redis_outage()`. While Redis is
+away it tries at most once a second: updates wait in `dirty` (the latest state
+per instrument, so memory stays bounded by the instruments streamed) and go
+out when it answers, health reports are skipped. When Redis answers again every
+instrument is published once more, so a Redis that restarted empty gets every
+snapshot back without waiting for each instrument's next tick.
 """
 
 from __future__ import annotations
@@ -25,18 +34,27 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 
 from core.groups import STATUS_GROUP, symbol_group
+from core.outage import Outage
+from core.redis import REDIS_ERRORS, redis_outage
+from streaming.selectors import feed_status_get
+from streaming.services import feed_health_put
 from streaming.snapshots import snapshots_put
 
 logger = logging.getLogger("streaming.publisher")
 
 MARKET_UPDATE = "market.update"
 FEED_STATUS = "feed.status"
+IMPACT = (
+    "Live updates wait (the latest state of each instrument goes out when it "
+    "answers) and health reports are skipped; bars are still stored in PostgreSQL"
+)
 
 
 class Publisher:
-    def __init__(self, *, layer, hz: float) -> None:
+    def __init__(self, *, layer, hz: float, outage: Outage | None = None) -> None:
         self.layer = layer
         self.interval = 1.0 / hz if hz > 0 else 0.0
         self.dirty: dict[str, object] = {}
@@ -44,6 +62,10 @@ class Publisher:
         self.groups: dict[str, str] = {}
         self.published = 0
         self.failures = 0
+        self.redis = outage or redis_outage()
+        # Every instrument published (weakly: the worker drops removed ones),
+        # to publish them all again when Redis comes back.
+        self.known: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 
     def mark(self, state) -> None:
         self.dirty[state.symbol] = state
@@ -53,7 +75,10 @@ class Publisher:
         if not self.dirty:
             return None
         interval, last_sent = self.interval, self.last_sent
-        return min(last_sent.get(s, 0.0) + interval for s in self.dirty)
+        due = min(last_sent.get(s, 0.0) + interval for s in self.dirty)
+        if self.redis.down:  # no busy loop while nothing may be tried
+            due = max(due, self.redis.retry_at)
+        return due
 
     def take_due(self, now: float) -> list:
         interval, last_sent = self.interval, self.last_sent
@@ -69,6 +94,8 @@ class Publisher:
 
     async def publish_due(self, now: float | None = None) -> int:
         """Send every instrument whose interval has passed; returns how many."""
+        if self.dirty and not self.redis.should_try():
+            return 0  # Redis is away: the states stay dirty
         due = self.take_due(time.monotonic() if now is None else now)
         if not due:
             return 0
@@ -78,11 +105,26 @@ class Publisher:
             documents.append(state.document())
         try:
             snapshots_put(snapshots=documents)
-        except Exception as exc:  # noqa: BLE001 - Redis down: keep the feed going
+        except REDIS_ERRORS as exc:
             self.failures += 1
-            logger.warning("storing snapshots failed: %s", exc)
+            for state in due:  # unpublished: keep seq gap-free and send later
+                state.seq -= 1
+                self.dirty[state.symbol] = state
+            self.redis.failed(exc, doing="storing snapshots", impact=IMPACT)
+            return 0
+        self._answered(published=due)
         await self.send_documents(documents)
         return len(documents)
+
+    def _answered(self, *, published=()) -> None:
+        known = self.known
+        for state in published:
+            known[state.symbol] = state
+        if self.redis.succeeded():
+            sent = {state.symbol for state in published}
+            for symbol, state in list(known.items()):
+                if symbol not in sent:
+                    self.dirty.setdefault(symbol, state)
 
     async def send_documents(self, documents: list[dict]) -> None:
         sends = []
@@ -97,18 +139,37 @@ class Publisher:
                 )
             )
         results = await asyncio.gather(*sends, return_exceptions=True)
+        error = None
         for result in results:
             if isinstance(result, BaseException):
                 self.failures += 1
-                logger.warning("channel-layer send failed: %s", result)
+                error = result
             else:
                 self.published += 1
+        if error is not None:
+            self.redis.failed(error, doing="sending live updates", impact=IMPACT)
+
+    async def report_health(self, *, worker_id: str, document: dict) -> None:
+        """Store the worker's health document and send every worker's merged
+        status to the status group (skipped while Redis is away)."""
+        if not self.redis.should_try():
+            self.redis.skipped("health reports")
+            return
+        try:
+            feed_health_put(worker_id=worker_id, document=document)
+            status = feed_status_get()
+        except REDIS_ERRORS as exc:
+            self.failures += 1
+            self.redis.failed(exc, doing="storing the health report", impact=IMPACT)
+            return
+        self._answered()
+        await self.send_status(status)
 
     async def send_status(self, status: dict) -> None:
         try:
             await self.layer.group_send(
                 STATUS_GROUP, {"type": FEED_STATUS, "status": status}
             )
-        except Exception as exc:  # noqa: BLE001 - Redis down: keep the feed going
+        except REDIS_ERRORS as exc:
             self.failures += 1
-            logger.warning("status send failed: %s", exc)
+            self.redis.failed(exc, doing="sending the feed status", impact=IMPACT)

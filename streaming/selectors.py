@@ -26,7 +26,7 @@ from decimal import Decimal
 import orjson
 from django.db.models import Max, Min, Sum
 
-from core.redis import redis_client
+from core.redis import REDIS_ERRORS, redis_client, redis_outage
 
 HEALTH_KEY = "streams:health"
 HEALTH_STALE_AFTER = 10.0
@@ -153,17 +153,27 @@ def session_figures(
 
 
 def feed_status_get_safe() -> dict:
-    """`feed_status_get()`, or an "unknown" document when Redis is down."""
-    try:
-        return feed_status_get()
-    except Exception as exc:  # noqa: BLE001 - a status read must never raise
-        return {
-            "updated_at": datetime.now(UTC).isoformat(),
-            "ok": False,
-            "error": f"status unavailable: {exc}",
-            "workers": [],
-            "connections": [],
-        }
+    """`feed_status_get()`, or an "unknown" document (with `error`) when Redis
+    does not answer; while it is known to be down, tried once a second."""
+    outage = redis_outage()
+    if outage.should_try():
+        try:
+            status = feed_status_get()
+        except REDIS_ERRORS as exc:
+            outage.failed(exc, doing="reading the stream workers' health")
+        else:
+            outage.succeeded()
+            return status
+    else:
+        outage.skipped("status reads")
+    return {
+        "updated_at": datetime.now(UTC).isoformat(),
+        "ok": False,
+        "error": f"status unavailable: {outage.name} does not answer "
+        f"({outage.last_error})",
+        "workers": [],
+        "connections": [],
+    }
 
 
 def last_minute_bar_ts(*, instrument_id: int, before: datetime) -> datetime | None:

@@ -9,7 +9,7 @@ import orjson
 from django.db import connection
 from django.utils import timezone
 
-from core.redis import redis_client
+from core.redis import REDIS_ERRORS, redis_client, redis_outage
 from streaming.selectors import HEALTH_KEY
 
 PARTIAL_KEY = "streams:partial"
@@ -105,6 +105,20 @@ def _without_partial(
         ]
         for provider, provider_rows in rows.items()
     }
+
+
+def partial_bars_take_safe(*, symbols: list[str]) -> dict[str, datetime]:
+    """`partial_bars_take`, or nothing (left in Redis) when Redis is away."""
+    outage = redis_outage()
+    if not symbols or not outage.should_try():
+        return {}
+    try:
+        found = partial_bars_take(symbols=symbols)
+    except REDIS_ERRORS as exc:
+        outage.failed(exc, doing="reading partly stored minutes")
+        return {}
+    outage.succeeded()
+    return found
 
 
 def partial_bars_take(*, symbols: list[str]) -> dict[str, datetime]:

@@ -25,6 +25,10 @@ Prices and sizes are strings so no precision is lost on the way to a browser;
 absent values are null. Written by the stream worker (`streaming.publisher`)
 right before each channel-layer send. Channel-layer updates (`market.update` on the
 instrument's group, see `core.groups.symbol_group`) carry the same document.
+
+Readers that must not fail when Redis is away (pages, the WebSocket) use
+`snapshots_get_safe`, which answers None instead (and, while Redis is known to
+be down, does not even try more than once a second).
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from collections.abc import Iterable
 
 import orjson
 
-from core.redis import redis_client
+from core.redis import REDIS_ERRORS, redis_client, redis_outage
 
 KEY_PREFIX = "snap:"
 FRESHNESS_STATES = ("live", "stale", "closed", "halted")
@@ -50,6 +54,21 @@ def snapshots_get(*, symbols: Iterable[str]) -> dict[str, dict]:
         return {}
     raw = redis_client().mget([snapshot_key(s) for s in symbols])
     return {s: orjson.loads(v) for s, v in zip(symbols, raw, strict=True) if v}
+
+
+def snapshots_get_safe(*, symbols: Iterable[str]) -> dict[str, dict] | None:
+    """`snapshots_get`, or None when Redis does not answer."""
+    outage = redis_outage()
+    if not outage.should_try():
+        outage.skipped("snapshot reads")
+        return None
+    try:
+        snapshots = snapshots_get(symbols=symbols)
+    except REDIS_ERRORS as exc:
+        outage.failed(exc, doing="reading snapshots")
+        return None
+    outage.succeeded()
+    return snapshots
 
 
 def snapshots_put(*, snapshots: Iterable[dict]) -> None:

@@ -40,6 +40,7 @@ class InstrumentState:
         "day_start", "day_end", "daily_from_provider", "halted", "halt_reason",
         "freshness", "last_event_at", "subscribed_at", "recent_ids", "recent_order",
         "minute", "first_event_pending", "gap_start", "quote_ts", "reconciled_until",
+        "__weakref__",  # streaming.publisher.Publisher.known
     )  # fmt: skip
 
     def __init__(

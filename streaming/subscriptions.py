@@ -7,7 +7,8 @@ a restarted worker continues from: the stored snapshot (its `seq` keeps
 increasing), the session figures from stored bars, and where its restart gap
 starts (the minute after the last stored bar, within `restart_window`); a
 forming minute the previous run stored at shutdown is deleted so the backfill
-can store the provider's complete bar.
+can store the provider's complete bar. Redis being away does not stop a
+subscription: it only loses the snapshot's seq and defers the partial minutes.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 from streaming import selectors, services
 from streaming.aggregator import MINUTE, floor_minute
-from streaming.snapshots import snapshots_get
+from streaming.snapshots import snapshots_get_safe
 from streaming.state import day_bounds
 
 
@@ -38,8 +39,10 @@ def subscription_contexts(
     at = datetime.fromtimestamp(now, UTC)
     first = floor_minute(at)
     symbols = [r["symbol"] for r in rows]
-    snapshots = snapshots_get(symbols=symbols)
-    partial = services.partial_bars_take(symbols=symbols)
+    # Redis away: start without the stored snapshot (seq restarts, which a
+    # client's `snapshot` frame resets) and leave partial minutes for later.
+    snapshots = snapshots_get_safe(symbols=symbols) or {}
+    partial = services.partial_bars_take_safe(symbols=symbols)
     window = timedelta(seconds=restart_window)
     contexts = {}
     for row in rows:

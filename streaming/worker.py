@@ -714,11 +714,7 @@ class StreamWorker:
 
     async def step_health(self, state: str = "running") -> bool:
         document = self.health(state=state)
-        try:
-            services.feed_health_put(worker_id=self.id, document=document)
-        except Exception as exc:  # noqa: BLE001 - Redis down: keep streaming
-            self.problems.warning("health", "storing health failed: %s", exc)
-        await self.publisher.send_status(selectors.feed_status_get_safe())
+        await self.publisher.report_health(worker_id=self.id, document=document)
         return not self.shutdown
 
     def step_watchdog(self) -> bool:

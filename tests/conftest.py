@@ -5,7 +5,7 @@ from django.conf import settings
 
 from core.redis import redis_client
 
-pytest_plugins = ["tests.plugins.simulator"]
+pytest_plugins = ["tests.plugins.simulator", "tests.plugins.private_redis"]
 
 
 def pytest_configure(config):
