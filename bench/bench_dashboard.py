@@ -190,7 +190,10 @@ def main() -> None:
         request.user = user
         request.session = client.session
         original = views.quote_rows
-        views.quote_rows = lambda items, sparklines=True: per_row_rows(list(items))
+        views.quote_rows = lambda items, sparklines=True: (
+            per_row_rows(list(items)),
+            True,
+        )
         try:
             response = views.index(request)
         finally:

@@ -93,6 +93,22 @@ def sparkline_svg(points: list[float], *, width: int = 100, height: int = 24) ->
     return coords
 
 
+def stored_snapshot(*, symbol: str, ts, close) -> dict:
+    """A snapshot document from the newest stored minute bar (`ts`, `close`),
+    shown when the live snapshots are out of reach: `stale`, aged from the
+    minute's end, without quote or session fields."""
+    return {
+        "symbol": symbol,
+        "seq": 0,
+        "ts": ts.isoformat(),
+        "received_at": ts.timestamp() + 60,
+        "provider": "stored",
+        "last": str(close),
+        "freshness": "stale",
+        "minute": None,
+    }
+
+
 @dataclass
 class QuoteRow:
     instrument: Instrument

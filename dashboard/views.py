@@ -23,11 +23,18 @@ from core.health import health_report
 from core.storable import UNSTORABLE_CODES
 from dashboard.context_processors import live_page
 from dashboard.forms import OrderForm, SymbolForm, WatchlistNameForm
-from dashboard.quotes import QuoteRow, fmt_price, fmt_signed, to_decimal
+from dashboard.quotes import (
+    QuoteRow,
+    fmt_price,
+    fmt_signed,
+    stored_snapshot,
+    to_decimal,
+)
 from marketdata import services
 from marketdata.calendar import market_state
 from marketdata.models import Watchlist
 from marketdata.selectors import (
+    bars_last_close,
     instrument_get,
     instruments_search,
     load_jobs_recent,
@@ -36,8 +43,8 @@ from marketdata.selectors import (
     watchlist_get_for_owner,
     watchlists_for_user,
 )
-from streaming.selectors import feed_status_get
-from streaming.snapshots import snapshots_get
+from streaming.selectors import feed_status_get_safe
+from streaming.snapshots import snapshots_get_safe
 
 TIMEFRAMES = ("1m", "5m", "15m", "1h", "1d")
 
@@ -52,11 +59,28 @@ def _page_context(request) -> dict:
     return live_page(request)
 
 
-def quote_rows(instruments, *, sparklines: bool = True) -> list[QuoteRow]:
+def live_snapshots(instruments) -> tuple[dict[str, dict], bool]:
+    """Snapshots by symbol and whether they are live: when Redis is out of
+    reach, documents built from the newest stored minute bars instead."""
     instruments = list(instruments)
-    snapshots = snapshots_get(symbols=[i.symbol for i in instruments])
+    snapshots = snapshots_get_safe(symbols=[i.symbol for i in instruments])
+    if snapshots is not None:
+        return snapshots, True
+    stored = bars_last_close(instrument_ids=[i.pk for i in instruments])
+    return {
+        i.symbol: stored_snapshot(symbol=i.symbol, ts=ts, close=close)
+        for i in instruments
+        if (found := stored.get(i.pk)) is not None
+        for ts, close in [found]
+    }, False
+
+
+def quote_rows(instruments, *, sparklines: bool = True) -> tuple[list[QuoteRow], bool]:
+    """Rows of a quote table, and whether their prices are live."""
+    instruments = list(instruments)
+    snapshots, live = live_snapshots(instruments)
     lines = session_sparklines(instruments=instruments) if sparklines else {}
-    return [
+    rows = [
         QuoteRow(
             instrument=i,
             snapshot=snapshots.get(i.symbol),
@@ -64,6 +88,7 @@ def quote_rows(instruments, *, sparklines: bool = True) -> list[QuoteRow]:
         )
         for i in instruments
     ]
+    return rows, live
 
 
 @login_required
@@ -78,9 +103,9 @@ def index(request):
             raise Http404("No such watchlist.")
     if active is None and watchlists:
         active = watchlists[0]
-    rows = []
+    rows, live = [], True
     if active is not None:
-        rows = quote_rows(item.instrument for item in active.items.all())
+        rows, live = quote_rows(item.instrument for item in active.items.all())
     return render(
         request,
         "dashboard/index.html",
@@ -89,6 +114,7 @@ def index(request):
             "active": active,
             "rows": rows,
             "symbols": [row.symbol for row in rows],
+            **({} if live else {"live_unavailable": True}),
         },
     )
 
@@ -99,7 +125,7 @@ def instrument_detail(request, symbol: str):
     instrument = instrument_get(symbol=symbol.upper())
     if instrument is None:
         raise Http404("No such instrument.")
-    (row,) = quote_rows([instrument], sparklines=False)
+    (row,), live = quote_rows([instrument], sparklines=False)
     timeframe = request.GET.get("tf", "1m")
     if timeframe not in TIMEFRAMES:
         timeframe = "1m"
@@ -120,13 +146,14 @@ def instrument_detail(request, symbol: str):
                 for item in w.items.all()
                 if item.instrument_id == instrument.pk
             },
+            **({} if live else {"live_unavailable": True}),
         },
     )
 
 
-def _valued_positions(user) -> tuple[list[dict], dict]:
+def _valued_positions(user) -> tuple[list[dict], dict, bool]:
     positions = list(positions_for_user(user=user))
-    snapshots = snapshots_get(symbols=[p.instrument.symbol for p in positions])
+    snapshots, live = live_snapshots(p.instrument for p in positions)
     rows, totals = [], {"value": Decimal(0), "day": Decimal(0), "total": Decimal(0)}
     for position in positions:
         snap = snapshots.get(position.instrument.symbol) or {}
@@ -172,13 +199,13 @@ def _valued_positions(user) -> tuple[list[dict], dict]:
         "day": fmt_signed(totals["day"], 2),
         "total": fmt_signed(totals["total"], 2),
     }
-    return rows, display
+    return rows, display, live
 
 
 @login_required
 @require_GET
 def portfolio(request):
-    rows, totals = _valued_positions(request.user)
+    rows, totals, live = _valued_positions(request.user)
     return render(
         request,
         "dashboard/portfolio.html",
@@ -186,6 +213,7 @@ def portfolio(request):
             "rows": rows,
             "totals": totals,
             "symbols": [row["instrument"].symbol for row in rows],
+            **({} if live else {"live_unavailable": True}),
         },
     )
 
@@ -196,13 +224,15 @@ def system_status(request):
     if not request.user.is_staff:
         raise PermissionDenied("Staff only.")
 
+    feed = feed_status_get_safe()
     return render(
         request,
         "dashboard/status.html",
         {
-            "feed": feed_status_get(),
+            "feed": feed,
             "health": health_report(),
             "jobs": load_jobs_recent(limit=20),
+            **({"live_unavailable": True} if "error" in feed else {}),
         },
     )
 
@@ -331,7 +361,7 @@ def item_add(request, pk: int):
         )
     except ValidationError as exc:
         return _error(request, exc, pk)
-    (row,) = quote_rows([item.instrument])
+    (row,), _live = quote_rows([item.instrument])
     html = render_to_string(
         "dashboard/_quote_row.html",
         {"row": row, "watchlist": watchlist},

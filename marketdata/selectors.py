@@ -109,6 +109,26 @@ def session_latest(*, asset_class: str, at=None):
     return None
 
 
+def bars_last_close(*, instrument_ids) -> dict[int, tuple]:
+    """Each instrument's newest stored minute: {id: (ts, close)}. What pages
+    show when the live snapshots (Redis) are out of reach."""
+    from django.db import connection
+
+    ids = list(instrument_ids)
+    if not ids:
+        return {}
+    with connection.cursor() as cursor:
+        # One backward index probe per instrument (and partition), not a scan.
+        cursor.execute(
+            "SELECT i.id, b.ts, b.close FROM unnest(%s::bigint[]) AS i(id) "
+            "CROSS JOIN LATERAL (SELECT ts, close FROM marketdata_bar "
+            "WHERE instrument_id = i.id AND timeframe = '1m' "
+            "ORDER BY ts DESC LIMIT 1) AS b",
+            [ids],
+        )
+        return {row[0]: (row[1], row[2]) for row in cursor.fetchall()}
+
+
 SPARKLINE_POINTS = 120
 
 

@@ -2,7 +2,9 @@
 
 Built per scrape from `streaming.selectors.feed_status_get()` (the health
 documents the workers write to Redis every 2 s), so the web process needs no
-shared state with the workers and every worker/shard shows up.
+shared state with the workers and every worker/shard shows up. When Redis is
+out of reach the document carries `error`: `tapeline_stream_status_available`
+is 0 and there are no worker series (unknown, not down).
 """
 
 from __future__ import annotations
@@ -31,6 +33,12 @@ class StreamMetricsCollector(Collector):
 
     def collect(self):
         status = self._status if self._status is not None else feed_status_get()
+        available = GaugeMetricFamily(
+            "tapeline_stream_status_available",
+            "1 when the stream workers' health reports could be read from Redis.",
+        )
+        available.add_metric([], 0.0 if status.get("error") else 1.0)
+        yield available
         w_labels = ["worker", "shard"]
         up = GaugeMetricFamily(
             "tapeline_stream_worker_up",
