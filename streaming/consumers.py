@@ -32,15 +32,15 @@ the instrument's `seq`. A client applies an `updates` document only when its
 After a reconnect the client subscribes again and the `snapshot` frame brings
 it up to date.
 
-Fan-out and conflation: the consumers of one process do not each join the
-instrument groups. One `MarketHub` per process (per event loop) joins each
-instrument's group once, keeps the latest document per instrument, and every
-`settings.WS_CONFLATE_MS` sends each client one `updates` frame with the
-latest document of every instrument it watches that changed (each document
-serialized once per flush, not once per client). A tick costs a dict write; a
-client costs at most one frame per interval, and always ends with the latest
-state. `WS_CONFLATE_MS=0` selects the naive design (every consumer in every
-group, one frame per tick), kept for `bench_fanout` to compare against.
+Fan-out and conflation: one `streaming.hub.MarketHub` per process joins each
+instrument's group once and sends each client at most one `updates` frame per
+`settings.WS_CONFLATE_MS` (see `streaming.hub`).
+
+Redis away: the handshake still succeeds and the socket gets
+`{"type": "feed", "available": false, "message": "..."}` (also when Redis
+goes away later), then `{"type": "feed", "available": true}` when it answers
+again, without a reconnect; a client subscribes again then to refresh its
+snapshots. Meanwhile `snapshot` frames list every symbol as `missing`.
 
 Error codes: `bad_message` (not JSON / not an object / unknown action / bad
 symbols list / a NUL or lone surrogate anywhere in the message), `unknown_symbols`, `too_many_instruments` (over
@@ -51,10 +51,7 @@ the socket with code 4429.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import time
-import weakref
 
 import orjson
 from asgiref.sync import sync_to_async
@@ -65,7 +62,8 @@ from django.conf import settings
 from core.groups import STATUS_GROUP, symbol_group, user_group
 from core.storable import unstorable_reason
 from marketdata.selectors import instruments_stream_info
-from streaming.snapshots import snapshots_get
+from streaming.hub import FEED_UNAVAILABLE, FeedWatch, MarketHub, feed_watch, market_hub
+from streaming.snapshots import snapshots_get_safe
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_ABUSE = 4429
@@ -73,148 +71,13 @@ MAX_SYMBOL_LENGTH = 15
 # Seconds in a row with excess messages before the socket is closed.
 ABUSE_WINDOWS = 3
 
-logger = logging.getLogger(__name__)
-
-
-class MarketHub:
-    """The process's single member of every watched instrument group.
-
-    Clients are spread over `SLOTS` flush slots, flushed in turn every
-    `interval / SLOTS`: each client still gets at most one frame per
-    interval, but the process sends a quarter of its frames at a time instead
-    of one burst (shorter queues in the server and in clients)."""
-
-    SLOTS = 4
-
-    def __init__(self, layer, interval: float) -> None:
-        self.layer = layer
-        self.interval = interval
-        self.channel: str | None = None
-        self.members: dict[str, set[MarketConsumer]] = {}
-        self.slot_members: list[dict[str, set[MarketConsumer]]] = [
-            {} for _ in range(self.SLOTS)
-        ]
-        self.latest: dict[str, dict] = {}
-        self.dirty: list[dict[str, dict]] = [{} for _ in range(self.SLOTS)]
-        self.tasks: list[asyncio.Task] = []
-        self.lock = asyncio.Lock()
-        self.next_slot = 0
-        self.frames_sent = 0
-
-    def assign_slot(self) -> int:
-        self.next_slot = (self.next_slot + 1) % self.SLOTS
-        return self.next_slot
-
-    async def join(self, consumer: MarketConsumer, symbols: list[str]) -> None:
-        async with self.lock:
-            if self.channel is None:
-                self.channel = await self.layer.new_channel("hub.")
-                self.tasks = [
-                    asyncio.create_task(self._read(self.channel)),
-                    asyncio.create_task(self._flush_forever()),
-                ]
-            slot = self.slot_members[consumer.hub_slot]
-            for symbol in symbols:
-                members = self.members.get(symbol)
-                if members is None:
-                    members = self.members[symbol] = set()
-                    await self.layer.group_add(symbol_group(symbol), self.channel)
-                members.add(consumer)
-                slot.setdefault(symbol, set()).add(consumer)
-
-    async def leave(self, consumer: MarketConsumer, symbols) -> None:
-        async with self.lock:
-            slot = self.slot_members[consumer.hub_slot]
-            for symbol in symbols:
-                in_slot = slot.get(symbol)
-                if in_slot is not None:
-                    in_slot.discard(consumer)
-                    if not in_slot:
-                        del slot[symbol]
-                        self.dirty[consumer.hub_slot].pop(symbol, None)
-                members = self.members.get(symbol)
-                if members is None:
-                    continue
-                members.discard(consumer)
-                if not members:
-                    del self.members[symbol]
-                    self.latest.pop(symbol, None)
-                    await self.layer.group_discard(symbol_group(symbol), self.channel)
-            if not self.members and self.channel is not None:
-                tasks, self.tasks, self.channel = self.tasks, [], None
-                for task in tasks:
-                    task.cancel()
-                # Let the reader unsubscribe its channel before going on.
-                await asyncio.gather(*tasks, return_exceptions=True)
-
-    def latest_doc(self, symbol: str) -> dict | None:
-        return self.latest.get(symbol)
-
-    async def _read(self, channel: str) -> None:
-        while True:
-            message = await self.layer.receive(channel)
-            if message.get("type") != "market.update":
-                continue
-            snapshot = message.get("snapshot") or {}
-            symbol = snapshot.get("symbol")
-            if symbol not in self.members:
-                continue
-            self.latest[symbol] = snapshot
-            for slot, members in enumerate(self.slot_members):
-                if symbol in members:
-                    self.dirty[slot][symbol] = snapshot
-
-    async def _flush_forever(self) -> None:
-        loop = asyncio.get_running_loop()
-        step = self.interval / self.SLOTS
-        slot = 0
-        next_at = loop.time()
-        while True:
-            if self.dirty[slot]:
-                try:
-                    await self.flush(slot)
-                except Exception:  # a bad document must not stop every client
-                    logger.exception("market hub flush failed")
-            slot = (slot + 1) % self.SLOTS
-            next_at = max(next_at + step, loop.time())
-            await asyncio.sleep(next_at - loop.time())
-
-    async def flush(self, slot: int) -> None:
-        dirty, self.dirty[slot] = self.dirty[slot], {}
-        members = self.slot_members[slot]
-        batches: dict[MarketConsumer, list[bytes]] = {}
-        for symbol, snapshot in dirty.items():
-            encoded = orjson.dumps(snapshot)
-            for consumer in members.get(symbol, ()):
-                batches.setdefault(consumer, []).append(encoded)
-        for consumer, docs in batches.items():
-            if consumer.closed:
-                continue
-            frame = b'{"type":"updates","snapshots":[' + b",".join(docs) + b"]}"
-            try:
-                await consumer.send(text_data=frame.decode())
-                self.frames_sent += 1
-            except Exception:  # the socket went away mid-flush
-                logger.debug("dropping a frame for a closed socket", exc_info=True)
-
-
-_hubs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def market_hub(layer) -> MarketHub:
-    """The hub of the running event loop (one per Daphne process)."""
-    loop = asyncio.get_running_loop()
-    hub = _hubs.get(loop)
-    if hub is None:
-        hub = _hubs[loop] = MarketHub(layer, settings.WS_CONFLATE_MS / 1000)
-    return hub
-
 
 class MarketConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         user = self.scope.get("user")
         self.symbols: set[str] = set()
         self.hub: MarketHub | None = None
+        self.feed: FeedWatch | None = None
         self.joined: list[str] = []
         self.window_start = time.monotonic()
         self.window_count = 0
@@ -237,9 +100,23 @@ class MarketConsumer(AsyncJsonWebsocketConsumer):
                 "conflate_ms": settings.WS_CONFLATE_MS,
             }
         )
+        self.feed = feed_watch(self.channel_layer)
+        self.feed.add(self)
+        if not await self.feed.check() and not self.feed.available:
+            await self.send_feed(available=False)
+
+    async def send_feed(self, *, available: bool) -> None:
+        if self.closed:
+            return
+        frame: dict = {"type": "feed", "available": available}
+        if not available:
+            frame["message"] = FEED_UNAVAILABLE
+        await self.send_json(frame)
 
     async def disconnect(self, code) -> None:
         self.closed = True
+        if self.feed is not None:
+            self.feed.discard(self)
         if self.hub is not None and self.symbols:
             await self.hub.leave(self, list(self.symbols))
         self.symbols = set()
@@ -377,7 +254,10 @@ class MarketConsumer(AsyncJsonWebsocketConsumer):
         wanted = [s for s in symbols if s in self.symbols]
         if not wanted:
             return
-        snapshots = await sync_to_async(snapshots_get)(symbols=wanted)
+        snapshots = await sync_to_async(snapshots_get_safe)(symbols=wanted)
+        if snapshots is None:  # Redis away: what the hub holds, if anything
+            snapshots = {}
+            await self.feed.check()
         if self.hub is not None:
             # An update the hub already holds may be newer than Redis.
             for symbol in wanted:

@@ -31,16 +31,22 @@ export function toast(text, { kind = "info", href = null, timeout = 6000 } = {})
   return el;
 }
 
+const BADGE_TEXT = { connected: "connected", unavailable: "live feed unavailable" };
+const liveNotice = document.getElementById("live-notice");
+
 let lastState = null;
 let lostToast = null;
 market.addEventListener("state", (e) => {
   const { state, attempt } = e.detail;
   if (badge) {
     badge.dataset.state = state;
-    badge.textContent =
-      state === "connected" ? "connected" : state === "reconnecting" ? `reconnecting (attempt ${attempt})` : state;
+    badge.textContent = state === "reconnecting" ? `reconnecting (attempt ${attempt})` : BADGE_TEXT[state] || state;
   }
-  if (state === "connected" && lastState && lastState !== "connected" && lastState !== "connecting") {
+  if (state === "unavailable") {
+    // The socket is up but Redis is not: the server says so, no reconnect loop.
+    lostToast?.remove();
+    lostToast = null;
+  } else if (state === "connected" && lastState && lastState !== "connected" && lastState !== "connecting") {
     lostToast?.remove();
     lostToast = null;
     toast("Live data connection restored.", { kind: "ok" });
@@ -49,6 +55,10 @@ market.addEventListener("state", (e) => {
     lostToast = toast("Live data connection lost; reconnecting…", { kind: "warn", timeout: 0 });
   }
   lastState = state;
+});
+
+market.addEventListener("feed", (e) => {
+  if (liveNotice) liveNotice.hidden = e.detail.available !== false;
 });
 
 market.addEventListener("unauthenticated", () => {

@@ -21,6 +21,7 @@ class MarketSocket extends EventTarget {
     this.timer = null;
     this.state = "connecting";
     this.everConnected = false;
+    this.feedAvailable = true;
   }
 
   url() {
@@ -48,11 +49,7 @@ class MarketSocket extends EventTarget {
       this.everConnected = true;
       this.setState("connected");
       if (resumed) this.emit("resumed", {});
-      const symbols = [...this.wanted.keys()];
-      // Resubscribing brings a snapshot per symbol: the catch-up after a gap.
-      for (let i = 0; i < symbols.length; i += 100) {
-        this.send({ action: "subscribe", symbols: symbols.slice(i, i + 100) });
-      }
+      this.resubscribe();
       if (this.wantStatus) this.send({ action: "status" });
     };
     this.lastFrameAt = Date.now();
@@ -83,6 +80,14 @@ class MarketSocket extends EventTarget {
       this.scheduleReconnect();
     };
     ws.onerror = () => {}; // onclose follows and handles it
+  }
+
+  // Resubscribing brings a snapshot per symbol: the catch-up after a gap.
+  resubscribe() {
+    const symbols = [...this.wanted.keys()];
+    for (let i = 0; i < symbols.length; i += 100) {
+      this.send({ action: "subscribe", symbols: symbols.slice(i, i + 100) });
+    }
   }
 
   scheduleReconnect() {
@@ -170,6 +175,14 @@ class MarketSocket extends EventTarget {
         break;
       case "status":
         this.emit("status", frame.status || {});
+        break;
+      case "feed":
+        // The live feed store (Redis) went away or came back; the socket stays.
+        this.feedAvailable = frame.available !== false;
+        this.setState(this.feedAvailable ? "connected" : "unavailable");
+        this.emit("feed", frame);
+        // Back: resubscribing brings a snapshot per symbol (the catch-up).
+        if (this.feedAvailable) this.resubscribe();
         break;
       case "error":
         this.emit("servererror", frame);

@@ -1,0 +1,234 @@
+"""The per-process parts behind the browser WebSockets (`streaming.consumers`).
+
+`MarketHub`, fan-out and conflation: the consumers of one process do not each
+join the instrument groups. One hub per process (per event loop) joins each
+instrument's group once, keeps the latest document per instrument, and every
+`settings.WS_CONFLATE_MS` sends each client one `updates` frame with the
+latest document of every instrument it watches that changed (each document
+serialized once per flush, not once per client). A tick costs a dict write; a
+client costs at most one frame per interval, and always ends with the latest
+state. `WS_CONFLATE_MS=0` selects the naive design (every consumer in every
+group, one frame per tick), kept for `bench_fanout` to compare against.
+
+`FeedWatch`: whether the live feed store (Redis: the channel layer and the
+snapshots) answers, as far as the process knows, checked once a second while a
+socket is open; each socket is told when it goes away and when it comes back.
+While it is away the layer (`core.channel_layer`) keeps the hub's and the
+consumers' subscriptions and makes them when Redis answers, so frames flow
+again without a reload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from typing import TYPE_CHECKING
+
+import orjson
+from asgiref.sync import sync_to_async
+from django.conf import settings
+
+from core.groups import symbol_group
+from core.redis import redis_outage, redis_reachable
+
+if TYPE_CHECKING:
+    from streaming.consumers import MarketConsumer
+
+logger = logging.getLogger(__name__)
+
+FEED_UNAVAILABLE = (
+    "Live prices are unavailable: the live feed store is not reachable; "
+    "showing stored data."
+)
+
+
+class MarketHub:
+    """The process's single member of every watched instrument group.
+
+    Clients are spread over `SLOTS` flush slots, flushed in turn every
+    `interval / SLOTS`: each client still gets at most one frame per
+    interval, but the process sends a quarter of its frames at a time instead
+    of one burst (shorter queues in the server and in clients)."""
+
+    SLOTS = 4
+
+    def __init__(self, layer, interval: float) -> None:
+        self.layer = layer
+        self.interval = interval
+        self.channel: str | None = None
+        self.members: dict[str, set[MarketConsumer]] = {}
+        self.slot_members: list[dict[str, set[MarketConsumer]]] = [
+            {} for _ in range(self.SLOTS)
+        ]
+        self.latest: dict[str, dict] = {}
+        self.dirty: list[dict[str, dict]] = [{} for _ in range(self.SLOTS)]
+        self.tasks: list[asyncio.Task] = []
+        self.lock = asyncio.Lock()
+        self.next_slot = 0
+        self.frames_sent = 0
+
+    def assign_slot(self) -> int:
+        self.next_slot = (self.next_slot + 1) % self.SLOTS
+        return self.next_slot
+
+    async def join(self, consumer: MarketConsumer, symbols: list[str]) -> None:
+        async with self.lock:
+            if self.channel is None:
+                self.channel = await self.layer.new_channel("hub.")
+                self.tasks = [
+                    asyncio.create_task(self._read(self.channel)),
+                    asyncio.create_task(self._flush_forever()),
+                ]
+            slot = self.slot_members[consumer.hub_slot]
+            for symbol in symbols:
+                members = self.members.get(symbol)
+                if members is None:
+                    members = self.members[symbol] = set()
+                    await self.layer.group_add(symbol_group(symbol), self.channel)
+                members.add(consumer)
+                slot.setdefault(symbol, set()).add(consumer)
+
+    async def leave(self, consumer: MarketConsumer, symbols) -> None:
+        async with self.lock:
+            slot = self.slot_members[consumer.hub_slot]
+            for symbol in symbols:
+                in_slot = slot.get(symbol)
+                if in_slot is not None:
+                    in_slot.discard(consumer)
+                    if not in_slot:
+                        del slot[symbol]
+                        self.dirty[consumer.hub_slot].pop(symbol, None)
+                members = self.members.get(symbol)
+                if members is None:
+                    continue
+                members.discard(consumer)
+                if not members:
+                    del self.members[symbol]
+                    self.latest.pop(symbol, None)
+                    await self.layer.group_discard(symbol_group(symbol), self.channel)
+            if not self.members and self.channel is not None:
+                tasks, self.tasks, self.channel = self.tasks, [], None
+                for task in tasks:
+                    task.cancel()
+                # Let the reader unsubscribe its channel before going on.
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+    def latest_doc(self, symbol: str) -> dict | None:
+        return self.latest.get(symbol)
+
+    async def _read(self, channel: str) -> None:
+        while True:
+            message = await self.layer.receive(channel)
+            if message.get("type") != "market.update":
+                continue
+            snapshot = message.get("snapshot") or {}
+            symbol = snapshot.get("symbol")
+            if symbol not in self.members:
+                continue
+            self.latest[symbol] = snapshot
+            for slot, members in enumerate(self.slot_members):
+                if symbol in members:
+                    self.dirty[slot][symbol] = snapshot
+
+    async def _flush_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        step = self.interval / self.SLOTS
+        slot = 0
+        next_at = loop.time()
+        while True:
+            if self.dirty[slot]:
+                try:
+                    await self.flush(slot)
+                except Exception:  # a bad document must not stop every client
+                    logger.exception("market hub flush failed")
+            slot = (slot + 1) % self.SLOTS
+            next_at = max(next_at + step, loop.time())
+            await asyncio.sleep(next_at - loop.time())
+
+    async def flush(self, slot: int) -> None:
+        dirty, self.dirty[slot] = self.dirty[slot], {}
+        members = self.slot_members[slot]
+        batches: dict[MarketConsumer, list[bytes]] = {}
+        for symbol, snapshot in dirty.items():
+            encoded = orjson.dumps(snapshot)
+            for consumer in members.get(symbol, ()):
+                batches.setdefault(consumer, []).append(encoded)
+        for consumer, docs in batches.items():
+            if consumer.closed:
+                continue
+            frame = b'{"type":"updates","snapshots":[' + b",".join(docs) + b"]}"
+            try:
+                await consumer.send(text_data=frame.decode())
+                self.frames_sent += 1
+            except Exception:  # the socket went away mid-flush
+                logger.debug("dropping a frame for a closed socket", exc_info=True)
+
+
+_hubs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def market_hub(layer) -> MarketHub:
+    """The hub of the running event loop (one per Daphne process)."""
+    loop = asyncio.get_running_loop()
+    hub = _hubs.get(loop)
+    if hub is None:
+        hub = _hubs[loop] = MarketHub(layer, settings.WS_CONFLATE_MS / 1000)
+    return hub
+
+
+class FeedWatch:
+    """Tells the sockets of one process when the live feed store goes away
+    and when it answers again."""
+
+    INTERVAL = 1.0
+
+    def __init__(self, layer) -> None:
+        self.layer = layer
+        self.clients: set[MarketConsumer] = set()
+        self.available = True
+        self.task: asyncio.Task | None = None
+
+    def add(self, consumer: MarketConsumer) -> None:
+        self.clients.add(consumer)
+        if self.task is None:
+            self.task = asyncio.create_task(self._watch())
+
+    def discard(self, consumer: MarketConsumer) -> None:
+        self.clients.discard(consumer)
+        if not self.clients and self.task is not None:
+            self.task.cancel()
+            self.task = None
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self.INTERVAL)
+            try:
+                await self.check()
+            except Exception:  # one bad socket must not stop the others
+                logger.exception("feed watch failed")
+
+    async def check(self) -> bool:
+        """Look again; on a change tell every socket. Returns whether it changed."""
+        available = getattr(self.layer, "available", True)
+        if redis_outage().down:  # probed (PING) at most once a second
+            reachable = await sync_to_async(redis_reachable, thread_sensitive=False)()
+            available = available and reachable
+        if available == self.available:
+            return False
+        self.available = available
+        for consumer in list(self.clients):
+            await consumer.send_feed(available=available)
+        return True
+
+
+_watches: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def feed_watch(layer) -> FeedWatch:
+    """The feed watch of the running event loop (one per Daphne process)."""
+    loop = asyncio.get_running_loop()
+    watch = _watches.get(loop)
+    if watch is None:
+        watch = _watches[loop] = FeedWatch(layer)
+    return watch

@@ -1,0 +1,87 @@
+"""The browser WebSocket through a Redis outage: the real ASGI stack on the
+channel layer of a private Redis (tests.plugins.private_redis) that is killed
+and started again under it."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from channels.layers import get_channel_layer
+
+from core.groups import symbol_group
+from tests.streaming.test_consumers import (
+    open_socket,
+    receive_until,
+    run,
+    snapshot,
+)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def publish_until_received(ws, symbol: str, seq: int, timeout: float = 10):
+    """Publish an update the way the stream worker does until the socket gets
+    it (the first may race the layer's resubscription); returns the frame."""
+    layer = get_channel_layer()
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        await layer.group_send(
+            symbol_group(symbol),
+            {"type": "market.update", "snapshot": snapshot(symbol, seq, "190.00")},
+        )
+        try:
+            return await receive_until(ws, "updates", timeout=0.5)
+        except TimeoutError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+
+
+def test_a_socket_opened_while_redis_is_down_is_told_and_recovers_by_itself(
+    redis_outage_settings, user, instruments
+):
+    redis = redis_outage_settings
+    redis.stop()
+
+    async def scenario():
+        ws = await open_socket(user)  # the handshake succeeds: no HTTP 500
+        feed = await receive_until(ws, "feed")
+        assert feed["available"] is False
+        assert "live feed store is not reachable" in feed["message"]
+        await ws.send_json_to({"action": "subscribe", "symbols": ["AAPL"]})
+        first = await receive_until(ws, "snapshot")
+        assert first["snapshots"] == [] and first["missing"] == ["AAPL"]
+
+        await asyncio.to_thread(redis.start)
+        back = await receive_until(ws, "feed", timeout=10)
+        assert back == {"type": "feed", "available": True}
+        # The subscriptions made during the outage now exist: frames flow.
+        frame = await publish_until_received(ws, "AAPL", seq=8)
+        assert frame["snapshots"][0]["seq"] == 8
+        await ws.disconnect()
+
+    run(scenario)
+
+
+def test_an_open_socket_is_told_when_redis_goes_and_gets_frames_when_it_returns(
+    redis_outage_settings, user, instruments
+):
+    redis = redis_outage_settings
+
+    async def scenario():
+        ws = await open_socket(user)
+        await ws.send_json_to({"action": "subscribe", "symbols": ["AAPL"]})
+        await receive_until(ws, "snapshot")
+        await publish_until_received(ws, "AAPL", seq=1)
+
+        await asyncio.to_thread(redis.stop)
+        gone = await receive_until(ws, "feed", timeout=10)
+        assert gone["available"] is False
+        await asyncio.to_thread(redis.start)  # empty, as after a restart
+        back = await receive_until(ws, "feed", timeout=10)
+        assert back["available"] is True
+        frame = await publish_until_received(ws, "AAPL", seq=2)
+        assert frame["snapshots"][0]["seq"] == 2
+        await ws.disconnect()
+
+    run(scenario)
