@@ -65,6 +65,7 @@ class ResilientShard(RedisSingleShardConnection):
             self.outage.failed(exc, doing="subscribing to live updates")
         else:
             self.pending.discard(channel)
+            self.outage.succeeded()
 
     async def unsubscribe(self, channel):
         self.pending.discard(channel)
@@ -75,6 +76,7 @@ class ResilientShard(RedisSingleShardConnection):
             self.outage.failed(exc, doing="unsubscribing from live updates")
         else:
             self.stale.discard(channel)
+            self.outage.succeeded()
 
     async def _repair(self) -> None:
         for channel in list(self.stale):
@@ -85,7 +87,6 @@ class ResilientShard(RedisSingleShardConnection):
             await self.subscribe(channel)
             if channel in self.pending:
                 return
-        self.outage.succeeded()
 
     async def _do_receiving(self):
         """The upstream loop, quiet during outages and repairing subscriptions."""
@@ -129,8 +130,16 @@ class ResilientPubSubChannelLayer(RedisPubSubChannelLayer):
     @property
     def available(self) -> bool:
         """Whether every Redis of the layer answers, as far as this process
-        knows (any process with a subscription notices within a second)."""
-        return not any(outage.down for outage in self._outages)
+        knows (any process with a subscription notices within a second), and
+        this event loop's subscriptions are all made: once True, messages
+        published reach the process's channels and groups."""
+        if any(outage.down for outage in self._outages):
+            return False
+        try:
+            layer = self._layers.get(asyncio.get_running_loop())
+        except RuntimeError:  # no loop: nothing subscribed from here
+            return True
+        return layer is None or not any(shard.pending for shard in layer._shards)
 
     def _get_layer(self):
         loop = asyncio.get_running_loop()

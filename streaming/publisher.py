@@ -32,7 +32,6 @@ snapshot back without waiting for each instrument's next tick.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 import weakref
 
@@ -42,8 +41,6 @@ from core.redis import REDIS_ERRORS, redis_outage
 from streaming.selectors import feed_status_get
 from streaming.services import feed_health_put
 from streaming.snapshots import snapshots_put
-
-logger = logging.getLogger("streaming.publisher")
 
 MARKET_UPDATE = "market.update"
 FEED_STATUS = "feed.status"
@@ -119,7 +116,8 @@ class Publisher:
     def _answered(self, *, published=()) -> None:
         known = self.known
         for state in published:
-            known[state.symbol] = state
+            if state.symbol not in known:
+                known[state.symbol] = state
         if self.redis.succeeded():
             sent = {state.symbol for state in published}
             for symbol, state in list(known.items()):

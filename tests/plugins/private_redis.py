@@ -5,10 +5,11 @@ The shared Redis (6379) is never stopped: `private_redis` starts
 back empty, like a real restart without RDB/AOF), and always stops it.
 `private_redis.stop()` is the outage, `private_redis.start()` the return.
 
-`redis_outage_settings` points everything Redis-backed at it: `REDIS_URL`
-(snapshots, health, rule changes), the cache, the channel layer (pub/sub
-ignores database numbers, so only a private port isolates it) and the
-Dramatiq broker's URL.
+`redis_outage_settings` points what this process reads from settings at it:
+`REDIS_URL` (snapshots, health, rule changes), the cache and the channel layer
+(pub/sub ignores database numbers, so only a private port isolates it). The
+Dramatiq broker is built once at start-up and stays on the shared Redis; a
+subprocess given `REDIS_URL=private.url()` uses the private one for all.
 """
 
 from __future__ import annotations
@@ -119,10 +120,6 @@ def redis_outage_settings(private_redis, settings):
                 "hosts": [url],
             },
         }
-    }
-    settings.DRAMATIQ_BROKER = {
-        **settings.DRAMATIQ_BROKER,
-        "OPTIONS": {**settings.DRAMATIQ_BROKER["OPTIONS"], "url": url},
     }
     redis_client.cache_clear()
     yield private_redis
