@@ -58,6 +58,7 @@ class ResilientShard(RedisSingleShardConnection):
 
     async def subscribe(self, channel):
         self.stale.discard(channel)
+        asked = channel not in self._subscribed_to  # else no round trip
         try:
             await super().subscribe(channel)
         except REDIS_ERRORS as exc:
@@ -65,10 +66,12 @@ class ResilientShard(RedisSingleShardConnection):
             self.outage.failed(exc, doing="subscribing to live updates")
         else:
             self.pending.discard(channel)
-            self.outage.succeeded()
+            if asked:
+                self.outage.succeeded()
 
     async def unsubscribe(self, channel):
         self.pending.discard(channel)
+        asked = channel in self._subscribed_to  # else no round trip
         try:
             await super().unsubscribe(channel)
         except REDIS_ERRORS as exc:
@@ -76,7 +79,8 @@ class ResilientShard(RedisSingleShardConnection):
             self.outage.failed(exc, doing="unsubscribing from live updates")
         else:
             self.stale.discard(channel)
-            self.outage.succeeded()
+            if asked:
+                self.outage.succeeded()
 
     async def _repair(self) -> None:
         for channel in list(self.stale):

@@ -58,6 +58,9 @@ def snapshots_get(*, symbols: Iterable[str]) -> dict[str, dict]:
 
 def snapshots_get_safe(*, symbols: Iterable[str]) -> dict[str, dict] | None:
     """`snapshots_get`, or None when Redis does not answer."""
+    symbols = list(symbols)
+    if not symbols:
+        return {}
     outage = redis_outage()
     if not outage.should_try():
         outage.skipped("snapshot reads")

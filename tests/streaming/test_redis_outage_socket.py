@@ -5,6 +5,7 @@ and started again under it."""
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 from channels.layers import get_channel_layer
@@ -38,16 +39,20 @@ async def publish_until_received(ws, symbol: str, seq: int, timeout: float = 10)
 
 
 def test_a_socket_opened_while_redis_is_down_is_told_and_recovers_by_itself(
-    redis_outage_settings, user, instruments
+    redis_outage_settings, user, instruments, caplog
 ):
     redis = redis_outage_settings
     redis.stop()
+    caplog.set_level(logging.INFO)
 
     async def scenario():
         ws = await open_socket(user)  # the handshake succeeds: no HTTP 500
         feed = await receive_until(ws, "feed")
         assert feed["available"] is False
         assert "live feed store is not reachable" in feed["message"]
+        other = await open_socket(user)  # a page closed during the outage
+        await receive_until(other, "feed")
+        await other.disconnect()
         await ws.send_json_to({"action": "subscribe", "symbols": ["AAPL"]})
         first = await receive_until(ws, "snapshot")
         assert first["snapshots"] == [] and first["missing"] == ["AAPL"]
@@ -61,6 +66,11 @@ def test_a_socket_opened_while_redis_is_down_is_told_and_recovers_by_itself(
         await ws.disconnect()
 
     run(scenario)
+    # One outage, one line each way; no traceback.
+    lines = [r.getMessage() for r in caplog.records if r.name == "core.redis"]
+    assert len(lines) == 2, lines
+    assert "is unreachable" in lines[0] and "reachable again" in lines[1]
+    assert not [r for r in caplog.records if r.exc_info]
 
 
 def test_an_open_socket_is_told_when_redis_goes_and_gets_frames_when_it_returns(
