@@ -67,12 +67,14 @@ def live_snapshots(instruments) -> tuple[dict[str, dict], bool]:
     if snapshots is not None:
         return snapshots, True
     stored = bars_last_close(instrument_ids=[i.pk for i in instruments])
-    return {
-        i.symbol: stored_snapshot(symbol=i.symbol, ts=ts, close=close)
-        for i in instruments
-        if (found := stored.get(i.pk)) is not None
-        for ts, close in [found]
-    }, False
+    snapshots = {}
+    for instrument in instruments:
+        if instrument.pk in stored:
+            ts, close = stored[instrument.pk]
+            snapshots[instrument.symbol] = stored_snapshot(
+                symbol=instrument.symbol, ts=ts, close=close
+            )
+    return snapshots, False
 
 
 def quote_rows(instruments, *, sparklines: bool = True) -> tuple[list[QuoteRow], bool]:
