@@ -8,8 +8,6 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from uuid import uuid4
 
-from streaming.ledger import Outage
-
 logger = logging.getLogger("streaming.worker")
 
 
@@ -41,7 +39,7 @@ class AlertOutbox:
     `limit` the newest are refused (the oldest are the ones a user would miss)
     and counted in `dropped`, with one log line per outage."""
 
-    def __init__(self, *, limit: int | None = None) -> None:
+    def __init__(self, *, outage, limit: int | None = None) -> None:
         from django.conf import settings
 
         self.limit = limit if limit is not None else settings.STREAM_ALERTS_KEPT
@@ -49,7 +47,7 @@ class AlertOutbox:
         self.dropped = 0  # in all
         self._dropped_now = 0  # in the current outage
         self.recorded = 0
-        self.outage = Outage("recording fired alerts")
+        self.outage = outage  # the worker's database outage
 
     def add(self, fired) -> None:
         if not fired:
@@ -78,7 +76,11 @@ class AlertOutbox:
         try:
             await run_in_db(alert_events_record, fired=batch)
         except Exception as exc:  # noqa: BLE001 - kept, retried next call
-            self.outage.failed(exc, f" ({len(batch)} alert(s) kept)")
+            self.outage.failed(
+                exc,
+                doing="recording fired alerts",
+                impact="fired alerts are kept and recorded when it answers",
+            )
             return
         del self.queue[: len(batch)]
         self.recorded += len(batch)
@@ -87,4 +89,3 @@ class AlertOutbox:
                 "%d fired alert(s) were dropped during the outage", self._dropped_now
             )
             self._dropped_now = 0
-        self.outage.succeeded()

@@ -18,15 +18,15 @@
   compared with the calendar (extended hours where the provider serves them)
   and any hole, whatever caused it, is reported (`marketdata.sweep`).
 
-Database outages are logged once when they start, as a reminder every
-minute, and once with their duration when they end.
+Database outages are logged through the worker's `db_outage`
+(`core.outage.Outage`): one line when one starts, a reminder a minute, one
+with its duration when it ends, however many parts notice it.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from datetime import datetime, timedelta  # noqa: F401
+from datetime import datetime, timedelta
 
 from marketdata import calendar
 from marketdata.providers import serves_extended_hours
@@ -39,52 +39,6 @@ RECONCILE_MAX = timedelta(hours=1)  # older minutes are the sweep's
 SWEEP_LAG = timedelta(minutes=2)
 
 
-class Outage:
-    """One dependency's outage, as log lines: the first failure, a reminder
-    every `remind_every` seconds, and the recovery with its duration."""
-
-    def __init__(self, what: str, *, remind_every: float = 60.0) -> None:
-        self.what = what
-        self.remind_every = remind_every
-        self.since: float | None = None
-        self._reminded = 0.0
-
-    def failed(
-        self, exc: BaseException, detail: str = "", *, traceback: bool = False
-    ) -> None:
-        now = time.monotonic()
-        if self.since is None:
-            self.since = self._reminded = now
-            logger.warning(
-                "%s failed: %s%s",
-                self.what,
-                _one_line(exc),
-                detail,
-                exc_info=exc if traceback else None,
-            )
-        elif now - self._reminded >= self.remind_every:
-            self._reminded = now
-            logger.warning(
-                "%s still failing after %.0fs: %s%s",
-                self.what,
-                now - self.since,
-                _one_line(exc),
-                detail,
-            )
-
-    def succeeded(self) -> None:
-        if self.since is not None:
-            logger.info(
-                "%s works again after %.0fs", self.what, time.monotonic() - self.since
-            )
-            self.since = None
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"
-
-
 class MinuteLedger:
     def __init__(
         self, worker, *, settle: float, sweep_hours: float, unstored_minutes: int
@@ -93,8 +47,6 @@ class MinuteLedger:
         self.settle = timedelta(seconds=settle)
         self.sweep_span = timedelta(hours=sweep_hours)
         self.unstored_minutes = unstored_minutes
-        self.store_outage = Outage("storing live bars")
-        self.gaps_outage = Outage("writing the gap ledger")
         self.overflowed = 0
         self.reconciled_missing = 0
         self.swept = 0
@@ -142,13 +94,12 @@ class MinuteLedger:
             w.bar_store_failures += 1
             for item in closed:
                 item.bar.dirty = True
-            self.store_outage.failed(
+            w.db_outage.failed(
                 exc,
-                f" ({w.aggregator.unstored()} minutes kept in memory, at most "
-                f"{self.unstored_minutes} per instrument)",
+                doing="storing live bars",
+                impact=f"closed minutes are kept in memory (at most "
+                f"{self.unstored_minutes} per instrument, then the gap ledger)",
             )
-            return
-        self.store_outage.succeeded()
 
     def _overflow_to_gaps(self) -> None:
         w = self.worker
@@ -176,15 +127,11 @@ class MinuteLedger:
             failed = await w._in_db(services.gaps_report, gaps=due)
         except Exception as exc:  # noqa: BLE001 - retried on the next call
             failed = due
-            self.gaps_outage.failed(exc, f" ({len(due)} gap(s) kept, retrying)")
-        else:
-            if failed:
-                self.gaps_outage.failed(
-                    RuntimeError("the database refused some writes"),
-                    f" ({len(failed)} gap(s) kept, retrying)",
-                )
-            else:
-                self.gaps_outage.succeeded()
+            w.db_outage.failed(
+                exc,
+                doing="writing the gap ledger",
+                impact="gaps are kept and written when it answers",
+            )
         w.gaps.retry(failed)
         w.gaps_reported += len(due) - len(failed)
 

@@ -34,6 +34,8 @@ from datetime import UTC, datetime
 from django.conf import settings
 from django.db import close_old_connections
 
+from core.outage import Outage
+from core.redis import redis_outage
 from marketdata import calendar
 from marketdata.events import ControlType
 from streaming import selectors, services
@@ -44,7 +46,7 @@ from streaming.connection import FeedConnection, State
 from streaming.freshness import freshness_of
 from streaming.gaps import GapTracker, PendingGap
 from streaming.health import WorkerRates, worker_health
-from streaming.ledger import MinuteLedger, Outage
+from streaming.ledger import MinuteLedger
 from streaming.printer import event_json
 from streaming.publisher import Publisher
 from streaming.shard import Shard
@@ -150,8 +152,9 @@ class StreamWorker:
         self.unroutable_logged: set[str] = set()
         self.recorder = None
         self.alert_engine = alert_engine
-        self.alerts = AlertOutbox()
-        self._rules_outage = Outage("reading alert rule changes")
+        # One outage tracker for every part that uses the database.
+        self.db_outage = Outage("PostgreSQL", logger=logger)
+        self.alerts = AlertOutbox(outage=self.db_outage)
 
         self.events_total = 0
         self.bars_stored = 0
@@ -162,7 +165,7 @@ class StreamWorker:
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stream-db")
         self._last_ping = time.monotonic()
         self._print = None
-        self._step_outages: dict[str, Outage] = {}
+        self._step_failed_at: dict[str, float] = {}
         self._alerts_pending = False
 
     # --- running -----------------------------------------------------------------------
@@ -266,23 +269,29 @@ class StreamWorker:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - the step runs again
-                # With the database or Redis down a step fails every second:
-                # one line when it starts, a reminder a minute, one at the end.
-                outage = self._step_outages.get(step.__name__)
-                if outage is None:
-                    outage = self._step_outages[step.__name__] = Outage(
-                        f"stream worker step {step.__name__}"
-                    )
-                outage.failed(exc, traceback=not _is_outage(exc))
+                self._step_failed(step.__name__, exc)
                 keep_going = True
-            else:
-                outage = self._step_outages.get(step.__name__)
-                if outage is not None:
-                    outage.succeeded()
             if not keep_going:
                 self.request_shutdown()
                 return
             await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
+
+    def _step_failed(self, name: str, exc: Exception) -> None:
+        """A dependency that is away is one outage (one line when it starts,
+        a reminder a minute, one when it ends); anything else is a bug worth
+        a traceback, once a minute per step."""
+        from django.db import DatabaseError
+        from redis.exceptions import RedisError
+
+        if isinstance(exc, DatabaseError):
+            self.db_outage.failed(exc, doing=f"the {name} step")
+        elif isinstance(exc, RedisError):
+            redis_outage().failed(exc, doing=f"the {name} step")
+        else:
+            now = time.monotonic()
+            if now - self._step_failed_at.get(name, -1e9) >= 60:
+                self._step_failed_at[name] = now
+                logger.error("stream worker step %s failed", name, exc_info=exc)
 
     async def _ingest_loop(self) -> None:
         wake = self.wake
@@ -822,9 +831,8 @@ class StreamWorker:
             try:
                 changes = await self._in_db(engine.fetch_changes)
             except Exception as exc:  # noqa: BLE001 - the database is away
-                self._rules_outage.failed(exc)
+                self.db_outage.failed(exc, doing="reading alert rule changes")
             else:
-                self._rules_outage.succeeded()
                 if changes is not None:
                     engine.apply_changes(changes)
         await self.alerts.record(self._in_db)
@@ -841,18 +849,13 @@ class StreamWorker:
 
     # --- helpers -------------------------------------------------------------------------
     async def _in_db(self, function, *args, **kwargs):
-        """Run ORM work on the worker's database thread."""
-        return await self.loop.run_in_executor(
+        """Run ORM work on the worker's database thread. Callers report a
+        failure to `db_outage` (they know what it means); any success ends it."""
+        result = await self.loop.run_in_executor(
             self._db, _with_connection, function, args, kwargs
         )
-
-
-def _is_outage(exc: BaseException) -> bool:
-    """A dependency that is away, rather than a bug worth a traceback."""
-    from django.db import DatabaseError
-    from redis.exceptions import RedisError
-
-    return isinstance(exc, DatabaseError | RedisError | OSError)
+        self.db_outage.succeeded()
+        return result
 
 
 def _with_connection(function, args, kwargs):
