@@ -26,7 +26,7 @@ from django.db import close_old_connections, connection, transaction
 from django.db.models import Count, F, Max, Min, Q, Sum
 from django.utils import timezone
 
-from marketdata import calendar
+from marketdata.coverage import Coverage, range_coverage
 from marketdata.events import BarEvent
 from marketdata.models import (
     Bar,
@@ -39,6 +39,7 @@ from marketdata.models import (
     LoadJob,
     Timeframe,
 )
+from marketdata.providers import serves_extended_hours
 from marketdata.providers.base import Provider, ProviderError
 from marketdata.rollups import rollups_refresh
 from marketdata.services import bars_upsert
@@ -322,8 +323,10 @@ def range_covered(
     provider: str | None = None,
     exclude_chunk_id: int | None = None,
 ) -> bool:
-    """True when [start, end) needs no fetch: an earlier chunk fetched it
-    completely, or every bar the market calendar expects is already stored."""
+    """True when [start, end) needs no fetch: an earlier chunk of `provider`
+    fetched it completely (its own record), or every bar the calendar expects
+    is already stored: the expected SET, with the extended session where the
+    provider serves it (`marketdata.coverage`), never a count."""
     earlier = LoadChunk.objects.filter(
         instrument_id=instrument.id,
         timeframe=timeframe,
@@ -337,24 +340,37 @@ def range_covered(
         earlier = earlier.exclude(id=exclude_chunk_id)
     if earlier.exists():
         return True
-    expected = expected_bars(
-        asset_class=instrument.asset_class, timeframe=timeframe, start=start, end=end
+    return stored_coverage(
+        instrument=instrument,
+        timeframe=timeframe,
+        start=start,
+        end=end,
+        provider=provider,
+    ).complete
+
+
+def stored_coverage(
+    *,
+    instrument: Instrument,
+    timeframe: str,
+    start: datetime,
+    end: datetime,
+    provider: str | None = None,
+) -> Coverage:
+    """Expected and stored-of-expected bars in [start, end) for `provider`
+    (default: the instrument's history provider)."""
+    if provider is None:
+        from marketdata.gaps import history_provider_name
+
+        provider = history_provider_name(instrument=instrument)
+    return range_coverage(
+        instrument_id=instrument.id,
+        asset_class=instrument.asset_class,
+        timeframe=timeframe,
+        start=start,
+        end=end,
+        extended=serves_extended_hours(provider),
     )
-    if expected == 0:
-        return False
-    stored = Bar.objects.filter(
-        instrument_id=instrument.id, timeframe=timeframe, ts__gte=start, ts__lt=end
-    ).count()
-    return stored >= expected
-
-
-def expected_bars(
-    *, asset_class: str, timeframe: str, start: datetime, end: datetime
-) -> int:
-    if timeframe == Timeframe.DAY:
-        last = (end - timedelta(microseconds=1)).date()
-        return sum(1 for _ in calendar.sessions(asset_class, start.date(), last))
-    return calendar.expected_minute_count(asset_class, start, end)
 
 
 def _rollups_present(chunk: LoadChunk) -> bool:
@@ -669,35 +685,49 @@ def load_job_invalid_examples(
 
 # --- coverage (`--check-only`) ------------------------------------------------------------
 def coverage_check(
-    *, instruments: Iterable[Instrument], timeframe: str, start: datetime, end: datetime
+    *,
+    instruments: Iterable[Instrument],
+    timeframe: str,
+    start: datetime,
+    end: datetime,
+    provider: str | None = None,
 ) -> list[dict]:
     """What a load would do, fetching nothing: per instrument, stored bars,
-    expected bars and how many chunks are already covered."""
+    expected bars (with the extended session where `provider`, by default
+    the instrument's history provider, serves it), how many of those are
+    stored and how many chunks are already covered."""
     report = []
     for instrument in instruments:
         stored = Bar.objects.filter(
             instrument=instrument, timeframe=timeframe, ts__gte=start, ts__lt=end
         ).aggregate(n=Count("ts"), first=Min("ts"), last=Max("ts"))
-        expected = expected_bars(
-            asset_class=instrument.asset_class,
+        cover = stored_coverage(
+            instrument=instrument,
             timeframe=timeframe,
             start=start,
             end=end,
+            provider=provider,
         )
         ranges = chunk_ranges(timeframe=timeframe, start=start, end=end)
         covered = sum(
             1
             for lo, hi in ranges
             if range_covered(
-                instrument=instrument, timeframe=timeframe, start=lo, end=hi
+                instrument=instrument,
+                timeframe=timeframe,
+                start=lo,
+                end=hi,
+                provider=provider,
             )
         )
         report.append(
             {
                 "symbol": instrument.symbol,
                 "stored": stored["n"],
-                "expected": expected,
-                "coverage": (stored["n"] / expected * 100.0) if expected else 0.0,
+                "expected": cover.expected,
+                "coverage": (
+                    cover.present / cover.expected * 100.0 if cover.expected else 0.0
+                ),
                 "first": stored["first"],
                 "last": stored["last"],
                 "chunks": len(ranges),

@@ -179,7 +179,9 @@ class Command(BaseCommand):
         instruments = self._instruments(options)
 
         if options["check_only"]:
-            return self._coverage(instruments, timeframe, start, end)
+            return self._coverage(
+                instruments, timeframe, start, end, options["provider"]
+            )
 
         if options["provider"]:
             groups = {provider: instruments}
@@ -352,9 +354,13 @@ class Command(BaseCommand):
             )
         return progress.failed
 
-    def _coverage(self, instruments, timeframe, start, end) -> None:
+    def _coverage(self, instruments, timeframe, start, end, provider) -> None:
         rows = history.coverage_check(
-            instruments=instruments, timeframe=timeframe, start=start, end=end
+            instruments=instruments,
+            timeframe=timeframe,
+            start=start,
+            end=end,
+            provider=provider,
         )
         self.stdout.write(
             f"Coverage of {timeframe} bars {start:%Y-%m-%d} → {end:%Y-%m-%d} (nothing downloaded):"
