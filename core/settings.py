@@ -140,9 +140,8 @@ DRAMATIQ_BROKER = {
         "dramatiq.middleware.Callbacks",
         "dramatiq.middleware.Retries",
         "django_dramatiq.middleware.DbConnectionsMiddleware",
-        # Re-sends history chunks and gap repairs whose worker died or whose
-        # message was lost, and closes finished jobs (marketdata.reclaim).
-        "marketdata.reclaim.ReclaimMiddleware",
+        # Runs RECLAIM_SERVICES in every worker process (core.reclaim).
+        "core.reclaim.ReclaimMiddleware",
     ],
 }
 DRAMATIQ_AUTODISCOVER_MODULES = ["tasks"]
@@ -241,9 +240,11 @@ PROVIDER_RATE_LIMITS = {
 # counts as abandoned (its worker died) and is handed out again.
 HISTORY_STALE_SECONDS = env.int("HISTORY_STALE_SECONDS", default=180)
 # Seconds between two passes of the reclaimer that runs in every Dramatiq
-# worker (marketdata.reclaim): dead workers' chunks, lost messages and gap
-# repairs are re-sent, finished jobs closed. 0 turns it off.
+# worker (core.reclaim): each of RECLAIM_SERVICES hands out again the work
+# whose worker died or whose message was lost (marketdata.reclaim: history
+# chunks, gap repairs; it also closes finished jobs). 0 turns it off.
 HISTORY_RECLAIM_EVERY = env.float("HISTORY_RECLAIM_EVERY", default=30.0)
+RECLAIM_SERVICES = ["marketdata.reclaim.work_reclaim"]
 
 # --- Streaming and dashboard limits -------------------------------------------
 # Updates per second per instrument that reach browsers (coalesced).

@@ -22,11 +22,11 @@ provider 5xx/429, network) are retried, never recorded as failures:
    chunk with the error (the job then ends `failed`; `load_history` again
    or admin's Resume retries it); a gap becomes `unrepairable`.
 
-Whatever a retry cannot cover, the reclaimer does: `work_reclaim` runs every
+Whatever a retry cannot cover, the reclaimer does: `work_reclaim` is a
+reclaim service (settings' RECLAIM_SERVICES) that `core.reclaim` runs every
 HISTORY_RECLAIM_EVERY seconds (default 30; 0 turns it off) in a daemon
-thread of every Dramatiq worker process (`ReclaimMiddleware`, registered in
-settings' DRAMATIQ_BROKER middleware). One pass, serialized across processes
-by a PostgreSQL advisory lock:
+thread of every Dramatiq worker process. One pass, serialized across
+processes by a PostgreSQL advisory lock:
 
 - running chunks whose heartbeat is older than HISTORY_STALE_SECONDS (the
   worker was killed, or could not write its release) are queued and sent;
@@ -42,15 +42,13 @@ by a PostgreSQL advisory lock:
   chunk is done or skipped).
 
 Jobs run by `load_history --sync` or a CSV import belong to that command and
-are left alone. The thread survives outages of the database and Redis: one
-log line when a pass first fails, one when passes work again.
+are left alone. A pass that fails (the database or Redis away) raises: the
+thread logs one line when passes start failing and one when they work again.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -80,8 +78,7 @@ class ReclaimReport:
             f"{self.jobs_closed} job(s) closed"
         )
 
-    @property
-    def anything(self) -> bool:
+    def __bool__(self) -> bool:
         return bool(
             self.stale_chunks
             or self.lost_chunks
@@ -168,6 +165,10 @@ def work_reclaim(*, broker: dramatiq.Broker | None = None) -> ReclaimReport | No
             Gap.objects.filter(id__in=report.lost_gaps).update(updated_at=now)
     report.jobs_closed = load_jobs_close_finished()
     report.not_sent = _send(report)
+    if report.not_sent:
+        # Their rows count as handed out: they are sent again once nothing
+        # touched them for two periods and the broker's queue is empty.
+        raise ConnectionError(f"{report.not_sent} message(s) not sent ({report})")
     return report
 
 
@@ -191,79 +192,7 @@ def _send(report: ReclaimReport) -> int:
     for sent, (actor, row_id) in enumerate(work):
         try:
             actor.send(row_id)
-        except Exception:
-            # The broker went away mid-pass; the pass as a whole reports it.
+        except Exception:  # noqa: BLE001 - the pass reports it
             logger.debug("reclaimer: send failed", exc_info=True)
             return len(work) - sent
     return 0
-
-
-class Reclaimer(threading.Thread):
-    """The daemon thread: one pass every `every` seconds, whatever fails."""
-
-    def __init__(self, *, broker: dramatiq.Broker, every: float) -> None:
-        super().__init__(name="tapeline-reclaimer", daemon=True)
-        self.broker = broker
-        self.every = every
-        self.stopped = threading.Event()
-        self.failing_since: float | None = None
-
-    def stop(self) -> None:
-        self.stopped.set()
-
-    def run(self) -> None:
-        from django.db import connection
-
-        delay = min(self.every, 5.0)  # soon after boot: a restart is when it matters
-        while not self.stopped.wait(delay):
-            delay = self.every
-            try:
-                self.once()
-            finally:
-                try:
-                    connection.close()  # this thread's own; reopened next pass
-                except Exception:  # noqa: BLE001 - a broken connection is closed anyway
-                    pass
-
-    def once(self) -> ReclaimReport | None:
-        try:
-            report = work_reclaim(broker=self.broker)
-            if report is not None and report.not_sent:
-                raise ConnectionError(f"{report.not_sent} message(s) not sent")
-        except Exception as exc:  # noqa: BLE001 - outages are waited out
-            from marketdata.transient import one_line
-
-            if self.failing_since is None:
-                self.failing_since = time.monotonic()
-                logger.warning(
-                    "reclaimer: %s; trying again every %.0f s",
-                    one_line(exc),
-                    self.every,
-                )
-            return None
-        if self.failing_since is not None:
-            logger.warning(
-                "reclaimer: working again after %.0f s",
-                time.monotonic() - self.failing_since,
-            )
-            self.failing_since = None
-        if report is not None and report.anything:
-            logger.info("reclaimer: %s", report)
-        return report
-
-
-class ReclaimMiddleware(dramatiq.Middleware):
-    """Starts the reclaimer in every worker process (`after_worker_boot`)."""
-
-    def __init__(self) -> None:
-        self.reclaimer: Reclaimer | None = None
-
-    def after_worker_boot(self, broker: dramatiq.Broker, worker) -> None:
-        every = float(getattr(settings, "HISTORY_RECLAIM_EVERY", 30))
-        if every > 0:
-            self.reclaimer = Reclaimer(broker=broker, every=every)
-            self.reclaimer.start()
-
-    def before_worker_shutdown(self, broker: dramatiq.Broker, worker) -> None:
-        if self.reclaimer is not None:
-            self.reclaimer.stop()

@@ -246,7 +246,8 @@ def test_a_database_crash_mid_load_heals_without_a_hand(stack, simulator_process
     log = worker.output()
     assert "Retries exceeded" not in log
     # The reclaimer thread saw the outage: one line when it began, one after.
-    assert log.count("reclaimer: working again after") == 1, log
+    assert log.count("reclaimer: marketdata.reclaim.work_reclaim failed") == 1, log
+    assert log.count("work_reclaim working again after") == 1, log
 
 
 def test_a_killed_worker_and_an_emptied_redis_heal_without_a_hand(

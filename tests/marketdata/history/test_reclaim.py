@@ -7,18 +7,21 @@ from __future__ import annotations
 
 import json
 import logging
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
+import dramatiq
 import pytest
 from django.utils import timezone
 from dramatiq.brokers.redis import RedisBroker
 
+from core.reclaim import Reclaimer
 from core.redis import redis_client
 from marketdata.gaps import gap_report
 from marketdata.history import load_job_enqueue, load_job_plan
 from marketdata.models import ChunkState, Gap, GapState, LoadChunk, LoadJob
-from marketdata.reclaim import Reclaimer, work_reclaim
-from marketdata.tasks import gap_backfill, load_chunk
+from marketdata.reclaim import work_reclaim
+from marketdata.tasks import gap_backfill
 from tests.plugins.simulator import free_port
 
 pytestmark = pytest.mark.django_db
@@ -176,15 +179,32 @@ def test_jobs_whose_chunks_all_finished_are_closed(job):
     assert job.state == "done" and job.finished_at is not None
 
 
+@contextmanager
+def broker_away(away):
+    """Dramatiq's Redis is away for everyone (the global broker and every actor)."""
+    working = dramatiq.get_broker()
+    actors = [working.get_actor(name) for name in working.get_declared_actors()]
+    dramatiq.set_broker(away)
+    for actor in actors:
+        actor.broker = away
+    try:
+        yield
+    finally:
+        dramatiq.set_broker(working)
+        for actor in actors:
+            actor.broker = working
+
+
 def test_the_reclaimer_thread_waits_out_outages_with_one_line_each_way(
     job, dead_broker, caplog
 ):
-    reclaimer = Reclaimer(broker=dead_broker, every=30)
-    with caplog.at_level(logging.INFO, logger="marketdata.reclaim"):
-        for _ in range(3):
-            assert reclaimer.once() is None  # Redis is away: it keeps going
-        reclaimer.broker = load_chunk.broker  # back
-        assert reclaimer.once() is not None
+    service = "marketdata.reclaim.work_reclaim"
+    reclaimer = Reclaimer(services=[service], every=30)
+    with caplog.at_level(logging.INFO, logger="core.reclaim"):
+        with broker_away(dead_broker):
+            for _ in range(3):
+                assert reclaimer.once() == {}  # Redis is away: it keeps going
+        assert service in reclaimer.once()  # back
         reclaimer.once()
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 2, lines
