@@ -141,6 +141,8 @@ DRAMATIQ_BROKER = {
         "dramatiq.middleware.Callbacks",
         "dramatiq.middleware.Retries",
         "django_dramatiq.middleware.DbConnectionsMiddleware",
+        # Runs RECLAIM_SERVICES in every worker process (core.reclaim).
+        "core.reclaim.ReclaimMiddleware",
     ],
 }
 DRAMATIQ_AUTODISCOVER_MODULES = ["tasks"]
@@ -235,9 +237,15 @@ PROVIDER_RATE_LIMITS = {
     "binance": env.int("BINANCE_RATE_LIMIT", default=1200),
     "simulator": env.int("SIMULATOR_RATE_LIMIT", default=60000),
 }
-# Seconds without progress after which a history chunk counts as abandoned
-# (its worker died) and the next `load_history` run hands it out again.
+# Seconds without progress after which a history chunk (or a gap repair)
+# counts as abandoned (its worker died) and is handed out again.
 HISTORY_STALE_SECONDS = env.int("HISTORY_STALE_SECONDS", default=180)
+# Seconds between two passes of the reclaimer that runs in every Dramatiq
+# worker (core.reclaim): each of RECLAIM_SERVICES hands out again the work
+# whose worker died or whose message was lost (marketdata.reclaim: history
+# chunks, gap repairs; it also closes finished jobs). 0 turns it off.
+HISTORY_RECLAIM_EVERY = env.float("HISTORY_RECLAIM_EVERY", default=30.0)
+RECLAIM_SERVICES = ["marketdata.reclaim.work_reclaim"]
 
 # --- Streaming and dashboard limits -------------------------------------------
 # Updates per second per instrument that reach browsers (coalesced).
@@ -275,5 +283,8 @@ LOGGING = {
     "loggers": {
         "django": {"level": "INFO"},
         "daphne": {"level": "WARNING"},
+        # One INFO line per retried message would flood the log during an
+        # outage; marketdata.history says why chunks are retried, once a minute.
+        "dramatiq.middleware.retries": {"level": "WARNING"},
     },
 }

@@ -273,7 +273,9 @@ class GapAdmin(admin.ModelAdmin):
     list_filter = ("state", "source", "instrument__asset_class")
     search_fields = ("instrument__symbol",)
     list_select_related = ("instrument",)
-    readonly_fields = ("bars_added", "attempts", "error", "created_at", "updated_at")
+    readonly_fields = (
+        "bars_added", "attempts", "error", "checked_at", "created_at", "updated_at",
+    )  # fmt: skip
     autocomplete_fields = ("instrument",)
     date_hierarchy = "start"
     actions = ("repair",)

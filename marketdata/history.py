@@ -2,13 +2,17 @@
 minutes, instrument × year for days), each run by one Dramatiq actor call or
 in-process with `--sync`.
 
-A chunk claims itself, checks coverage (a finished chunk of an earlier job,
-or a full set of stored bars, means nothing is fetched), pages through the
-provider's REST history behind the Redis-shared rate limit, drops invalid
-bars (counted, with examples) and stores the rest with COPY + `INSERT … ON
-CONFLICT DO NOTHING`, so overlaps and re-runs are harmless. Progress is
-written per page; a worker that dies leaves a stale heartbeat, and the next
-run of the same command re-enqueues the chunk.
+A chunk claims itself (an atomic UPDATE: duplicate messages are no-ops),
+checks coverage (a finished chunk of an earlier job, or every expected bar
+already stored, `marketdata.coverage`, means nothing is fetched), pages
+through the provider's REST history behind the Redis-shared rate limit,
+drops invalid bars (counted, with examples) and stores the rest with COPY +
+`INSERT … ON CONFLICT DO NOTHING`, so overlaps and re-runs are harmless.
+Progress is written per page (the heartbeat). A transient failure (database,
+Redis, provider 5xx/429, network) puts the chunk back in the queue and is
+retried with back-off, never recorded as a failure; a worker that dies
+leaves a stale heartbeat. `marketdata.reclaim` describes how both end done
+without anyone running anything again.
 """
 
 from __future__ import annotations
@@ -24,9 +28,10 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
 from django.db.models import Count, F, Max, Min, Q, Sum
+from django.db.models.functions import Least
 from django.utils import timezone
 
-from marketdata import calendar
+from marketdata.coverage import Coverage, range_coverage
 from marketdata.events import BarEvent
 from marketdata.models import (
     Bar,
@@ -39,9 +44,18 @@ from marketdata.models import (
     LoadJob,
     Timeframe,
 )
+from marketdata.providers import serves_extended_hours
 from marketdata.providers.base import Provider, ProviderError
 from marketdata.rollups import rollups_refresh
 from marketdata.services import bars_upsert
+from marketdata.transient import (
+    is_database_error,
+    is_transient,
+    one_line,
+    retry_after_of,
+    retry_delay,
+    warn_limited,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +67,7 @@ def _stale_after() -> timedelta:
 
 # Data this close to "now" may still change at the provider: not "covered".
 SETTLE = timedelta(minutes=15)
-TRANSIENT_ATTEMPTS = 4
+MAX_ATTEMPTS = 32767  # LoadChunk.attempts is a smallint
 CHUNK_MONTHS = 1  # minutes: one chunk per calendar month
 INVALID_EXAMPLES = 5
 MAX_PRICE = Decimal("999999999999.99999999")  # numeric(20, 8)
@@ -273,8 +287,10 @@ def load_job_plan(
             # messages may be lost with a flushed broker, so send them again.
             runnable |= Q(state=ChunkState.QUEUED, heartbeat_at__isnull=True)
         to_run = list(job.chunks.filter(runnable).values_list("id", flat=True))
+        # A queued chunk's heartbeat is when it was last handed out: the
+        # reclaimer re-sends those nobody touched for a while.
         job.chunks.filter(id__in=to_run).update(
-            state=ChunkState.QUEUED, heartbeat_at=None, error=""
+            state=ChunkState.QUEUED, heartbeat_at=now, error=""
         )
         job.state = JobState.RUNNING
         job.finished_at = None
@@ -289,23 +305,36 @@ def load_job_enqueue(*, chunk_ids: Iterable[int]) -> None:
     ids = list(chunk_ids)
 
     def send() -> None:
-        for chunk_id in ids:
-            load_chunk.send(chunk_id)
+        for sent, chunk_id in enumerate(ids):
+            try:
+                load_chunk.send(chunk_id)
+            except Exception as exc:  # noqa: BLE001 - the chunks are queued in the database
+                logger.warning(
+                    "%d chunk(s) not sent to the workers (%s): they stay queued and "
+                    "the workers' reclaimer sends them once the broker answers",
+                    len(ids) - sent,
+                    one_line(exc),
+                )
+                return
 
     transaction.on_commit(send)
 
 
 # --- running one chunk ---------------------------------------------------------------
 def _claim(chunk_id: int) -> LoadChunk | None:
+    """Take the chunk if nobody holds it. Its new `attempts` is the claim's
+    token: writes of a worker whose claim was taken over (after its heartbeat
+    went stale) match no row and stop it."""
     now = timezone.now()
-    claimable = Q(
-        state__in=[ChunkState.PENDING, ChunkState.QUEUED, ChunkState.FAILED]
-    ) | Q(state=ChunkState.RUNNING, heartbeat_at__lt=now - _stale_after())
+    # Failed chunks wait for a resume (`load_job_plan` queues them again).
+    claimable = Q(state__in=[ChunkState.PENDING, ChunkState.QUEUED]) | Q(
+        state=ChunkState.RUNNING, heartbeat_at__lt=now - _stale_after()
+    )
     updated = LoadChunk.objects.filter(claimable, id=chunk_id).update(
         state=ChunkState.RUNNING,
         started_at=now,
         heartbeat_at=now,
-        attempts=F("attempts") + 1,
+        attempts=Least(F("attempts") + 1, MAX_ATTEMPTS),
         error="",
     )
     if not updated:
@@ -322,8 +351,10 @@ def range_covered(
     provider: str | None = None,
     exclude_chunk_id: int | None = None,
 ) -> bool:
-    """True when [start, end) needs no fetch: an earlier chunk fetched it
-    completely, or every bar the market calendar expects is already stored."""
+    """True when [start, end) needs no fetch: an earlier chunk of `provider`
+    fetched it completely (its own record), or every bar the calendar expects
+    is already stored: the expected SET, with the extended session where the
+    provider serves it (`marketdata.coverage`), never a count."""
     earlier = LoadChunk.objects.filter(
         instrument_id=instrument.id,
         timeframe=timeframe,
@@ -337,24 +368,37 @@ def range_covered(
         earlier = earlier.exclude(id=exclude_chunk_id)
     if earlier.exists():
         return True
-    expected = expected_bars(
-        asset_class=instrument.asset_class, timeframe=timeframe, start=start, end=end
+    return stored_coverage(
+        instrument=instrument,
+        timeframe=timeframe,
+        start=start,
+        end=end,
+        provider=provider,
+    ).complete
+
+
+def stored_coverage(
+    *,
+    instrument: Instrument,
+    timeframe: str,
+    start: datetime,
+    end: datetime,
+    provider: str | None = None,
+) -> Coverage:
+    """Expected and stored-of-expected bars in [start, end) for `provider`
+    (default: the instrument's history provider)."""
+    if provider is None:
+        from marketdata.gaps import history_provider_name
+
+        provider = history_provider_name(instrument=instrument)
+    return range_coverage(
+        instrument_id=instrument.id,
+        asset_class=instrument.asset_class,
+        timeframe=timeframe,
+        start=start,
+        end=end,
+        extended=serves_extended_hours(provider),
     )
-    if expected == 0:
-        return False
-    stored = Bar.objects.filter(
-        instrument_id=instrument.id, timeframe=timeframe, ts__gte=start, ts__lt=end
-    ).count()
-    return stored >= expected
-
-
-def expected_bars(
-    *, asset_class: str, timeframe: str, start: datetime, end: datetime
-) -> int:
-    if timeframe == Timeframe.DAY:
-        last = (end - timedelta(microseconds=1)).date()
-        return sum(1 for _ in calendar.sessions(asset_class, start.date(), last))
-    return calendar.expected_minute_count(asset_class, start, end)
 
 
 def _rollups_present(chunk: LoadChunk) -> bool:
@@ -377,6 +421,10 @@ def chunk_covered(*, chunk: LoadChunk) -> bool:
     )
 
 
+class ClaimLost(Exception):
+    """Another worker took the chunk over (this one's heartbeat went stale)."""
+
+
 @dataclass(frozen=True, slots=True)
 class ChunkOutcome:
     state: str
@@ -384,6 +432,9 @@ class ChunkOutcome:
     bars_received: int = 0
     invalid: int = 0
     error: str = ""
+    #: a transient failure: the chunk is queued again, to be run after a back-off
+    retry: bool = False
+    retry_after: float | None = None  # what the provider asked for, seconds
 
 
 def load_chunk_run(
@@ -393,62 +444,41 @@ def load_chunk_run(
     sleep: Callable[[float], None] = time.sleep,
     check_coverage: bool = True,
 ) -> ChunkOutcome:
-    """Run one chunk to completion (idempotent: a finished chunk returns at once)."""
-    chunk = _claim(chunk_id)
-    if chunk is None:
-        current = (
-            LoadChunk.objects.filter(id=chunk_id)
-            .values_list("state", flat=True)
-            .first()
-        )
-        return ChunkOutcome(state=current or "missing")
-    if check_coverage and chunk_covered(chunk=chunk):
-        if chunk.timeframe == Timeframe.MINUTE and not _rollups_present(chunk):
-            # Stored by someone who did not refresh (e.g. a failed chunk).
-            rollups_refresh(
-                instrument_id=chunk.instrument_id,
-                asset_class=chunk.instrument.asset_class,
-                start=chunk.start,
-                end=chunk.end,
-            )
-        chunk.state = ChunkState.SKIPPED
-        chunk.finished_at = timezone.now()
-        chunk.covered_until = chunk.end
-        chunk.save(update_fields=["state", "finished_at", "covered_until"])
-        _job_refresh(chunk.job_id)
-        return ChunkOutcome(state=ChunkState.SKIPPED)
-
-    factory = provider_factory or _default_factory
-    fetch_started = timezone.now()
-    attempt = 0
-    while True:
-        try:
-            provider = factory(chunk.job.provider, chunk.instrument)
-            _fetch_into(chunk, provider)
-            break
-        except ProviderError as exc:
-            attempt += 1
-            if exc.permanent or attempt >= TRANSIENT_ATTEMPTS:
-                return _chunk_failed(chunk, str(exc))
-            delay = min(30.0, 2.0**attempt)
-            logger.warning(
-                "chunk %s: %s; retry %d in %.0fs", chunk.id, exc, attempt, delay
-            )
-            sleep(delay)
-        except KeyboardInterrupt:
-            # Ctrl-C in `--sync`: the next run of the command picks it up again.
-            LoadChunk.objects.filter(id=chunk.id).update(
-                state=ChunkState.PENDING, error="interrupted", heartbeat_at=None
-            )
-            raise
-        except Exception as exc:  # noqa: BLE001 — recorded on the chunk, never lost
-            logger.exception("chunk %s failed", chunk.id)
-            return _chunk_failed(chunk, f"{type(exc).__name__}: {exc}")
-        except BaseException as exc:  # a worker time limit or shutdown
-            _chunk_failed(chunk, f"{type(exc).__name__}: {exc}")
-            raise
-
+    """Run one chunk to completion (idempotent: a chunk that is finished or
+    held by another worker returns at once). A transient failure queues the
+    chunk again and returns `retry=True`; a permanent one fails the chunk."""
     try:
+        chunk = _claim(chunk_id)
+        if chunk is None:
+            current = (
+                LoadChunk.objects.filter(id=chunk_id)
+                .values_list("state", flat=True)
+                .first()
+            )
+            return ChunkOutcome(state=current or "missing")
+    except Exception as exc:
+        if not is_transient(exc):
+            raise
+        return _retry_later(chunk_id, token=0, exc=exc, sleep=sleep)
+    token = chunk.attempts
+    try:
+        if check_coverage and chunk_covered(chunk=chunk):
+            if chunk.timeframe == Timeframe.MINUTE and not _rollups_present(chunk):
+                # Stored by someone who did not refresh (e.g. a failed chunk).
+                rollups_refresh(
+                    instrument_id=chunk.instrument_id,
+                    asset_class=chunk.instrument.asset_class,
+                    start=chunk.start,
+                    end=chunk.end,
+                )
+            _chunk_finish(chunk, token, ChunkState.SKIPPED, covered_until=chunk.end)
+            return ChunkOutcome(state=ChunkState.SKIPPED)
+
+        fetch_started = timezone.now()
+        provider = (provider_factory or _default_factory)(
+            chunk.job.provider, chunk.instrument
+        )
+        _fetch_into(chunk, provider, token)
         chunk.refresh_from_db(fields=["bars_added", "bars_received", "invalid_bars"])
         if chunk.timeframe == Timeframe.MINUTE and chunk.bars_added:
             rollups_refresh(
@@ -457,14 +487,32 @@ def load_chunk_run(
                 start=chunk.start,
                 end=chunk.end,
             )
-    except Exception as exc:  # noqa: BLE001 — the bars are stored; a re-run redoes this
-        logger.exception("chunk %s: finishing failed", chunk.id)
-        return _chunk_failed(chunk, f"{type(exc).__name__}: {exc}")
-    chunk.state = ChunkState.DONE
-    chunk.finished_at = timezone.now()
-    chunk.covered_until = min(chunk.end, fetch_started - SETTLE)
-    chunk.save(update_fields=["state", "finished_at", "covered_until"])
-    _job_refresh(chunk.job_id)
+        _chunk_finish(
+            chunk,
+            token,
+            ChunkState.DONE,
+            covered_until=min(chunk.end, fetch_started - SETTLE),
+        )
+    except ClaimLost:
+        logger.warning("chunk %s: taken over by another worker, stopping", chunk.id)
+        return ChunkOutcome(state=ChunkState.RUNNING)
+    except KeyboardInterrupt:
+        # Ctrl-C in `--sync`: the next run of the command picks it up again.
+        LoadChunk.objects.filter(id=chunk.id).update(
+            state=ChunkState.PENDING, error="interrupted", heartbeat_at=None
+        )
+        raise
+    except Exception as exc:  # noqa: BLE001 — retried or recorded, never lost
+        if is_transient(exc):
+            return _retry_later(chunk.id, token=token, exc=exc, sleep=sleep)
+        if isinstance(exc, ProviderError):
+            logger.warning("chunk %s failed: %s", chunk.id, exc)
+            return _chunk_failed(chunk, token, str(exc))
+        logger.exception("chunk %s failed", chunk.id)
+        return _chunk_failed(chunk, token, f"{type(exc).__name__}: {exc}")
+    except BaseException as exc:  # a worker time limit or shutdown: run it later
+        _release(chunk.id, token, f"interrupted: {type(exc).__name__}", patience=0)
+        raise
     return ChunkOutcome(
         state=ChunkState.DONE,
         bars_added=chunk.bars_added,
@@ -473,7 +521,7 @@ def load_chunk_run(
     )
 
 
-def _fetch_into(chunk: LoadChunk, provider: Provider) -> None:
+def _fetch_into(chunk: LoadChunk, provider: Provider, token: int) -> None:
     origin = BarOrigin.FILE if chunk.job.provider == "csv" else BarOrigin.HISTORY
     pages = provider.fetch_bars(
         symbol=chunk.instrument.symbol,
@@ -494,11 +542,17 @@ def _fetch_into(chunk: LoadChunk, provider: Provider) -> None:
             written = bars_upsert(
                 rows=page_result.rows, provider=chunk.job.provider, origin=origin
             ).written
-        _chunk_progress(chunk, page, written, page_result)
+        _chunk_progress(chunk, token, page, written, page_result)
+
+
+def _mine(chunk_id: int, token: int):
+    return LoadChunk.objects.filter(
+        id=chunk_id, state=ChunkState.RUNNING, attempts=token
+    )
 
 
 def _chunk_progress(
-    chunk: LoadChunk, page: list, written: int, result: PageResult
+    chunk: LoadChunk, token: int, page: list, written: int, result: PageResult
 ) -> None:
     updates = {
         "bars_received": F("bars_received") + len(page),
@@ -511,19 +565,91 @@ def _chunk_progress(
         examples = (chunk.invalid_examples + result.examples)[:INVALID_EXAMPLES]
         chunk.invalid_examples = examples
         updates["invalid_examples"] = examples
-    LoadChunk.objects.filter(id=chunk.id).update(**updates)
+    if not _mine(chunk.id, token).update(**updates):
+        raise ClaimLost(chunk.id)
 
 
-def _chunk_failed(chunk: LoadChunk, message: str) -> ChunkOutcome:
-    LoadChunk.objects.filter(id=chunk.id).update(
+def _chunk_finish(
+    chunk: LoadChunk, token: int, state: str, *, covered_until: datetime
+) -> None:
+    finished = _mine(chunk.id, token).update(
+        state=state, finished_at=timezone.now(), covered_until=covered_until
+    )
+    if not finished:
+        raise ClaimLost(chunk.id)
+    _job_refresh_quietly(chunk.job_id)
+
+
+def _chunk_failed(chunk: LoadChunk, token: int, message: str) -> ChunkOutcome:
+    _mine(chunk.id, token).update(
         state=ChunkState.FAILED, error=message[:2000], finished_at=timezone.now()
     )
-    _job_refresh(chunk.job_id)
+    _job_refresh_quietly(chunk.job_id)
     return ChunkOutcome(state=ChunkState.FAILED, error=message)
 
 
+def _retry_later(
+    chunk_id: int, *, token: int, exc: BaseException, sleep: Callable[[float], None]
+) -> ChunkOutcome:
+    """A transient failure: queue the chunk again (token 0: it was never
+    claimed) and ask for a retry after a back-off."""
+    reason = one_line(exc)
+    warn_limited(logger, "chunk %s: %s; retried after a back-off", chunk_id, reason)
+    released = token == 0 or _release(
+        chunk_id, token, f"retrying: {reason}", sleep=sleep
+    )
+    return ChunkOutcome(
+        state=ChunkState.QUEUED if released else ChunkState.RUNNING,
+        error=reason,
+        retry=True,
+        retry_after=retry_after_of(exc),
+    )
+
+
+def _release(
+    chunk_id: int,
+    token: int,
+    reason: str,
+    *,
+    patience: float | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> bool:
+    """Put a chunk this worker holds back in the queue. The usual reason is
+    the database going away, so the write is tried again for up to `patience`
+    seconds (default half of HISTORY_STALE_SECONDS: the chunk is back in the
+    queue moments after the database, instead of waiting for its heartbeat to
+    go stale). False when it could not be written: the reclaimer then hands
+    the chunk out once its heartbeat is stale."""
+    if patience is None:
+        patience = _stale_after().total_seconds() / 2
+    deadline = time.monotonic() + patience
+    delay = 1.0
+    while True:
+        try:
+            if not connection.in_atomic_block:  # never inside a caller's transaction
+                close_old_connections()  # drops a connection the outage broke
+            _mine(chunk_id, token).update(
+                state=ChunkState.QUEUED,
+                heartbeat_at=timezone.now(),
+                error=reason[:2000],
+            )
+            return True
+        except Exception as exc:  # noqa: BLE001 - retried below or left to the reclaimer
+            if not is_database_error(exc) or time.monotonic() + delay > deadline:
+                logger.warning(
+                    "chunk %s not queued again (%s): the reclaimer hands it out "
+                    "once its heartbeat is stale",
+                    chunk_id,
+                    one_line(exc),
+                )
+                return False
+        sleep(delay)
+        delay = min(delay * 2, 10.0)
+
+
 def _job_refresh(job_id: int) -> None:
-    """Close the job once every chunk has finished."""
+    """Close the job once every chunk has finished: done when all are done
+    or skipped, failed when some failed for good."""
     open_chunks = LoadChunk.objects.filter(job_id=job_id).exclude(state__in=FINISHED)
     if open_chunks.exists():
         return
@@ -535,21 +661,59 @@ def _job_refresh(job_id: int) -> None:
     )
 
 
+def load_jobs_close_finished() -> int:
+    """Close every unfinished job whose chunks have all finished (the chunk
+    that finished last could not close it: the database went away)."""
+    ids = list(
+        LoadJob.objects.filter(state__in=[JobState.PENDING, JobState.RUNNING])
+        .exclude(
+            chunks__state__in=[
+                ChunkState.PENDING,
+                ChunkState.QUEUED,
+                ChunkState.RUNNING,
+            ]
+        )
+        .values_list("id", flat=True)
+    )
+    for job_id in ids:
+        _job_refresh(job_id)
+    return len(ids)
+
+
+def _job_refresh_quietly(job_id: int) -> None:
+    try:
+        _job_refresh(job_id)
+    except Exception as exc:  # noqa: BLE001 - the reclaimer closes finished jobs
+        if not is_transient(exc):
+            raise
+        logger.info("job %s not closed yet (%s)", job_id, one_line(exc))
+
+
 def load_job_run_sync(
     *,
     job: LoadJob,
     chunk_ids: Iterable[int],
     on_chunk: Callable[[ChunkOutcome], None] | None = None,
     provider_factory: ProviderFactory | None = None,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> None:
-    """`--sync`: run chunks one after another in this process."""
+    """`--sync`: run chunks one after another in this process; a chunk that
+    failed transiently runs again after a back-off until it finishes."""
     for chunk_id in chunk_ids:
-        outcome = load_chunk_run(chunk_id=chunk_id, provider_factory=provider_factory)
-        if connection.get_autocommit():  # never inside a caller's transaction
-            close_old_connections()
-        if on_chunk is not None:
-            on_chunk(outcome)
-    _job_refresh(job.id)
+        tries = 0
+        while True:
+            outcome = load_chunk_run(
+                chunk_id=chunk_id, provider_factory=provider_factory, sleep=sleep
+            )
+            if not connection.in_atomic_block:  # never inside a caller's transaction
+                close_old_connections()
+            if on_chunk is not None:
+                on_chunk(outcome)
+            if not outcome.retry:
+                break
+            tries += 1
+            sleep(retry_delay(tries=tries, retry_after=outcome.retry_after))
+    _job_refresh_quietly(job.id)
 
 
 # --- progress -------------------------------------------------------------------------
@@ -669,35 +833,49 @@ def load_job_invalid_examples(
 
 # --- coverage (`--check-only`) ------------------------------------------------------------
 def coverage_check(
-    *, instruments: Iterable[Instrument], timeframe: str, start: datetime, end: datetime
+    *,
+    instruments: Iterable[Instrument],
+    timeframe: str,
+    start: datetime,
+    end: datetime,
+    provider: str | None = None,
 ) -> list[dict]:
     """What a load would do, fetching nothing: per instrument, stored bars,
-    expected bars and how many chunks are already covered."""
+    expected bars (with the extended session where `provider`, by default
+    the instrument's history provider, serves it), how many of those are
+    stored and how many chunks are already covered."""
     report = []
     for instrument in instruments:
         stored = Bar.objects.filter(
             instrument=instrument, timeframe=timeframe, ts__gte=start, ts__lt=end
         ).aggregate(n=Count("ts"), first=Min("ts"), last=Max("ts"))
-        expected = expected_bars(
-            asset_class=instrument.asset_class,
+        cover = stored_coverage(
+            instrument=instrument,
             timeframe=timeframe,
             start=start,
             end=end,
+            provider=provider,
         )
         ranges = chunk_ranges(timeframe=timeframe, start=start, end=end)
         covered = sum(
             1
             for lo, hi in ranges
             if range_covered(
-                instrument=instrument, timeframe=timeframe, start=lo, end=hi
+                instrument=instrument,
+                timeframe=timeframe,
+                start=lo,
+                end=hi,
+                provider=provider,
             )
         )
         report.append(
             {
                 "symbol": instrument.symbol,
                 "stored": stored["n"],
-                "expected": expected,
-                "coverage": (stored["n"] / expected * 100.0) if expected else 0.0,
+                "expected": cover.expected,
+                "coverage": (
+                    cover.present / cover.expected * 100.0 if cover.expected else 0.0
+                ),
                 "first": stored["first"],
                 "last": stored["last"],
                 "chunks": len(ranges),

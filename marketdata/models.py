@@ -291,6 +291,10 @@ class Gap(models.Model):
     bars_added = models.PositiveIntegerField(default=0)
     attempts = models.PositiveSmallIntegerField(default=0)
     error = models.TextField(blank=True)
+    # When the provider's history for [start, end) was fetched, after the range
+    # was over: a repaired gap checked so is not repaired again when the same
+    # minutes are reported missing (the provider has no bar for them).
+    checked_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -5,7 +5,10 @@ sweep finds it: for each instrument, the minutes the calendar expects in
 [start, end) (extended hours where the provider serves them) minus the
 minutes stored. Each run of consecutive missing minutes is reported to the
 gap ledger, which ignores ranges it already knows (being repaired, or
-checked with the provider and found empty) and enqueues the rest.
+checked with the provider after they were over: minutes it has no bar for
+stay absent) and enqueues the rest. Runs inside known ranges are skipped
+here already, so a sweep over illiquid pre- and post-market minutes costs
+one query per instrument once they have been checked.
 """
 
 from __future__ import annotations
@@ -62,7 +65,7 @@ def gaps_sweep(
         in [start, end) to the gap ledger; returns how many were queued for repair
     (holes the ledger already knows, being repaired or found empty at the
     provider, are not)."""
-    from marketdata.gaps import gap_report
+    from marketdata.gaps import gap_report, gaps_known
 
     wanted = list(instruments)
     rows = Instrument.objects.in_bulk([i for i, _, _ in wanted])
@@ -71,6 +74,7 @@ def gaps_sweep(
         instrument = rows.get(instrument_id)
         if instrument is None:
             continue
+        known = gaps_known(instrument_id=instrument_id, start=start, end=end)
         for lo, hi in minutes_missing(
             instrument_id=instrument_id,
             asset_class=asset_class,
@@ -78,6 +82,8 @@ def gaps_sweep(
             end=end,
             extended=extended,
         ):
+            if any(k_lo <= lo and hi <= k_hi for k_lo, k_hi in known):
+                continue
             gap = gap_report(instrument=instrument, start=lo, end=hi, source="sweep")
             if gap.state == GapState.OPEN:  # not known before: a repair is queued
                 reported += 1

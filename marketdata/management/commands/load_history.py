@@ -10,9 +10,11 @@
         [--encoding latin-1]    # when not UTF-8 / UTF-16 with a byte-order mark
 
 Without `--sync` the chunks go to the workers (`manage.py rundramatiq`) and
-this command only watches the database. Ctrl-C stops watching, not loading;
-running the same command again resumes the job (finished chunks are skipped,
-failed ones retried).
+this command only watches the database, waiting out database outages (one
+line when it goes, one when it is back). Transient failures are retried by
+the workers by themselves; Ctrl-C stops watching, not loading; running the
+same command again resumes the job (finished chunks are skipped, failed ones
+retried).
 """
 
 from __future__ import annotations
@@ -20,15 +22,18 @@ from __future__ import annotations
 import sys
 import time
 from datetime import UTC, date, datetime
+from functools import partial
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from marketdata import history
 from marketdata.gaps import history_provider_name
 from marketdata.models import Instrument, Timeframe
 from marketdata.selectors import instruments_in_use
+from marketdata.transient import is_transient, one_line
 
 DEFAULT_YEARS = 5
 IDLE_WARNING = 15.0
@@ -179,7 +184,9 @@ class Command(BaseCommand):
         instruments = self._instruments(options)
 
         if options["check_only"]:
-            return self._coverage(instruments, timeframe, start, end)
+            return self._coverage(
+                instruments, timeframe, start, end, options["provider"]
+            )
 
         if options["provider"]:
             groups = {provider: instruments}
@@ -229,19 +236,63 @@ class Command(BaseCommand):
             for job, _ in jobs:
                 if not self._watch(job, options["poll"]):
                     return
-        failed = sum(self._summary(job) for job, _ in jobs)
+        failed = sum(self._patiently(partial(self._summary, job)) for job, _ in jobs)
         if failed:
             raise CommandError(
                 f"{failed} chunk(s) failed; run the same command again to retry them."
             )
 
+    # --- database outages ---------------------------------------------------------------
+    _down_since: float | None = None
+
+    def _patiently(self, read, *, poll: float = 1.0):
+        """`read()`, waiting out database (and Redis) outages with one
+        line when it goes and one when it is back."""
+        while True:
+            try:
+                result = read()
+            except Exception as exc:  # noqa: BLE001 - only outages are waited out
+                if not is_transient(exc):
+                    raise
+                self._outage(exc)
+                # Drop the connection the outage broke (never a caller's
+                # transaction): the next try reconnects.
+                if not connection.in_atomic_block:
+                    close_old_connections()
+                time.sleep(poll)
+                continue
+            if self._down_since is not None:
+                self.stdout.write(
+                    f"back after {time.monotonic() - self._down_since:.0f} s"
+                )
+                self._down_since = None
+            return result
+
+    def _outage(self, exc: BaseException) -> None:
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+            self.stdout.write("")
+            self.stdout.write(
+                self.style.WARNING(f"database unreachable, waiting… ({one_line(exc)})")
+            )
+
     # --- running and watching -----------------------------------------------------------
     def _run_sync(self, job, chunk_ids: list[int], options) -> None:
         started = time.monotonic()
-        base = history.load_job_progress(job_id=job.id)
 
-        def on_chunk(_outcome) -> None:
-            self._draw(history.load_job_progress(job_id=job.id), base, started)
+        def progress_of():
+            return history.load_job_progress(job_id=job.id)
+
+        base = self._patiently(progress_of)
+
+        def on_chunk(outcome) -> None:
+            if outcome.retry:
+                self.stdout.write("")
+                self.stdout.write(
+                    self.style.WARNING(f"{outcome.error}: retrying after a back-off")
+                )
+                return
+            self._draw(self._patiently(progress_of), base, started)
 
         try:
             history.load_job_run_sync(job=job, chunk_ids=chunk_ids, on_chunk=on_chunk)
@@ -250,15 +301,19 @@ class Command(BaseCommand):
             raise CommandError(
                 f"Interrupted. Job #{job.id} is saved: run the same command again to resume."
             ) from None
-        self._draw(history.load_job_progress(job_id=job.id), base, started, final=True)
+        self._draw(self._patiently(progress_of), base, started, final=True)
 
     def _watch(self, job, poll: float) -> bool:
         started = time.monotonic()
-        base = history.load_job_progress(job_id=job.id)
+
+        def progress_of():
+            return history.load_job_progress(job_id=job.id)
+
         warned = False
         try:
+            base = self._patiently(progress_of, poll=poll)
             while True:
-                progress = history.load_job_progress(job_id=job.id)
+                progress = self._patiently(progress_of, poll=poll)
                 if progress.complete:
                     self._draw(progress, base, started, final=True)
                     return True
@@ -352,9 +407,13 @@ class Command(BaseCommand):
             )
         return progress.failed
 
-    def _coverage(self, instruments, timeframe, start, end) -> None:
+    def _coverage(self, instruments, timeframe, start, end, provider) -> None:
         rows = history.coverage_check(
-            instruments=instruments, timeframe=timeframe, start=start, end=end
+            instruments=instruments,
+            timeframe=timeframe,
+            start=start,
+            end=end,
+            provider=provider,
         )
         self.stdout.write(
             f"Coverage of {timeframe} bars {start:%Y-%m-%d} → {end:%Y-%m-%d} (nothing downloaded):"

@@ -62,7 +62,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--repair",
             action="store_true",
-            help="With --record-gaps: enqueue backfills.",
+            help="With --record-gaps: enqueue backfills now (otherwise the "
+            "workers' reclaimer sends recorded open gaps within a few minutes).",
         )
 
     def handle(self, *args, **options) -> None:

@@ -197,20 +197,16 @@ def test_command_argument_errors(instruments):
 
 
 @pytest.mark.django_db
-def test_check_only_downloads_nothing(instruments, store_minutes, capsys):
+def test_check_only_downloads_nothing(instruments, store_minutes, capsys, settings):
     from marketdata.calendar import expected_minutes
 
+    settings.TAPELINE_PROVIDER = "simulator"  # serves pre- and post-market minutes
     aapl = instruments["AAPL"]
-    store_minutes(
-        aapl,
-        list(
-            expected_minutes(
-                "equity",
-                datetime(2024, 1, 1, tzinfo=UTC),
-                datetime(2024, 2, 1, tzinfo=UTC),
-            )
-        ),
-    )
+    jan, feb, mar = (datetime(2024, m, 1, tzinfo=UTC) for m in (1, 2, 3))
+    store_minutes(aapl, list(expected_minutes("equity", jan, feb, extended=True)))
+    # February holds its regular sessions only: the provider's pre- and
+    # post-market minutes are missing, so it is not covered.
+    store_minutes(aapl, list(expected_minutes("equity", feb, mar)), seed=8)
     call_command("load_history", "--symbols", "AAPL", "--year", "2024", "--check-only")
     out = capsys.readouterr().out
     assert "AAPL" in out and "1/12" in out  # January fully covered

@@ -1,0 +1,106 @@
+"""The reclaimer: a daemon thread in every Dramatiq worker process that runs
+the RECLAIM_SERVICES every HISTORY_RECLAIM_EVERY seconds (0 turns it off).
+
+A reclaim service hands out again the work whose message was lost (Redis
+restarted empty, a send failed while it was away) or whose worker died
+(`marketdata.reclaim.work_reclaim` for history chunks and gap repairs). Each
+is a zero-argument callable named by its dotted path, so apps plug in
+without `core` importing them; it returns what it did (logged at INFO when
+truthy) or raises. The thread survives anything they raise (the database or
+Redis away): one log line when a service first fails, one when it works
+again.
+
+`ReclaimMiddleware` is registered in settings' DRAMATIQ_BROKER middleware:
+`after_worker_boot` starts the thread, `before_worker_shutdown` stops it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import dramatiq
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+logger = logging.getLogger(__name__)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:500]
+
+
+class Reclaimer(threading.Thread):
+    """One pass of every service each `every` seconds, whatever they raise."""
+
+    def __init__(self, *, services: list[str], every: float) -> None:
+        super().__init__(name="tapeline-reclaimer", daemon=True)
+        self.services = list(services)
+        self.every = every
+        self.stopped = threading.Event()
+        self.failing_since: dict[str, float] = {}
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+    def run(self) -> None:
+        from django.db import connection
+
+        delay = min(self.every, 5.0)  # soon after boot: a restart is when it matters
+        while not self.stopped.wait(delay):
+            delay = self.every
+            try:
+                self.once()
+            finally:
+                try:
+                    connection.close()  # this thread's own; reopened next pass
+                except Exception:  # noqa: BLE001 - a broken connection is gone anyway
+                    pass
+
+    def once(self) -> dict[str, object]:
+        """Run every service once; returns what each returned (failures left out)."""
+        results = {}
+        for path in self.services:
+            try:
+                result = import_string(path)()
+            except Exception as exc:  # noqa: BLE001 - outages are waited out
+                if path not in self.failing_since:
+                    self.failing_since[path] = time.monotonic()
+                    logger.warning(
+                        "reclaimer: %s failed (%s); trying again every %.0f s",
+                        path,
+                        _one_line(exc),
+                        self.every,
+                    )
+                continue
+            since = self.failing_since.pop(path, None)
+            if since is not None:
+                logger.warning(
+                    "reclaimer: %s working again after %.0f s",
+                    path,
+                    time.monotonic() - since,
+                )
+            if result:
+                logger.info("reclaimer: %s", result)
+            results[path] = result
+        return results
+
+
+class ReclaimMiddleware(dramatiq.Middleware):
+    """Starts the reclaimer in every worker process."""
+
+    def __init__(self) -> None:
+        self.reclaimer: Reclaimer | None = None
+
+    def after_worker_boot(self, broker: dramatiq.Broker, worker) -> None:
+        every = float(getattr(settings, "HISTORY_RECLAIM_EVERY", 30))
+        services = list(getattr(settings, "RECLAIM_SERVICES", []))
+        if every > 0 and services:
+            self.reclaimer = Reclaimer(services=services, every=every)
+            self.reclaimer.start()
+
+    def before_worker_shutdown(self, broker: dramatiq.Broker, worker) -> None:
+        if self.reclaimer is not None:
+            self.reclaimer.stop()
