@@ -340,6 +340,21 @@ def alert_emails_resend(*, older_than: timedelta, within: timedelta) -> int:
     return len(ids)
 
 
+def alert_emails_reclaim() -> int:
+    """The reclaimer's pass (`core.reclaim`, RECLAIM_SERVICES): when the
+    alerts queue holds no message, re-send the emails of the last day that
+    were never queued (older than a minute, so a send under way is left be)."""
+    import dramatiq
+
+    from marketdata.reclaim import messages_waiting
+
+    if messages_waiting(dramatiq.get_broker(), "alerts"):
+        return 0
+    return alert_emails_resend(
+        older_than=timedelta(minutes=1), within=timedelta(days=1)
+    )
+
+
 def alert_event_mark_emailed(*, event: AlertEvent) -> None:
     event.emailed_at = timezone.now()
     event.save(update_fields=["emailed_at"])

@@ -245,7 +245,10 @@ HISTORY_STALE_SECONDS = env.int("HISTORY_STALE_SECONDS", default=180)
 # whose worker died or whose message was lost (marketdata.reclaim: history
 # chunks, gap repairs; it also closes finished jobs). 0 turns it off.
 HISTORY_RECLAIM_EVERY = env.float("HISTORY_RECLAIM_EVERY", default=30.0)
-RECLAIM_SERVICES = ["marketdata.reclaim.work_reclaim"]
+RECLAIM_SERVICES = [
+    "marketdata.reclaim.work_reclaim",
+    "alerts.services.alert_emails_reclaim",
+]
 
 # --- Streaming and dashboard limits -------------------------------------------
 # Updates per second per instrument that reach browsers (coalesced).
