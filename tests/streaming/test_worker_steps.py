@@ -35,7 +35,9 @@ TRANSACTIONAL = pytest.mark.django_db(
         "alerts",
     ],
 )
-NOW = datetime.now(UTC).replace(microsecond=0)
+# Ten seconds into a minute that is over: trades a second apart never straddle
+# a minute boundary.
+NOW = (datetime.now(UTC) - timedelta(minutes=1)).replace(second=10, microsecond=0)
 
 
 def trade(symbol, seconds, price, size="1", trade_id=None):
