@@ -127,12 +127,16 @@ class Outage:
             )
             return True
 
-    def succeeded(self) -> bool:
-        """An attempt worked. Returns True when that ends an outage (logged)."""
+    def succeeded(self, *, attempted_at: float | None = None) -> bool:
+        """An attempt worked. Returns True when that ends an outage (logged).
+        An attempt that began (`attempted_at`, on `clock`) before the outage
+        did proves nothing: another thread's failure came after it."""
         if self.started_at is None:
             return False
         with self._lock:
             if self.started_at is None:
+                return False
+            if attempted_at is not None and attempted_at < self.started_at:
                 return False
             duration = self.clock() - self.started_at
             self.logger.info(

@@ -100,6 +100,7 @@ class Publisher:
         for state in due:
             state.seq += 1
             documents.append(state.document())
+        attempted_at = self.redis.clock()
         try:
             snapshots_put(snapshots=documents)
         except REDIS_ERRORS as exc:
@@ -109,16 +110,16 @@ class Publisher:
                 self.dirty[state.symbol] = state
             self.redis.failed(exc, doing="storing snapshots", impact=IMPACT)
             return 0
-        self._answered(published=due)
+        self._answered(published=due, attempted_at=attempted_at)
         await self.send_documents(documents)
         return len(documents)
 
-    def _answered(self, *, published=()) -> None:
+    def _answered(self, *, published=(), attempted_at: float | None = None) -> None:
         known = self.known
         for state in published:
             if state.symbol not in known:
                 known[state.symbol] = state
-        if self.redis.succeeded():
+        if self.redis.succeeded(attempted_at=attempted_at):
             sent = {state.symbol for state in published}
             for symbol, state in list(known.items()):
                 if symbol not in sent:

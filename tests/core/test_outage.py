@@ -82,3 +82,14 @@ def test_a_second_outage_is_reported_afresh(caplog):
         "Redis is unreachable: sending live updates failed (reset). Trying again "
         "at most once every 1.0 s; a reminder every 1 min 0 s.",
     ]
+
+
+def test_a_success_that_began_before_the_outage_does_not_end_it(caplog):
+    clock = Clock()
+    outage = Outage("Redis", logger=logging.getLogger("t"), clock=clock)
+    begun = clock()  # another thread starts a write that will work
+    clock.now += 0.01
+    outage.failed(ConnectionError("refused"), doing="reading")
+    assert not outage.succeeded(attempted_at=begun)
+    assert outage.down
+    assert outage.succeeded(attempted_at=clock())
