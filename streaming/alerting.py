@@ -1,5 +1,7 @@
-"""The stream worker's side of alerts: building the engine, and the symbols
-its rules need streamed. Evaluation itself is `alerts.engine.AlertEngine`."""
+"""The stream worker's side of alerts: building the engine, the symbols its
+rules need streamed, feeding it events and freshness, and recording what
+fires (`AlertOutbox`, kept while the database is away). Evaluation itself is
+`alerts.engine.AlertEngine`."""
 
 from __future__ import annotations
 
@@ -89,3 +91,72 @@ class AlertOutbox:
                 "%d fired alert(s) were dropped during the outage", self._dropped_now
             )
             self._dropped_now = 0
+
+
+class AlertBridge:
+    """The worker's part between its events and the alert engine. Rule changes
+    are read on the database thread and applied on the loop, so evaluation
+    never races an index update."""
+
+    def __init__(self, worker, *, engine=None) -> None:
+        self.worker = worker
+        self.engine = engine
+        self.outbox = AlertOutbox(outage=worker.db_outage)
+        self._build_pending = False
+
+    def symbols(self) -> set[str]:
+        return alert_symbols(self.engine)
+
+    def on_event(self, event) -> None:
+        try:
+            fired = self.engine.on_event(event, None)
+        except Exception:  # noqa: BLE001 - one bad rule must not stop the feed
+            self.worker.problems.warning(
+                "alerts", "alert evaluation failed for %s", event.symbol
+            )
+            logger.debug("alert evaluation failed", exc_info=True)
+            return
+        if fired:
+            self.outbox.add(fired)
+
+    def on_freshness(self, symbol: str, freshness: str) -> None:
+        if self.engine is None:
+            return
+        try:
+            self.engine.set_freshness(symbol, freshness)
+        except Exception:  # noqa: BLE001
+            self.worker.problems.warning(
+                "alerts-freshness", "alert freshness update failed"
+            )
+
+    async def build(self) -> None:
+        try:
+            self.engine = await self.worker._in_db(alert_engine_build)
+            self._build_pending = False
+        except Exception:  # noqa: BLE001 - the database may come up later
+            if not self._build_pending:
+                logger.exception("loading alert rules failed; retrying")
+            self._build_pending = True
+
+    async def step(self) -> None:
+        w, engine = self.worker, self.engine
+        if engine is None:
+            if self._build_pending:
+                await self.build()
+        else:
+            try:
+                for state in w.states.values():
+                    if state.prev_close is not None:
+                        engine.set_prev_close(state.symbol, state.prev_close)
+                self.outbox.add(engine.on_clock(datetime.now(UTC)))
+            except Exception:  # noqa: BLE001 - one bad rule must not stop the rest
+                w.problems.warning("alerts-clock", "alert clock step failed")
+                logger.debug("alert clock step failed", exc_info=True)
+            try:
+                changes = await w._in_db(engine.fetch_changes)
+            except Exception as exc:  # noqa: BLE001 - the database is away
+                w.db_outage.failed(exc, doing="reading alert rule changes")
+            else:
+                if changes is not None:
+                    engine.apply_changes(changes)
+        await self.outbox.record(w._in_db)

@@ -18,7 +18,6 @@ directly. Database work runs on one dedicated thread, never on the loop.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import os
 import signal
@@ -36,14 +35,10 @@ from django.db import close_old_connections
 
 from core.outage import Outage
 from core.redis import redis_outage
-from marketdata import calendar
 from marketdata.events import ControlType
-from streaming import selectors, services
 from streaming.aggregator import MINUTE, MinuteAggregator, floor_minute
-from streaming.alerting import AlertOutbox, alert_engine_build, alert_symbols
-from streaming.backoff import Backoff
-from streaming.connection import FeedConnection, State
-from streaming.freshness import freshness_of
+from streaming.alerting import AlertBridge, AlertOutbox
+from streaming.connection import FeedConnection
 from streaming.gaps import GapTracker, PendingGap
 from streaming.health import WorkerRates, worker_health
 from streaming.ledger import MinuteLedger
@@ -52,7 +47,8 @@ from streaming.publisher import Publisher
 from streaming.shard import Shard
 from streaming.state import InstrumentState
 from streaming.stats import RateLimitedLog
-from streaming.subscriptions import provider_for, subscription_contexts
+from streaming.subscriptions import Subscriptions
+from streaming.watchdog import Watchdog
 
 logger = logging.getLogger("streaming.worker")
 
@@ -151,10 +147,12 @@ class StreamWorker:
         self.pending_rejections: list[tuple[list[str], str]] = []
         self.unroutable_logged: set[str] = set()
         self.recorder = None
-        self.alert_engine = alert_engine
         # One outage tracker for every part that uses the database.
         self.db_outage = Outage("PostgreSQL", logger=logger)
-        self.alerts = AlertOutbox(outage=self.db_outage)
+        # The parts (each in its own module, tests call their steps here).
+        self.alert_bridge = AlertBridge(self, engine=alert_engine)
+        self.subscriptions = Subscriptions(self)
+        self.watchdog = Watchdog(self)
 
         self.events_total = 0
         self.bars_stored = 0
@@ -163,10 +161,8 @@ class StreamWorker:
         self.rates = WorkerRates()
         self.problems = RateLimitedLog(logger)
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stream-db")
-        self._last_ping = time.monotonic()
         self._print = None
         self._step_failed_at: dict[str, float] = {}
-        self._alerts_pending = False
 
     # --- running -----------------------------------------------------------------------
     def run(self) -> int:
@@ -208,13 +204,13 @@ class StreamWorker:
             except (NotImplementedError, RuntimeError, ValueError):
                 pass  # not the main thread (tests): call request_shutdown()
         if self.alert_engine is None:
-            await self._alerts_build()
+            await self.alert_bridge.build()
         logger.info(
             "stream worker %s starting (provider %s%s)",
             self.id,
             self.options.provider or settings.TAPELINE_PROVIDER,
-            f", crypto {self.crypto_provider_name}"
-            if self.crypto_provider_name
+            f", crypto {self.subscriptions.crypto_provider_name}"
+            if self.subscriptions.crypto_provider_name
             else "",
         )
         try:
@@ -372,7 +368,7 @@ class StreamWorker:
         """Apply one batch of normalized events from `connection`."""
         states, routes, stats = self.states, self.routes, connection.stats
         publisher, printer = self.publisher, self._print
-        engine = self.alert_engine
+        alerts = self.alert_bridge if self.alert_engine is not None else None
         first_ts = last_ts = None
         for event in events:
             kind = event.kind
@@ -434,11 +430,11 @@ class StreamWorker:
                 if state.halted != event.halted:
                     state.halted = event.halted
                     state.halt_reason = event.message or event.reason
-                    self._refresh_freshness(state, time.time())
+                    self.watchdog.refresh(state, time.time())
             state.received_at = received_at
             publisher.mark(state)
-            if engine is not None and kind != "quote":
-                self._alerts_on_event(engine, event, state)
+            if alerts is not None and kind != "quote":
+                alerts.on_event(event)
         self.events_total += len(events)
         if last_ts is not None:
             stats.last_event_at = received_at
@@ -540,142 +536,15 @@ class StreamWorker:
         await self.publisher.publish_due()
         return not self.shutdown
 
-    # --- subscriptions ------------------------------------------------------------------
-    @property
-    def crypto_provider_name(self) -> str:
-        return self.options.crypto_provider or settings.TAPELINE_CRYPTO_PROVIDER or ""
-
-    def provider_for(self, asset_class: str) -> str | None:
-        return provider_for(
-            asset_class,
-            primary=self.options.provider or settings.TAPELINE_PROVIDER,
-            crypto=self.crypto_provider_name,
-        )
-
+    # --- subscriptions (streaming.subscriptions.Subscriptions) ----------------------
     async def step_subscriptions(self) -> bool:
         """Bring every connection's subscriptions in line with the instruments
-        in use (watchlists, positions, active alert rules) owned by this shard."""
-        extra = self._alert_symbols()
-        rows = await self._in_db(selectors.instruments_to_stream, extra_symbols=extra)
-        shard = self.options.shard
-        wanted = {row["symbol"]: row for row in rows if shard.owns(row["symbol"])}
-        added = [s for s in wanted if s not in self.states]
-        removed = [s for s in self.states if s not in wanted]
-        if self.pending_rejections:
-            rejections, self.pending_rejections = self.pending_rejections, []
-            for symbols, message in rejections:
-                await self._in_db(
-                    services.instrument_stream_error_set,
-                    symbols=symbols,
-                    message=message,
-                )
-        if not added and not removed:
-            return not self.shutdown
-        now = time.time()
-        contexts = await self._in_db(
-            self._contexts_load, [wanted[s] for s in added], now
-        )
-        self.instrument_rows.update({s: wanted[s] for s in added})
-        for symbol in removed:
-            self.states.pop(symbol, None)
-            self.routes.pop(symbol, None)
-            self.publisher.dirty.pop(symbol, None)
-        for symbol in added:
-            row = wanted[symbol]
-            name = self.provider_for(row["asset_class"])
-            if name is None:
-                if row["asset_class"] not in self.unroutable_logged:
-                    self.unroutable_logged.add(row["asset_class"])
-                    logger.warning(
-                        "no configured provider streams %s instruments (%s and "
-                        "others skipped): choose one with --provider / "
-                        "TAPELINE_PROVIDER (equities) or --crypto-provider / "
-                        "TAPELINE_CRYPTO_PROVIDER (crypto)",
-                        row["asset_class"],
-                        symbol,
-                    )
-                continue
-            connection = self._connection_for(name, row["asset_class"])
-            namespace = (
-                getattr(type(connection.provider), "symbol_namespace", None) or name
-            )
-            provider_symbol = (row["provider_symbols"] or {}).get(namespace) or symbol
-            connection.provider.to_provider[symbol] = provider_symbol
-            connection.provider.to_canonical[provider_symbol] = symbol
-            row["provider"] = name
-            state = InstrumentState(
-                symbol=symbol,
-                instrument_id=row["id"],
-                asset_class=row["asset_class"],
-                provider=name,
-            )
-            context = contexts.get(symbol, {})
-            state.restore(
-                snapshot=context.get("snapshot"), session=context.get("session")
-            )
-            state.subscribed_at = now
-            self._refresh_freshness(state, now)
-            self.states[symbol] = state
-            self.routes[symbol] = connection
-            self.publisher.mark(state)
-            state.gap_start = context.get("gap_start")
-        by_connection: dict[str, set[str]] = {key: set() for key in self.connections}
-        for symbol, connection in self.routes.items():
-            by_connection[connection.key].add(symbol)
-        for key, symbols in by_connection.items():
-            connection = self.connections[key]
-            before = set(connection.desired)
-            connection.set_symbols(symbols)
-            if symbols - before or before - symbols:
-                logger.info(
-                    "%s: subscribed %d instruments (+%d, -%d)",
-                    key,
-                    len(symbols),
-                    len(symbols - before),
-                    len(before - symbols),
-                )
-            if connection._thread is None and symbols:
-                connection.start()
+        in use owned by this shard."""
+        await self.subscriptions.step()
         return not self.shutdown
 
-    def _connection_for(self, name: str, asset_class: str) -> FeedConnection:
-        from marketdata.history import provider_build
-        from marketdata.providers import provider_class
-
-        options = {}
-        accepts = inspect.signature(provider_class(name).__init__).parameters
-        if self.options.msgpack and "use_msgpack" in accepts:
-            # Binary frames decode with timestamps already parsed: ~30 % less
-            # CPU per event than JSON text (Alpaca and the simulator).
-            options["use_msgpack"] = True
-        provider = provider_build(
-            name=name, instruments=[], rate_limited=False, **options
-        )
-        url = provider.stream_url(asset_class=asset_class, symbols=())
-        for connection in self.connections.values():
-            if connection.provider_name == name and connection.base_url == url:
-                return connection
-        o = self.options
-        key = f"{name}:{asset_class}"
-        connection = FeedConnection(
-            key=key,
-            provider=provider,
-            asset_class=asset_class,
-            sink=self.sink,
-            recorder=self.recorder,
-            backoff=Backoff(
-                base=o.backoff_base, cap=o.backoff_cap, reset_after=o.backoff_reset
-            ),
-            connection_limit_backoff=o.connection_limit_backoff,
-        )
-        connection.base_url = url
-        self.connections[key] = connection
-        return connection
-
     def _contexts_load(self, rows: list[dict], now: float) -> dict[str, dict]:
-        return subscription_contexts(
-            rows=rows, now=now, restart_window=self.options.restart_backfill_window
-        )
+        return self.subscriptions._contexts_load(rows, now)
 
     # --- bars ----------------------------------------------------------------------------
     async def step_store_bars(self, final: bool = False) -> bool:
@@ -683,39 +552,9 @@ class StreamWorker:
         await self.ledger.store(final=final)
         return not self.shutdown
 
-    # --- freshness, health, watchdog, gaps ------------------------------------------
-    def _refresh_freshness(
-        self, state: InstrumentState, now: float, market_open=None
-    ) -> None:
-        if market_open is None:
-            market_open = calendar.is_open(
-                state.asset_class, datetime.fromtimestamp(now, UTC)
-            )
-        freshness = freshness_of(
-            halted=state.halted,
-            market_open=market_open,
-            last_event_at=state.last_event_at,
-            subscribed_at=state.subscribed_at,
-            now=now,
-            stale_after=self.options.stale_after,
-        )
-        if freshness != state.freshness:
-            state.freshness = freshness
-            self.publisher.mark(state)
-            if self.alert_engine is not None:
-                self._alerts_freshness(state.symbol, freshness)
-
+    # --- freshness, health, watchdog (streaming.watchdog.Watchdog), gaps --------------
     def step_freshness(self) -> bool:
-        now = time.time()
-        at = datetime.fromtimestamp(now, UTC)
-        open_by_class: dict[str, bool] = {}
-        for state in self.states.values():
-            market_open = open_by_class.get(state.asset_class)
-            if market_open is None:
-                market_open = open_by_class[state.asset_class] = calendar.is_open(
-                    state.asset_class, at
-                )
-            self._refresh_freshness(state, now, market_open)
+        self.watchdog.step_freshness()
         return not self.shutdown
 
     def health(self, *, state: str = "running") -> dict:
@@ -728,49 +567,7 @@ class StreamWorker:
 
     def step_watchdog(self) -> bool:
         """Reconnect silent or stuck connections; stop when none can run."""
-        now = time.time()
-        o = self.options
-        ping = time.monotonic() - self._last_ping >= o.ping_every
-        if ping:
-            self._last_ping = time.monotonic()
-        any_open_market = {
-            ac: calendar.is_open(ac, datetime.fromtimestamp(now, UTC))
-            for ac in {s.asset_class for s in self.states.values()}
-        }
-        for connection in self.connections.values():
-            if connection.state == State.AUTHENTICATING:
-                if now - connection.state_since > o.auth_timeout:
-                    connection.force_reconnect(
-                        f"no authentication answer within {o.auth_timeout:.0f}s"
-                    )
-            elif connection.state == State.LIVE:
-                markets_open = any(
-                    any_open_market.get(self.states[s].asset_class, False)
-                    for s in list(connection.subscribed)
-                    if s in self.states
-                )
-                last = connection.stats.last_event_at or connection.authenticated_at
-                if (
-                    markets_open
-                    and connection.subscribed
-                    and last is not None
-                    and now - max(last, connection.authenticated_at or 0)
-                    > o.feed_stale_after
-                ):
-                    connection.force_reconnect(
-                        f"no market data for {o.feed_stale_after:.0f}s while the market is open"
-                    )
-                elif ping:
-                    connection.ping()
-        started = [c for c in self.connections.values() if c._thread is not None]
-        if started and all(c.state == State.AUTH_FAILED for c in started):
-            logger.error(
-                "stream worker %s: every provider connection failed to authenticate; exiting",
-                self.id,
-            )
-            self.exit_code = 2
-            return False
-        return not self.shutdown
+        return self.watchdog.step_watchdog() and not self.shutdown
 
     async def step_gaps(self, final: bool = False) -> bool:
         """Report missed minutes once they are over (plus `gap_settle`, so
@@ -789,63 +586,23 @@ class StreamWorker:
         await self.ledger.sweep()
         return not self.shutdown
 
-    # --- alerts (alerts.engine.AlertEngine) ------------------------------------------
-    def _alert_symbols(self) -> set[str]:
-        return alert_symbols(self.alert_engine)
+    # --- alerts (streaming.alerting.AlertBridge) ------------------------------------
+    @property
+    def alert_engine(self):
+        return self.alert_bridge.engine
 
-    def _alerts_on_event(self, engine, event, state: InstrumentState) -> None:
-        try:
-            fired = engine.on_event(event, None)
-        except Exception:
-            self.problems.warning(
-                "alerts", "alert evaluation failed for %s", event.symbol
-            )
-            logger.debug("alert evaluation failed", exc_info=True)
-            return
-        if fired:
-            self.alerts.add(fired)
+    @alert_engine.setter
+    def alert_engine(self, engine) -> None:
+        self.alert_bridge.engine = engine
 
-    def _alerts_freshness(self, symbol: str, freshness: str) -> None:
-        try:
-            self.alert_engine.set_freshness(symbol, freshness)
-        except Exception:
-            self.problems.warning("alerts-freshness", "alert freshness update failed")
+    @property
+    def alerts(self) -> AlertOutbox:
+        return self.alert_bridge.outbox
 
     async def step_alerts(self) -> bool:
-        """Close quiet minutes, apply changed rules (read on the database
-        thread, applied here so evaluation never races an index update) and
-        record fired alerts (kept while the database is away)."""
-        engine = self.alert_engine
-        if engine is None:
-            if self._alerts_pending:
-                await self._alerts_build()
-        else:
-            try:
-                for state in self.states.values():
-                    if state.prev_close is not None:
-                        engine.set_prev_close(state.symbol, state.prev_close)
-                self.alerts.add(engine.on_clock(datetime.now(UTC)))
-            except Exception:  # noqa: BLE001 - one bad rule must not stop the rest
-                self.problems.warning("alerts-clock", "alert clock step failed")
-                logger.debug("alert clock step failed", exc_info=True)
-            try:
-                changes = await self._in_db(engine.fetch_changes)
-            except Exception as exc:  # noqa: BLE001 - the database is away
-                self.db_outage.failed(exc, doing="reading alert rule changes")
-            else:
-                if changes is not None:
-                    engine.apply_changes(changes)
-        await self.alerts.record(self._in_db)
+        """Close quiet minutes, apply changed rules and record fired alerts."""
+        await self.alert_bridge.step()
         return not self.shutdown
-
-    async def _alerts_build(self) -> None:
-        try:
-            self.alert_engine = await self._in_db(alert_engine_build)
-            self._alerts_pending = False
-        except Exception:
-            if not self._alerts_pending:
-                logger.exception("loading alert rules failed; retrying")
-            self._alerts_pending = True
 
     # --- helpers -------------------------------------------------------------------------
     async def _in_db(self, function, *args, **kwargs):

@@ -299,7 +299,7 @@ def test_instrument_panel_lists_only_the_users_rules_for_that_instrument(
         Context({"request": request, "instrument": instruments["AAPL"]})
     )
     assert "price crosses above 150" in html
-    assert "400" not in html and "crosses above 99" not in html
+    assert "crosses above 400" not in html and "crosses above 99" not in html
     assert "/alerts/new?symbol=AAPL" in html
 
 

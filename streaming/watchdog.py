@@ -1,0 +1,107 @@
+"""The stream worker's watchdog: instrument freshness and connection health.
+
+`refresh` recomputes one instrument's freshness (`streaming.freshness`) and
+publishes a change; `step_freshness` does it for every instrument each second.
+`step_watchdog` reconnects connections that are stuck authenticating or silent
+while a market they serve is open, pings the others, and tells the worker to
+stop (exit code 2) when every started connection failed to authenticate.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+
+from marketdata import calendar
+from streaming.connection import State
+from streaming.freshness import freshness_of
+from streaming.state import InstrumentState
+
+logger = logging.getLogger("streaming.worker")
+
+
+class Watchdog:
+    def __init__(self, worker) -> None:
+        self.worker = worker
+        self._last_ping = time.monotonic()
+
+    def refresh(self, state: InstrumentState, now: float, market_open=None) -> None:
+        """Recompute one instrument's freshness; publish and tell the alert
+        engine when it changed."""
+        w = self.worker
+        if market_open is None:
+            market_open = calendar.is_open(
+                state.asset_class, datetime.fromtimestamp(now, UTC)
+            )
+        freshness = freshness_of(
+            halted=state.halted,
+            market_open=market_open,
+            last_event_at=state.last_event_at,
+            subscribed_at=state.subscribed_at,
+            now=now,
+            stale_after=w.options.stale_after,
+        )
+        if freshness != state.freshness:
+            state.freshness = freshness
+            w.publisher.mark(state)
+            w.alert_bridge.on_freshness(state.symbol, freshness)
+
+    def step_freshness(self) -> None:
+        now = time.time()
+        at = datetime.fromtimestamp(now, UTC)
+        open_by_class: dict[str, bool] = {}
+        for state in self.worker.states.values():
+            market_open = open_by_class.get(state.asset_class)
+            if market_open is None:
+                market_open = open_by_class[state.asset_class] = calendar.is_open(
+                    state.asset_class, at
+                )
+            self.refresh(state, now, market_open)
+
+    def step_watchdog(self) -> bool:
+        w = self.worker
+        """Reconnect silent or stuck connections; stop when none can run."""
+        now = time.time()
+        o = w.options
+        ping = time.monotonic() - self._last_ping >= o.ping_every
+        if ping:
+            self._last_ping = time.monotonic()
+        any_open_market = {
+            ac: calendar.is_open(ac, datetime.fromtimestamp(now, UTC))
+            for ac in {s.asset_class for s in w.states.values()}
+        }
+        for connection in w.connections.values():
+            if connection.state == State.AUTHENTICATING:
+                if now - connection.state_since > o.auth_timeout:
+                    connection.force_reconnect(
+                        f"no authentication answer within {o.auth_timeout:.0f}s"
+                    )
+            elif connection.state == State.LIVE:
+                markets_open = any(
+                    any_open_market.get(w.states[s].asset_class, False)
+                    for s in list(connection.subscribed)
+                    if s in w.states
+                )
+                last = connection.stats.last_event_at or connection.authenticated_at
+                if (
+                    markets_open
+                    and connection.subscribed
+                    and last is not None
+                    and now - max(last, connection.authenticated_at or 0)
+                    > o.feed_stale_after
+                ):
+                    connection.force_reconnect(
+                        f"no market data for {o.feed_stale_after:.0f}s while the market is open"
+                    )
+                elif ping:
+                    connection.ping()
+        started = [c for c in w.connections.values() if c._thread is not None]
+        if started and all(c.state == State.AUTH_FAILED for c in started):
+            logger.error(
+                "stream worker %s: every provider connection failed to authenticate; exiting",
+                w.id,
+            )
+            w.exit_code = 2
+            return False
+        return True
