@@ -1,18 +1,28 @@
-"""The stream worker behind `manage.py start_streams`.
+"""The stream worker behind `manage.py start_streams`: a small scheduler of
+step methods over parts with one job each.
 
 One asyncio event loop owns all state. Provider connections
 (`streaming.connection.FeedConnection`, one receive thread each) append parsed
-batches to `inbox`; the loop drains it (`step_ingest`), updates each
-instrument's state and minute bars, and publishes coalesced updates
-(`step_publish`, see `streaming.publisher` for the channel-layer contract).
-Periodic steps run beside it: subscriptions (`step_subscriptions`, every 1 s:
-watchlist/position/alert changes reach the provider within 2 s without a
-reconnect), bar storage (`step_store_bars`), freshness, health (every 2 s),
-the connection watchdog (stale feed, auth timeout, pings), and the
-nothing-lost steps of `streaming.ledger.MinuteLedger` (gap reports,
-per-minute reconciliation, the periodic sweep).
+batches to `inbox`; the loop drains it (`step_ingest`, the hot path, kept
+here), updates each instrument's state and minute bars, and publishes
+coalesced updates (`step_publish`, see `streaming.publisher`). The periodic
+steps delegate to the parts:
+
+- `streaming.subscriptions.Subscriptions`: instruments in use reach the
+  provider within 2 s without a reconnect (`step_subscriptions`);
+- `streaming.watchdog.Watchdog`: freshness and stuck or silent connections
+  (`step_freshness`, `step_watchdog`);
+- `streaming.ledger.MinuteLedger`: nothing lost - bar storage, gap reports,
+  per-minute reconciliation, the sweep (`step_store_bars`, `step_gaps`,
+  `step_reconcile`, `step_sweep`);
+- `streaming.alerting.AlertBridge`: the alert engine and fired alerts kept
+  until recorded (`step_alerts`);
+- `streaming.publisher.Publisher`: health reports (`step_health`).
+
 Every step returns whether the worker should keep running; tests call them
-directly. Database work runs on one dedicated thread, never on the loop.
+directly. Database work runs on one dedicated thread, never on the loop. Over
+400 lines because the ingest path (`process`) is one function on purpose: it
+runs per event.
 """
 
 from __future__ import annotations
