@@ -11,7 +11,7 @@ WEB_PORT ?= 8000
 HISTORY_DAYS ?= 10
 export DEBUG ?= 1
 
-.PHONY: demo test bench services db static venv venv-test chromium lint clean
+.PHONY: demo test chaos bench services db static venv venv-test chromium lint clean
 
 $(VENV)/.runtime: requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -63,8 +63,14 @@ demo: venv static db
 	@echo
 	WEB_PORT=$(WEB_PORT) $(VENV)/bin/honcho start -f Procfile
 
+# Everything but the chaos suite's long variants (its short runs are included).
 test: venv-test static services chromium
-	$(PY) -m pytest --create-db
+	$(PY) -m pytest --create-db -m "not chaos"
+
+# The chaos suite's long variants (tests/chaos/test_faults_long.py): the same
+# faults on the wall clock, longer outages and loads; about 40 minutes.
+chaos: venv-test static services
+	$(PY) -m pytest -m chaos tests/chaos
 
 bench: venv-test static services
 	$(PY) -m bench
