@@ -84,6 +84,7 @@ class AlertOutbox:
                 impact="fired alerts are kept and recorded when it answers",
             )
             return
+        self.outage.succeeded()
         del self.queue[: len(batch)]
         self.recorded += len(batch)
         if self._dropped_now:

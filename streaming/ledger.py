@@ -100,6 +100,8 @@ class MinuteLedger:
                 impact=f"closed minutes are kept in memory (at most "
                 f"{self.unstored_minutes} per instrument, then the gap ledger)",
             )
+            return
+        w.db_outage.succeeded()
 
     def _overflow_to_gaps(self) -> None:
         w = self.worker
@@ -132,6 +134,15 @@ class MinuteLedger:
                 doing="writing the gap ledger",
                 impact="gaps are kept and written when it answers",
             )
+        else:
+            if failed:
+                w.db_outage.failed(
+                    RuntimeError(f"{len(failed)} gap write(s) refused"),
+                    doing="writing the gap ledger",
+                    impact="gaps are kept and written when it answers",
+                )
+            else:
+                w.db_outage.succeeded()
         w.gaps.retry(failed)
         w.gaps_reported += len(due) - len(failed)
 

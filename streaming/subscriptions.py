@@ -20,6 +20,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
+from django.db import DatabaseError
 
 from streaming import selectors, services
 from streaming.aggregator import MINUTE, floor_minute
@@ -101,7 +102,16 @@ class Subscriptions:
         in use (watchlists, positions, active alert rules) owned by this shard."""
         w = self.worker
         extra = w.alert_bridge.symbols()
-        rows = await w._in_db(selectors.instruments_to_stream, extra_symbols=extra)
+        try:
+            rows = await w._in_db(selectors.instruments_to_stream, extra_symbols=extra)
+        except DatabaseError as exc:
+            w.db_outage.failed(
+                exc,
+                doing="reading the instruments to stream",
+                impact="streaming goes on with the instruments it has",
+            )
+            return
+        w.db_outage.succeeded()
         shard = w.options.shard
         wanted = {row["symbol"]: row for row in rows if shard.owns(row["symbol"])}
         added = [s for s in wanted if s not in w.states]

@@ -616,13 +616,12 @@ class StreamWorker:
 
     # --- helpers -------------------------------------------------------------------------
     async def _in_db(self, function, *args, **kwargs):
-        """Run ORM work on the worker's database thread. Callers report a
-        failure to `db_outage` (they know what it means); any success ends it."""
-        result = await self.loop.run_in_executor(
+        """Run ORM work on the worker's database thread. Callers report to
+        `db_outage` (a function may swallow its own errors, so only the
+        caller knows whether the database answered)."""
+        return await self.loop.run_in_executor(
             self._db, _with_connection, function, args, kwargs
         )
-        self.db_outage.succeeded()
-        return result
 
 
 def _with_connection(function, args, kwargs):
