@@ -14,24 +14,15 @@ from marketdata.models import Bar
 from marketdata.services import watchlist_create
 from streaming.snapshots import snapshots_get
 from tests.integration.test_stream_worker import WorkerThread, wait_for
-from tests.streaming.test_worker_steps import NOW, attach, make_worker, trade
+from tests.streaming.test_worker_steps import (
+    NOW,
+    TRANSACTIONAL,
+    attach,
+    make_worker,
+    trade,
+)
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.django_db(
-        transaction=True,
-        available_apps=[
-            "django.contrib.auth",
-            "django.contrib.contenttypes",
-            "django.contrib.admin",
-            "django.contrib.sessions",
-            "core",
-            "marketdata",
-            "streaming",
-            "alerts",
-        ],
-    ),
-]
+pytestmark = [pytest.mark.integration, TRANSACTIONAL]
 
 
 @pytest.fixture
