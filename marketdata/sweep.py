@@ -20,6 +20,7 @@ from marketdata import calendar
 from marketdata.models import Bar, GapState, Instrument, Timeframe
 
 MINUTE = timedelta(minutes=1)
+MERGE_WITHIN = timedelta(minutes=30)
 
 
 def minutes_missing(
@@ -62,9 +63,12 @@ def gaps_sweep(
     end: datetime,
 ) -> int:
     """Report every hole of `instruments` ((id, asset class, extended hours))
-        in [start, end) to the gap ledger; returns how many were queued for repair
+    in [start, end) to the gap ledger; returns how many were queued for repair
     (holes the ledger already knows, being repaired or found empty at the
-    provider, are not)."""
+    provider, are not). Holes less than `MERGE_WITHIN` apart are reported as
+    one range: one history request instead of one per quiet minute of an
+    illiquid pre- or post-market (stored minutes inside it are left as they
+    are, the backfill never overwrites)."""
     from marketdata.gaps import gap_report, gaps_known
 
     wanted = list(instruments)
@@ -75,6 +79,7 @@ def gaps_sweep(
         if instrument is None:
             continue
         known = gaps_known(instrument_id=instrument_id, start=start, end=end)
+        holes: list[tuple[datetime, datetime]] = []
         for lo, hi in minutes_missing(
             instrument_id=instrument_id,
             asset_class=asset_class,
@@ -84,6 +89,11 @@ def gaps_sweep(
         ):
             if any(k_lo <= lo and hi <= k_hi for k_lo, k_hi in known):
                 continue
+            if holes and lo - holes[-1][1] < MERGE_WITHIN:
+                holes[-1] = (holes[-1][0], hi)
+            else:
+                holes.append((lo, hi))
+        for lo, hi in holes:
             gap = gap_report(instrument=instrument, start=lo, end=hi, source="sweep")
             if gap.state == GapState.OPEN:  # not known before: a repair is queued
                 reported += 1

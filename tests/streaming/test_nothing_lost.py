@@ -263,17 +263,31 @@ def test_the_sweep_reports_holes_in_stored_minutes_whatever_made_them(instrument
     from marketdata.sweep import gaps_sweep
 
     btc = instruments["BTC/USD"]
+    holes = {7, 8, 20, 90}
     rows = [
         (btc.id, "1m", T0 + m * MINUTE, D(1), D(1), D(1), D(1), D(1), None, 1)
-        for m in range(30)
-        if m not in (7, 8, 20)
+        for m in range(120)
+        if m not in holes
     ]
     bars_upsert(rows=rows, provider="simulator", origin="live")
     queued = gaps_sweep(
-        instruments=[(btc.id, "crypto", False)], start=T0, end=T0 + 30 * MINUTE
+        instruments=[(btc.id, "crypto", False)], start=T0, end=T0 + 120 * MINUTE
     )
+    # holes less than 30 minutes apart are one request; 90 is its own
     assert queued == 2
-    assert ledger_minutes(btc) == {7, 8, 20}
+    ranges = sorted(
+        (int((g.start - T0) / MINUTE), int((g.end - T0) / MINUTE))
+        for g in Gap.objects.filter(instrument=btc)
+    )
+    assert ranges == [(7, 21), (90, 91)]
+    # a second sweep before any repair: the same two rows, still queued
+    assert (
+        gaps_sweep(
+            instruments=[(btc.id, "crypto", False)], start=T0, end=T0 + 120 * MINUTE
+        )
+        == 2
+    )
+    assert Gap.objects.filter(instrument=btc).count() == 2
 
 
 @TRANSACTIONAL
