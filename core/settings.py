@@ -198,9 +198,34 @@ elif FINNHUB_TOKEN:
     _default_provider = "finnhub"
 else:
     _default_provider = "simulator"
-TAPELINE_PROVIDER = env_or("TAPELINE_PROVIDER", _default_provider)
-# Provider that streams crypto when TAPELINE_PROVIDER has no crypto feed.
-TAPELINE_CRYPTO_PROVIDER = env.str("TAPELINE_CRYPTO_PROVIDER", default="")
+# Ordered provider lists per asset class (`marketdata.providers.routing`): the
+# first is the primary, the stream worker fails over along the list. The
+# single-provider settings are shorthands for one-element lists.
+TAPELINE_PROVIDERS = env.list("TAPELINE_PROVIDERS", default=[]) or [
+    env_or("TAPELINE_PROVIDER", _default_provider)
+]
+TAPELINE_PROVIDER = TAPELINE_PROVIDERS[0].strip().lower()
+TAPELINE_CRYPTO_PROVIDERS = env.list("TAPELINE_CRYPTO_PROVIDERS", default=[]) or [
+    name for name in [env.str("TAPELINE_CRYPTO_PROVIDER", default="")] if name
+]
+TAPELINE_CRYPTO_PROVIDER = (TAPELINE_CRYPTO_PROVIDERS or [""])[0].strip().lower()
+
+# Symbols each provider's plan lets one stream connection carry (0 = no
+# limit). Alpaca's free (IEX) plan streams 30 symbols' trades and quotes, SIP
+# plans are unlimited; Finnhub's free plan 50; Binance 1,024 streams per
+# connection (`streaming.budget` turns streams into symbols).
+_alpaca_default_limit = 30 if ALPACA_FEED in ("iex", "test") else 0
+# Failover (`streaming.failover`): seconds a provider may be unhealthy before
+# its instruments move to the next of their list, and seconds a recovered
+# provider must stay healthy before they move back.
+STREAM_FAILOVER_AFTER = env.float("STREAM_FAILOVER_AFTER", default=5.0)
+STREAM_FAILBACK_HOLD = env.float("STREAM_FAILBACK_HOLD", default=120.0)
+STREAM_SYMBOL_LIMITS = {
+    "alpaca": env.int("ALPACA_SYMBOL_LIMIT", default=_alpaca_default_limit),
+    "finnhub": env.int("FINNHUB_SYMBOL_LIMIT", default=50),
+    "binance": env.int("BINANCE_STREAM_LIMIT", default=1024),
+    "simulator": env.int("SIMULATOR_SYMBOL_LIMIT", default=0),
+}
 
 # The built-in exchange simulator (`manage.py simulate_exchange`): one loopback
 # port serving the Alpaca, Finnhub and Binance paths, and the credentials it

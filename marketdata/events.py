@@ -90,12 +90,19 @@ class ControlType(enum.Enum):
     MALFORMED = "malformed"
 
 
+PLAN_LIMIT = "plan_limit"
+UNKNOWN_SYMBOL = "unknown_symbol"
+
+
 @dataclass(frozen=True, slots=True)
 class Control:
     """A protocol outcome rather than market data. `reply` is a text frame the
     client must send back (e.g. a pong), `symbols` the canonical symbols it
     concerns (the confirmed set for SUBSCRIBED, the rejected ones for
-    SUBSCRIPTION_ERROR)."""
+    SUBSCRIPTION_ERROR). `reason` says why a SUBSCRIPTION_ERROR happened:
+    `PLAN_LIMIT` (the plan's symbol cap: nothing is wrong with the symbols)
+    or `UNKNOWN_SYMBOL` (the provider names the symbol as unknown); empty
+    when the provider does not say."""
 
     kind: ClassVar[str] = "control"
     type: ControlType
@@ -104,6 +111,7 @@ class Control:
     message: str = ""
     symbols: tuple[str, ...] = field(default=())
     reply: str | None = None
+    reason: str = ""
 
 
 MarketEvent = Trade | Quote | BarEvent | Status

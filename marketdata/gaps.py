@@ -38,6 +38,7 @@ from marketdata.history import (
 from marketdata.models import BarOrigin, Gap, GapState, Instrument, Timeframe
 from marketdata.providers import serves_extended_hours
 from marketdata.providers.base import ProviderError
+from marketdata.providers.routing import history_provider_name
 from marketdata.rollups import rollups_refresh
 from marketdata.services import bars_upsert
 from marketdata.transient import is_transient, one_line, retry_after_of, warn_limited
@@ -49,13 +50,6 @@ ONE_MINUTE = timedelta(minutes=1)
 # as a check of the range only this long after the range ended.
 REPAIR_SETTLE = timedelta(seconds=30)
 MAX_ATTEMPTS = 32767  # Gap.attempts is a smallint
-
-
-def history_provider_name(*, instrument: Instrument) -> str:
-    """The provider whose REST history serves `instrument` by default."""
-    if instrument.is_crypto and getattr(settings, "TAPELINE_CRYPTO_PROVIDER", ""):
-        return settings.TAPELINE_CRYPTO_PROVIDER
-    return settings.TAPELINE_PROVIDER
 
 
 def _extended(instrument: Instrument) -> bool:

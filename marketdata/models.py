@@ -40,9 +40,16 @@ class Instrument(models.Model):
         help_text='Symbol per provider when it differs, e.g. {"binance": "BTCUSDT"}.',
     )
     active = models.BooleanField(default=True)
-    # Set by the stream worker when a provider rejects the symbol.
+    # Set by the stream worker when a provider names the symbol as unknown;
+    # retried at `stream_error_retry_at` (15 min, doubling, at most daily) and
+    # cleared when it streams, or by hand in admin.
     stream_error = models.CharField(max_length=300, blank=True)
     stream_error_at = models.DateTimeField(null=True, blank=True)
+    stream_error_retry_at = models.DateTimeField(null=True, blank=True)
+    stream_error_retries = models.PositiveSmallIntegerField(default=0)
+    # Last time someone looked at it (dashboard or instrument page): ranks
+    # watchlist instruments for a provider plan's symbol budget.
+    viewed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

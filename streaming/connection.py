@@ -29,8 +29,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import websocket
 
-from marketdata.events import Control, ControlType
+from marketdata.events import PLAN_LIMIT, Control, ControlType
 from streaming.backoff import Backoff
+from streaming.budget import LearnedLimit
 from streaming.stats import ConnectionStats
 
 logger = logging.getLogger("streaming.connection")
@@ -81,6 +82,7 @@ class FeedConnection:
         backoff: Backoff | None = None,
         connection_limit_backoff: float = 95.0,
         connect_timeout: float = 10.0,
+        ping_timeout: float = 4.0,
     ) -> None:
         self.key = key
         self.provider = provider
@@ -91,6 +93,12 @@ class FeedConnection:
         self.backoff = backoff or Backoff()
         self.connection_limit_backoff = connection_limit_backoff
         self.connect_timeout = connect_timeout
+        self.ping_timeout = ping_timeout
+        self.serves: set[str] = {asset_class}  # asset classes on this endpoint
+        # WebSocket pings: a silent dead server (or middlebox) is found within
+        # `ping_timeout` of a ping, even for quiet instruments.
+        self.ping_sent_at: float | None = None
+        self.last_pong_at: float | None = None
         self.stats = ConnectionStats()
 
         self.state = State.IDLE
@@ -107,6 +115,10 @@ class FeedConnection:
         self.subscribed: set[str] = set()
         self.confirmed: set[str] = set()
         self.rejected: dict[str, str] = {}
+        # Refused for the plan's symbol limit (not for the symbol): not sent
+        # again until the worker's plan changes; `limit` learns the cap.
+        self.held_back: set[str] = set()
+        self.limit = LearnedLimit()
         self._last_batch: tuple[str, ...] = ()
         self._min_delay = 0.0
         self._preset: set[str] = set()
@@ -132,6 +144,20 @@ class FeedConnection:
             State.STOPPED if self.state != State.AUTH_FAILED else self.state
         )
 
+    def shutdown_now(self) -> None:
+        """Ask the thread to stop and break its socket at once (no waiting)."""
+        self._stop.set()
+        self._shutdown_socket()
+
+    @property
+    def started(self) -> bool:
+        return self._thread is not None
+
+    @property
+    def last_batch(self) -> tuple[str, ...]:
+        """The symbols of the last subscribe request sent."""
+        return self._last_batch
+
     @property
     def public_url(self) -> str:
         return redact_url(self.url)
@@ -149,6 +175,9 @@ class FeedConnection:
             self.desired = wanted
             for symbol in removed:
                 self.rejected.pop(symbol, None)
+            # The worker's plan is the authority: what a plan limit held back
+            # may be asked for again (the budget probes the real limit).
+            self.held_back.clear()
             if self.state == State.LIVE:
                 self._sync_subscriptions()
         return added, removed
@@ -163,10 +192,21 @@ class FeedConnection:
     def ping(self) -> None:
         ws = self._ws
         if ws is not None and self.state == State.LIVE:
+            if self.ping_sent_at is None:
+                self.ping_sent_at = time.time()
             try:
                 ws.ping()
             except Exception:  # noqa: BLE001 - the receive thread sees the drop
                 self._shutdown_socket()
+
+    def unanswered_ping_for(self, now: float) -> float | None:
+        """Seconds since a ping that got no answer (no pong, no frame) for
+        longer than `ping_timeout`; None when the server answers."""
+        sent = self.ping_sent_at
+        if sent is None or self.state != State.LIVE:
+            return None
+        waited = now - sent
+        return waited if waited > self.ping_timeout else None
 
     # --- the receive thread -------------------------------------------------------
     def _run(self) -> None:
@@ -252,8 +292,12 @@ class FeedConnection:
         provider_name = self.provider_name
         url = redact_url(self.url)
         while not self._stop.is_set():
-            opcode, data = ws.recv_data()
+            opcode, data = ws.recv_data(control_frame=True)
             received_at = time.time()
+            self.ping_sent_at = None  # anything received answers a ping
+            if opcode == websocket.ABNF.OPCODE_PONG:
+                self.last_pong_at = received_at
+                continue
             if opcode == websocket.ABNF.OPCODE_TEXT:
                 frame = data.decode("utf-8", "replace")
             elif opcode == websocket.ABNF.OPCODE_BINARY:
@@ -293,6 +337,7 @@ class FeedConnection:
         elif kind is ControlType.SUBSCRIBED:
             with self._lock:
                 self.confirmed = set(event.symbols)
+                self.limit.accepted(len(self.confirmed))
         elif kind is ControlType.SUBSCRIPTION_ERROR:
             self._on_rejected(event)
         elif kind is ControlType.PING:
@@ -323,7 +368,7 @@ class FeedConnection:
         ws = self._ws
         if ws is None:
             return
-        wanted = self.desired - set(self.rejected)
+        wanted = self.desired - set(self.rejected) - self.held_back
         add = sorted(wanted - self.subscribed)
         drop = sorted(self.subscribed - wanted)
         try:
@@ -343,17 +388,47 @@ class FeedConnection:
             self._shutdown_socket()
 
     def _on_rejected(self, event: Control) -> None:
-        symbols = event.symbols or self._last_batch
+        """A refused subscription. For the plan's symbol limit the symbols are
+        held back and the limit learned (Alpaca and Binance refuse the whole
+        request; Finnhub answers each subscribe over the limit with one
+        error, in order, so the refused ones are the batch's tail). Any other
+        refusal holds the named symbols back on this connection."""
         message = event.message or "rejected by the provider"
         if event.code:
             message = f"{message} ({event.code})"
         with self._lock:
-            for symbol in symbols:
-                self.rejected[symbol] = message
-                self.subscribed.discard(symbol)
-        logger.warning(
-            "%s: provider rejected %s: %s", self.key, ", ".join(symbols), message
-        )
+            if getattr(event, "reason", "") == PLAN_LIMIT:
+                refused = self._plan_limit_refused(event)
+                self.held_back.update(refused)
+            else:
+                refused = tuple(event.symbols or self._last_batch)
+                for symbol in refused:
+                    self.rejected[symbol] = message
+            self.subscribed.difference_update(refused)
+        if refused and getattr(event, "reason", "") != PLAN_LIMIT:
+            logger.warning(
+                "%s: provider rejected %s: %s", self.key, ", ".join(refused), message
+            )
+        return refused
+
+    def _plan_limit_refused(self, event: Control) -> tuple[str, ...]:
+        batch = self._last_batch
+        if event.symbols:
+            refused = tuple(event.symbols)
+        elif getattr(self.provider, "plan_limit_per_message", False):
+            # One error per refused subscribe: the k-th error refuses the
+            # k-th symbol from the end of the batch still counted in.
+            pending = [s for s in batch if s not in self.held_back]
+            refused = tuple(pending[-1:])
+        else:
+            refused = batch
+        before = len(self.subscribed - set(refused))
+        if getattr(self.provider, "plan_limit_per_message", False):
+            self.limit.accepted(before)
+            self.limit.refused(before + 1)
+        else:
+            self.limit.refused(before + len(refused))
+        return refused
 
     def _auth_failed(self, message: str, code: int | None = None) -> None:
         detail = f"{message} ({code})" if code else message
@@ -382,6 +457,7 @@ class FeedConnection:
 
     def _session_ended(self) -> None:
         ended = time.time()
+        self.ping_sent_at = None
         up_since = self.authenticated_at
         self._close()
         if up_since is not None:

@@ -1,5 +1,8 @@
 """Freshness of one instrument's data, as the snapshot shows it.
 
+* `over_limit` / `no_provider` – in use but not subscribed: over the
+              provider plan's symbol budget, or no configured provider
+              streams it (`streaming.budget`);
 * `halted`  – the provider reported a trading halt (until it reports a resume);
 * `closed`  – the market calendar says the instrument's market is closed now;
 * `stale`   – the market is open but nothing arrived for `stale_after` seconds
@@ -14,6 +17,11 @@ feed.
 from __future__ import annotations
 
 LIVE, STALE, CLOSED, HALTED = "live", "stale", "closed", "halted"
+# What a dashboard row says for each state that is not its own name.
+LABELS = {
+    "over_limit": "unsubscribed: over plan limit",
+    "no_provider": "unsubscribed: no provider",
+}
 
 
 def freshness_of(
@@ -24,7 +32,10 @@ def freshness_of(
     subscribed_at: float | None,
     now: float,
     stale_after: float,
+    unsubscribed: str = "",
 ) -> str:
+    if unsubscribed:
+        return unsubscribed
     if halted:
         return HALTED
     if not market_open:

@@ -102,7 +102,7 @@ class WorkerRates:
 def worker_health(worker, *, state: str = "running") -> dict:
     """The health document of a `StreamWorker` (see the module docstring)."""
     now = time.time()
-    counts = dict.fromkeys(("live", "stale", "closed", "halted"), 0)
+    counts = dict.fromkeys(("live", "stale", "closed", "halted", "over_limit"), 0)
     for instrument in worker.states.values():
         counts[instrument.freshness] = counts.get(instrument.freshness, 0) + 1
     rates = worker.rates(
@@ -139,6 +139,8 @@ def worker_health(worker, *, state: str = "running") -> dict:
             "alerts_dropped": worker.alerts.dropped,
         },
         "freshness": counts,
+        # plan budgets and failover (streaming.subscriptions)
+        "subscriptions": worker.subscriptions.document(now),
         "connections": [
             connection_health(c, now=now) for c in worker.connections.values()
         ],

@@ -198,6 +198,7 @@ class MinuteLedger:
         instruments = [
             (s.instrument_id, s.asset_class, serves_extended_hours(s.provider))
             for s in w.states.values()
+            if s.symbol in w.routes  # over budget: not streamed, no holes
         ]
         from marketdata.sweep import gaps_sweep
 

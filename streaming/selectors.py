@@ -78,9 +78,15 @@ def instruments_to_stream(
     *, extra_symbols: set[str] | frozenset[str] = frozenset()
 ) -> list[dict]:
     """Active instruments in any watchlist or position, plus `extra_symbols`
-    (those with active alert rules), without the ones a provider rejected
-    (`stream_error` set; clearing it in admin subscribes them again)."""
-    from marketdata.models import Instrument
+    (those with active alert rules), with what ranks them for a plan's symbol
+    budget (`streaming.budget`): `position`, `alert`, `holders` (users with it
+    in a watchlist), `viewed_at`; and `stream_error` / `retry_due` for the
+    ones a provider named unknown (retried when due; clearing the error in
+    admin subscribes them again at once)."""
+    from django.db.models import Count, Exists, OuterRef
+    from django.utils import timezone
+
+    from marketdata.models import Instrument, Position
     from marketdata.selectors import instruments_in_use
 
     ids = set(instruments_in_use().values_list("id", flat=True))
@@ -90,11 +96,33 @@ def instruments_to_stream(
                 active=True, symbol__in=list(extra_symbols)
             ).values_list("id", flat=True)
         )
-    return list(
-        Instrument.objects.filter(id__in=ids, stream_error="")
+    rows = list(
+        Instrument.objects.filter(id__in=ids)
+        .annotate(
+            position=Exists(Position.objects.filter(instrument=OuterRef("pk"))),
+            holders=Count("watchlist_items__watchlist__owner", distinct=True),
+        )
         .order_by("symbol")
-        .values("id", "symbol", "asset_class", "provider_symbols")
+        .values(
+            "id",
+            "symbol",
+            "asset_class",
+            "provider_symbols",
+            "stream_error",
+            "stream_error_retry_at",
+            "viewed_at",
+            "position",
+            "holders",
+        )
     )
+    now = timezone.now()
+    for row in rows:
+        row["alert"] = row["symbol"] in extra_symbols
+        retry_at = row.pop("stream_error_retry_at")
+        row["retry_due"] = bool(row["stream_error"]) and (
+            retry_at is not None and retry_at <= now
+        )
+    return rows
 
 
 def session_figures(

@@ -40,6 +40,7 @@ class InstrumentState:
         "day_start", "day_end", "daily_from_provider", "halted", "halt_reason",
         "freshness", "last_event_at", "subscribed_at", "recent_ids", "recent_order",
         "minute", "first_event_pending", "gap_start", "quote_ts", "reconciled_until",
+        "unsubscribed",
         "__weakref__",  # streaming.publisher.Publisher.known
     )  # fmt: skip
 
@@ -66,6 +67,7 @@ class InstrumentState:
         self.halted = False
         self.halt_reason = ""
         self.freshness = "live"
+        self.unsubscribed = ""  # why it is not streamed (streaming.budget)
         self.last_event_at: float | None = None
         self.subscribed_at: float | None = None
         self.recent_ids: set[str] = set()

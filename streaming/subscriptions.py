@@ -1,8 +1,14 @@
 """What a stream worker subscribes to, where, and what it restores first.
 
-`provider_for` routes an asset class to a provider (equities to the primary
-one, crypto to `TAPELINE_CRYPTO_PROVIDER` or the primary one when it streams
-crypto). `subscription_contexts` loads, for newly subscribed instruments, what
+`Subscriptions` is the one owner of subscriptions, plan budgets and routing
+in the stream worker: every second it reads the instruments in use, ranks
+them and fills each provider connection's budget (`streaming.budget`) from
+the providers failover allows (`streaming.failover`), shows the rest as over
+budget, moves instruments between connections, and records symbols a
+provider named unknown (retried with back-off). It logs one line with counts
+per reason at start and whenever they change.
+
+`subscription_contexts` loads, for newly subscribed instruments, what
 a restarted worker continues from: the stored snapshot (its `seq` keeps
 increasing), the session figures from stored bars, and where its restart gap
 starts (the minute after the last stored bar, within `restart_window`); a
@@ -19,28 +25,20 @@ import logging
 import time
 from datetime import UTC, datetime, timedelta
 
-from django.conf import settings
 from django.db import DatabaseError
 
+from marketdata.events import PLAN_LIMIT, UNKNOWN_SYMBOL
+from marketdata.providers import provider_class, routing
 from streaming import selectors, services
 from streaming.aggregator import MINUTE, floor_minute
 from streaming.backoff import Backoff
-from streaming.connection import FeedConnection
+from streaming.budget import NO_PROVIDER, OVER_LIMIT, Allocation, allocate, plan_limit
+from streaming.connection import FeedConnection, State
+from streaming.failover import Router
 from streaming.snapshots import snapshots_get_safe
 from streaming.state import InstrumentState, day_bounds
 
 logger = logging.getLogger("streaming.worker")
-
-
-def provider_for(asset_class: str, *, primary: str, crypto: str = "") -> str | None:
-    """The provider that streams `asset_class`, or None when none configured does."""
-    from marketdata.providers import provider_class
-
-    if asset_class == "crypto" and crypto:
-        return crypto
-    if asset_class in provider_class(primary).asset_classes:
-        return primary
-    return None
 
 
 def subscription_contexts(
@@ -78,31 +76,47 @@ def subscription_contexts(
 
 class Subscriptions:
     """The worker's part that keeps each provider connection subscribed to
-    the instruments in use (watchlists, positions, active alert rules) that
-    its shard owns: new instruments are routed, restored and subscribed,
-    removed ones dropped, refused ones recorded on the instrument."""
+    the instruments in use that its shard owns, within each plan's budget,
+    on the provider failover allows."""
 
     def __init__(self, worker) -> None:
+        from marketdata.models import AssetClass
+
         self.worker = worker
+        o = worker.options
+        self.router = Router(
+            chains={
+                ac: routing.chain(
+                    ac, providers=o.provider, crypto_providers=o.crypto_provider
+                )
+                for ac in AssetClass.values
+            },
+            switch_after=o.failover_after,
+            hold=o.failback_hold,
+        )
+        self.allocation = Allocation()
+        self.rejected: dict[str, str] = {}  # symbol -> the provider's words
+        self.pending_rejections: list[tuple[list[str], str]] = []
+        self.to_clear: set[str] = set()
+        self.counts: dict[str, int] | None = None
+        self._shortfall = ""
 
     @property
-    def crypto_provider_name(self) -> str:
-        o = self.worker.options
-        return o.crypto_provider or settings.TAPELINE_CRYPTO_PROVIDER or ""
+    def provider_names(self) -> list[str]:
+        """Every provider of every list, primary ones first (for the log)."""
+        names: list[str] = []
+        for chain in self.router.chains.values():
+            names.extend(n for n in chain if n not in names)
+        return names
 
-    def provider_for(self, asset_class: str) -> str | None:
-        return provider_for(
-            asset_class,
-            primary=self.worker.options.provider or settings.TAPELINE_PROVIDER,
-            crypto=self.crypto_provider_name,
-        )
-
+    # --- the step ----------------------------------------------------------------
     async def step(self) -> None:
         """Bring every connection's subscriptions in line with the instruments
-        in use (watchlists, positions, active alert rules) owned by this shard."""
+        in use, the plan budgets and the providers' health."""
         w = self.worker
         extra = w.alert_bridge.symbols()
         try:
+            await self._write_marks()
             rows = await w._in_db(selectors.instruments_to_stream, extra_symbols=extra)
         except DatabaseError as exc:
             w.db_outage.failed(
@@ -112,50 +126,73 @@ class Subscriptions:
             )
             return
         w.db_outage.succeeded()
+        now = time.time()
+        self.judge(now)
         shard = w.options.shard
-        wanted = {row["symbol"]: row for row in rows if shard.owns(row["symbol"])}
+        owned = [row for row in rows if shard.owns(row["symbol"])]
+        self.rejected = {
+            r["symbol"]: r["stream_error"]
+            for r in owned
+            if r["stream_error"] and not r["retry_due"]
+        }
+        wanted = {r["symbol"]: r for r in owned if r["symbol"] not in self.rejected}
+        route = {
+            ac: self.router.usable(ac, now)
+            for ac in {r["asset_class"] for r in wanted.values()}
+        }
+        self.allocation = allocate(
+            list(wanted.values()), route=route, limit_of=self._limit_of
+        )
+        await self._apply(wanted, now)
+        self._log_counts(wanted)
+
+    def _limit_of(self, name: str, asset_class: str):
+        connection = self._connection_for(name, asset_class)
+        limits = [plan_limit(name, asset_class), connection.limit.limit()]
+        known = [n for n in limits if n is not None]
+        return connection.key, (min(known) if known else None)
+
+    async def _write_marks(self) -> None:
+        w = self.worker
+        if self.pending_rejections:
+            rejections, self.pending_rejections = self.pending_rejections, []
+            try:
+                for symbols, message in rejections:
+                    await w._in_db(
+                        services.instrument_stream_error_set,
+                        symbols=symbols,
+                        message=message,
+                    )
+            except DatabaseError:
+                self.pending_rejections[:0] = rejections
+                raise
+        if self.to_clear:
+            symbols, self.to_clear = sorted(self.to_clear), set()
+            try:
+                await w._in_db(services.instrument_stream_error_clear, symbols=symbols)
+            except DatabaseError:
+                self.to_clear.update(symbols)
+                raise
+
+    # --- applying a plan ---------------------------------------------------------
+    async def _apply(self, wanted: dict[str, dict], now: float) -> None:
+        w = self.worker
+        allocation = self.allocation
         added = [s for s in wanted if s not in w.states]
         removed = [s for s in w.states if s not in wanted]
-        if w.pending_rejections:
-            rejections, w.pending_rejections = w.pending_rejections, []
-            for symbols, message in rejections:
-                await w._in_db(
-                    services.instrument_stream_error_set,
-                    symbols=symbols,
-                    message=message,
-                )
-        if not added and not removed:
-            return
-        now = time.time()
-        contexts = await w._in_db(self._contexts_load, [wanted[s] for s in added], now)
-        w.instrument_rows.update({s: wanted[s] for s in added})
+        if added:
+            contexts = await w._in_db(
+                self._contexts_load, [wanted[s] for s in added], now
+            )
         for symbol in removed:
             w.states.pop(symbol, None)
             w.routes.pop(symbol, None)
             w.publisher.dirty.pop(symbol, None)
         for symbol in added:
             row = wanted[symbol]
-            name = self.provider_for(row["asset_class"])
-            if name is None:
-                if row["asset_class"] not in w.unroutable_logged:
-                    w.unroutable_logged.add(row["asset_class"])
-                    logger.warning(
-                        "no configured provider streams %s instruments (%s and "
-                        "others skipped): choose one with --provider / "
-                        "TAPELINE_PROVIDER (equities) or --crypto-provider / "
-                        "TAPELINE_CRYPTO_PROVIDER (crypto)",
-                        row["asset_class"],
-                        symbol,
-                    )
-                continue
-            connection = self._connection_for(name, row["asset_class"])
-            namespace = (
-                getattr(type(connection.provider), "symbol_namespace", None) or name
+            name = allocation.streaming.get(symbol) or allocation.over_budget.get(
+                symbol, ""
             )
-            provider_symbol = (row["provider_symbols"] or {}).get(namespace) or symbol
-            connection.provider.to_provider[symbol] = provider_symbol
-            connection.provider.to_canonical[provider_symbol] = symbol
-            row["provider"] = name
             state = InstrumentState(
                 symbol=symbol,
                 instrument_id=row["id"],
@@ -167,48 +204,217 @@ class Subscriptions:
                 snapshot=context.get("snapshot"), session=context.get("session")
             )
             state.subscribed_at = now
-            w.watchdog.refresh(state, now)
-            w.states[symbol] = state
-            w.routes[symbol] = connection
-            w.publisher.mark(state)
             state.gap_start = context.get("gap_start")
+            w.states[symbol] = state
+        w.instrument_rows.update({s: wanted[s] for s in added})
+        for symbol in allocation.no_provider:
+            w.states[symbol].unsubscribed = NO_PROVIDER
+            w.routes.pop(symbol, None)
+        for symbol, name in allocation.streaming.items():
+            self._route(w.states[symbol], wanted[symbol], name, now)
+        for symbol in allocation.over_budget:
+            self._hold_back(w.states[symbol], wanted[symbol])
+        for symbol in added:
+            w.watchdog.refresh(w.states[symbol], now)
+            w.publisher.mark(w.states[symbol])
+        self._sync_connections()
+
+    def _route(self, state: InstrumentState, row: dict, name: str, now: float) -> None:
+        w = self.worker
+        connection = self._connection_for(name, row["asset_class"])
+        current = w.routes.get(state.symbol)
+        if current is connection:
+            return
+        namespace = routing.symbol_namespace(name)
+        connection.provider.map_symbol(
+            state.symbol, (row["provider_symbols"] or {}).get(namespace)
+        )
+        if current is not None:
+            self._switch(state, row, current, connection)
+        elif state.unsubscribed:
+            state.subscribed_at = now  # staleness counts from here
+        state.unsubscribed = ""
+        state.provider = row["provider"] = name
+        w.routes[state.symbol] = connection
+        w.watchdog.refresh(state, now)
+        w.publisher.mark(state)
+
+    def _switch(self, state, row, old, new) -> None:
+        """Move a streaming instrument to another connection (failover or
+        fail-back). Bars stay single-source per minute: from the switch's
+        minute on, trade-built bars are not stored and the minutes up to the
+        new provider's first event go to the gap ledger (backfilled from the
+        primary's history)."""
+        w = self.worker
+        minute = floor_minute(w.now())
+        w.aggregator.taint([state.symbol], start=minute, end=None)
+        state.gap_start = minute if state.gap_start is None else min(
+            state.gap_start, minute
+        )
+        state.first_event_pending = True
+        state.reconciled_until = None
+        logger.info(
+            "%s moves from %s to %s (%s)",
+            state.symbol,
+            old.provider_name,
+            new.provider_name,
+            "fail-back" if self._rank(new, row) < self._rank(old, row) else "failover",
+        )
+
+    def _rank(self, connection, row) -> int:
+        chain = self.router.chain(row["asset_class"])
+        name = connection.provider_name
+        return chain.index(name) if name in chain else len(chain)
+
+    def _hold_back(self, state: InstrumentState, row: dict) -> None:
+        """An instrument over its plan's budget: unsubscribed, shown as such.
+        A minute it was streaming in goes to the gap ledger whole."""
+        w = self.worker
+        if state.symbol in w.routes:
+            w.routes.pop(state.symbol)
+            minute = floor_minute(w.now())
+            w.aggregator.taint([state.symbol], start=minute, end=minute + MINUTE)
+            w.gaps.add(row, minute, minute + MINUTE)
+            state.reconciled_until = None
+            state.first_event_pending = True
+        if state.unsubscribed != OVER_LIMIT:
+            state.unsubscribed = OVER_LIMIT
+            w.watchdog.refresh(state, time.time())
+            w.publisher.mark(state)
+
+    def _sync_connections(self) -> None:
+        w = self.worker
         by_connection: dict[str, set[str]] = {key: set() for key in w.connections}
         for symbol, connection in w.routes.items():
             by_connection[connection.key].add(symbol)
         for key, symbols in by_connection.items():
             connection = w.connections[key]
             before = set(connection.desired)
+            if symbols == before:
+                continue
             connection.set_symbols(symbols)
-            if symbols - before or before - symbols:
-                logger.info(
-                    "%s: subscribed %d instruments (+%d, -%d)",
-                    key,
-                    len(symbols),
-                    len(symbols - before),
-                    len(before - symbols),
-                )
-            if connection._thread is None and symbols:
+            logger.info(
+                "%s: subscribed %d instruments (+%d, -%d)",
+                key,
+                len(symbols),
+                len(symbols - before),
+                len(before - symbols),
+            )
+            if not connection.started and symbols:
                 connection.start()
-        return
 
+    # --- events from the connections ---------------------------------------------
+    def on_rejected(self, connection: FeedConnection, event) -> None:
+        """A SUBSCRIPTION_ERROR (the connection has already held the symbols
+        back): only an unknown symbol is marked on the instrument."""
+        reason = getattr(event, "reason", "")
+        if reason == PLAN_LIMIT:
+            self.worker.problems.warning(
+                f"plan-limit:{connection.key}",
+                "%s: the provider refused subscriptions for the plan's symbol "
+                "limit (%s); streaming the %d it accepted, the rest are over "
+                "budget (set %s_SYMBOL_LIMIT to the plan's limit)",
+                connection.key,
+                event.message or event.code,
+                len(connection.subscribed),
+                connection.provider_name.upper(),
+            )
+        elif reason == UNKNOWN_SYMBOL:
+            symbols = list(event.symbols or connection.last_batch)
+            if symbols:
+                message = event.message or "unknown symbol"
+                self.pending_rejections.append((symbols, message))
+
+    def on_first_event(self, symbol: str) -> None:
+        row = self.worker.instrument_rows.get(symbol)
+        if row is not None and row.get("stream_error"):
+            row["stream_error"] = ""
+            self.to_clear.add(symbol)
+
+    # --- health and failover -----------------------------------------------------
+    def judge(self, now: float) -> None:
+        """Give each provider with started connections its health verdict."""
+        w = self.worker
+        by_provider: dict[str, list[FeedConnection]] = {}
+        for connection in w.connections.values():
+            if connection.started:
+                by_provider.setdefault(connection.provider_name, []).append(connection)
+        for name, connections in by_provider.items():
+            reasons = [r for c in connections for r in connection_problems(c, now)]
+            self.router.observe(name, not reasons, reasons, now)
+
+    # --- reporting ---------------------------------------------------------------
+    def _log_counts(self, wanted: dict[str, dict]) -> None:
+        counts = self.allocation.counts(len(self.rejected))
+        if counts != self.counts:
+            self.counts = counts
+            logger.info(
+                "instruments: %d streaming, %d over plan limit, %d rejected "
+                "(unknown to the provider; retried with back-off, or clear in "
+                "admin), %d with no provider",
+                counts["streaming"],
+                counts["over_budget"],
+                counts["rejected"],
+                counts["no_provider"],
+            )
+        short = sorted(
+            s for s in self.allocation.over_budget if wanted[s].get("position")
+        )
+        shortfall = ", ".join(short)
+        if shortfall != self._shortfall:
+            self._shortfall = shortfall
+            if short:
+                logger.warning(
+                    "the plan's symbol budget is smaller than the positions: "
+                    "%d position instrument(s) not streamed: %s",
+                    len(short),
+                    shortfall,
+                )
+
+    def document(self, now: float) -> dict:
+        """For the health document: counts, budgets, who waits and why."""
+        w = self.worker
+        budgets = []
+        for connection in w.connections.values():
+            name = connection.provider_name
+            configured = plan_limit(name, connection.asset_class)
+            budgets.append(
+                {
+                    "connection": connection.key,
+                    "limit": configured,
+                    "learned_limit": connection.limit.limit(),
+                    "used": sum(1 for c in w.routes.values() if c is connection),
+                }
+            )
+        return {
+            "counts": self.allocation.counts(len(self.rejected)),
+            "over_budget": sorted(self.allocation.over_budget),
+            "rejected": dict(sorted(self.rejected.items())),
+            "no_provider": sorted(self.allocation.no_provider),
+            "budgets": budgets,
+            "providers": self.router.documents(now),
+        }
+
+    # --- connections -------------------------------------------------------------
     def _connection_for(self, name: str, asset_class: str) -> FeedConnection:
         w = self.worker
         o = w.options
-        from marketdata.history import provider_build
-        from marketdata.providers import provider_class
-
         options = {}
         accepts = inspect.signature(provider_class(name).__init__).parameters
         if o.msgpack and "use_msgpack" in accepts:
             # Binary frames decode with timestamps already parsed: ~30 % less
             # CPU per event than JSON text (Alpaca and the simulator).
             options["use_msgpack"] = True
-        provider = provider_build(
+        for connection in w.connections.values():
+            if connection.provider_name == name and asset_class in connection.serves:
+                return connection
+        provider = routing.provider_build(
             name=name, instruments=[], rate_limited=False, **options
         )
         url = provider.stream_url(asset_class=asset_class, symbols=())
         for connection in w.connections.values():
             if connection.provider_name == name and connection.base_url == url:
+                connection.serves.add(asset_class)
                 return connection
         key = f"{name}:{asset_class}"
         connection = FeedConnection(
@@ -221,8 +427,10 @@ class Subscriptions:
                 base=o.backoff_base, cap=o.backoff_cap, reset_after=o.backoff_reset
             ),
             connection_limit_backoff=o.connection_limit_backoff,
+            ping_timeout=o.ping_timeout,
         )
         connection.base_url = url
+        connection.serves = {asset_class}
         w.connections[key] = connection
         return connection
 
@@ -232,3 +440,16 @@ class Subscriptions:
             now=now,
             restart_window=self.worker.options.restart_backfill_window,
         )
+
+
+def connection_problems(connection: FeedConnection, now: float) -> list[str]:
+    """Why a started connection cannot carry instruments now (empty: it can)."""
+    if connection.state == State.LIVE:
+        silent = connection.unanswered_ping_for(now)
+        if silent is not None:
+            return [f"{connection.key}: no answer to a ping for {silent:.0f} s"]
+        return []
+    if connection.state in (State.IDLE, State.STOPPED):
+        return []
+    detail = connection.last_error or connection.state
+    return [f"{connection.key}: {connection.state} ({detail})"]

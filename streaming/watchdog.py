@@ -41,6 +41,7 @@ class Watchdog:
             subscribed_at=state.subscribed_at,
             now=now,
             stale_after=w.options.stale_after,
+            unsubscribed=state.unsubscribed,
         )
         if freshness != state.freshness:
             state.freshness = freshness
@@ -78,6 +79,12 @@ class Watchdog:
                         f"no authentication answer within {o.auth_timeout:.0f}s"
                     )
             elif connection.state == State.LIVE:
+                silent = connection.unanswered_ping_for(now)
+                if silent is not None:
+                    connection.force_reconnect(
+                        f"no answer to a ping for {silent:.0f}s"
+                    )
+                    continue
                 markets_open = any(
                     any_open_market.get(w.states[s].asset_class, False)
                     for s in list(connection.subscribed)
@@ -96,7 +103,7 @@ class Watchdog:
                     )
                 elif ping:
                     connection.ping()
-        started = [c for c in w.connections.values() if c._thread is not None]
+        started = [c for c in w.connections.values() if c.started]
         if started and all(c.state == State.AUTH_FAILED for c in started):
             logger.error(
                 "stream worker %s: every provider connection failed to authenticate; exiting",

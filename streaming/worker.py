@@ -92,7 +92,12 @@ class WorkerOptions:
     subscriptions_every: float = 1.0
     health_every: float = 2.0
     store_every: float = 1.0
-    ping_every: float = 10.0
+    # Failover (`streaming.failover`): pings find a silent server within
+    # ping_every + ping_timeout; None = the STREAM_* setting.
+    ping_every: float = 4.0
+    ping_timeout: float = 4.0
+    failover_after: float | None = None
+    failback_hold: float | None = None
     shutdown_timeout: float = 4.0
 
     def __post_init__(self) -> None:
@@ -108,6 +113,10 @@ class WorkerOptions:
         ):
             if getattr(self, name) is None:
                 setattr(self, name, getattr(settings, f"STREAM_{name.upper()}"))
+        if self.failover_after is None:
+            self.failover_after = float(settings.STREAM_FAILOVER_AFTER)
+        if self.failback_hold is None:
+            self.failback_hold = float(settings.STREAM_FAILBACK_HOLD)
         if self.feed_stale_after is None:
             # A whole connection silent this long while a market it serves is
             # open is broken (Alpaca's mute-but-open socket); twice the
@@ -154,8 +163,6 @@ class StreamWorker:
             sweep_hours=o.sweep_hours,
             unstored_minutes=o.unstored_minutes,
         )
-        self.pending_rejections: list[tuple[list[str], str]] = []
-        self.unroutable_logged: set[str] = set()
         self.recorder = None
         # One outage tracker for every part that uses the database.
         self.db_outage = Outage("PostgreSQL", logger=logger)
@@ -216,12 +223,14 @@ class StreamWorker:
         if self.alert_engine is None:
             await self.alert_bridge.build()
         logger.info(
-            "stream worker %s starting (provider %s%s)",
+            "stream worker %s starting (providers: %s)",
             self.id,
-            self.options.provider or settings.TAPELINE_PROVIDER,
-            f", crypto {self.subscriptions.crypto_provider_name}"
-            if self.subscriptions.crypto_provider_name
-            else "",
+            ", ".join(
+                f"{ac} {'>'.join(chain)}"
+                for ac, chain in self.subscriptions.router.chains.items()
+                if chain
+            )
+            or "none",
         )
         try:
             await self.step_subscriptions()
@@ -323,8 +332,7 @@ class StreamWorker:
         self.shutdown = True
         deadline = time.monotonic() + self.options.shutdown_timeout
         for connection in self.connections.values():
-            connection._stop.set()
-            connection._shutdown_socket()
+            connection.shutdown_now()
         for connection in self.connections.values():
             connection.stop(timeout=max(0.1, deadline - time.monotonic() - 1.0))
         self.step_ingest(limit=None)
@@ -464,6 +472,9 @@ class StreamWorker:
     def _first_event(self, state: InstrumentState, ts: datetime) -> None:
         state.first_event_pending = False
         state.reconciled_until = floor_minute(ts) + MINUTE
+        # After a switch of provider, the open taint ends with this minute.
+        self.aggregator.close_open_taints([state.symbol], end=state.reconciled_until)
+        self.subscriptions.on_first_event(state.symbol)
         self.gaps.first_event(
             self.instrument_rows.get(state.symbol), ts, state.gap_start
         )
@@ -518,13 +529,7 @@ class StreamWorker:
                 self.gaps.connection_lost(connection, symbols, last)
             return
         if event.type is ControlType.SUBSCRIPTION_ERROR:
-            symbols = list(event.symbols or connection._last_batch)
-            message = next(
-                (connection.rejected[s] for s in symbols if s in connection.rejected),
-                event.message or "rejected by the provider",
-            )
-            if symbols:
-                self.pending_rejections.append((symbols, message))
+            self.subscriptions.on_rejected(connection, event)
         elif event.type is ControlType.MALFORMED:
             self.gaps.malformed(self._rows_of(connection), self.now())
             self.problems.warning(
@@ -555,6 +560,10 @@ class StreamWorker:
 
     def _contexts_load(self, rows: list[dict], now: float) -> dict[str, dict]:
         return self.subscriptions._contexts_load(rows, now)
+
+    @property
+    def pending_rejections(self) -> list[tuple[list[str], str]]:
+        return self.subscriptions.pending_rejections
 
     # --- bars ----------------------------------------------------------------------------
     async def step_store_bars(self, final: bool = False) -> bool:

@@ -60,7 +60,7 @@ def stored_coverage(
     """Expected and stored-of-expected bars in [start, end) for `provider`
     (default: the instrument's history provider)."""
     if provider is None:
-        from marketdata.gaps import history_provider_name
+        from marketdata.providers.routing import history_provider_name
 
         provider = history_provider_name(instrument=instrument)
     return range_coverage(

@@ -28,6 +28,7 @@ from marketdata.models import (
     Timeframe,
 )
 from marketdata.providers.base import Provider, ProviderError
+from marketdata.providers.routing import provider_build
 from marketdata.rollups import rollups_refresh
 from marketdata.services import bars_upsert
 from marketdata.transient import (
@@ -50,26 +51,6 @@ ProviderFactory = Callable[[str, Instrument], Provider]
 
 
 # --- providers --------------------------------------------------------------------
-def provider_build(
-    *,
-    name: str,
-    instruments: Iterable[Instrument],
-    rate_limited: bool = True,
-    **options,
-) -> Provider:
-    """An adapter for `name` with the instruments' symbol mapping and the
-    Redis-shared rate limiter plugged into its request hook."""
-    from marketdata.providers import provider_class
-    from marketdata.ratelimit import rate_limiter_for
-
-    cls = provider_class(name)
-    # The simulator speaks Alpaca's protocol, so it maps symbols as Alpaca.
-    mapping_name = getattr(cls, "symbol_namespace", None) or name
-    symbols = {i.symbol: i.provider_symbol(mapping_name) for i in instruments}
-    limiter = rate_limiter_for(name) if rate_limited else None
-    return cls(symbols=symbols, rate_limiter=limiter, **options)
-
-
 def _default_factory(name: str, instrument: Instrument) -> Provider:
     return provider_build(name=name, instruments=[instrument])
 

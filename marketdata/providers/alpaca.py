@@ -100,6 +100,7 @@ class AlpacaProvider(Provider):
 
     name = "alpaca"
     asset_classes = frozenset({"equity", "etf", "crypto"})
+    plan_limited_classes = frozenset({"equity", "etf"})  # crypto: no symbol cap
     extended_hours = True  # bars and trades from 04:00 to 20:00 New York
     #: feeds whose stream is asked for `statuses`. Trading statuses come from
     #: the SIPs; whether the single-venue IEX feed serves them is unconfirmed,

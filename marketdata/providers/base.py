@@ -68,6 +68,13 @@ class Provider(abc.ABC):
     #: post-market minutes (04:00-20:00 New York): those minutes then count
     #: as minutes that may hold a bar (gaps, coverage, the sweep).
     extended_hours: bool = False
+    #: plan symbol limits (`streaming.budget`): the asset classes the plan's
+    #: cap counts (None: all), streams one symbol takes, and whether the
+    #: provider refuses each subscribe message over the cap on its own
+    #: (Finnhub) rather than the whole request (Alpaca, Binance)
+    plan_limited_classes: frozenset[str] | None = None
+    streams_per_symbol: int = 1
+    plan_limit_per_message: bool = False
 
     def __init__(
         self,
@@ -85,6 +92,12 @@ class Provider(abc.ABC):
         `rate_limiter` as it is at that moment."""
         if self.rate_limiter is not None:
             self.rate_limiter()
+
+    def map_symbol(self, symbol: str, provider_symbol: str | None = None) -> None:
+        """Stream and parse `symbol` as `provider_symbol` (itself when None)."""
+        provider_symbol = provider_symbol or symbol
+        self.to_provider[symbol] = provider_symbol
+        self.to_canonical[provider_symbol] = symbol
 
     def provider_symbol(self, symbol: str) -> str:
         return self.to_provider.get(symbol, symbol)

@@ -78,6 +78,7 @@ class BinanceProvider(Provider):
 
     name = "binance"
     asset_classes = frozenset({"crypto"})
+    streams_per_symbol = len(STREAMS)
 
     def __init__(
         self,

@@ -74,6 +74,7 @@ class FinnhubProvider(Provider):
 
     name = "finnhub"
     asset_classes = frozenset({"equity", "etf", "crypto", "fx"})
+    plan_limit_per_message = True
 
     def __init__(
         self,

@@ -12,7 +12,15 @@ import pytest
 from channels.layers import get_channel_layer
 
 from core.groups import symbol_group
-from marketdata.events import Control, ControlType, Quote, Status, Trade
+from marketdata.events import (
+    PLAN_LIMIT,
+    UNKNOWN_SYMBOL,
+    Control,
+    ControlType,
+    Quote,
+    Status,
+    Trade,
+)
 from marketdata.models import Bar, Instrument
 from marketdata.providers import provider_class
 from streaming.connection import FeedConnection
@@ -154,42 +162,56 @@ def test_halt_status_sets_freshness(aapl):
     assert state.freshness == "halted" and state.document()["halted"] is True
 
 
-@TRANSACTIONAL
-def test_rejected_symbols_are_marked_on_the_instrument(aapl):
-    worker, connection = make_worker()
-    attach(worker, aapl, connection)
-    connection._on_rejected(
-        Control(
-            ControlType.SUBSCRIPTION_ERROR,
-            "simulator",
-            code=405,
-            message="symbol limit exceeded",
-            symbols=("AAPL",),
-        )
-    )
-    worker.process(
-        connection,
-        NOW.timestamp(),
-        [
-            Control(
-                ControlType.SUBSCRIPTION_ERROR,
-                "simulator",
-                code=405,
-                message="symbol limit exceeded",
-                symbols=("AAPL",),
-            )
-        ],
-    )
+def _subscription_error(**fields):
+    return Control(ControlType.SUBSCRIPTION_ERROR, "simulator", **fields)
 
+
+def _subscriptions_step(worker):
     async def run():
         worker.loop = asyncio.get_running_loop()
         await worker.step_subscriptions()
 
     asyncio.run(run())
+
+
+@TRANSACTIONAL
+def test_a_symbol_named_unknown_is_marked_with_a_retry(aapl):
+    worker, connection = make_worker()
+    attach(worker, aapl, connection)
+    connection.set_symbols({"AAPL"})
+    error = _subscription_error(
+        message="invalid symbol", symbols=("AAPL",), reason=UNKNOWN_SYMBOL
+    )
+    connection._on_rejected(error)
+    worker.process(connection, NOW.timestamp(), [error])
+    _subscriptions_step(worker)
+
     aapl.refresh_from_db()
-    assert "symbol limit exceeded" in aapl.stream_error
-    assert aapl.stream_error_at is not None
+    assert "invalid symbol" in aapl.stream_error
+    assert aapl.stream_error_retries == 1
+    retry_in = aapl.stream_error_retry_at - aapl.stream_error_at
+    assert retry_in == timedelta(minutes=15)
     assert "AAPL" in connection.rejected
+
+
+@TRANSACTIONAL
+def test_a_plan_limit_refusal_never_marks_the_instruments(aapl):
+    worker, connection = make_worker()
+    attach(worker, aapl, connection)
+    connection.set_symbols({"AAPL"})
+    connection.subscribed = {"AAPL"}
+    connection._last_batch = ("AAPL",)
+    error = _subscription_error(
+        code=405, message="symbol limit exceeded", reason=PLAN_LIMIT
+    )
+    connection._on_rejected(error)
+    worker.process(connection, NOW.timestamp(), [error])
+    _subscriptions_step(worker)
+
+    aapl.refresh_from_db()
+    assert aapl.stream_error == ""
+    assert "AAPL" in connection.held_back and "AAPL" not in connection.rejected
+    assert connection.limit.limit() == 0  # nothing fits: the batch of 1 was refused
 
 
 def test_publish_is_coalesced_to_the_latest_state_with_increasing_seq(aapl):
@@ -285,18 +307,29 @@ def test_health_document_reports_connections(aapl):
     assert doc["instruments"] == 1 and doc["state"] == "running"
 
 
-def test_instrument_stream_error_excludes_symbol(aapl, user):
+def test_instruments_to_stream_ranks_and_flags_marked_symbols(aapl, user):
+    from django.utils import timezone
+
     from marketdata.services import watchlist_create
     from streaming.selectors import instruments_to_stream
 
     watchlist_create(owner=user, name="w", symbols=["AAPL", "MSFT"])
-    assert [r["symbol"] for r in instruments_to_stream()] == ["AAPL", "MSFT"]
-    Instrument.objects.filter(symbol="MSFT").update(stream_error="rejected")
-    assert [r["symbol"] for r in instruments_to_stream()] == ["AAPL"]
-    assert [r["symbol"] for r in instruments_to_stream(extra_symbols={"NVDA"})] == [
-        "AAPL",
-        "NVDA",
-    ]
+    rows = {r["symbol"]: r for r in instruments_to_stream(extra_symbols={"NVDA"})}
+    assert sorted(rows) == ["AAPL", "MSFT", "NVDA"]
+    assert rows["AAPL"]["holders"] == 1 and rows["NVDA"]["holders"] == 0
+    assert rows["NVDA"]["alert"] and not rows["AAPL"]["alert"]
+    assert not rows["AAPL"]["stream_error"]
+
+    later = timezone.now() + timedelta(minutes=15)
+    Instrument.objects.filter(symbol="MSFT").update(
+        stream_error="invalid symbol", stream_error_retry_at=later
+    )
+    msft = {r["symbol"]: r for r in instruments_to_stream()}["MSFT"]
+    assert msft["stream_error"] and not msft["retry_due"]
+    Instrument.objects.filter(symbol="MSFT").update(
+        stream_error_retry_at=timezone.now() - timedelta(seconds=1)
+    )
+    assert {r["symbol"]: r for r in instruments_to_stream()}["MSFT"]["retry_due"]
 
 
 def crypto_trade(seconds_from, minute, second, price):

@@ -30,8 +30,8 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from marketdata import history
-from marketdata.gaps import history_provider_name
 from marketdata.models import Instrument, Timeframe
+from marketdata.providers.routing import history_provider_name
 from marketdata.selectors import instruments_in_use
 from marketdata.transient import is_transient, one_line
 
