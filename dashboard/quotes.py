@@ -205,6 +205,12 @@ class QuoteRow:
         return state
 
     @property
+    def freshness_label(self) -> str:
+        from streaming.freshness import LABELS
+
+        return LABELS.get(self.freshness, self.freshness)
+
+    @property
     def minute_ts(self) -> str:
         minute = self._get("minute") or {}
         return minute.get("ts") or ""

@@ -108,6 +108,7 @@ def index(request):
     rows, live = [], True
     if active is not None:
         rows, live = quote_rows(item.instrument for item in active.items.all())
+        services.instruments_viewed(instrument_ids=[r.instrument.id for r in rows])
     return render(
         request,
         "dashboard/index.html",
@@ -128,6 +129,7 @@ def instrument_detail(request, symbol: str):
     if instrument is None:
         raise Http404("No such instrument.")
     (row,), live = quote_rows([instrument], sparklines=False)
+    services.instruments_viewed(instrument_ids=[instrument.id])
     timeframe = request.GET.get("tf", "1m")
     if timeframe not in TIMEFRAMES:
         timeframe = "1m"

@@ -38,8 +38,16 @@ class InstrumentAdmin(admin.ModelAdmin):
     )
     list_filter = ("asset_class", "exchange", "active")
     search_fields = ("symbol", "name")
-    actions = ("activate", "deactivate")
-    readonly_fields = ("stream_error", "stream_error_at", "created_at", "updated_at")
+    actions = ("activate", "deactivate", "clear_stream_error")
+    readonly_fields = (
+        "stream_error",
+        "stream_error_at",
+        "stream_error_retry_at",
+        "stream_error_retries",
+        "viewed_at",
+        "created_at",
+        "updated_at",
+    )
     list_per_page = 100
     # jsonb cannot hold "\u0000" or a lone surrogate: a form error, not a 500.
     formfield_overrides = {models.JSONField: {"form_class": StorableJSONField}}
@@ -59,6 +67,19 @@ class InstrumentAdmin(admin.ModelAdmin):
         count = queryset.update(active=False)
         self.message_user(
             request, f"{count} instruments deactivated.", messages.SUCCESS
+        )
+
+    @admin.action(description="Clear stream errors (stream them again now)")
+    def clear_stream_error(self, request, queryset):
+        from streaming.services import instrument_stream_error_clear
+
+        symbols = list(queryset.values_list("symbol", flat=True))
+        count = instrument_stream_error_clear(symbols=symbols)
+        self.message_user(
+            request,
+            f"{count} instruments cleared; the stream worker subscribes them "
+            "within a few seconds.",
+            messages.SUCCESS,
         )
 
     def get_urls(self):
@@ -291,6 +312,19 @@ class GapAdmin(admin.ModelAdmin):
             gap_enqueue(gap_id=gap.id)
             count += 1
         self.message_user(request, f"{count} backfill(s) enqueued.", messages.SUCCESS)
+
+    @admin.action(description="Clear stream errors (stream them again now)")
+    def clear_stream_error(self, request, queryset):
+        from streaming.services import instrument_stream_error_clear
+
+        symbols = list(queryset.values_list("symbol", flat=True))
+        count = instrument_stream_error_clear(symbols=symbols)
+        self.message_user(
+            request,
+            f"{count} instruments cleared; the stream worker subscribes them "
+            "within a few seconds.",
+            messages.SUCCESS,
+        )
 
     def get_urls(self):
         extra = [

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import psycopg
 from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
 
 from marketdata.models import BarOrigin, Instrument, Watchlist, WatchlistItem
 
@@ -344,3 +345,14 @@ def watchlist_item_reorder(*, owner, watchlist_id: int, symbols: Sequence[str]) 
         for position, item in enumerate(ordered):
             item.position = position
         WatchlistItem.objects.bulk_update(ordered, ["position"])
+
+
+def instruments_viewed(*, instrument_ids: list[int]) -> int:
+    """Remember that someone looked at these instruments now (at most one
+    write a minute each): it ranks them for a plan's symbol budget."""
+    now = timezone.now()
+    return (
+        Instrument.objects.filter(id__in=instrument_ids)
+        .exclude(viewed_at__gte=now - timedelta(minutes=1))
+        .update(viewed_at=now)
+    )

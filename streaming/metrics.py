@@ -136,6 +136,23 @@ class StreamMetricsCollector(Collector):
             "Instruments the provider refused.",
             labels=CONNECTION_LABELS,
         )
+        wanted = GaugeMetricFamily(
+            "tapeline_stream_wanted_instruments",
+            "Instruments in use by reason they are or are not streamed "
+            "(streaming, over_budget, rejected, no_provider).",
+            labels=["worker", "shard", "reason"],
+        )
+        budget = GaugeMetricFamily(
+            "tapeline_stream_budget_instruments",
+            "Plan symbol budget per connection: used, limit (configured) and "
+            "learned (taught by the provider's refusals); absent = no limit.",
+            labels=["worker", "connection", "what"],
+        )
+        provider_healthy = GaugeMetricFamily(
+            "tapeline_stream_provider_healthy",
+            "1 when the provider may carry instruments (healthy, not benched).",
+            labels=["worker", "provider"],
+        )
 
         for worker in status.get("workers", []):
             wl = [str(worker.get("id")), str(worker.get("shard"))]
@@ -150,6 +167,17 @@ class StreamMetricsCollector(Collector):
                 ledger.add_metric([*wl, what], float(value or 0))
             for freshness, count in (worker.get("freshness") or {}).items():
                 instruments.add_metric([*wl, freshness], float(count))
+            subs = worker.get("subscriptions") or {}
+            for reason, count in (subs.get("counts") or {}).items():
+                wanted.add_metric([*wl, reason], float(count))
+            for b in subs.get("budgets") or []:
+                for what, key in (("used", "used"), ("limit", "limit"),
+                                  ("learned", "learned_limit")):  # fmt: skip
+                    if b.get(key) is not None:
+                        budget.add_metric([wl[0], b["connection"], what], float(b[key]))
+            for p in subs.get("providers") or []:
+                ok = p.get("healthy") and not p.get("benched_for_s")
+                provider_healthy.add_metric([wl[0], p["provider"]], 1.0 if ok else 0.0)
             for c in worker.get("connections", []):
                 cl = [
                     wl[0],
@@ -187,4 +215,5 @@ class StreamMetricsCollector(Collector):
             up, age, events, published, bars, gaps, ledger, inbox, instruments, c_up,
             c_state,
             messages, rate, problems, reconnects, last_age, lag, subscribed, rejected,
+            wanted, budget, provider_healthy,
         )  # fmt: skip

@@ -75,19 +75,6 @@ def instrument_stream_error_clear(*, symbols: list[str]) -> int:
     )
 
 
-def instruments_viewed(*, instrument_ids: list[int]) -> int:
-    """Remember that someone looked at these instruments now (at most one
-    write a minute each): it ranks them for a plan's symbol budget."""
-    from marketdata.models import Instrument
-
-    now = timezone.now()
-    return (
-        Instrument.objects.filter(id__in=instrument_ids)
-        .exclude(viewed_at__gte=now - timedelta(minutes=1))
-        .update(viewed_at=now)
-    )
-
-
 def live_bars_store(*, rows: dict[str, list[tuple]], partial: dict[str, str]) -> int:
     """Upsert closed live minutes (per provider, replacing earlier versions:
     corrections bump `revision`) and refresh the rollups they touch. `partial`

@@ -248,8 +248,8 @@ class Subscriptions:
         w = self.worker
         minute = floor_minute(w.now())
         w.aggregator.taint([state.symbol], start=minute, end=None)
-        state.gap_start = minute if state.gap_start is None else min(
-            state.gap_start, minute
+        state.gap_start = (
+            minute if state.gap_start is None else min(state.gap_start, minute)
         )
         state.first_event_pending = True
         state.reconciled_until = None

@@ -81,9 +81,7 @@ class Watchdog:
             elif connection.state == State.LIVE:
                 silent = connection.unanswered_ping_for(now)
                 if silent is not None:
-                    connection.force_reconnect(
-                        f"no answer to a ping for {silent:.0f}s"
-                    )
+                    connection.force_reconnect(f"no answer to a ping for {silent:.0f}s")
                     continue
                 markets_open = any(
                     any_open_market.get(w.states[s].asset_class, False)

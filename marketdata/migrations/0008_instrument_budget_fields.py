@@ -4,25 +4,24 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('marketdata', '0007_gap_checked_at'),
+        ("marketdata", "0007_gap_checked_at"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='instrument',
-            name='stream_error_retries',
+            model_name="instrument",
+            name="stream_error_retries",
             field=models.PositiveSmallIntegerField(default=0),
         ),
         migrations.AddField(
-            model_name='instrument',
-            name='stream_error_retry_at',
+            model_name="instrument",
+            name="stream_error_retry_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='instrument',
-            name='viewed_at',
+            model_name="instrument",
+            name="viewed_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
     ]

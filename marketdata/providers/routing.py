@@ -55,13 +55,27 @@ def chain(
     """The providers that stream `asset_class`, primary first. `providers`
     and `crypto_providers` override the settings (the worker's command-line
     options); unknown names raise ValueError."""
-    equities = names_of(providers) or names_of(settings.TAPELINE_PROVIDERS)
-    crypto = names_of(crypto_providers) or names_of(settings.TAPELINE_CRYPTO_PROVIDERS)
+    equities = names_of(providers) or _configured(
+        settings.TAPELINE_PROVIDERS, settings.TAPELINE_PROVIDER
+    )
+    crypto = names_of(crypto_providers) or _configured(
+        settings.TAPELINE_CRYPTO_PROVIDERS, settings.TAPELINE_CRYPTO_PROVIDER
+    )
     if asset_class == "crypto" and crypto:
         candidates = crypto
     else:
         candidates = equities
     return [n for n in candidates if asset_class in provider_class(n).asset_classes]
+
+
+def _configured(names: Sequence[str], shorthand: str) -> list[str]:
+    """The list setting, unless the shorthand says otherwise (it wins: it is
+    the primary, or the only provider)."""
+    listed = names_of(names)
+    shorthand = (shorthand or "").strip().lower()
+    if listed and listed[0] == shorthand:
+        return listed
+    return [shorthand] if shorthand else []
 
 
 def primary_name(asset_class: str, **overrides) -> str:

@@ -90,11 +90,17 @@ function freshnessOf(state) {
   return state.freshness;
 }
 
+// States whose words are not their names (streaming/freshness.py LABELS).
+const FRESHNESS_LABELS = {
+  over_limit: "unsubscribed: over plan limit",
+  no_provider: "unsubscribed: no provider",
+};
+
 function paintFreshness(state) {
   const f = freshnessOf(state);
   if (state.fresh && state.fresh.dataset.state !== f) {
     state.fresh.dataset.state = f;
-    state.fresh.textContent = f;
+    state.fresh.textContent = FRESHNESS_LABELS[f] || f;
     state.tr.dataset.freshness = f;
   }
 }
