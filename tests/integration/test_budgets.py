@@ -1,0 +1,109 @@
+"""Plan budgets end to end: a stream worker against the real simulator, Redis
+and PostgreSQL, with more instruments in use than the plan allows."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from marketdata.models import Instrument, Position, WatchlistItem
+from marketdata.services import watchlist_create
+from tests.integration.test_stream_worker import WorkerThread, sim, wait_for
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.django_db(
+        transaction=True,
+        available_apps=[
+            "django.contrib.auth",
+            "django.contrib.contenttypes",
+            "django.contrib.admin",
+            "django.contrib.sessions",
+            "core",
+            "marketdata",
+            "streaming",
+            "alerts",
+        ],
+    ),
+]
+
+__all__ = ["sim"]  # the fixture, imported for this module
+
+
+def equities(instruments, count: int) -> list[str]:
+    return sorted(s for s, i in instruments.items() if i.asset_class == "equity")[
+        :count
+    ]
+
+
+def streaming(worker) -> set[str]:
+    return set(worker.routes)
+
+
+def over_limit(worker) -> set[str]:
+    return {s for s, st in worker.states.items() if st.freshness == "over_limit"}
+
+
+def provider_subscriptions(simulator, protocol: str) -> set[str]:
+    """What the simulator's sessions of `protocol` hold (its own record)."""
+    symbols: set[str] = set()
+    for session in list(simulator.sessions):
+        module = type(session).__module__
+        if not module.endswith(protocol):
+            continue
+        subs = getattr(session, "subs", None) or {}
+        if protocol == "alpaca" and getattr(session, "authenticated", False):
+            symbols.update(subs.get("trades", []))
+        elif protocol == "finnhub":
+            symbols.update(subs)
+    return symbols
+
+
+@pytest.mark.parametrize(
+    ("provider", "limit", "wanted"), [("alpaca", 30, 40), ("finnhub", 50, 60)]
+)
+def test_a_plan_budget_streams_the_first_in_priority_and_shows_the_rest(
+    sim, settings, user, django_user_model, instruments, provider, limit, wanted
+):
+    settings.STREAM_SYMBOL_LIMITS = {**settings.STREAM_SYMBOL_LIMITS, provider: limit}
+    symbols = equities(instruments, wanted)
+    watchlist = watchlist_create(owner=user, name="big", symbols=symbols)
+    # Priority: a position first (the last symbol: it would not fit by
+    # name), then instruments two users hold, then the rest by symbol.
+    Position.objects.create(
+        owner=user,
+        instrument=instruments[symbols[-1]],
+        quantity=Decimal(1),
+        average_cost=Decimal(1),
+    )
+    other = django_user_model.objects.create_user("second", password="x" * 12)
+    shared = symbols[-6:-1]
+    watchlist_create(owner=other, name="shared", symbols=shared)
+    expected = {symbols[-1], *shared}
+    expected.update([s for s in symbols if s not in expected][: limit - 6])
+
+    with WorkerThread(provider=provider) as worker:
+        wait_for(lambda: streaming(worker) == expected, 20)
+        assert over_limit(worker) == set(symbols) - expected
+        wait_for(lambda: provider_subscriptions(sim, provider) == expected, 20)
+        document = worker.health()["subscriptions"]
+        assert document["counts"] == {
+            "streaming": limit,
+            "over_budget": wanted - limit,
+            "rejected": 0,
+            "no_provider": 0,
+        }
+        assert not Instrument.objects.exclude(stream_error="").exists()
+
+        # Five streaming instruments leave: the next five in priority take
+        # their places on the next subscription step.
+        leaving = sorted(expected - {symbols[-1], *shared})[:5]
+        WatchlistItem.objects.filter(
+            watchlist=watchlist, instrument__symbol__in=leaving
+        ).delete()
+        waiting = sorted(set(symbols) - expected)
+        refill = (expected - set(leaving)) | set(waiting[:5])
+        wait_for(lambda: streaming(worker) == refill, 10)
+        assert over_limit(worker) == set(waiting[5:])
+        wait_for(lambda: provider_subscriptions(sim, provider) == refill, 10)
