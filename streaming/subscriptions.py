@@ -451,5 +451,7 @@ def connection_problems(connection: FeedConnection, now: float) -> list[str]:
         return []
     if connection.state in (State.IDLE, State.STOPPED):
         return []
+    if connection.state == State.AUTH_FAILED:  # the connection said so loudly
+        return [f"{connection.key}: credentials refused"]
     detail = connection.last_error or connection.state
     return [f"{connection.key}: {connection.state} ({detail})"]
