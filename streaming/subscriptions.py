@@ -247,10 +247,10 @@ class Subscriptions:
         primary's history)."""
         w = self.worker
         minute = floor_minute(w.now())
-        w.aggregator.taint([state.symbol], start=minute, end=None)
-        state.gap_start = (
-            minute if state.gap_start is None else min(state.gap_start, minute)
-        )
+        # A dead connection lost its minutes from its own gap's start on.
+        start = min(minute, old.gap_start or minute, state.gap_start or minute)
+        w.aggregator.taint([state.symbol], start=start, end=None)
+        state.gap_start = start
         state.first_event_pending = True
         state.reconciled_until = None
         logger.info(
@@ -290,6 +290,9 @@ class Subscriptions:
         for key, symbols in by_connection.items():
             connection = w.connections[key]
             before = set(connection.desired)
+            if not symbols:
+                # Its instruments moved on, with their own gaps (`_switch`).
+                connection.gap_start = None
             if symbols == before:
                 continue
             connection.set_symbols(symbols)

@@ -1,0 +1,80 @@
+"""Failover end to end: crypto on `alpaca,binance` (both protocols served by
+the real simulator), the Alpaca protocol frozen like a hung process, then
+thawed; the minutes around both switches are stored once and equal the
+simulator's own history."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from marketdata.models import Bar, Gap
+from marketdata.services import watchlist_create
+from tests.integration.test_budgets import pytestmark as budget_marks
+from tests.integration.test_stream_worker import WorkerThread, sim, wait_for
+
+pytestmark = budget_marks
+__all__ = ["sim"]
+
+
+def test_a_frozen_provider_fails_over_and_back_without_losing_a_minute(
+    sim, user, instruments
+):
+    from marketdata.gaps import gap_repair
+    from marketdata.simulator import prices
+
+    watchlist_create(owner=user, name="Crypto", symbols=["BTC/USD"])
+    sim.clock.set(speed=10.0)  # a simulated minute every 6 s
+    hold = 8.0
+    with WorkerThread(
+        crypto_provider="alpaca,binance", failover_after=3.0, failback_hold=hold
+    ) as worker:
+        route = lambda: worker.routes["BTC/USD"].provider_name  # noqa: E731
+        wait_for(lambda: worker.states["BTC/USD"].last is not None, 20)
+        assert route() == "alpaca"
+        wait_for(lambda: worker.bars_stored >= 1, 30)
+
+        sim.faults.update(protocol="alpaca", freeze=True)
+        wait_for(lambda: route() == "binance", 20)
+        moved = worker.states["BTC/USD"].seq
+        wait_for(lambda: worker.states["BTC/USD"].seq > moved + 5, 20)
+        assert worker.subscriptions.router.health["alpaca"].healthy is False
+
+        sim.faults.update(protocol="alpaca", freeze=False)
+        wait_for(lambda: worker.subscriptions.router.health["alpaca"].healthy, 30)
+        back_from = worker.subscriptions.router.health["alpaca"].since
+        wait_for(lambda: route() == "alpaca", hold + 20)
+        # the hold period held: not before `hold` seconds of health
+        assert worker.subscriptions.router.health["alpaca"].since == back_from
+        returned = worker.states["BTC/USD"].seq
+        wait_for(lambda: worker.states["BTC/USD"].seq > returned + 5, 20)
+        wait_for(lambda: worker.bars_stored >= 6, 60)
+        last_closed = worker.event_clock.replace(second=0, microsecond=0)
+
+    gaps = list(Gap.objects.all())
+    assert gaps, "the switches are in the gap ledger"
+    for gap in gaps:  # the backfill actor's body (gap_backfill.fn)
+        gap_repair(gap_id=gap.id)
+
+    btc = instruments["BTC/USD"]
+    stored = list(Bar.objects.filter(instrument=btc, timeframe="1m").order_by("ts"))
+    first = stored[0].ts + timedelta(minutes=1)  # the first may be partial
+    window = [b for b in stored if first <= b.ts < last_closed]
+    expected = int((last_closed - first).total_seconds() // 60)
+    assert [b.ts for b in window] == [
+        first + timedelta(minutes=i) for i in range(expected)
+    ], "missing or extra minutes"
+    truth = {
+        row[0]: row
+        for row in prices.minute_bars(
+            "BTC/USD", first, last_closed, seed=sim.seed, hours="always"
+        ).rows()
+    }
+    for bar in window:
+        ts, o, h, low, c, v, vwap, n = truth[bar.ts]
+        got = (bar.open, bar.high, bar.low, bar.close, bar.volume)
+        assert [float(x) for x in got] == pytest.approx(
+            [o, h, low, c, v], rel=1e-9
+        ), f"{bar.ts:%H:%M} ({bar.origin})"
+        assert bar.trade_count == n
