@@ -90,21 +90,36 @@ class ControlType(enum.Enum):
     MALFORMED = "malformed"
 
 
-PLAN_LIMIT = "plan_limit"
-UNKNOWN_SYMBOL = "unknown_symbol"
-
-
 @dataclass(frozen=True, slots=True)
 class Control:
     """A protocol outcome rather than market data. `reply` is a text frame the
     client must send back (e.g. a pong), `symbols` the canonical symbols it
     concerns (the confirmed set for SUBSCRIBED, the rejected ones for
-    SUBSCRIPTION_ERROR). `reason` says why a SUBSCRIPTION_ERROR happened:
-    `PLAN_LIMIT` (the plan's symbol cap: nothing is wrong with the symbols)
-    or `UNKNOWN_SYMBOL` (the provider names the symbol as unknown); empty
-    when the provider does not say."""
+    SUBSCRIPTION_ERROR).
+
+    `reason` says what a SUBSCRIPTION_ERROR means (empty for other types):
+
+    - `PLAN_LIMIT` ("plan_limit"): the request would exceed the plan's or the
+      connection's symbol cap. No symbol is wrong; what the provider last
+      confirmed is still subscribed (Alpaca 405 "symbol limit exceeded": the
+      subscription stays as before the request; Finnhub "Subscribing to too
+      many symbols": earlier symbols keep streaming; Binance code 4 "Too many
+      subscriptions": the SUBSCRIBE changed nothing). `symbols` is what the
+      refused request asked for where the adapter knows it (Binance), else
+      empty (Alpaca, Finnhub).
+    - `UNKNOWN_SYMBOL` ("unknown_symbol"): the provider named the symbols in
+      `symbols` as unknown (Finnhub "Invalid symbol X"). Only these may be
+      marked invalid. Alpaca and Binance have no such error: they accept an
+      unknown symbol and never deliver it (providers.md 1.4, 5).
+    - `INVALID_REQUEST` ("invalid_request"): the request itself was refused
+      (Alpaca 410 channel not on this feed, Binance codes 0-3, a Finnhub
+      symbol error naming no subscribed symbol); no symbol is at fault.
+    """
 
     kind: ClassVar[str] = "control"
+    PLAN_LIMIT: ClassVar[str] = "plan_limit"
+    UNKNOWN_SYMBOL: ClassVar[str] = "unknown_symbol"
+    INVALID_REQUEST: ClassVar[str] = "invalid_request"
     type: ControlType
     provider: str
     code: int | None = None
@@ -116,3 +131,8 @@ class Control:
 
 MarketEvent = Trade | Quote | BarEvent | Status
 Event = Trade | Quote | BarEvent | Status | Control
+
+# SUBSCRIPTION_ERROR reasons, for code that does not hold a Control.
+PLAN_LIMIT = Control.PLAN_LIMIT
+UNKNOWN_SYMBOL = Control.UNKNOWN_SYMBOL
+INVALID_REQUEST = Control.INVALID_REQUEST

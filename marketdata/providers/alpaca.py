@@ -63,6 +63,9 @@ ERROR_CONTROL = {
     405: ControlType.SUBSCRIPTION_ERROR,  # symbol limit exceeded
     410: ControlType.SUBSCRIPTION_ERROR,  # channel not available on this feed
 }
+#: what a subscription error means (`Control.reason`); Alpaca has no
+#: unknown-symbol error (an unknown symbol is acknowledged, never delivered)
+ERROR_REASON = {405: Control.PLAN_LIMIT, 410: Control.INVALID_REQUEST}
 
 # Status codes that change whether an instrument trades (A-RT tables).
 # CTA (tapes A/B): 2 halt, 3 resume, F limit-up/limit-down (halted when the
@@ -379,7 +382,13 @@ class AlpacaProvider(Provider):
         if isinstance(code, bool) or not isinstance(code, int):
             raise ValueError("error without a numeric code")
         kind = ERROR_CONTROL.get(code, ControlType.ERROR)
-        return Control(kind, self.name, code=code, message=_text(m.get("msg")))
+        return Control(
+            kind,
+            self.name,
+            code=code,
+            message=_text(m.get("msg")),
+            reason=ERROR_REASON.get(code, ""),
+        )
 
     def _subscription(self, m: dict) -> Control:
         symbols: set[str] = set()

@@ -298,12 +298,17 @@ class BinanceProvider(Provider):
                 code if isinstance(code, int) and not isinstance(code, bool) else None
             )
             if pending is not None and pending[0] == "SUBSCRIBE":
+                # Code 4 "Too many subscriptions": over the 1,024 streams of
+                # a connection. Binance has no unknown-symbol error (such a
+                # stream subscribes and stays silent, providers.md 5).
+                too_many = code == 4 or "too many" in message.lower()
                 return Control(
                     ControlType.SUBSCRIPTION_ERROR,
                     self.name,
                     code=code,
                     message=message,
                     symbols=pending[1],
+                    reason=Control.PLAN_LIMIT if too_many else Control.INVALID_REQUEST,
                 )
             return Control(ControlType.ERROR, self.name, code=code, message=message)
         result = data["result"]

@@ -203,13 +203,26 @@ class FinnhubProvider(Provider):
         )
 
     def _error(self, message: str) -> Control:
-        if "symbol" in message.lower():
+        """Symbol errors become SUBSCRIPTION_ERROR: "Subscribing to too many
+        symbols" is the plan's cap (the refused symbol is not named; earlier
+        ones keep streaming), an error naming subscribed symbols marks those
+        unknown, any other symbol error refuses the request."""
+        lowered = message.lower()
+        if "symbol" in lowered:
+            if "too many" in lowered:
+                return Control(
+                    ControlType.SUBSCRIPTION_ERROR,
+                    self.name,
+                    message=message,
+                    reason=Control.PLAN_LIMIT,
+                )
             named = [w for w in _WORD.findall(message) if w in self.subscribed]
             return Control(
                 ControlType.SUBSCRIPTION_ERROR,
                 self.name,
                 message=message,
                 symbols=tuple(self.canonical_symbol(w) for w in named),
+                reason=Control.UNKNOWN_SYMBOL if named else Control.INVALID_REQUEST,
             )
         return Control(ControlType.ERROR, self.name, message=message)
 

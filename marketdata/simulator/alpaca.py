@@ -6,8 +6,11 @@ extensions) when the upgrade carries `Content-Type: application/msgpack`, as
 alpaca-py sends; client messages may then be msgpack too. Session: connected
 -> auth (message or APCA-* upgrade headers, within `auth_timeout`) ->
 authenticated -> subscribe/unsubscribe answered with the full subscription
-set. Errors 400/401/402/403/404/406/407/410 as Alpaca sends them, alone in
-a 1-element array; data batched in arrays. About one minute bar in five is
+set. Errors 400/401/402/403/404/405/406/407/410 as Alpaca sends them, alone
+in a 1-element array; data batched in arrays. With a symbol cap
+(`faults.symbol_caps["alpaca"]`, per connection, distinct symbols over trades
++ quotes) a subscribe that would exceed it gets 405 "symbol limit exceeded"
+and changes nothing. About one minute bar in five is
 re-sent on `updatedBars` 30 s after it closed, with identical values
 (exercises consumers' upsert path without breaking history == stream).
 
@@ -153,13 +156,16 @@ class AlpacaSession(Session):
         if self.authenticated:
             self.error(403, "already authenticated")
             return
-        if sim.faults.reject_auth or key != sim.key_id or secret != sim.secret:
+        faults = sim.faults
+        wrong = key != sim.key_id or secret != sim.secret
+        if wrong or faults.get("reject_auth", "alpaca"):
             self.error(402, "auth failed")
             self.close_after_queue(1008, "auth failed")
             return
         # One session per key and stream (stocks and crypto count separately).
         slot = f"{key}|{'crypto' if self.crypto else 'stocks'}"
-        if sim.faults.connection_limit and sim.alpaca_authenticated.get(slot, 0) >= 1:
+        limited = faults.get("connection_limit", "alpaca")
+        if limited and sim.alpaca_authenticated.get(slot, 0) >= 1:
             self.error(406, "connection limit exceeded")
             self.close_after_queue(1008, "connection limit exceeded")
             return
@@ -173,6 +179,10 @@ class AlpacaSession(Session):
             left = self.sim.alpaca_authenticated.get(self.key, 1) - 1
             self.sim.alpaca_authenticated[self.key] = max(left, 0)
             self.authenticated = False
+
+    def on_thaw(self, frozen_for: float) -> None:
+        super().on_thaw(frozen_for)
+        self.deadline += frozen_for
 
     def on_tick(self, loop_time: float) -> None:
         if not self.authenticated and not self.closing and loop_time >= self.deadline:
@@ -226,13 +236,30 @@ class AlpacaSession(Session):
         if not changes and action == "subscribe":
             self.error(400, "invalid syntax")
             return
+        merged: dict[str, list[str]] = {}
         for channel, symbols in changes.items():
             current = self.subs[channel]
             if action == "subscribe":
-                current.extend(s for s in dict.fromkeys(symbols) if s not in current)
+                fresh = [s for s in dict.fromkeys(symbols) if s not in current]
+                merged[channel] = current + fresh
             else:
-                self.subs[channel] = [s for s in current if s not in set(symbols)]
+                merged[channel] = [s for s in current if s not in set(symbols)]
+        if action == "subscribe" and self._over_cap({**self.subs, **merged}):
+            # The plan's cap: refused as a whole, subscriptions as they were.
+            self.error(405, "symbol limit exceeded")
+            return
+        self.subs.update(merged)
         self.control(self.subscription_frame())
+
+    def _over_cap(self, subs: dict[str, list[str]]) -> bool:
+        """Whether `subs` exceeds the symbol cap. The free plan's cap counts
+        distinct symbols over trades and quotes; bars (and the other
+        channels) are unlimited (providers.md 1.2). `*` is every symbol."""
+        cap = self.sim.faults.symbol_cap("alpaca")
+        if cap is None:
+            return False
+        counted = set(subs["trades"]) | set(subs["quotes"])
+        return "*" in counted or len(counted) > cap
 
     # --- data ---------------------------------------------------------------
     def _resolve(self, symbols: list[str]) -> list[tuple[str, str]]:
@@ -556,7 +583,7 @@ def _authorized(request: web.Request, *, required: bool) -> bool:
             return False
     if key is None and secret is None:
         return not required
-    if sim.faults.reject_auth:
+    if sim.faults.get("reject_auth", "alpaca"):
         return False
     return key == sim.key_id and secret == sim.secret
 

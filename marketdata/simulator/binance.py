@@ -6,8 +6,12 @@ Stream: raw `/ws/<stream>[/<stream>...]` (bare payloads) and combined
 errors nested as `{"error":{"code":..,"msg":..},"id":..}`. Streams:
 `<symbol>@trade`, `@aggTrade`, `@bookTicker`, `@kline_<interval>` (pushed
 every 2 s with `x:false`, final push `x:true`). Stream names are
-case-sensitive: only lowercase symbols deliver. More than 5 incoming messages
-(text, ping or pong) in a second closes the connection with 1008. The server
+case-sensitive: only lowercase symbols deliver. At most 1,024 streams per
+connection (`faults.symbol_caps["binance"]` changes the cap): a SUBSCRIBE
+beyond it answers `{"error":{"code":4,"msg":"Too many subscriptions"},"id":..}`
+(the form providers.md 4.1 quotes) and changes nothing. More than 5 incoming
+messages (text, ping or pong) in a second closes the connection with 1008
+"Too many requests" (providers.md 5, Binance 5). The server
 pings every `binance_ping_interval` s and drops clients that send no pong
 for `binance_pong_timeout` s.
 
@@ -31,7 +35,6 @@ from marketdata.simulator import candles, prices
 from marketdata.simulator.server import SIM, Session, TickContext, json_response
 from marketdata.simulator.tape import NS
 
-MAX_STREAMS = 1024
 MAX_INCOMING_PER_SECOND = 5
 KLINE_PUSH_NS = 2 * NS
 _STREAM = re.compile(
@@ -142,7 +145,8 @@ class BinanceSession(Session):
                 return
             if method == "SUBSCRIBE":
                 merged = list(dict.fromkeys(self.streams + params))
-                if len(merged) > MAX_STREAMS:
+                cap = self.sim.faults.symbol_cap("binance")
+                if cap is not None and len(merged) > cap:
                     self.fail(4, "Too many subscriptions", request_id)
                     return
                 self.streams = merged
@@ -164,6 +168,11 @@ class BinanceSession(Session):
                 self.reply({"result": None, "id": request_id})
         else:
             self.fail(2, f"Invalid request: unknown variant `{method}`", request_id)
+
+    def on_thaw(self, frozen_for: float) -> None:
+        super().on_thaw(frozen_for)
+        self.last_ping += frozen_for
+        self.last_pong += frozen_for
 
     def on_tick(self, loop_time: float) -> None:
         sim = self.sim
@@ -354,7 +363,8 @@ async def _serve(request: web.Request, streams: list[str], *, combined: bool):
         return json_response(
             {"code": -1, "msg": "websocket upgrade expected"}, status=400
         )
-    if len(streams) > MAX_STREAMS:
+    cap = request.app[SIM].faults.symbol_cap("binance")
+    if cap is not None and len(streams) > cap:
         return json_response({"code": -1, "msg": "Too many streams"}, status=400)
     await ws.prepare(request)
     return await BinanceSession(request.app[SIM], request, ws, streams, combined).run()

@@ -3,6 +3,9 @@
 - `GET /_sim/health`: seed, hours, rate, simulated clock, sessions.
 - `GET /_sim/faults`, `POST /_sim/faults` (JSON object of `Faults` fields;
   `{"reset": true}` restores defaults): change faults of a running process.
+  With `"protocol": "alpaca"|"finnhub"|"binance"` the switches (and a reset)
+  concern that protocol only: its WebSocket sessions and its REST paths.
+  `symbol_caps` (`{"alpaca": 30}`) sets per-connection symbol caps.
 - `POST /_sim/clock` `{"speed": 30, "start": "2025-01-02T14:30:00Z"}`.
 
 Injected REST errors use each provider's own error body: Alpaca
@@ -12,18 +15,21 @@ Injected REST errors use each provider's own error body: Alpaca
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 
 import orjson
 from aiohttp import web
 
+from marketdata.simulator.faults import Faults
 from marketdata.simulator.server import SIM, json_response
 
 
 def provider_of(path: str) -> str:
-    if path.startswith("/api/v1"):
+    """The protocol a path belongs to (REST and WebSocket paths alike)."""
+    if path.startswith("/api/v1") or path == "/":
         return "finnhub"
-    if path.startswith("/api/v3"):
+    if path.startswith(("/api/v3", "/ws", "/stream")):
         return "binance"
     return "alpaca"
 
@@ -52,18 +58,25 @@ async def fault_middleware(request: web.Request, handler):
     sim = request.app[SIM]
     path = request.path
     is_ws = request.headers.get("Upgrade", "").lower() == "websocket"
-    if not path.startswith("/_sim") and not is_ws:
-        sim.stats["rest_requests"] += 1
-        faults = sim.faults
-        provider = provider_of(path)
-        if faults.chance(faults.rest_429_rate):
-            return json_response(
-                _BODIES[(provider, 429)],
-                status=429,
-                headers={"Retry-After": str(faults.retry_after)},
-            )
-        if faults.chance(faults.rest_500_rate):
-            return json_response(_BODIES[(provider, 500)], status=500)
+    if path.startswith("/_sim"):
+        return await handler(request)
+    provider = provider_of(path)
+    if is_ws:
+        # A frozen (stopped) process accepts TCP connections into its backlog
+        # but never answers the upgrade: hang until the freeze ends.
+        while sim.is_frozen(provider):
+            await asyncio.sleep(0.05)
+        return await handler(request)
+    sim.stats["rest_requests"] += 1
+    faults = sim.faults
+    if faults.chance(faults.get("rest_429_rate", provider)):  # type: ignore[arg-type]
+        return json_response(
+            _BODIES[(provider, 429)],
+            status=429,
+            headers={"Retry-After": str(faults.get("retry_after", provider))},
+        )
+    if faults.chance(faults.get("rest_500_rate", provider)):  # type: ignore[arg-type]
+        return json_response(_BODIES[(provider, 500)], status=500)
     return await handler(request)
 
 
@@ -78,6 +91,7 @@ async def health(request: web.Request) -> web.Response:
             "now": sim.clock.now().isoformat(),
             "clock_speed": sim.clock.speed,
             "sessions": len(sim.sessions),
+            "sessions_by_protocol": sim.session_counts(),
             "replay": sim.replay_path,
             "stats": sim.stats,
         }
@@ -94,9 +108,14 @@ async def post_faults(request: web.Request) -> web.Response:
         changes = orjson.loads(await request.read())
         if not isinstance(changes, dict):
             raise ValueError("expected a JSON object")
-        if changes.pop("reset", False):
-            sim.faults.reset()
-        sim.faults.update(**changes)
+        protocol = changes.pop("protocol", None)
+        reset = changes.pop("reset", False)
+        # Check everything before changing anything (a bad name or value
+        # leaves the faults as they were).
+        Faults().update(protocol, **changes)
+        if reset:
+            sim.faults.reset(protocol)
+        sim.faults.update(protocol, **changes)
     except (ValueError, TypeError) as exc:
         return json_response({"error": str(exc)}, status=400)
     return json_response(sim.faults.as_dict())

@@ -6,7 +6,10 @@ Client messages `{"type":"subscribe","symbol":"AAPL"}` / `unsubscribe`, one
 symbol each, no acknowledgement; crypto as `BINANCE:BTCUSDT`. Server frames:
 `{"data":[{"p","s","t" (ms),"v","c"}],"type":"trade"}` batches mixing symbols
 (`c` only for stocks), `{"type":"ping"}` every `finnhub_ping_interval` s,
-`{"type":"error","msg":...}`.
+`{"type":"error","msg":...}`. With a symbol cap (`faults.symbol_caps
+["finnhub"]`, per connection; the free plan's is 50, providers.md 6) each
+subscribe beyond it answers `{"type":"error","msg":"Subscribing to too many
+symbols"}` and is not subscribed; earlier symbols keep streaming.
 
 REST under `/api/v1`: `quote`, `search`, `stock/candle`; token as `token=`
 query or `X-Finnhub-Token` header; errors `{"error": "..."}`.
@@ -22,7 +25,6 @@ from aiohttp import web
 from marketdata.simulator import candles, prices
 from marketdata.simulator.server import SIM, Session, TickContext, json_response
 
-SYMBOL_LIMIT = 50
 _RESOLUTIONS = {
     "1": ("min", 1),
     "5": ("min", 5),
@@ -71,7 +73,8 @@ class FinnhubSession(Session):
         symbol = data["symbol"]
         kind = data.get("type")
         if kind == "subscribe":
-            if symbol not in self.subs and len(self.subs) >= SYMBOL_LIMIT:
+            cap = self.sim.faults.symbol_cap("finnhub")
+            if symbol not in self.subs and cap is not None and len(self.subs) >= cap:
                 self.error("Subscribing to too many symbols")
                 return
             self.subs[symbol] = finnhub_symbols().get(symbol, "")
@@ -79,6 +82,10 @@ class FinnhubSession(Session):
             self.subs.pop(symbol, None)
         else:
             self.error("Invalid message")
+
+    def on_thaw(self, frozen_for: float) -> None:
+        super().on_thaw(frozen_for)
+        self.last_ping += frozen_for
 
     def on_tick(self, loop_time: float) -> None:
         if loop_time - self.last_ping >= self.sim.finnhub_ping_interval:
@@ -136,10 +143,11 @@ async def stream(request: web.Request) -> web.StreamResponse:
     if not ws.can_prepare(request).ok:
         return web.Response(text="Finnhub WebSocket endpoint (simulator)\n")
     token = request.query.get("token", "")
-    if sim.faults.reject_auth or token != sim.finnhub_token:
+    faults = sim.faults
+    if faults.get("reject_auth", "finnhub") or token != sim.finnhub_token:
         return web.Response(status=401, text="Unauthorized\n")
     counts = sim.finnhub_tokens
-    if sim.faults.connection_limit and counts.get(token, 0) >= 1:
+    if faults.get("connection_limit", "finnhub") and counts.get(token, 0) >= 1:
         return web.Response(status=429, text="Too many connections for this token\n")
     counts[token] = counts.get(token, 0) + 1
     try:
@@ -158,7 +166,7 @@ def _token_error(request: web.Request) -> web.Response | None:
     token = request.query.get("token") or request.headers.get("X-Finnhub-Token")
     if not token:
         return json_response({"error": "Please use an API key."}, status=401)
-    if sim.faults.reject_auth or token != sim.finnhub_token:
+    if sim.faults.get("reject_auth", "finnhub") or token != sim.finnhub_token:
         return json_response({"error": "Invalid API key"}, status=401)
     return None
 

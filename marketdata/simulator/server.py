@@ -4,7 +4,9 @@
 the connected WebSocket sessions and a ticker that, every `tick_interval`
 real seconds, hands each session the events of the elapsed window of the
 simulated clock. Providers (`alpaca`, `finnhub`, `binance`) add routes and
-session classes; this module holds what they share.
+session classes (on `session.Session`, re-exported here); this module holds
+the rest of what they share. `symbol_caps` (protocol -> per-connection cap)
+seeds `faults.symbol_caps`; caps and faults can change at run time.
 """
 
 from __future__ import annotations
@@ -13,25 +15,22 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections import deque
 from collections.abc import Callable
 from datetime import datetime
 
 import orjson
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from marketdata.simulator import prices
-from marketdata.simulator.faults import Faults
+from marketdata.simulator.faults import PROTOCOLS, Faults
+from marketdata.simulator.session import Session
 from marketdata.simulator.tape import NS, SimClock, Tape, Window
 
 log = logging.getLogger("marketdata.simulator")
 
-#: frames queued for one client before it counts as too slow
-MAX_QUEUED_FRAMES = 20_000
 #: after a stall (e.g. a suspended laptop) the ticker catches up at most this
 #: many real seconds of simulated time; shorter delays lose no trade
 MAX_CATCHUP_SECONDS = 30.0
-_CLOSE = object()
 #: the application key holding the running `Simulator`
 SIM: web.AppKey = web.AppKey("simulator", object)
 
@@ -83,168 +82,6 @@ class TickContext:
             value = build()
             self.cache[key] = value
         return value
-
-
-class Session:
-    """One WebSocket client. Subclasses parse client messages (`on_message`)
-    and turn tick windows into frames (`pump`)."""
-
-    provider = ""
-
-    def __init__(self, sim: Simulator, request: web.Request, ws: web.WebSocketResponse):
-        self.sim = sim
-        self.request = request
-        self.ws = ws
-        self.path = request.path
-        self.queue: deque = deque()
-        self.wakeup = asyncio.Event()
-        self.opened_at = asyncio.get_running_loop().time()
-        self.binary = False
-        self.closing = False
-        self.close_requested = asyncio.Event()
-        self.close_with: tuple[int, str] = (1000, "")
-        self.data_frames_sent = 0
-        self.task: asyncio.Task | None = None
-
-    # --- output -------------------------------------------------------------
-    def send_control(self, frame: bytes | str) -> None:
-        self._push(frame)
-
-    def send_data(self, frame: bytes | str) -> None:
-        faults = self.sim.faults
-        if faults.stall or self.closing:
-            return
-        if faults.malformed_rate and faults.chance(faults.malformed_rate):
-            frame = _corrupt(frame)
-        self._push(frame)
-
-    def close_after_queue(self, code: int = 1000, message: str = "") -> None:
-        self.closing = True
-        self.queue.append((_CLOSE, code, message))
-        self.wakeup.set()
-
-    def _push(self, frame: bytes | str) -> None:
-        if len(self.queue) >= MAX_QUEUED_FRAMES:
-            self.on_slow_client()
-            return
-        self.queue.append(frame)
-        self.wakeup.set()
-
-    def close_now(self, code: int = 1000, message: str = "") -> None:
-        """Close ahead of whatever is still queued (server shutdown)."""
-        self.queue.clear()
-        self.closing = True
-        self.close_with = (code, message)
-        self.close_requested.set()
-
-    def on_slow_client(self) -> None:
-        self.queue.clear()
-        self.close_after_queue(1008, "slow client")
-
-    async def writer(self) -> None:
-        ws = self.ws
-        while True:
-            await self.wakeup.wait()
-            self.wakeup.clear()
-            while self.queue:
-                frame = self.queue.popleft()
-                if isinstance(frame, tuple) and frame[0] is _CLOSE:
-                    # Everything before it is sent; the reading task closes.
-                    # Not here: aiohttp's close() from another task while
-                    # receive() waits wakes the reader with CLOSING and then
-                    # closes the socket without awaiting the client's close
-                    # reply; whatever the client still sends (it has not read
-                    # the close frame yet) is answered with a TCP reset, its
-                    # next write fails (EPIPE) and its transport dies before
-                    # it reads the close frame (code 1006 instead of ours).
-                    self.close_with = (frame[1], frame[2])
-                    self.close_requested.set()
-                    return
-                if ws.closed:
-                    return
-                if callable(frame):
-                    await frame()
-                    continue
-                if isinstance(frame, str):
-                    await ws.send_str(frame)
-                elif self.binary:
-                    await ws.send_bytes(frame)
-                else:
-                    await ws.send_frame(frame, WSMsgType.TEXT)
-                self.data_frames_sent += 1
-
-    def abort(self) -> None:
-        """Drop the TCP connection without a close frame (a network failure)."""
-        transport = self.request.transport
-        if transport is not None:
-            transport.abort()
-
-    # --- hooks --------------------------------------------------------------
-    async def on_open(self) -> None:
-        """Called once the upgrade is done."""
-
-    async def on_message(self, msg) -> None:
-        """Called for every TEXT/BINARY message."""
-
-    async def on_ping_pong(self, msg) -> None:
-        """PING/PONG frames (only seen with `autoping=False`)."""
-
-    def pump(self, ctx: TickContext) -> None:
-        """Queue the data frames of this tick."""
-
-    def on_tick(self, loop_time: float) -> None:
-        """Periodic housekeeping (timeouts)."""
-
-    async def run(self) -> web.WebSocketResponse:
-        sim = self.sim
-        self.task = asyncio.current_task()
-        sim.sessions.add(self)
-        writer = asyncio.create_task(self.writer())
-        close_wanted = asyncio.create_task(self.close_requested.wait())
-        try:
-            await self.on_open()
-            while True:
-                receive = asyncio.ensure_future(self.ws.receive())
-                await asyncio.wait(
-                    {receive, close_wanted}, return_when=asyncio.FIRST_COMPLETED
-                )
-                if not receive.done():
-                    receive.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await receive
-                    code, message = self.close_with
-                    # With no receive() pending, close() sends the close frame,
-                    # then reads (and drops) what the client still sends until
-                    # its close reply: the socket closes only after that, so
-                    # no late client frame meets a closed socket (TCP reset).
-                    await self.ws.close(code=code, message=message.encode())
-                    break
-                msg = receive.result()
-                if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
-                    await self.on_message(msg)
-                elif msg.type in (WSMsgType.PING, WSMsgType.PONG):
-                    await self.on_ping_pong(msg)
-                else:  # CLOSE, CLOSING, CLOSED, ERROR
-                    break
-        except (ConnectionResetError, asyncio.CancelledError):
-            pass
-        finally:
-            sim.sessions.discard(self)
-            self.on_closed()
-            for task in (writer, close_wanted):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-        return self.ws
-
-    def on_closed(self) -> None:
-        """Called when the connection ends."""
-
-
-def _corrupt(frame: bytes | str) -> bytes | str:
-    """A frame no parser can accept: cut in the middle of the payload."""
-    cut = max(1, len(frame) // 2)
-    return frame[:cut]
 
 
 def json_frame(fragments: list[bytes]) -> bytes:
@@ -300,6 +137,7 @@ class Simulator:
         replay: str | None = None,
         replay_speed: float = 1.0,
         max_batch: int = 1000,
+        symbol_caps: dict[str, int | None] | None = None,
     ) -> None:
         if hours not in prices.HOURS_CHOICES:
             raise ValueError(f"hours must be one of {', '.join(prices.HOURS_CHOICES)}")
@@ -317,6 +155,8 @@ class Simulator:
             finnhub_token if finnhub_token is not None else default_token
         )
         self.faults = faults or Faults()
+        if symbol_caps:
+            self.faults.update(symbol_caps=symbol_caps)
         self.clock = SimClock(speed=clock_speed, start=clock_start)
         self.tape = Tape(seed=seed, hours=hours, rate=rate)
         self.tick_interval = tick_interval
@@ -422,9 +262,16 @@ class Simulator:
 
     def tick(self, t0_ns: int, t1_ns: int, loop_time: float) -> None:
         self.stats["ticks"] += 1
-        drop_every = self.faults.drop_every
+        faults = self.faults
         for session in list(self.sessions):
-            if drop_every and loop_time - session.opened_at >= drop_every:
+            protocol = session.provider
+            frozen = bool(faults.get("freeze", protocol))
+            if frozen != session.frozen:
+                session.set_frozen(frozen, loop_time)
+            if frozen:  # a stopped process: no timers, no drops, no data
+                continue
+            drop_every = faults.get("drop_every", protocol)
+            if drop_every and loop_time - session.opened_at >= drop_every:  # type: ignore[operator]
                 session.abort()
                 self.sessions.discard(session)
                 continue
@@ -437,7 +284,20 @@ class Simulator:
         quote_window = int(2 * self.tick_interval * self.clock.speed * NS)
         ctx = TickContext(self.tape, t0_ns, t1_ns, quote_window_ns=quote_window)
         for session in list(self.sessions):
-            session.pump(ctx)
+            if not session.frozen:
+                session.pump(ctx)
+
+    def is_frozen(self, protocol: str) -> bool:
+        return bool(self.faults.get("freeze", protocol))
+
+    def session_counts(self) -> dict[str, dict[str, int]]:
+        """Open and frozen sessions per protocol (for `/_sim/health`)."""
+        counts = {p: {"open": 0, "frozen": 0} for p in PROTOCOLS}
+        for session in list(self.sessions):
+            entry = counts.setdefault(session.provider, {"open": 0, "frozen": 0})
+            entry["open"] += 1
+            entry["frozen"] += session.frozen
+        return counts
 
     # --- threads ------------------------------------------------------------
     def start_in_thread(self, timeout: float = 10.0) -> Simulator:

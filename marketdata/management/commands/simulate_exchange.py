@@ -2,6 +2,8 @@
 
 Serves the Alpaca, Finnhub and Binance stream and REST paths on one loopback
 port (see `marketdata.simulator`), or replays a recorded session.
+`--symbol-cap alpaca=30,finnhub=50` enforces plan symbol caps per connection
+(off by default; Binance always caps at 1,024 streams unless told otherwise).
 """
 
 from __future__ import annotations
@@ -11,9 +13,18 @@ from datetime import datetime
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from marketdata.simulator.faults import Faults
+from marketdata.simulator.faults import Faults, parse_caps
 from marketdata.simulator.prices import HOURS_CHOICES
 from marketdata.simulator.server import Simulator
+
+
+def _caps(value: str) -> dict[str, int | None]:
+    import argparse
+
+    try:
+        return parse_caps(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _fraction(value: str) -> float:
@@ -58,6 +69,15 @@ class Command(BaseCommand):
         parser.add_argument("--rest-429-rate", type=_fraction, default=0.0)
         parser.add_argument("--rest-500-rate", type=_fraction, default=0.0)
         parser.add_argument("--connection-limit", action="store_true")
+        parser.add_argument(
+            "--symbol-cap",
+            type=_caps,
+            action="append",
+            default=[],
+            metavar="PROTOCOL=N[,...]",
+            help="per-connection symbol cap, e.g. alpaca=30,finnhub=50 "
+            "(Alpaca: trades+quotes symbols; Finnhub: symbols; Binance: streams)",
+        )
         parser.add_argument("--replay", metavar="FILE", help="serve a recorded session")
         parser.add_argument("--speed", type=float, default=1.0, help="replay speed")
 
@@ -71,6 +91,8 @@ class Command(BaseCommand):
             rest_500_rate=options["rest_500_rate"],
             connection_limit=options["connection_limit"],
         )
+        for caps in options["symbol_cap"]:
+            faults.update(symbol_caps=caps)
         start = None
         if options["clock_start"]:
             try:
@@ -103,9 +125,17 @@ class Command(BaseCommand):
             mode = (
                 f"replaying {options['replay']}" if options["replay"] else "simulating"
             )
+            caps = sim.faults.symbol_caps
+            capped = (
+                ", symbol caps "
+                + ", ".join(f"{p}={n}" for p, n in sorted(caps.items()))
+                if caps
+                else ""
+            )
             self.stdout.write(
                 f"Exchange simulator {mode} on {sim.http_url} "
-                f"(seed {sim.seed}, hours {sim.hours}, rate {sim.rate}/s per symbol)",
+                f"(seed {sim.seed}, hours {sim.hours}, rate {sim.rate}/s per symbol"
+                f"{capped})",
             )
             self.stdout.flush()
 

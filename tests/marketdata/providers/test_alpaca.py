@@ -115,6 +115,24 @@ def test_error_codes(code, kind):
     assert c.type is kind and c.code == code and c.message == frames[code][0]["msg"]
 
 
+@pytest.mark.parametrize(
+    "frame,reason",
+    [
+        ('[{"T":"error","code":405,"msg":"symbol limit exceeded"}]', "plan_limit"),
+        (
+            '[{"T":"error","code":410,"msg":"invalid subscribe action for this feed"}]',
+            "invalid_request",
+        ),
+    ],
+)
+def test_subscription_errors_say_why(frame, reason):
+    (c,) = provider().parse_frame(frame)
+    assert c.type is ControlType.SUBSCRIPTION_ERROR and c.reason == reason
+    assert c.symbols == ()  # Alpaca names no symbol: nothing to mark invalid
+    (auth,) = provider().parse_frame('[{"T":"error","code":402,"msg":"auth failed"}]')
+    assert auth.reason == ""
+
+
 def test_batched_quotes_keep_nanosecond_order_and_precision():
     q1, q2 = provider().parse_frame(fixture_text("alpaca", "quotes_batch.json"))
     assert isinstance(q1, Quote) and isinstance(q2, Quote)

@@ -76,6 +76,15 @@ def test_subscribe_errors():
     (err,) = p.parse_frame(fixture_text("binance", "error_too_many.json"))
     assert err.type is ControlType.SUBSCRIPTION_ERROR and err.code == 4
     assert err.symbols == ("BTC/USD",) and err.message == "Too many subscriptions"
+    assert err.reason == "plan_limit"
+    (sub,) = (orjson.loads(m) for m in p.subscribe_messages(["ETH/USD"]))
+    bad_value = {
+        "error": {"code": 1, "msg": "Invalid value type: expected Vec<String>"},
+        "id": sub["id"],
+    }
+    (err,) = p.parse_frame(orjson.dumps(bad_value))
+    assert err.type is ControlType.SUBSCRIPTION_ERROR
+    assert err.reason == "invalid_request" and err.symbols == ("ETH/USD",)
     (err,) = p.parse_frame(fixture_text("binance", "error_nested.json"))
     assert err.type is ControlType.ERROR and err.code == 2  # id 1 already answered
     (err,) = p.parse_frame(fixture_text("binance", "error_flat_noid.json"))

@@ -63,14 +63,20 @@ def test_ping_errors_and_other_types():
     p = provider()
     (ping,) = p.parse_frame(fixture_text("finnhub", "ping.json"))
     assert ping.type is ControlType.PING and ping.reply is None
+    p.subscribe_messages(["AAPL", "BTC/USD"])
     (err,) = p.parse_frame(fixture_text("finnhub", "error_too_many.json"))
     assert err.type is ControlType.SUBSCRIPTION_ERROR
     assert err.message == "Subscribing to too many symbols"
+    # The plan's cap: no symbol is named (so none is marked invalid).
+    assert err.reason == "plan_limit" and err.symbols == ()
     p.subscribe_messages(["BADSYM"])
     (err,) = p.parse_frame(fixture_text("finnhub", "error_invalid_symbol.json"))
     assert err.type is ControlType.SUBSCRIPTION_ERROR and err.symbols == ("BADSYM",)
+    assert err.reason == "unknown_symbol"
+    (err,) = p.parse_frame('{"type":"error","msg":"Invalid symbol"}')
+    assert err.reason == "invalid_request" and err.symbols == ()
     (err,) = p.parse_frame(fixture_text("finnhub", "error_server.json"))
-    assert err.type is ControlType.ERROR
+    assert err.type is ControlType.ERROR and err.reason == ""
     assert p.parse_frame(fixture_text("finnhub", "news.json")) == []
 
 

@@ -112,9 +112,9 @@ def test_control_endpoint_changes_faults_of_a_running_server(simulator):
 
 
 def test_slow_client_gets_407_and_is_disconnected(simulator, monkeypatch):
-    from marketdata.simulator import server
+    from marketdata.simulator import session
 
-    monkeypatch.setattr(server, "MAX_QUEUED_FRAMES", 5)
+    monkeypatch.setattr(session, "MAX_QUEUED_FRAMES", 5)
     simulator.clock.set(speed=50)
     simulator.faults.update()
 

@@ -63,6 +63,7 @@ def test_trade_batches_with_millisecond_times_match_the_minute_ticks(simulator):
 
 def test_unsubscribe_stops_a_symbol_and_symbol_limit_errors(simulator):
     simulator.clock.set(speed=10)
+    simulator.faults.update(symbol_caps={"finnhub": 50})
 
     async def script(ws):
         await ws.send(json.dumps({"type": "subscribe", "symbol": "BINANCE:ETHUSDT"}))
