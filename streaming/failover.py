@@ -43,6 +43,7 @@ class ProviderHealth:
     since: float = field(default_factory=time.time)  # of the current verdict
     reasons: list[str] = field(default_factory=list)
     failures: deque = field(default_factory=lambda: deque(maxlen=50))
+    failed_over: bool = False  # its instruments moved away; hold applies
     benched_until: float = 0.0
     benches: int = 0
 
@@ -50,6 +51,7 @@ class ProviderHealth:
         return {
             "provider": self.name,
             "healthy": self.healthy,
+            "failed_over": self.failed_over,
             "for_s": round(now - self.since, 1),
             "reasons": self.reasons,
             "benched_for_s": round(max(0.0, self.benched_until - now), 1),
@@ -84,37 +86,27 @@ class Router:
             health = self.health[name] = ProviderHealth(name)
         return health
 
-    def observe(self, name: str, healthy: bool, reasons: list[str], now: float) -> bool:
-        """Record a provider's verdict; True when it changed."""
+    def observe(
+        self, name: str, healthy: bool | None, reasons: list[str], now: float
+    ) -> bool:
+        """Record a provider's verdict (None: no news, e.g. still connecting);
+        True when it changed."""
         health = self._health(name)
-        if healthy == health.healthy:
-            health.reasons = reasons
+        if healthy is None or healthy == health.healthy:
+            if healthy is not None:
+                health.reasons = reasons
             return False
         health.healthy, health.since, health.reasons = healthy, now, reasons
-        if not healthy:
-            health.failures.append(now)
-            recent = [t for t in health.failures if now - t < 3600]
-            if len(recent) >= self.bench_after:
-                delay = min(BENCH_FIRST * 2**health.benches, BENCH_MAX)
-                health.benched_until = now + delay
-                health.benches += 1
-                health.failures.clear()
-                logger.warning(
-                    "%s failed %d times within an hour: benched for %.0f s",
-                    name,
-                    len(recent),
-                    delay,
-                )
-            else:
-                logger.warning("%s is unhealthy: %s", name, "; ".join(reasons))
-        else:
+        if healthy:
             logger.info("%s is healthy again", name)
+        else:
+            logger.warning("%s is unhealthy: %s", name, "; ".join(reasons))
         return True
 
     def usable(self, asset_class: str, now: float | None = None) -> list[str]:
         """The providers `asset_class` may stream from now, best first. The
-        last provider of the list is kept when nothing else is usable (an
-        instrument always has somewhere to wait)."""
+        first healthy provider of the list (else its first) is kept when
+        nothing is usable: an instrument always has somewhere to wait."""
         now = time.time() if now is None else now
         chain = self.chain(asset_class)
         usable = [name for name in chain if self._usable(name, now)]
@@ -127,13 +119,35 @@ class Router:
         health = self._health(name)
         if health.benched_until > now:
             return False
-        if health.healthy:
-            # A provider back from failing must stay healthy for the hold
-            # period before it is given instruments again.
-            recovering = health.failures or health.benches
-            return not recovering or now - health.since >= self.hold
-        # Unhealthy: keep it for `switch_after` (a reconnect usually heals).
-        return now - health.since < self.switch_after
+        if not health.healthy:
+            # A reconnect usually heals within `switch_after`: keep it.
+            if now - health.since < self.switch_after:
+                return True
+            if not health.failed_over:
+                self._failed_over(health, now)
+            return False
+        if health.failed_over:
+            # Back from a failover: healthy for the hold period first.
+            if now - health.since < self.hold:
+                return False
+            health.failed_over = False
+        return True
+
+    def _failed_over(self, health: ProviderHealth, now: float) -> None:
+        health.failed_over = True
+        health.failures.append(now)
+        recent = [t for t in health.failures if now - t < 3600]
+        if len(recent) >= self.bench_after:
+            delay = min(BENCH_FIRST * 2**health.benches, BENCH_MAX)
+            health.benched_until = now + delay
+            health.benches += 1
+            health.failures.clear()
+            logger.warning(
+                "%s failed %d times within an hour: benched for %.0f s",
+                health.name,
+                len(recent),
+                delay,
+            )
 
     def documents(self, now: float) -> list[dict]:
         return [h.document(now) for h in self.health.values()]

@@ -343,8 +343,12 @@ class Subscriptions:
             if connection.started:
                 by_provider.setdefault(connection.provider_name, []).append(connection)
         for name, connections in by_provider.items():
-            reasons = [r for c in connections for r in connection_problems(c, now)]
-            self.router.observe(name, not reasons, reasons, now)
+            verdicts = [connection_problems(c, now) for c in connections]
+            reasons = [r for v in verdicts if v for r in v]
+            if reasons:
+                self.router.observe(name, False, reasons, now)
+            elif all(v is not None for v in verdicts):
+                self.router.observe(name, True, [], now)
 
     # --- reporting ---------------------------------------------------------------
     def _log_counts(self, wanted: dict[str, dict]) -> None:
@@ -445,8 +449,9 @@ class Subscriptions:
         )
 
 
-def connection_problems(connection: FeedConnection, now: float) -> list[str]:
-    """Why a started connection cannot carry instruments now (empty: it can)."""
+def connection_problems(connection: FeedConnection, now: float) -> list[str] | None:
+    """Why a started connection cannot carry instruments now: empty when it
+    can, None while it is still connecting (no news either way)."""
     if connection.state == State.LIVE:
         silent = connection.unanswered_ping_for(now)
         if silent is not None:
@@ -454,6 +459,8 @@ def connection_problems(connection: FeedConnection, now: float) -> list[str]:
         return []
     if connection.state in (State.IDLE, State.STOPPED):
         return []
+    if connection.state in (State.CONNECTING, State.AUTHENTICATING):
+        return None
     if connection.state == State.AUTH_FAILED:  # the connection said so loudly
         return [f"{connection.key}: credentials refused"]
     detail = connection.last_error or connection.state

@@ -74,7 +74,7 @@ def test_a_frozen_provider_fails_over_and_back_without_losing_a_minute(
     for bar in window:
         ts, o, h, low, c, v, vwap, n = truth[bar.ts]
         got = (bar.open, bar.high, bar.low, bar.close, bar.volume)
-        assert [float(x) for x in got] == pytest.approx(
-            [o, h, low, c, v], rel=1e-9
-        ), f"{bar.ts:%H:%M} ({bar.origin})"
+        assert [float(x) for x in got] == pytest.approx([o, h, low, c, v], rel=1e-9), (
+            f"{bar.ts:%H:%M} ({bar.origin})"
+        )
         assert bar.trade_count == n
