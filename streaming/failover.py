@@ -44,6 +44,7 @@ class ProviderHealth:
     reasons: list[str] = field(default_factory=list)
     failures: deque = field(default_factory=lambda: deque(maxlen=50))
     failed_over: bool = False  # its instruments moved away; hold applies
+    counted: float = 0.0  # `since` of the last failure counted for benching
     benched_until: float = 0.0
     benches: int = 0
 
@@ -123,7 +124,8 @@ class Router:
             # A reconnect usually heals within `switch_after`: keep it.
             if now - health.since < self.switch_after:
                 return True
-            if not health.failed_over:
+            if health.counted != health.since:  # each failure counts once
+                health.counted = health.since
                 self._failed_over(health, now)
             return False
         if health.failed_over:
