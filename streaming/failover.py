@@ -44,7 +44,7 @@ class ProviderHealth:
     reasons: list[str] = field(default_factory=list)
     failures: deque = field(default_factory=lambda: deque(maxlen=50))
     failed_over: bool = False  # its instruments moved away; hold applies
-    counted: float = 0.0  # `since` of the last failure counted for benching
+    counted: float | None = None  # `since` of the last failure counted
     benched_until: float = 0.0
     benches: int = 0
 
