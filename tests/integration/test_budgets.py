@@ -107,3 +107,37 @@ def test_a_plan_budget_streams_the_first_in_priority_and_shows_the_rest(
         wait_for(lambda: streaming(worker) == refill, 10)
         assert over_limit(worker) == set(waiting[5:])
         wait_for(lambda: provider_subscriptions(sim, provider) == refill, 10)
+
+
+@pytest.mark.parametrize(
+    ("provider", "cap", "wanted"), [("alpaca", 30, 40), ("finnhub", 50, 60)]
+)
+def test_a_plan_smaller_than_configured_teaches_its_limit_and_marks_nothing(
+    sim, settings, user, instruments, provider, cap, wanted
+):
+    """The budget is set too high (none): the provider refuses with its
+    plan-limit error (Alpaca 405, Finnhub "Subscribing to too many
+    symbols"); the worker settles on what the provider accepts and shows the
+    rest as over the plan limit, never as rejected."""
+    settings.STREAM_SYMBOL_LIMITS = {**settings.STREAM_SYMBOL_LIMITS, provider: 0}
+    sim.faults.update(symbol_caps={provider: cap})
+    symbols = equities(instruments, wanted)
+    watchlist_create(owner=user, name="big", symbols=symbols)
+
+    with WorkerThread(provider=provider) as worker:
+
+        def learned():
+            [budget] = worker.health()["subscriptions"]["budgets"]
+            return budget["learned_limit"]
+
+        wait_for(
+            lambda: (
+                learned() == cap
+                and len(streaming(worker)) == cap
+                and len(over_limit(worker)) == wanted - cap
+            ),
+            40,
+        )
+        wait_for(lambda: provider_subscriptions(sim, provider) == streaming(worker), 20)
+        assert streaming(worker) == set(symbols[:cap])  # priority: by symbol
+        assert not Instrument.objects.exclude(stream_error="").exists()
