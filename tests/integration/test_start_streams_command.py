@@ -134,3 +134,21 @@ def test_invalid_shard_is_a_command_error(simulator, user, instruments):
     code = process.wait(30)
     assert code != 0
     assert b"Invalid shard" in process.stderr.read()
+
+
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [
+        (("--provider", "alpaca,alpacca"), {}),
+        ((), {"TAPELINE_CRYPTO_PROVIDERS": "alpaca,binanse"}),
+    ],
+)
+def test_unknown_provider_names_exit_2_with_one_clear_line(
+    simulator, user, instruments, args, env
+):
+    process = start_streams(simulator, *args, **env)
+    code = process.wait(30)
+    stderr = process.stderr.read().decode()
+    assert code == 2, stderr
+    [line] = [line for line in stderr.splitlines() if line.strip()]
+    assert "unknown provider(s):" in line and "known: alpaca, binance" in line

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import sys
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from marketdata.providers import PROVIDERS
 from streaming.shard import Shard
 from streaming.worker import StreamWorker, WorkerOptions
 
@@ -18,13 +20,18 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
+        # Defaults live in WorkerOptions (and the STREAM_* settings): an option
+        # left out is not passed.
         parser.add_argument(
             "--provider",
-            help="Provider for equities (default: settings.TAPELINE_PROVIDER).",
+            help="Providers for equities, in failover order, e.g. alpaca,finnhub "
+            "(default: settings.TAPELINE_PROVIDERS).",
         )
         parser.add_argument(
             "--crypto-provider",
-            help="Provider for crypto (default: settings.TAPELINE_CRYPTO_PROVIDER, else --provider when it streams crypto).",
+            help="Providers for crypto, in failover order, e.g. alpaca,binance "
+            "(default: settings.TAPELINE_CRYPTO_PROVIDERS, else the equity "
+            "providers that stream crypto).",
         )
         parser.add_argument(
             "--shard",
@@ -47,56 +54,55 @@ class Command(BaseCommand):
             help="Ask for JSON text frames even where the provider offers msgpack "
             "(Alpaca); readable recordings, more CPU per event.",
         )
-        parser.add_argument(
-            "--publish-hz",
-            type=float,
-            help="Updates per second per instrument (default settings.STREAM_PUBLISH_HZ).",
-        )
-        parser.add_argument(
-            "--stale-after",
-            type=float,
-            help="Seconds without data (market open) before an instrument is stale.",
-        )
-        parser.add_argument(
-            "--feed-stale-after",
-            type=float,
-            help="Seconds a connection may stay silent (market open) before it is reconnected.",
-        )
-        parser.add_argument("--backoff-base", type=float, default=1.0)
-        parser.add_argument("--backoff-cap", type=float, default=60.0)
-        parser.add_argument(
-            "--backoff-reset",
-            type=float,
-            default=30.0,
-            help="Seconds a connection must stay up before the backoff starts again from the base.",
-        )
-        parser.add_argument(
-            "--connection-limit-backoff",
-            type=float,
-            default=95.0,
-            help="Wait after a connection-limit error (Alpaca holds a dropped session ~90 s).",
-        )
-        parser.add_argument("--auth-timeout", type=float, default=15.0)
-        parser.add_argument(
-            "--gap-settle",
-            type=float,
-            default=5.0,
-            help="Seconds after a missed minute ends before its backfill is requested.",
-        )
+        for flag, text in (
+            ("--publish-hz", "Updates per second per instrument (settings.STREAM_PUBLISH_HZ)."),
+            ("--stale-after", "Seconds without data (market open) before an instrument is stale."),
+            ("--feed-stale-after", "Seconds a connection may stay silent (market open) before it is reconnected."),
+            ("--backoff-base", "First reconnect delay, seconds (1)."),
+            ("--backoff-cap", "Longest reconnect delay, seconds (60)."),
+            ("--backoff-reset", "Seconds a connection must stay up before the backoff starts again from the base (30)."),
+            ("--connection-limit-backoff", "Wait after a connection-limit error (Alpaca holds a dropped session ~90 s)."),
+            ("--auth-timeout", "Seconds to wait for an authentication answer (15)."),
+            ("--gap-settle", "Seconds after a missed minute ends before its backfill is requested (5)."),
+            ("--failover-after", "Seconds a provider may be unhealthy before its instruments move on (settings.STREAM_FAILOVER_AFTER)."),
+            ("--failback-hold", "Seconds a recovered provider must stay healthy before they move back (settings.STREAM_FAILBACK_HOLD)."),
+        ):  # fmt: skip
+            parser.add_argument(flag, type=float, help=text)
 
     def handle(self, *args, **options):
+        from marketdata.providers import routing
+
         try:
             shard = Shard.parse(options["shard"])
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
-        from marketdata.providers import provider_class
-
-        for name in (options["provider"], options["crypto_provider"]):
-            if name:
-                try:
-                    provider_class(name)
-                except (ValueError, ImportError) as exc:
-                    raise CommandError(str(exc)) from exc
+        unknown = routing.unknown_names(
+            options["provider"] or settings.TAPELINE_PROVIDERS,
+            options["crypto_provider"] or settings.TAPELINE_CRYPTO_PROVIDERS,
+        )
+        if unknown:
+            known = ", ".join(sorted(p for p in PROVIDERS if p != "csv"))
+            raise CommandError(
+                f"unknown provider(s): {', '.join(unknown)}; known: {known}",
+                returncode=2,
+            )
+        timings = {
+            name: options[name]
+            for name in (
+                "publish_hz",
+                "stale_after",
+                "feed_stale_after",
+                "backoff_base",
+                "backoff_cap",
+                "backoff_reset",
+                "connection_limit_backoff",
+                "auth_timeout",
+                "gap_settle",
+                "failover_after",
+                "failback_hold",
+            )  # fmt: skip
+            if options[name] is not None
+        }
         worker = StreamWorker(
             options=WorkerOptions(
                 provider=options["provider"],
@@ -105,15 +111,7 @@ class Command(BaseCommand):
                 record=options["record"],
                 print_events=options["print_events"],
                 msgpack=not options["json_frames"],
-                publish_hz=options["publish_hz"],
-                stale_after=options["stale_after"],
-                feed_stale_after=options["feed_stale_after"],
-                backoff_base=options["backoff_base"],
-                backoff_cap=options["backoff_cap"],
-                backoff_reset=options["backoff_reset"],
-                connection_limit_backoff=options["connection_limit_backoff"],
-                auth_timeout=options["auth_timeout"],
-                gap_settle=options["gap_settle"],
+                **timings,
             ),
             stdout=sys.stdout,
         )
