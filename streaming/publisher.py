@@ -17,7 +17,10 @@ Contract for consumers (`streaming.consumers`, the dashboard):
   (sent by the worker's health step).
 
 All sends happen on the worker's single asyncio event loop, on
-`RedisPubSubChannelLayer`, never through `async_to_sync` per event.
+`RedisPubSubChannelLayer`, never through `async_to_sync` per event. The
+synchronous Redis calls (snapshots, health documents) run on one thread of
+the publisher's own, never on the loop: a Redis that stalls mid-reply holds
+that thread (up to the client's 2 s socket timeout), not the feed.
 
 Redis outages (see `core.outage`): the publisher is the worker's only
 Redis-facing part on the loop (snapshots, the channel layer, the health
@@ -34,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 
 from core.groups import STATUS_GROUP, symbol_group
 from core.outage import Outage
@@ -63,6 +67,16 @@ class Publisher:
         # Every instrument published (weakly: the worker drops removed ones),
         # to publish them all again when Redis comes back.
         self.known: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+        self._redis_thread = ThreadPoolExecutor(1, thread_name_prefix="stream-redis")
+
+    async def _off_loop(self, function, **kwargs):
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._redis_thread, lambda: function(**kwargs)
+        )
+
+    def close(self) -> None:
+        self._redis_thread.shutdown(wait=False, cancel_futures=True)
 
     def mark(self, state) -> None:
         self.dirty[state.symbol] = state
@@ -102,7 +116,7 @@ class Publisher:
             documents.append(state.document())
         attempted_at = self.redis.clock()
         try:
-            snapshots_put(snapshots=documents)
+            await self._off_loop(snapshots_put, snapshots=documents)
         except REDIS_ERRORS as exc:
             self.failures += 1
             for state in due:  # unpublished: keep seq gap-free and send later
@@ -155,8 +169,10 @@ class Publisher:
             self.redis.skipped("health reports")
             return
         try:
-            feed_health_put(worker_id=worker_id, document=document)
-            status = feed_status_get()
+            await self._off_loop(
+                feed_health_put, worker_id=worker_id, document=document
+            )
+            status = await self._off_loop(feed_status_get)
         except REDIS_ERRORS as exc:
             self.failures += 1
             self.redis.failed(exc, doing="storing the health report", impact=IMPACT)

@@ -344,6 +344,8 @@ class StreamWorker:
             logger.exception("final flush failed")
         if self.recorder is not None:
             self.recorder.close()
+        if self.publisher is not None:
+            self.publisher.close()
         self._db.shutdown(wait=False, cancel_futures=True)
 
     async def _final_flush(self) -> None:
