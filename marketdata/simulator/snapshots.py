@@ -108,7 +108,6 @@ def daily_bars(tape: Tape, symbol: str, now_ns: int) -> tuple[dict | None, dict 
         )
         if len(rows):
             previous = bar_json(rows, -1, crypto=crypto)
-            previous["v"] = round(previous["v"], spec.size_decimals)
     current = _candle_json(today, crypto=crypto) if today is not None else None
     return current, previous
 
