@@ -153,7 +153,7 @@ class ColdStart:
         due: set[str] = set()
         for symbol, at in list(self.pending.items()):
             state = w.states.get(symbol)
-            if state is None:  # removed again, or no provider streams it
+            if state is None or not state.provider:  # removed, or no provider
                 del self.pending[symbol]
             elif at <= now:
                 due.add(state.provider)
