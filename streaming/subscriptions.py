@@ -217,6 +217,7 @@ class Subscriptions:
         for symbol in added:
             w.watchdog.refresh(w.states[symbol], now)
             w.publisher.mark(w.states[symbol])
+        w.coldstart.add(added)
         self._sync_connections()
 
     def _route(self, state: InstrumentState, row: dict, name: str, now: float) -> None:

@@ -48,6 +48,7 @@ from core.redis import redis_outage
 from marketdata.events import ControlType
 from streaming.aggregator import MINUTE, MinuteAggregator, floor_minute
 from streaming.alerting import AlertBridge, AlertOutbox
+from streaming.coldstart import ColdStart
 from streaming.connection import FeedConnection
 from streaming.gaps import GapTracker, PendingGap
 from streaming.health import WorkerRates, worker_health
@@ -170,6 +171,7 @@ class StreamWorker:
         self.alert_bridge = AlertBridge(self, engine=alert_engine)
         self.subscriptions = Subscriptions(self)
         self.watchdog = Watchdog(self)
+        self.coldstart = ColdStart(self)
 
         self.events_total = 0
         self.bars_stored = 0
@@ -256,6 +258,7 @@ class StreamWorker:
             (1.0, self.step_gaps),
             (0.5, self.step_alerts),
             (5.0, self.step_reconcile),
+            (0.5, self.coldstart.step),
         ]
         tasks = [asyncio.create_task(self._every(i, s)) for i, s in periodic]
         # The first sweep waits one interval: at start-up the restart backfill

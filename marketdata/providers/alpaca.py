@@ -43,6 +43,11 @@ from marketdata.providers.base import (
     UnknownSymbolError,
 )
 from marketdata.providers.http import HttpClient
+from marketdata.providers.snapshots import (
+    Snapshot,
+    alpaca_snapshot,
+    snapshots_batched,
+)
 from marketdata.providers.timeparse import (
     parse_rfc3339,
     price_to_decimal,
@@ -110,6 +115,8 @@ class AlpacaProvider(Provider):
     #: and a refused channel (error 410) fails the whole subscribe request,
     #: so they are only requested where they surely exist. None = every feed.
     status_feeds: frozenset[str] | None = frozenset({"sip", "delayed_sip"})
+    #: Alpaca documents no symbol cap for snapshots; 100 keeps URLs short
+    snapshot_batch = 100
 
     def __init__(
         self,
@@ -526,3 +533,54 @@ class AlpacaProvider(Provider):
             return self._trade(row)
         except (KeyError, ValueError, TypeError) as exc:
             raise ProviderError(f"{self.name}: bad latest trade: {exc}") from None
+
+    def fetch_snapshots(self, symbols: Iterable[str]) -> dict[str, Snapshot]:
+        """Stock snapshots (`/v2/stocks/snapshots`, this feed) and crypto
+        snapshots (`/v1beta3/crypto/us/snapshots`), `snapshot_batch` symbols
+        per request (`marketdata.providers.snapshots` for the previous close)."""
+        stocks: list[str] = []
+        crypto: list[str] = []
+        for symbol in dict.fromkeys(symbols):
+            provider_symbol = self.provider_symbol(symbol)
+            (crypto if is_crypto_symbol(provider_symbol) else stocks).append(symbol)
+        out = snapshots_batched(
+            stocks, size=self.snapshot_batch, fetch=self._stock_snapshots
+        )
+        out.update(
+            snapshots_batched(
+                crypto, size=self.snapshot_batch, fetch=self._crypto_snapshots
+            )
+        )
+        return out
+
+    def _stock_snapshots(self, symbols: list[str]) -> dict[str, Snapshot]:
+        wanted = {self.provider_symbol(s): s for s in symbols}
+        body = self.http.get_json(
+            "/v2/stocks/snapshots",
+            {"symbols": ",".join(wanted), "feed": self.rest_feed},
+        )
+        return self._snapshots_of(body, wanted, crypto=False)
+
+    def _crypto_snapshots(self, symbols: list[str]) -> dict[str, Snapshot]:
+        wanted = {self.provider_symbol(s): s for s in symbols}
+        body = self.http.get_json(
+            "/v1beta3/crypto/us/snapshots", {"symbols": ",".join(wanted)}
+        )
+        rows = body.get("snapshots") if isinstance(body, dict) else None
+        return self._snapshots_of(rows, wanted, crypto=True)
+
+    def _snapshots_of(
+        self, rows: Any, wanted: dict[str, str], *, crypto: bool
+    ) -> dict[str, Snapshot]:
+        if not isinstance(rows, dict):
+            raise ProviderError(
+                f"{self.name}: unexpected snapshots response shape", permanent=False
+            )
+        out = {}
+        for provider_symbol, symbol in wanted.items():
+            snapshot = alpaca_snapshot(
+                symbol, rows.get(provider_symbol), provider=self.name, crypto=crypto
+            )
+            if snapshot is not None:
+                out[symbol] = snapshot
+        return out

@@ -12,8 +12,12 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from marketdata.events import BarEvent, Event
+
+if TYPE_CHECKING:
+    from marketdata.providers.snapshots import Snapshot
 
 
 class ProviderError(Exception):
@@ -75,6 +79,9 @@ class Provider(abc.ABC):
     plan_limited_classes: frozenset[str] | None = None
     streams_per_symbol: int = 1
     plan_limit_per_message: bool = False
+    #: canonical symbols per `fetch_snapshots` call a caller should send (the
+    #: vendor's batch size); 0 = the provider serves no snapshots
+    snapshot_batch: int = 0
 
     def __init__(
         self,
@@ -149,3 +156,11 @@ class Provider(abc.ABC):
     ) -> Iterator[list[BarEvent]]:
         """Pages of bars with `start <= ts < end` (`timeframe` "1m" or "1d"),
         oldest first. Raises `ProviderError` subclasses."""
+
+    # --- latest state (cold starts) -----------------------------------------
+    def fetch_snapshots(self, symbols: Iterable[str]) -> dict[str, Snapshot]:
+        """Latest trade, quote, day figures and previous close of the
+        canonical `symbols` (`marketdata.providers.snapshots`), keyed by
+        canonical symbol; symbols the vendor does not know are absent.
+        Raises `ProviderError` subclasses."""
+        raise ProviderError(f"{self.name}: no snapshot endpoint", permanent=True)

@@ -28,6 +28,11 @@ from marketdata.providers.base import (
     UnknownSymbolError,
 )
 from marketdata.providers.http import HttpClient
+from marketdata.providers.snapshots import (
+    Snapshot,
+    binance_snapshot,
+    snapshots_batched,
+)
 from marketdata.providers.timeparse import from_epoch_ms, from_epoch_us, to_epoch_ms
 
 STREAMS = ("trade", "kline_1m", "bookTicker")
@@ -79,6 +84,8 @@ class BinanceProvider(Provider):
     name = "binance"
     asset_classes = frozenset({"crypto"})
     streams_per_symbol = len(STREAMS)
+    #: ticker/24hr weighs 2 for up to 20 symbols (40 up to 100)
+    snapshot_batch = 20
 
     def __init__(
         self,
@@ -350,6 +357,43 @@ class BinanceProvider(Provider):
                 f"{text}: blocked by the web application firewall", status=status
             )
         return None
+
+    def fetch_snapshots(self, symbols: Iterable[str]) -> dict[str, Snapshot]:
+        """Last price and book top from `/api/v3/ticker/24hr` (`symbols=[...]`,
+        `snapshot_batch` per request); the UTC day and previous close from
+        the last two daily klines of each symbol (the 24-hour ticker is a
+        rolling window, see `marketdata.providers.snapshots`)."""
+        return snapshots_batched(
+            list(dict.fromkeys(symbols)),
+            size=self.snapshot_batch,
+            fetch=self._snapshots,
+        )
+
+    def _snapshots(self, symbols: list[str]) -> dict[str, Snapshot]:
+        wanted = {self.provider_symbol(s).upper(): s for s in symbols}
+        if len(wanted) == 1:
+            params = {"symbol": next(iter(wanted))}
+        else:
+            params = {"symbols": orjson.dumps(list(wanted)).decode()}
+        body = self.http.get_json("/api/v3/ticker/24hr", params)
+        rows = [body] if isinstance(body, dict) else body
+        if not isinstance(rows, list):
+            raise ProviderError(
+                f"{self.name}: unexpected ticker/24hr response", permanent=False
+            )
+        out = {}
+        for row in rows:
+            symbol = wanted.get(row.get("symbol")) if isinstance(row, dict) else None
+            if symbol is None:
+                continue
+            klines = self.http.get_json(
+                "/api/v3/klines",
+                {"symbol": row["symbol"], "interval": "1d", "limit": 2},
+            )
+            out[symbol] = binance_snapshot(
+                symbol, row, klines, provider=self.name, price=_price, number=_dec
+            )
+        return out
 
     def fetch_bars(
         self, *, symbol: str, start: datetime, end: datetime, timeframe: str = "1m"

@@ -29,6 +29,7 @@ from marketdata.providers.base import (
     UnknownSymbolError,
 )
 from marketdata.providers.http import HttpClient
+from marketdata.providers.snapshots import Snapshot, finnhub_snapshot
 from marketdata.providers.timeparse import (
     from_epoch_ms,
     from_epoch_seconds,
@@ -75,6 +76,9 @@ class FinnhubProvider(Provider):
     name = "finnhub"
     asset_classes = frozenset({"equity", "etf", "crypto", "fx"})
     plan_limit_per_message = True
+    #: `/quote` takes one symbol; the free plan allows 60 calls a minute
+    #: (the rate limiter paces them), so callers send one at a time
+    snapshot_batch = 1
 
     def __init__(
         self,
@@ -273,6 +277,19 @@ class FinnhubProvider(Provider):
         if not any(values.values()) and ts is None:
             raise UnknownSymbolError(f"{self.name}: unknown symbol {symbol!r}")
         return quote
+
+    def fetch_snapshots(self, symbols: Iterable[str]) -> dict[str, Snapshot]:
+        """One `/quote` per symbol, each behind the rate limiter; `pc` is the
+        previous close. Unknown symbols (all-zero body) are absent."""
+        out = {}
+        for symbol in dict.fromkeys(symbols):
+            body = self.http.get_json(
+                "/quote", {"symbol": self.provider_symbol(symbol)}
+            )
+            snapshot = finnhub_snapshot(symbol, body, provider=self.name)
+            if snapshot is not None:
+                out[symbol] = snapshot
+        return out
 
     def search(self, *, query: str, exchange: str | None = None) -> list[SymbolMatch]:
         """Symbol lookup (`/search`)."""

@@ -252,9 +252,16 @@ def candle(tape: Tape, symbol: str, start: int, end: int, now_ns: int) -> Candle
     )
 
 
+def regular_hours(symbol: str) -> str:
+    """The `hours` of the regular session: NYSE's for equities (crypto trades
+    all day whatever the hours; the Alpaca test symbol never closes)."""
+    return "always" if symbol == prices.TEST_SYMBOL else "nyse"
+
+
 def day_summary(tape: Tape, symbol: str, now_ns: int) -> dict | None:
     """Finnhub-style quote: current day open/high/low, last price, previous
-    close (equities: New York trading days; crypto: UTC days)."""
+    close (equities: New York trading days, the close of the previous
+    regular session; crypto: UTC days)."""
     trade = tape.last_trade(symbol, now_ns)
     if trade is None:
         return None
@@ -266,7 +273,7 @@ def day_summary(tape: Tape, symbol: str, now_ns: int) -> dict | None:
         today - 14 * 86400,
         today,
         seed=tape.seed,
-        hours=tape.hours_for(symbol),
+        hours=regular_hours(symbol),
         limit=1,
         descending=True,
     )

@@ -199,13 +199,14 @@ class Simulator:
 
     # --- application --------------------------------------------------------
     def make_app(self) -> web.Application:
-        from marketdata.simulator import alpaca, binance, control, finnhub
+        from marketdata.simulator import alpaca, binance, control, finnhub, snapshots
 
         app = web.Application(middlewares=[control.fault_middleware])
         app[SIM] = self
         control.add_routes(app)
         alpaca.add_routes(app)
         binance.add_routes(app)
+        snapshots.add_routes(app)
         finnhub.add_routes(app)  # last: it owns "/"
         return app
 
