@@ -19,3 +19,5 @@ def symbol_group(symbol: str) -> str:
 
 def user_group(user_id: int) -> str:
     return f"{USER_PREFIX}{int(user_id)}"
+# Staff users' sockets: ops alerts from the feed monitor (streaming.monitor).
+STAFF_GROUP = "staff"
