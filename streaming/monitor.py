@@ -361,7 +361,7 @@ class FeedMonitor:
             self.health.reconnects_last_hour(connection.key),
             stats.reconnects,
             100 * inputs.uptime,
-            duration_text(self.health.limits.window),
+            f"{self.health.limits.window / 60:.0f} min",
             lag,
             score.value,
             "" if score.healthy else " (unhealthy: " + "; ".join(score.reasons) + ")",
