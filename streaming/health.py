@@ -63,7 +63,7 @@ def _age(epoch: float | None, now: float) -> float | None:
 
 def connection_health(connection, *, now: float, monitor=None) -> dict:
     stats = connection.stats
-    report = {} if monitor is None else monitor.connection_report(connection, now)
+    report = {} if monitor is None else monitor.connection_report(connection)
     return {
         "id": connection.key,
         "provider": connection.provider_name,

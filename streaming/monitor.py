@@ -132,8 +132,9 @@ class FeedMonitor:
         """The connection's health score now (0-100, healthy, reasons)."""
         return self.health.score(connection, self.clock() if now is None else now)
 
-    def connection_report(self, connection, now: float) -> dict:
+    def connection_report(self, connection) -> dict:
         """Health score and the last hour's points, for the health document."""
+        now = self.clock()
         watch = self.watches.get(connection.key)
         return {
             "health": self.score(connection, now).as_dict(),
