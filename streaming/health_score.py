@@ -17,8 +17,10 @@ and failover. The score is a weighted mean of five parts, each 0..1
   subscribed): 1 at half the baseline or more, linear to 0 at none. With no
   baseline yet, 1 while messages arrive. 1 while the market is closed.
 
-`healthy` is `value >= threshold` (60) and neither hard failure holds: not
-live for more than `down_grace` seconds (5 s), or silent while open and
+`healthy` is `value >= threshold` (60) and no hard failure holds: not live
+for more than `down_grace` seconds (5 s; a connection never started counts
+as neither up nor down), a ping unanswered past the connection's timeout,
+or silent while open and
 subscribed for longer than its baseline explains (the time in which it
 normally delivers `silent_messages` (5) messages, at least `silent_min`
 (5 s) and at most `silent_after` (60 s), which is also the limit without a
@@ -39,6 +41,8 @@ from datetime import UTC, datetime
 from streaming.stats import percentile
 
 MARKET_KINDS = ("trade", "quote", "bar", "status")
+# Never started, or shut down: neither up nor down.
+UNJUDGED = frozenset({"idle", "stopped"})
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,7 @@ class HealthInputs:
     rate: float | None = None  # messages/s over the last minute
     baseline: float | None = None  # usual messages/s while open
     silent_s: float = 0.0  # seconds without market data while open
+    ping_unanswered_s: float | None = None  # a ping unanswered past its timeout
 
 
 @dataclass(frozen=True)
@@ -167,6 +172,9 @@ def health_score(
     if not i.live and i.down_s > lim.down_grace:
         healthy = False
         reasons.insert(0, f"{i.state} for {i.down_s:.0f} s")
+    if i.ping_unanswered_s is not None:
+        healthy = False
+        reasons.insert(0, f"no answer to a ping for {i.ping_unanswered_s:.0f} s")
     limit = silence_limit(i.baseline, lim)
     if i.live and expected and i.silent_s > limit:
         healthy = False
@@ -235,11 +243,14 @@ class HealthTracker:
         if h is None:
             h = self.history[connection.key] = _History(now, stats)
         live = connection.state == "live"
-        h.live.append((now, live))
-        if live:
+        if connection.state in UNJUDGED:
             h.down_since = None
-        elif h.down_since is None:
-            h.down_since = now
+        else:
+            h.live.append((now, live))
+            if live:
+                h.down_since = None
+            elif h.down_since is None:
+                h.down_since = now
         new_reconnects = stats.reconnects - h.reconnects_seen
         h.reconnects_seen = stats.reconnects
         h.reconnect_times.extend([now] * max(0, new_reconnects))
@@ -277,8 +288,10 @@ class HealthTracker:
         if h is None:
             self.observe(connection, now)
             h = self.history[connection.key]
+        unanswered = getattr(connection, "unanswered_ping_for", None)
         return HealthInputs(
-            live=connection.state == "live",
+            live=connection.state in ("live", *UNJUDGED),
+            ping_unanswered_s=None if unanswered is None else unanswered(now),
             down_s=0.0 if h.down_since is None else now - h.down_since,
             state=connection.state,
             uptime=_uptime(h.live, now, self.limits.window),

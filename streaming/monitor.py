@@ -210,7 +210,7 @@ class FeedMonitor:
                 f"(more than {t.reconnects_per_hour})",
                 connection,
             )
-        if connection.state == "live":
+        if connection.state in ("live", "idle"):  # idle: never started
             watch.down_since = None
         elif watch.down_since is None:
             watch.down_since = now

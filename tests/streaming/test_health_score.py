@@ -197,3 +197,14 @@ def test_a_slow_connection_loses_the_rate_points():
     score = tracker.score(c, end)
     assert score.parts["rate"] == pytest.approx(0.2, abs=0.05)
     assert any("messages/s while open (usually" in r for r in score.reasons)
+
+
+def test_never_started_is_neither_up_nor_down_and_an_unanswered_ping_is_down():
+    tracker, c = HealthTracker(market_open=lambda *_: False), connection()
+    c.state = "idle"
+    end = run(tracker, c, 30)
+    assert tracker.score(c, end).healthy and tracker.inputs(c, end).uptime == 1.0
+    c.state = "live"
+    c.ping_sent_at = end - 10  # the connection's ping_timeout is 4 s
+    score = tracker.score(c, end)
+    assert not score.healthy and score.reasons[0] == "no answer to a ping for 10 s"
