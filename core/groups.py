@@ -11,6 +11,8 @@ from __future__ import annotations
 SYMBOL_PREFIX = "sym."
 USER_PREFIX = "user."
 STATUS_GROUP = "feed.status"
+# Staff users' sockets: ops alerts from the feed monitor (streaming.monitor).
+STAFF_GROUP = "staff"
 
 
 def symbol_group(symbol: str) -> str:
@@ -19,5 +21,3 @@ def symbol_group(symbol: str) -> str:
 
 def user_group(user_id: int) -> str:
     return f"{USER_PREFIX}{int(user_id)}"
-# Staff users' sockets: ops alerts from the feed monitor (streaming.monitor).
-STAFF_GROUP = "staff"

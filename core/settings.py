@@ -314,7 +314,9 @@ METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 # cleared when it ends: zero quotes / zero bars while a market the connection
 # serves is open, more than N reconnects in an hour, disconnected, database
 # unreachable. A stats line per connection every STREAM_MONITOR_STATS_EVERY s.
-STREAM_MONITOR_NO_QUOTES_AFTER = env.float("STREAM_MONITOR_NO_QUOTES_AFTER", default=60.0)
+STREAM_MONITOR_NO_QUOTES_AFTER = env.float(
+    "STREAM_MONITOR_NO_QUOTES_AFTER", default=60.0
+)
 STREAM_MONITOR_NO_BARS_AFTER = env.float("STREAM_MONITOR_NO_BARS_AFTER", default=300.0)
 STREAM_MONITOR_RECONNECTS_PER_HOUR = env.int(
     "STREAM_MONITOR_RECONNECTS_PER_HOUR", default=10
