@@ -331,3 +331,40 @@ def _plain(value) -> str:
         return "?"
     text = format(Decimal(value).normalize(), "f")
     return text
+
+
+class OpsAlertKind(models.TextChoices):
+    NO_QUOTES = "no_quotes", "No quotes while the market is open"
+    NO_BARS = "no_bars", "No bars while the market is open"
+    RECONNECTS = "reconnects", "Reconnect storm"
+    DISCONNECTED = "disconnected", "Disconnected"
+    DATABASE = "database", "Database unreachable"
+
+
+class OpsAlert(models.Model):
+    """A feed-monitor condition for operators (`streaming.monitor`): raised
+    once when it starts, `cleared_at` set when it ends. Shown to staff."""
+
+    key = models.CharField(max_length=32, unique=True)
+    kind = models.CharField(max_length=16, choices=OpsAlertKind.choices)
+    connection = models.CharField(max_length=64, blank=True)
+    provider = models.CharField(max_length=32, blank=True)
+    worker = models.CharField(max_length=120, blank=True)
+    message = models.CharField(max_length=300)
+    raised_at = models.DateTimeField()
+    cleared_at = models.DateTimeField(null=True, blank=True)
+    emailed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-raised_at", "-id"]
+        indexes = [models.Index(fields=["-raised_at"])]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.kind} {self.connection or '-'} {self.raised_at:%Y-%m-%d %H:%M:%S}"
+        )
+
+    @property
+    def active(self) -> bool:
+        return self.cleared_at is None

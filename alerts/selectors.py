@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from alerts.models import AlertEvent, AlertRule
+from alerts.models import AlertEvent, AlertRule, OpsAlert
 from core.redis import redis_client
 from marketdata.models import Instrument
 from marketdata.selectors import bars_page, bars_resampled, instrument_get
@@ -193,3 +193,12 @@ def instrument_for_rule(*, symbol: str):
 
 def since_days(days: int) -> datetime:
     return timezone.now() - timedelta(days=days)
+
+
+def ops_alerts_recent(*, limit: int = 50) -> list[OpsAlert]:
+    """The newest ops alerts (active and cleared), newest first."""
+    return list(OpsAlert.objects.all()[:limit])
+
+
+def ops_alerts_active() -> list[OpsAlert]:
+    return list(OpsAlert.objects.filter(cleared_at__isnull=True))

@@ -11,6 +11,8 @@ from __future__ import annotations
 SYMBOL_PREFIX = "sym."
 USER_PREFIX = "user."
 STATUS_GROUP = "feed.status"
+# Staff users' sockets: ops alerts from the feed monitor (streaming.monitor).
+STAFF_GROUP = "staff"
 
 
 def symbol_group(symbol: str) -> str:

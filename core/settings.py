@@ -282,6 +282,8 @@ HISTORY_RECLAIM_EVERY = env.float("HISTORY_RECLAIM_EVERY", default=30.0)
 RECLAIM_SERVICES = [
     "marketdata.reclaim.work_reclaim",
     "alerts.services.alert_emails_reclaim",
+    "alerts.ops_services.ops_alert_emails_reclaim",
+    "core.process.process_report",
 ]
 
 # --- Streaming and dashboard limits -------------------------------------------
@@ -306,6 +308,29 @@ WS_CONFLATE_MS = env.int("WS_CONFLATE_MS", default=100)
 
 # Bearer token required by `/metrics` when set (Prometheus `authorization`).
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+
+# Feed monitor (streaming.monitor) and connection health (streaming.health_score).
+# Ops alerts are raised once when a condition has held this long (seconds) and
+# cleared when it ends: zero quotes / zero bars while a market the connection
+# serves is open, more than N reconnects in an hour, disconnected, database
+# unreachable. A stats line per connection every STREAM_MONITOR_STATS_EVERY s.
+STREAM_MONITOR_NO_QUOTES_AFTER = env.float(
+    "STREAM_MONITOR_NO_QUOTES_AFTER", default=60.0
+)
+STREAM_MONITOR_NO_BARS_AFTER = env.float("STREAM_MONITOR_NO_BARS_AFTER", default=300.0)
+STREAM_MONITOR_RECONNECTS_PER_HOUR = env.int(
+    "STREAM_MONITOR_RECONNECTS_PER_HOUR", default=10
+)
+STREAM_MONITOR_DOWN_AFTER = env.float("STREAM_MONITOR_DOWN_AFTER", default=300.0)
+STREAM_MONITOR_DB_AFTER = env.float("STREAM_MONITOR_DB_AFTER", default=10.0)
+STREAM_MONITOR_STATS_EVERY = env.float("STREAM_MONITOR_STATS_EVERY", default=60.0)
+# Connection health: healthy at this score (0-100) or more; the uptime window
+# (s); not live this long (s) is unhealthy at once; silent this long (s) while
+# open and subscribed is unhealthy without a baseline saying it is usual.
+STREAM_HEALTH_THRESHOLD = env.float("STREAM_HEALTH_THRESHOLD", default=60.0)
+STREAM_HEALTH_WINDOW = env.float("STREAM_HEALTH_WINDOW", default=600.0)
+STREAM_HEALTH_DOWN_GRACE = env.float("STREAM_HEALTH_DOWN_GRACE", default=5.0)
+STREAM_HEALTH_SILENT_AFTER = env.float("STREAM_HEALTH_SILENT_AFTER", default=60.0)
 
 # --- Logging ---------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

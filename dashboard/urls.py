@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import include, path
 
-from dashboard import views
+from dashboard import status_views, views
 
 app_name = "dashboard"
 
@@ -11,7 +11,7 @@ urlpatterns = [
     path("", include("dashboard.alerts_urls")),
     path("instruments/<path:symbol>/", views.instrument_detail, name="instrument"),
     path("portfolio/", views.portfolio, name="portfolio"),
-    path("status/", views.system_status, name="status"),
+    path("status/", status_views.system_status, name="status"),
     path("api/search", views.search, name="search"),
     path("watchlists/create", views.watchlist_create, name="watchlist_create"),
     path("watchlists/reorder", views.watchlist_reorder, name="watchlist_reorder"),

@@ -11,7 +11,7 @@ from decimal import Decimal
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
@@ -19,7 +19,6 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from core.health import health_report
 from core.storable import UNSTORABLE_CODES
 from dashboard.context_processors import live_page
 from dashboard.forms import OrderForm, SymbolForm, WatchlistNameForm
@@ -37,13 +36,11 @@ from marketdata.selectors import (
     bars_last_close,
     instrument_get,
     instruments_search,
-    load_jobs_recent,
     positions_for_user,
     session_sparklines,
     watchlist_get_for_owner,
     watchlists_for_user,
 )
-from streaming.selectors import feed_status_get_safe
 from streaming.snapshots import snapshots_get_safe
 
 TIMEFRAMES = ("1m", "5m", "15m", "1h", "1d")
@@ -218,25 +215,6 @@ def portfolio(request):
             "totals": totals,
             "symbols": [row["instrument"].symbol for row in rows],
             **({} if live else {"live_unavailable": True}),
-        },
-    )
-
-
-@login_required
-@require_GET
-def system_status(request):
-    if not request.user.is_staff:
-        raise PermissionDenied("Staff only.")
-
-    feed = feed_status_get_safe()
-    return render(
-        request,
-        "dashboard/status.html",
-        {
-            "feed": feed,
-            "health": health_report(),
-            "jobs": load_jobs_recent(limit=20),
-            **({"live_unavailable": True} if "error" in feed else {}),
         },
     )
 

@@ -22,6 +22,8 @@ Server → client:
     {"type": "updates", "snapshots": [<doc>, ...]}
     {"type": "unsubscribed", "symbols": [...]}
     {"type": "alert", "alert": {...}}     # an alert of this user fired
+    {"type": "ops_alert", "alert": {...}} # staff only: feed monitor raised or
+                                          # cleared an ops alert (alerts.ops_services)
     {"type": "status", "status": {...}}   # feed status (staff who asked)
     {"type": "pong"}
     {"type": "error", "code": "<code>", "message": "...", "symbols": [...]}
@@ -59,7 +61,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
-from core.groups import STATUS_GROUP, symbol_group, user_group
+from core.groups import STAFF_GROUP, STATUS_GROUP, symbol_group, user_group
 from core.storable import unstorable_reason
 from marketdata.selectors import instruments_stream_info
 from streaming.hub import FEED_UNAVAILABLE, FeedWatch, MarketHub, feed_watch, market_hub
@@ -93,6 +95,8 @@ class MarketConsumer(AsyncJsonWebsocketConsumer):
             self.hub = market_hub(self.channel_layer)
             self.hub_slot = self.hub.assign_slot()
         await self._join(user_group(user.pk))
+        if user.is_staff:  # ops alerts (alerts.ops_services)
+            await self._join(STAFF_GROUP)
         await self.send_json(
             {
                 "type": "hello",
@@ -295,6 +299,9 @@ class MarketConsumer(AsyncJsonWebsocketConsumer):
 
     async def alert_fired(self, event: dict) -> None:
         await self.send_json({"type": "alert", "alert": event.get("alert")})
+
+    async def ops_alert(self, event: dict) -> None:
+        await self.send_json({"type": "ops_alert", "alert": event.get("alert")})
 
     async def feed_status(self, event: dict) -> None:
         await self.send_json({"type": "status", "status": event.get("status")})

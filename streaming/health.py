@@ -31,8 +31,15 @@ exported on `/metrics`. One document per worker:
         "last_event_age_s": 0.2,        # market data
         "lag_ms": {"p50": 3.1, "p99": 12.0, "samples": 300},
         "subscribed": 40, "rejected": {"XYZ": "symbol not found (400)"},
-        "last_error": ""
-      }]
+        "last_error": "",
+        "health": {"value": 97, "healthy": true, "reasons": [...],
+                   "parts": {"uptime": 1.0, "reconnects": 1.0, ...}},
+        "history": [[<epoch s>, <msgs/s>, <lag p99 ms|null>, <score>], ...]
+      }],                               # health/history: streaming.monitor
+      "monitor": {"ops_alerts": [<active ops alert>], "database": "ok",
+                  "ops_alerts_waiting": 0, "ops_alerts_dropped": 0},
+      "process": {"role": "stream", "pid": 123, "cpu_s": 1.2,
+                  "cpu_percent": 3.5, "rss_mb": 80.1, "threads": 6, ...}
     }
 """
 
@@ -43,6 +50,8 @@ import socket
 import time
 from datetime import UTC, datetime
 
+from core.process import process_usage
+
 
 def _iso(epoch: float | None) -> str | None:
     return None if epoch is None else datetime.fromtimestamp(epoch, UTC).isoformat()
@@ -52,8 +61,9 @@ def _age(epoch: float | None, now: float) -> float | None:
     return None if epoch is None else round(max(0.0, now - epoch), 3)
 
 
-def connection_health(connection, *, now: float) -> dict:
+def connection_health(connection, *, now: float, monitor=None) -> dict:
     stats = connection.stats
+    report = {} if monitor is None else monitor.connection_report(connection)
     return {
         "id": connection.key,
         "provider": connection.provider_name,
@@ -78,6 +88,7 @@ def connection_health(connection, *, now: float) -> dict:
         "subscribed": len(connection.subscribed),
         "rejected": dict(connection.rejected),
         "last_error": connection.last_error,
+        **report,
     }
 
 
@@ -141,7 +152,10 @@ def worker_health(worker, *, state: str = "running") -> dict:
         "freshness": counts,
         # plan budgets and failover (streaming.subscriptions)
         "subscriptions": worker.subscriptions.document(now),
+        "monitor": worker.monitor.report(),
+        "process": process_usage(role="stream"),
         "connections": [
-            connection_health(c, now=now) for c in worker.connections.values()
+            connection_health(c, now=now, monitor=worker.monitor)
+            for c in worker.connections.values()
         ],
     }

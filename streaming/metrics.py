@@ -12,7 +12,7 @@ from __future__ import annotations
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from streaming.selectors import feed_status_get
+from streaming.selectors import feed_status_get, ops_status_get
 
 STATES = (
     "idle",
@@ -28,8 +28,9 @@ CONNECTION_LABELS = ["worker", "connection", "provider", "asset_class"]
 
 
 class StreamMetricsCollector(Collector):
-    def __init__(self, status: dict | None = None) -> None:
+    def __init__(self, status: dict | None = None, ops: dict | None = None) -> None:
         self._status = status
+        self._ops = ops
 
     def collect(self):
         status = self._status if self._status is not None else feed_status_get()
@@ -211,9 +212,140 @@ class StreamMetricsCollector(Collector):
                         lag.add_metric([*cl, quantile], float(lag_ms[key]) / 1000.0)
                 subscribed.add_metric(cl, float(c.get("subscribed") or 0))
                 rejected.add_metric(cl, float(len(c.get("rejected") or {})))
+        yield from _health_families(status)
+        ops = self._ops if self._ops is not None else ops_status_get(feed=status)
+        yield from _ops_families(ops)
         yield from (
             up, age, events, published, bars, gaps, ledger, inbox, instruments, c_up,
             c_state,
             messages, rate, problems, reconnects, last_age, lag, subscribed, rejected,
             wanted, budget, provider_healthy,
         )  # fmt: skip
+
+
+def _health_families(status: dict):
+    """Connection health scores and the ops alerts the workers hold."""
+    score = GaugeMetricFamily(
+        "tapeline_stream_connection_health_score",
+        "Connection health score 0-100 (streaming.health_score).",
+        labels=CONNECTION_LABELS,
+    )
+    healthy = GaugeMetricFamily(
+        "tapeline_stream_connection_healthy",
+        "1 when the connection's health score says healthy.",
+        labels=CONNECTION_LABELS,
+    )
+    ops = GaugeMetricFamily(
+        "tapeline_ops_alerts_active",
+        "Ops alerts raised by the feed monitor and not cleared.",
+        labels=["worker", "kind"],
+    )
+    waiting = GaugeMetricFamily(
+        "tapeline_ops_alerts_waiting",
+        "Ops alert records waiting for the database.",
+        labels=["worker"],
+    )
+    for worker in status.get("workers", []):
+        wid = str(worker.get("id"))
+        for c in worker.get("connections", []):
+            health = c.get("health")
+            if not health:
+                continue
+            labels = [
+                wid,
+                str(c.get("id")),
+                str(c.get("provider")),
+                str(c.get("asset_class")),
+            ]
+            score.add_metric(labels, float(health.get("value") or 0))
+            healthy.add_metric(labels, 1.0 if health.get("healthy") else 0.0)
+        monitor = worker.get("monitor") or {}
+        kinds: dict[str, int] = {}
+        for alert in monitor.get("ops_alerts", []):
+            kinds[alert.get("kind")] = kinds.get(alert.get("kind"), 0) + 1
+        for kind in OPS_KINDS:
+            ops.add_metric([wid, kind], float(kinds.get(kind, 0)))
+        waiting.add_metric([wid], float(monitor.get("ops_alerts_waiting") or 0))
+    yield from (score, healthy, ops, waiting)
+
+
+OPS_KINDS = ("no_quotes", "no_bars", "reconnects", "disconnected", "database")
+
+
+def _ops_families(ops: dict):
+    """Provider REST calls, Dramatiq queues, process CPU and memory."""
+    p = ["provider"]
+    requests = CounterMetricFamily(
+        "tapeline_rest_requests", "Provider REST requests made.", labels=p
+    )
+    errors = CounterMetricFamily(
+        "tapeline_rest_errors", "REST requests with no answer or HTTP >= 400.", labels=p
+    )
+    limited = CounterMetricFamily(
+        "tapeline_rest_rate_limited", "REST answers 418/429.", labels=p
+    )
+    throttled = CounterMetricFamily(
+        "tapeline_rest_throttled_seconds",
+        "Time spent waiting for the shared rate limiter.",
+        labels=p,
+    )
+    latency = GaugeMetricFamily(
+        "tapeline_rest_response_seconds",
+        "REST response time over the last 256 requests.",
+        labels=[*p, "quantile"],
+    )
+    use = GaugeMetricFamily(
+        "tapeline_rest_rate_limit_use",
+        "Requests in the last minute over the provider's per-minute limit.",
+        labels=p,
+    )
+    for r in ops.get("rest") or []:
+        labels = [r["provider"]]
+        requests.add_metric(labels, float(r["requests"]))
+        errors.add_metric(labels, float(r["errors"]))
+        limited.add_metric(labels, float(r["rate_limited"]))
+        throttled.add_metric(labels, float(r["throttled_s"]))
+        for quantile, key in (("0.5", "p50_ms"), ("0.95", "p95_ms")):
+            if r.get(key) is not None:
+                latency.add_metric([*labels, quantile], r[key] / 1000.0)
+        if r.get("rate_limit_use") is not None:
+            use.add_metric(labels, float(r["rate_limit_use"]))
+    queues = GaugeMetricFamily(
+        "tapeline_dramatiq_queue_messages",
+        "Messages in a Dramatiq queue: ready, total (ready, delayed or being "
+        "worked on), delayed, dead.",
+        labels=["queue", "state"],
+    )
+    for q in ops.get("queues") or []:
+        for state in ("ready", "total", "delayed", "dead"):
+            queues.add_metric([q["queue"], state], float(q[state]))
+    pl = ["role", "host", "pid"]
+    cpu = CounterMetricFamily(
+        "tapeline_process_cpu_seconds", "CPU time of the process.", labels=pl
+    )
+    cpu_pct = GaugeMetricFamily(
+        "tapeline_process_cpu_percent",
+        "Share of one core used since the process's previous report.",
+        labels=pl,
+    )
+    rss = GaugeMetricFamily(
+        "tapeline_process_resident_memory_bytes", "Resident memory.", labels=pl
+    )
+    for proc in ops.get("processes") or []:
+        labels = [str(proc.get("role")), str(proc.get("host")), str(proc.get("pid"))]
+        cpu.add_metric(labels, float(proc.get("cpu_s") or 0))
+        if proc.get("cpu_percent") is not None:
+            cpu_pct.add_metric(labels, float(proc["cpu_percent"]))
+        rss.add_metric(labels, float(proc.get("rss_mb") or 0) * 2**20)
+    yield from (
+        requests,
+        errors,
+        limited,
+        throttled,
+        latency,
+        use,
+        queues,
+        cpu,
+        cpu_pct,
+        rss,
+    )

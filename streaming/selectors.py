@@ -213,3 +213,33 @@ def last_minute_bar_ts(*, instrument_id: int, before: datetime) -> datetime | No
         .values_list("ts", flat=True)
         .first()
     )
+
+
+def ops_status_get(*, feed: dict) -> dict:
+    """What the status page and `/metrics` show beside the stream workers:
+    provider REST response times and rate-limit use
+    (`marketdata.providers.rest_stats`), Dramatiq queue depths
+    (`core.queues`) and each process's CPU and memory (this web process, the
+    stream workers from their health documents in `feed`, the Dramatiq
+    workers from `core.process`). A part Redis cannot give is None."""
+    from core.process import process_usage, processes_get
+    from core.queues import queue_depths
+    from marketdata.providers.rest_stats import rest_stats_get
+
+    status: dict = {"rest": None, "queues": None}
+    processes = [process_usage(role="web")]
+    for worker in feed.get("workers", []):
+        if worker.get("alive") and worker.get("process"):
+            processes.append({**worker["process"], "worker": worker.get("id")})
+    outage = redis_outage()
+    if outage.should_try():
+        try:
+            status["rest"] = rest_stats_get()
+            status["queues"] = queue_depths()
+            processes.extend(processes_get())
+        except REDIS_ERRORS as exc:
+            outage.failed(exc, doing="reading REST, queue and process figures")
+        else:
+            outage.succeeded()
+    status["processes"] = processes
+    return status

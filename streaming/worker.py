@@ -17,7 +17,9 @@ steps delegate to the parts:
   `step_reconcile`, `step_sweep`);
 - `streaming.alerting.AlertBridge`: the alert engine and fired alerts kept
   until recorded (`step_alerts`);
-- `streaming.publisher.Publisher`: health reports (`step_health`).
+- `streaming.publisher.Publisher`: health reports (`step_health`);
+- `streaming.monitor.FeedMonitor`: connection health scores, stats lines,
+  connection events and ops alerts (`step_monitor`).
 
 Every step returns whether the worker should keep running; tests call them
 directly. Database work runs on one dedicated thread, never on the loop. Over
@@ -53,6 +55,7 @@ from streaming.connection import FeedConnection
 from streaming.gaps import GapTracker, PendingGap
 from streaming.health import WorkerRates, worker_health
 from streaming.ledger import MinuteLedger
+from streaming.monitor import FeedMonitor
 from streaming.printer import event_json
 from streaming.publisher import Publisher
 from streaming.shard import Shard
@@ -172,6 +175,7 @@ class StreamWorker:
         self.subscriptions = Subscriptions(self)
         self.watchdog = Watchdog(self)
         self.coldstart = ColdStart(self)
+        self.monitor = FeedMonitor(self)
 
         self.events_total = 0
         self.bars_stored = 0
@@ -259,6 +263,7 @@ class StreamWorker:
             (0.5, self.step_alerts),
             (5.0, self.step_reconcile),
             (0.5, self.coldstart.step),
+            (1.0, self.step_monitor),
         ]
         tasks = [asyncio.create_task(self._every(i, s)) for i, s in periodic]
         # The first sweep waits one interval: at start-up the restart backfill
@@ -356,6 +361,7 @@ class StreamWorker:
         self.ledger.reconcile()
         await self.step_gaps(final=True)
         await self.alerts.record(self._in_db)
+        await self.monitor.record()
         if self.publisher is not None:
             self.publisher.interval = 0.0
             await self.publisher.publish_due()
@@ -526,6 +532,7 @@ class StreamWorker:
 
     def _on_control(self, connection: FeedConnection, event) -> None:
         if event.kind == "lifecycle":
+            self.monitor.on_lifecycle(connection, event)
             if event.state == "down":
                 last = connection.last_event_ts
                 if last is None:
@@ -587,6 +594,11 @@ class StreamWorker:
     async def step_health(self, state: str = "running") -> bool:
         document = self.health(state=state)
         await self.publisher.report_health(worker_id=self.id, document=document)
+        return not self.shutdown
+
+    async def step_monitor(self) -> bool:
+        """Health scores, stats lines and ops alerts (streaming.monitor)."""
+        await self.monitor.step()
         return not self.shutdown
 
     def step_watchdog(self) -> bool:

@@ -25,6 +25,7 @@ from marketdata.providers.base import (
     ProviderError,
     RateLimitedError,
 )
+from marketdata.providers.rest_stats import rest_request_record
 
 logger = logging.getLogger(__name__)
 
@@ -108,12 +109,15 @@ class HttpClient:
         query = {**dict(params or {}), **self.auth_params}
         attempt = 0
         while True:
+            waited = time.monotonic()
             if self.rate_limiter is not None:
                 self.rate_limiter()
             self.requests_made += 1
+            started = time.monotonic()
             try:
                 response = self.session.get(url, params=query, timeout=self.timeout)
             except (requests.ConnectionError, requests.Timeout) as exc:
+                self._measured(started, waited, 0)
                 if attempt >= self.max_retries:
                     raise ProviderError(
                         f"{self.provider}: GET {path} failed after {attempt + 1} "
@@ -135,6 +139,7 @@ class HttpClient:
                 continue
 
             status = response.status_code
+            self._measured(started, waited, status)
             if 200 <= status < 300:
                 try:
                     return orjson.loads(response.content)
@@ -180,6 +185,15 @@ class HttpClient:
                 continue
 
             raise self._error(status, body, message, path)
+
+    def _measured(self, started: float, waited: float, status: int) -> None:
+        """Response time and rate-limiter wait, for the status page."""
+        rest_request_record(
+            provider=self.provider,
+            seconds=time.monotonic() - started,
+            status=status,
+            throttled=started - waited,
+        )
 
     @staticmethod
     def _body(response: requests.Response) -> Any:

@@ -86,3 +86,10 @@ market.addEventListener("servererror", (e) => {
   if (f.code === "unknown_symbols") toast(`Unknown instrument: ${f.symbols.join(", ")}`, { kind: "warn" });
   else if (f.code === "too_many_instruments") toast(f.message, { kind: "warn" });
 });
+
+// Staff only (the server sends them to staff sockets): feed monitor ops alerts.
+market.addEventListener("ops_alert", (e) => {
+  const alert = e.detail.alert || {};
+  const text = alert.active ? `⚠ Ops: ${alert.message}` : `✓ Ops alert cleared: ${alert.message}`;
+  toast(text, { kind: alert.active ? "warn" : "ok", href: alert.url || null, timeout: alert.active ? 0 : 8000 });
+});

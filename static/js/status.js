@@ -2,6 +2,11 @@
 import { market } from "./socket.js";
 
 const connBody = document.querySelector("#connections tbody");
+const healthBody = document.querySelector("#feed-health tbody");
+const opsBody = document.querySelector("#ops-alerts tbody");
+const SVG = "http://www.w3.org/2000/svg";
+const SPARK_W = 120;
+const SPARK_H = 24;
 const workerBody = document.querySelector("#workers tbody");
 const feedOk = document.getElementById("feed-ok");
 const updated = document.getElementById("feed-updated");
@@ -14,7 +19,51 @@ function cell(tag, text, cls) {
 }
 const fixed = (v, d = 1) => (typeof v === "number" ? v.toFixed(d) : "—");
 
+// Inline SVG sparkline of the last hour (one point per 30 s, see streaming/monitor.py).
+function sparkline(values, label) {
+  const svg = document.createElementNS(SVG, "svg");
+  svg.setAttribute("class", "spark");
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", label);
+  svg.setAttribute("viewBox", `0 0 ${SPARK_W} ${SPARK_H}`);
+  svg.setAttribute("width", SPARK_W);
+  svg.setAttribute("height", SPARK_H);
+  const known = values.map((v, i) => [i, v]).filter(([, v]) => typeof v === "number");
+  const top = Math.max(...known.map(([, v]) => v), 0) || 1;
+  const step = SPARK_W / Math.max(1, values.length - 1);
+  const line = document.createElementNS(SVG, "polyline");
+  if (known.length > 1) {
+    line.setAttribute(
+      "points",
+      known.map(([i, v]) => `${(i * step).toFixed(1)},${(SPARK_H - 1 - ((SPARK_H - 2) * v) / top).toFixed(1)}`).join(" "),
+    );
+  }
+  svg.append(line);
+  return svg;
+}
+
+function renderHealth(connections) {
+  const rows = connections.map((c) => {
+    const tr = document.createElement("tr");
+    tr.dataset.connection = c.id;
+    const th = cell("th", c.id, "mono");
+    th.scope = "row";
+    const h = c.health;
+    const score = cell("td", h ? `${h.value}${h.healthy ? "" : " unhealthy"}` : "—", `num ${h && h.healthy ? "ok" : "bad"}`);
+    score.dataset.score = "";
+    const history = c.history || [];
+    const rate = cell("td", ` ${fixed(c.msgs_per_s?.frames)}`);
+    rate.prepend(sparkline(history.map((p) => p[1]), "messages per second, last hour"));
+    const lag = cell("td", ` ${fixed(c.lag_ms?.p99, 0)} ms`);
+    lag.prepend(sparkline(history.map((p) => p[2]), "lag p99, last hour"));
+    tr.append(th, cell("td", c.provider), score, cell("td", (h?.reasons || []).join("; ")), rate, lag);
+    return tr;
+  });
+  if (rows.length) healthBody.replaceChildren(...rows);
+}
+
 function render(status) {
+  if (healthBody) renderHealth(status.connections || []);
   const rows = (status.connections || []).map((c) => {
     const tr = document.createElement("tr");
     tr.dataset.id = c.id;
@@ -71,4 +120,24 @@ function render(status) {
 }
 
 market.addEventListener("status", (e) => render(e.detail));
+// An ops alert raised or cleared (staff sockets only): update the history.
+market.addEventListener("ops_alert", (e) => {
+  const a = e.detail.alert || {};
+  if (!opsBody || !a.id) return;
+  opsBody.querySelector("tr.none")?.remove();
+  const tr = document.createElement("tr");
+  tr.dataset.id = a.id;
+  if (a.active) tr.className = "bad";
+  const when = (iso) => (iso ? iso.slice(0, 19).replace("T", " ") : "active");
+  tr.append(
+    cell("td", when(a.raised_at), "mono"),
+    cell("td", a.kind),
+    cell("td", a.connection || "—", "mono"),
+    cell("td", a.message),
+    cell("td", when(a.cleared_at), "mono"),
+  );
+  const old = opsBody.querySelector(`tr[data-id="${a.id}"]`);
+  if (old) old.replaceWith(tr);
+  else opsBody.prepend(tr);
+});
 market.watchStatus();

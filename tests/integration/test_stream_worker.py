@@ -382,3 +382,29 @@ def test_connection_limit_backs_off_past_the_providers_hold_time(
             assert connection.state == "backoff"
             assert connection.stats.connects == 1
             assert "retrying after 30s" in connection.last_error
+
+
+def test_monitor_raises_and_clears_ops_alerts_on_a_real_session(
+    sim, user, instruments, settings
+):
+    """A stalled simulator (connected, silent) raises one no-quotes ops alert,
+    cleared when quotes come back. Crypto, so the market is open whatever
+    the hour."""
+    from alerts.models import OpsAlert
+
+    settings.STREAM_MONITOR_NO_QUOTES_AFTER = 2.0
+    watchlist_create(owner=user, name="Crypto", symbols=["BTC/USD", "ETH/USD"])
+    # feed_stale_after: the watchdog must not reconnect the silent session.
+    with WorkerThread(feed_stale_after=600) as worker:
+        connection = worker.routes["BTC/USD"]
+        wait_for(lambda: connection.stats.by_kind["quote"] > 0, 15)
+        sim.faults.update(stall=True)
+        wait_for(lambda: OpsAlert.objects.filter(kind="no_quotes").exists(), 15)
+        time.sleep(3)  # the condition keeps holding: still one alert
+        [alert] = OpsAlert.objects.filter(kind="no_quotes")
+        assert alert.active and alert.connection == connection.key
+        assert connection.state == "live"  # silent, not disconnected
+        sim.faults.update(stall=False)
+        wait_for(lambda: OpsAlert.objects.filter(cleared_at__isnull=False).exists(), 15)
+    assert OpsAlert.objects.count() == 1
+    assert "no quotes for" in OpsAlert.objects.get().message

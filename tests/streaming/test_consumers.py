@@ -319,3 +319,42 @@ def test_naive_mode_sends_one_frame_per_tick(user, instruments, settings):
         await ws.disconnect()
 
     run(scenario)
+
+
+def test_ops_alerts_reach_staff_sockets_only(user, staff_user):
+    """The monitor's records, stored by the real service, reach staff as
+    `ops_alert` frames (raised, then cleared); a non-staff socket gets none."""
+    from datetime import UTC, datetime
+
+    from alerts.ops_services import ops_alerts_record
+
+    raised = {
+        "key": "k1",
+        "kind": "disconnected",
+        "connection": "alpaca:equity",
+        "provider": "alpaca",
+        "worker": "host:1:0/1",
+        "message": "alpaca:equity: not connected for 5 min 2 s",
+        "raised_at": datetime.now(UTC),
+        "cleared_at": None,
+    }
+
+    async def scenario():
+        plain = await open_socket(user)
+        staff = await open_socket(staff_user)
+        await sync_to_async(ops_alerts_record)(changes=[raised])
+        got = await receive_until(staff, "ops_alert")
+        assert got["alert"]["message"] == raised["message"]
+        assert got["alert"]["active"] is True and got["alert"]["url"] == "/status/"
+        cleared = {**raised, "cleared_at": datetime.now(UTC)}
+        await sync_to_async(ops_alerts_record)(changes=[cleared])
+        # A retried batch (same key, already stored) is not sent again.
+        await sync_to_async(ops_alerts_record)(changes=[cleared])
+        got = await receive_until(staff, "ops_alert")
+        assert got["alert"]["active"] is False and got["alert"]["cleared_at"]
+        assert await staff.receive_nothing(timeout=0.5)
+        assert await plain.receive_nothing(timeout=0.5)
+        await plain.disconnect()
+        await staff.disconnect()
+
+    run(scenario)
