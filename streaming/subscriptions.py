@@ -33,7 +33,7 @@ from streaming import selectors, services
 from streaming.aggregator import MINUTE, floor_minute
 from streaming.backoff import Backoff
 from streaming.budget import NO_PROVIDER, OVER_LIMIT, Allocation, allocate, plan_limit
-from streaming.connection import FeedConnection, State
+from streaming.connection import FeedConnection
 from streaming.failover import Router
 from streaming.snapshots import snapshots_get_safe
 from streaming.state import InstrumentState, day_bounds
@@ -337,19 +337,21 @@ class Subscriptions:
 
     # --- health and failover -----------------------------------------------------
     def judge(self, now: float) -> None:
-        """Give each provider with started connections its health verdict."""
+        """Give each provider with started connections its health verdict
+        (`streaming.health_score`: down past a grace, pings unanswered,
+        silent while open, or a low score)."""
         w = self.worker
         by_provider: dict[str, list[FeedConnection]] = {}
         for connection in w.connections.values():
             if connection.started:
                 by_provider.setdefault(connection.provider_name, []).append(connection)
         for name, connections in by_provider.items():
-            verdicts = [connection_problems(c, now) for c in connections]
-            reasons = [r for v in verdicts if v for r in v]
-            if reasons:
-                self.router.observe(name, False, reasons, now)
-            elif all(v is not None for v in verdicts):
-                self.router.observe(name, True, [], now)
+            reasons = []
+            for connection in connections:
+                score = w.monitor.score(connection, now)
+                if not score.healthy:
+                    reasons.append(f"{connection.key}: {', '.join(score.reasons)}")
+            self.router.observe(name, not reasons, reasons, now)
 
     # --- reporting ---------------------------------------------------------------
     def _log_counts(self, wanted: dict[str, dict]) -> None:
@@ -448,21 +450,3 @@ class Subscriptions:
             now=now,
             restart_window=self.worker.options.restart_backfill_window,
         )
-
-
-def connection_problems(connection: FeedConnection, now: float) -> list[str] | None:
-    """Why a started connection cannot carry instruments now: empty when it
-    can, None while it is still connecting (no news either way)."""
-    if connection.state == State.LIVE:
-        silent = connection.unanswered_ping_for(now)
-        if silent is not None:
-            return [f"{connection.key}: no answer to a ping for {silent:.0f} s"]
-        return []
-    if connection.state in (State.IDLE, State.STOPPED):
-        return []
-    if connection.state in (State.CONNECTING, State.AUTHENTICATING):
-        return None
-    if connection.state == State.AUTH_FAILED:  # the connection said so loudly
-        return [f"{connection.key}: credentials refused"]
-    detail = connection.last_error or connection.state
-    return [f"{connection.key}: {connection.state} ({detail})"]
