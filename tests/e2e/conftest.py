@@ -162,9 +162,10 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack(django_db_setup, django_db_blocker):
+def stack(django_db_setup, django_db_blocker, request):
     """Users with watchlists and a position, a day of simulator history, then
-    the simulator, `start_streams` and Daphne as subprocesses."""
+    the simulator, `start_streams` and Daphne as subprocesses. A test module's
+    `STACK_ENV` dict adds to the processes' environment."""
     from django.contrib.auth import get_user_model
     from django.contrib.auth.hashers import make_password
     from django.db import connection
@@ -195,6 +196,7 @@ def stack(django_db_setup, django_db_blocker):
         "SIMULATOR_PORT": str(simulator.port),
         "SIMULATOR_SEED": str(simulator.seed),
         "LOG_LEVEL": "WARNING",
+        **getattr(request.module, "STACK_ENV", {}),
     }
     stack = Stack(env=env, simulator=simulator, web_port=free_port())
     User = get_user_model()
