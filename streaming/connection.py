@@ -22,16 +22,16 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
 import websocket
 
-from marketdata.events import PLAN_LIMIT, Control, ControlType
+from marketdata.events import Control, ControlType
 from streaming.backoff import Backoff
-from streaming.budget import LearnedLimit
+from streaming.feed_symbols import SymbolSubscriptions
 from streaming.stats import ConnectionStats
 
 logger = logging.getLogger("streaming.connection")
@@ -68,7 +68,7 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
 
 
-class FeedConnection:
+class FeedConnection(SymbolSubscriptions):
     """A provider stream for one asset-class endpoint (e.g. Alpaca stocks)."""
 
     def __init__(
@@ -111,15 +111,7 @@ class FeedConnection:
         # first minute not seen completely since the session was lost.
         self.last_event_ts = None
         self.gap_start = None
-        self.desired: set[str] = set()
-        self.subscribed: set[str] = set()
-        self.confirmed: set[str] = set()
-        self.rejected: dict[str, str] = {}
-        # Refused for the plan's symbol limit (not for the symbol): not sent
-        # again until the worker's plan changes; `limit` learns the cap.
-        self.held_back: set[str] = set()
-        self.limit = LearnedLimit()
-        self._last_batch: tuple[str, ...] = ()
+        self._init_symbols()
         self._min_delay = 0.0
         self._preset: set[str] = set()
         self._forced = ""
@@ -154,33 +146,12 @@ class FeedConnection:
         return self._thread is not None
 
     @property
-    def last_batch(self) -> tuple[str, ...]:
-        """The symbols of the last subscribe request sent."""
-        return self._last_batch
-
-    @property
     def public_url(self) -> str:
         return redact_url(self.url)
 
     @property
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
-
-    def set_symbols(self, symbols: Iterable[str]) -> tuple[set[str], set[str]]:
-        """Make `symbols` the wanted set; (un)subscribe the difference now if
-        the session is live (no reconnect). Returns (added, removed)."""
-        wanted = set(symbols)
-        with self._lock:
-            added, removed = wanted - self.desired, self.desired - wanted
-            self.desired = wanted
-            for symbol in removed:
-                self.rejected.pop(symbol, None)
-            # The worker's plan is the authority: what a plan limit held back
-            # may be asked for again (the budget probes the real limit).
-            self.held_back.clear()
-            if self.state == State.LIVE:
-                self._sync_subscriptions()
-        return added, removed
 
     def force_reconnect(self, reason: str) -> None:
         """Drop the socket; the thread reconnects after its backoff delay."""
@@ -362,73 +333,6 @@ class FeedConnection:
             self._set_state(State.LIVE)
             self._sync_subscriptions()
         self.sink(self, self.authenticated_at, [Lifecycle("up", self.authenticated_at)])
-
-    def _sync_subscriptions(self) -> None:
-        """Send the difference between wanted and subscribed (lock held)."""
-        ws = self._ws
-        if ws is None:
-            return
-        wanted = self.desired - set(self.rejected) - self.held_back
-        add = sorted(wanted - self.subscribed)
-        drop = sorted(self.subscribed - wanted)
-        try:
-            if drop:
-                for message in self.provider.unsubscribe_messages(drop):
-                    ws.send(message)
-                self.subscribed.difference_update(drop)
-                self.stats.unsubscribes += len(drop)
-            if add:
-                for message in self.provider.subscribe_messages(add):
-                    ws.send(message)
-                self.subscribed.update(add)
-                self._last_batch = tuple(add)
-                self.stats.subscribes += len(add)
-        except Exception as exc:  # noqa: BLE001 - the receive thread sees the drop
-            self.last_error = f"send failed: {exc}"
-            self._shutdown_socket()
-
-    def _on_rejected(self, event: Control) -> None:
-        """A refused subscription. For the plan's symbol limit the symbols are
-        held back and the limit learned (Alpaca and Binance refuse the whole
-        request; Finnhub answers each subscribe over the limit with one
-        error, in order, so the refused ones are the batch's tail). Any other
-        refusal holds the named symbols back on this connection."""
-        message = event.message or "rejected by the provider"
-        if event.code:
-            message = f"{message} ({event.code})"
-        with self._lock:
-            if getattr(event, "reason", "") == PLAN_LIMIT:
-                refused = self._plan_limit_refused(event)
-                self.held_back.update(refused)
-            else:
-                refused = tuple(event.symbols or self._last_batch)
-                for symbol in refused:
-                    self.rejected[symbol] = message
-            self.subscribed.difference_update(refused)
-        if refused and getattr(event, "reason", "") != PLAN_LIMIT:
-            logger.warning(
-                "%s: provider rejected %s: %s", self.key, ", ".join(refused), message
-            )
-        return refused
-
-    def _plan_limit_refused(self, event: Control) -> tuple[str, ...]:
-        batch = self._last_batch
-        if event.symbols:
-            refused = tuple(event.symbols)
-        elif getattr(self.provider, "plan_limit_per_message", False):
-            # One error per refused subscribe: the k-th error refuses the
-            # k-th symbol from the end of the batch still counted in.
-            pending = [s for s in batch if s not in self.held_back]
-            refused = tuple(pending[-1:])
-        else:
-            refused = batch
-        before = len(self.subscribed - set(refused))
-        if getattr(self.provider, "plan_limit_per_message", False):
-            self.limit.accepted(before)
-            self.limit.refused(before + 1)
-        else:
-            self.limit.refused(before + len(refused))
-        return refused
 
     def _auth_failed(self, message: str, code: int | None = None) -> None:
         detail = f"{message} ({code})" if code else message

@@ -8,14 +8,8 @@ budget, moves instruments between connections, and records symbols a
 provider named unknown (retried with back-off). It logs one line with counts
 per reason at start and whenever they change.
 
-`subscription_contexts` loads, for newly subscribed instruments, what
-a restarted worker continues from: the stored snapshot (its `seq` keeps
-increasing), the session figures from stored bars, and where its restart gap
-starts (the minute after the last stored bar, within `restart_window`); a
-forming minute the previous run stored at shutdown is deleted so the backfill
-can store the provider's complete bar. Redis being away does not stop a
-subscription: it only loses the snapshot's seq and defers the partial minutes.
-`Subscriptions` is the stream worker's part that applies all this.
+New instruments start from what `streaming.restore` loads (stored snapshot,
+session figures, restart gap).
 """
 
 from __future__ import annotations
@@ -23,7 +17,6 @@ from __future__ import annotations
 import inspect
 import logging
 import time
-from datetime import UTC, datetime, timedelta
 
 from django.db import DatabaseError
 
@@ -35,43 +28,10 @@ from streaming.backoff import Backoff
 from streaming.budget import NO_PROVIDER, OVER_LIMIT, Allocation, allocate, plan_limit
 from streaming.connection import FeedConnection
 from streaming.failover import Router
-from streaming.snapshots import snapshots_get_safe
-from streaming.state import InstrumentState, day_bounds
+from streaming.restore import subscription_contexts
+from streaming.state import InstrumentState
 
 logger = logging.getLogger("streaming.worker")
-
-
-def subscription_contexts(
-    *, rows: list[dict], now: float, restart_window: float
-) -> dict[str, dict]:
-    """Per symbol: {"snapshot", "session", "gap_start"} (database and Redis)."""
-    at = datetime.fromtimestamp(now, UTC)
-    first = floor_minute(at)
-    symbols = [r["symbol"] for r in rows]
-    # Redis away: start without the stored snapshot (seq restarts, which a
-    # client's `snapshot` frame resets) and leave partial minutes for later.
-    snapshots = snapshots_get_safe(symbols=symbols) or {}
-    partial = services.partial_bars_take_safe(symbols=symbols)
-    window = timedelta(seconds=restart_window)
-    contexts = {}
-    for row in rows:
-        symbol = row["symbol"]
-        if symbol in partial:
-            services.bar_partial_discard(instrument_id=row["id"], ts=partial[symbol])
-        day_start, day_end = day_bounds(row["asset_class"], at)
-        session = selectors.session_figures(
-            instrument_id=row["id"], day_start=day_start, day_end=day_end
-        )
-        last_ts = selectors.last_minute_bar_ts(instrument_id=row["id"], before=first)
-        gap_start = None
-        if last_ts is not None and first - window <= last_ts < first - MINUTE:
-            gap_start = last_ts + MINUTE
-        contexts[symbol] = {
-            "snapshot": snapshots.get(symbol),
-            "session": session,
-            "gap_start": gap_start,
-        }
-    return contexts
 
 
 class Subscriptions:
@@ -100,14 +60,6 @@ class Subscriptions:
         self.to_clear: set[str] = set()
         self.counts: dict[str, int] | None = None
         self._shortfall = ""
-
-    @property
-    def provider_names(self) -> list[str]:
-        """Every provider of every list, primary ones first (for the log)."""
-        names: list[str] = []
-        for chain in self.router.chains.values():
-            names.extend(n for n in chain if n not in names)
-        return names
 
     # --- the step ----------------------------------------------------------------
     async def step(self) -> None:
