@@ -60,11 +60,44 @@ def provider_subscriptions(simulator, protocol: str) -> set[str]:
     return symbols
 
 
+def shows_over_budget_everywhere(worker, client, user, django_user_model) -> None:
+    """The dashboard row, the status page and /metrics say which instruments
+    wait and why (the worker's own published snapshots and health report)."""
+    from streaming.services import feed_health_put
+
+    waiting = sorted(over_limit(worker))
+    wait_for(
+        lambda: (
+            not worker.publisher.dirty or not set(waiting) & set(worker.publisher.dirty)
+        ),
+        10,
+    )
+    client.force_login(user)
+    page = client.get("/").content.decode()
+    for symbol in waiting:
+        row = page.split(f'data-symbol="{symbol}"', 1)[1].split("</tr>", 1)[0]
+        assert "unsubscribed: over plan limit" in row, symbol
+    feed_health_put(worker_id=worker.id, document=worker.health())
+    staff = django_user_model.objects.create_user(
+        "ops", password="x" * 12, is_staff=True
+    )
+    client.force_login(staff)
+    status = client.get("/status/").content.decode()
+    section = status.split('id="subscriptions"', 1)[1].split("</section>", 1)[0]
+    assert f"{len(waiting)} over plan limit" in section
+    assert ", ".join(waiting) in section
+    metrics = client.get("/metrics").content.decode()
+    assert (
+        f'tapeline_stream_wanted_instruments{{reason="over_budget",shard="0/1",'
+        f'worker="{worker.id}"}} {float(len(waiting))}'
+    ) in metrics
+
+
 @pytest.mark.parametrize(
     ("provider", "limit", "wanted"), [("alpaca", 30, 40), ("finnhub", 50, 60)]
 )
 def test_a_plan_budget_streams_the_first_in_priority_and_shows_the_rest(
-    sim, settings, user, django_user_model, instruments, provider, limit, wanted
+    sim, settings, client, user, django_user_model, instruments, provider, limit, wanted
 ):
     settings.STREAM_SYMBOL_LIMITS = {**settings.STREAM_SYMBOL_LIMITS, provider: limit}
     symbols = equities(instruments, wanted)
@@ -95,6 +128,7 @@ def test_a_plan_budget_streams_the_first_in_priority_and_shows_the_rest(
             "no_provider": 0,
         }
         assert not Instrument.objects.exclude(stream_error="").exists()
+        shows_over_budget_everywhere(worker, client, user, django_user_model)
 
         # Five streaming instruments leave: the next five in priority take
         # their places on the next subscription step.

@@ -134,3 +134,29 @@ def test_bar_browser_pages_by_time_without_counting(
     assert "count(" not in str(response.context)
     response = client.get("/admin/marketdata/instrument/bars/", {"symbol": "NOPE"})
     assert "No instrument" in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_clearing_a_stream_error_in_admin_retries_the_symbol_now(
+    client, staff_user, instruments
+):
+    from streaming.selectors import instruments_to_stream
+    from streaming.services import instrument_stream_error_set
+
+    client.force_login(staff_user)
+    instrument_stream_error_set(symbols=["AAPL"], message="invalid symbol AAPL")
+    instrument_stream_error_set(symbols=["AAPL"], message="invalid symbol AAPL")
+    aapl = Instrument.objects.get(symbol="AAPL")
+    assert aapl.stream_error_retries == 2
+    assert aapl.stream_error_retry_at - aapl.stream_error_at == timedelta(minutes=30)
+
+    response = client.post(
+        "/admin/marketdata/instrument/",
+        {"action": "clear_stream_error", "_selected_action": [aapl.id]},
+        follow=True,
+    )
+    assert b"1 instruments cleared" in response.content
+    aapl.refresh_from_db()
+    assert (aapl.stream_error, aapl.stream_error_retries) == ("", 0)
+    [row] = instruments_to_stream(extra_symbols={"AAPL"})
+    assert not row["stream_error"] and not row["retry_due"]
