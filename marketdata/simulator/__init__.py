@@ -16,7 +16,8 @@ protocols on their real paths, so provider adapters and official clients
 Every price comes from `prices.py` (deterministic per seed and symbol, random
 access by minute), the live tape from `tape.py` (trades that realize each
 minute bar exactly), running candles from `candles.py`. Faults are in
-`faults.py`; recording format and replay in `replay.py`; the server, its
-ticker and the session base class in `server.py`. Test fixtures live in
-`tests/plugins/simulator.py`.
+`faults.py` (global or per protocol, with per-connection symbol caps);
+recording format and replay in `replay.py`; the server and its ticker in
+`server.py`, the session base class (output queue, writer, reading loop,
+freeze) in `session.py`. Test fixtures live in `tests/plugins/simulator.py`.
 """

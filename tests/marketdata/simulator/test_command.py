@@ -67,6 +67,30 @@ def test_command_serves_all_providers_and_takes_faults_at_run_time(simulator_pro
     assert data[0]["S"] == "BTC/USD" and data[0]["T"] in {"t", "q"}
 
 
+def test_symbol_caps_from_the_command_line(simulator_process):
+    sim = simulator_process(
+        "--symbol-cap", "alpaca=1,finnhub=2", "--symbol-cap", "binance=3"
+    )
+    faults = sim.set_faults(protocol="finnhub", stall=True)
+    assert faults["symbol_caps"] == {"alpaca": 1, "finnhub": 2, "binance": 3}
+    assert faults["effective"]["finnhub"]["stall"] is True
+    assert faults["effective"]["alpaca"]["stall"] is False
+
+    class Keys:
+        key_id, secret = "SIMULATOR-KEY", "simulator-secret"
+
+    async def script(ws):
+        await alpaca_login(ws, Keys)
+        await ws.send(json.dumps({"action": "subscribe", "trades": ["AAPL"]}))
+        ack = await recv_json(ws)
+        await ws.send(json.dumps({"action": "subscribe", "quotes": ["MSFT"]}))
+        return ack, await recv_json(ws)
+
+    ack, refused = collect(sim.ws_url + "/v2/iex", script, timeout=30)
+    assert ack[0]["trades"] == ["AAPL"]
+    assert refused == [{"T": "error", "code": 405, "msg": "symbol limit exceeded"}]
+
+
 def test_bad_options_fail_clearly():
     result = subprocess.run(
         [
@@ -98,6 +122,20 @@ def test_bad_options_fail_clearly():
         timeout=180,  # Django start-up on a loaded machine
     )
     assert result.returncode != 0 and "no recording" in result.stderr
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "manage.py"),
+            "simulate_exchange",
+            "--symbol-cap",
+            "nasdaq=5",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,  # Django start-up on a loaded machine
+    )
+    assert result.returncode != 0 and "unknown protocol 'nasdaq'" in result.stderr
 
 
 def test_simulator_settings_point_every_provider_at_the_fixture(
