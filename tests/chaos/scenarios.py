@@ -70,11 +70,17 @@ def redis_down(
     outage, so gaps are found (and their repairs queued) while Redis is away."""
     episode = Episode.begin(stack, "redis-down")
     fault_at = episode.start + lead
-    episode.arm_alerts(quiet_until=fault_at, cross_by=fault_at + outage)
+    bad_frames_at = fault_at + (outage - (malformed or timedelta(0))) / 2
+    # The rules cross while Redis is away, before the bad frames: a crossing
+    # trade inside a malformed frame never reaches the alert engine (the
+    # rule then fires on the next crossing trade, which the truth would not
+    # expect).
+    cross_by = bad_frames_at if malformed is not None else fault_at + outage
+    episode.arm_alerts(quiet_until=fault_at, cross_by=cross_by)
     stack.wait_sim(fault_at)
     stack.redis.kill()
     if malformed is not None:
-        stack.wait_sim(fault_at + (outage - malformed) / 2)
+        stack.wait_sim(bad_frames_at)
         stack.set_faults(malformed_rate=0.25)
         stack.sim_minutes(malformed / MINUTE)
         stack.set_faults(malformed_rate=0.0)
