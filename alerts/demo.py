@@ -5,8 +5,8 @@ email and the dry run are visible before anyone builds a rule.
 The two BTC/USD price rules are placed a small distance above and below the
 price at setup time (the provider's snapshot, else the latest stored close,
 never a fixed number), so one of them fires within the first minutes of
-`make demo`; the one above emails (the console backend prints it in the
-`worker` process's output). Running setup again replaces the demo rules, so
+`make demo`, and emails (the console backend prints it in the `worker`
+process's output). Running setup again replaces the demo rules, so
 their levels follow the price.
 """
 
@@ -110,9 +110,9 @@ def demo_alert_rules_seed(*, user) -> list[AlertRule]:
             alert_rule_delete(rule=rule)
         if price is not None:
             step = price * PRICE_DISTANCE
-            for direction, level, email in (
-                (Direction.ABOVE, price + step, True),
-                (Direction.BELOW, price - step, False),
+            for direction, level in (
+                (Direction.ABOVE, price + step),
+                (Direction.BELOW, price - step),
             ):
                 rules.append(
                     alert_rule_create(
@@ -121,8 +121,8 @@ def demo_alert_rules_seed(*, user) -> list[AlertRule]:
                         kind=RuleKind.PRICE,
                         direction=direction,
                         level=_on_tick(level, btc.price_increment),
-                        cooldown_seconds=600,
-                        notify_email=email,
+                        cooldown_seconds=300,
+                        notify_email=True,
                         note=DEMO_NOTE,
                     )
                 )

@@ -112,7 +112,7 @@ def instrument_hours(asset_class: str, at: datetime) -> dict:
     return {**hours, "text": f"{state} · {hours['text']}"}
 
 
-def market_note(at: datetime, *, simulated: bool) -> dict:
+def market_note(at: datetime, simulated: bool) -> dict:
     """The dashboard's market-state note."""
     equities = equity_hours(at, extended=equities_extended())
     return {
