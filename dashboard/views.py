@@ -16,12 +16,12 @@ from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from core.storable import UNSTORABLE_CODES
 from dashboard.context_processors import live_page
 from dashboard.forms import OrderForm, SymbolForm, WatchlistNameForm
+from dashboard.market_hours import instrument_hours, market_clock, market_note
 from dashboard.quotes import (
     QuoteRow,
     fmt_price,
@@ -30,7 +30,6 @@ from dashboard.quotes import (
     to_decimal,
 )
 from marketdata import services
-from marketdata.calendar import market_state
 from marketdata.models import Watchlist
 from marketdata.selectors import (
     bars_last_close,
@@ -114,6 +113,7 @@ def index(request):
             "active": active,
             "rows": rows,
             "symbols": [row.symbol for row in rows],
+            "market_note": market_note(*market_clock()),
             **({} if live else {"live_unavailable": True}),
         },
     )
@@ -137,7 +137,7 @@ def instrument_detail(request, symbol: str):
         {
             "instrument": instrument,
             "row": row,
-            "market": market_state(instrument.asset_class, timezone.now()),
+            "market": instrument_hours(instrument.asset_class, market_clock()[0]),
             "timeframes": TIMEFRAMES,
             "timeframe": timeframe,
             "watchlists": watchlists,

@@ -1,9 +1,19 @@
-"""The demo account `make demo` prints: a login, watchlists and a few positions."""
+"""The demo account `make demo` prints: a login, watchlists and a few positions.
+
+`simulator_answering` lets the demo's setup commands (run before the demo's
+own simulator starts) ask the simulator: when the configured provider is the
+built-in simulator and none answers on its port, a temporary one serves in
+this process (the same seed, so the same prices) until the block ends.
+"""
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
@@ -16,6 +26,7 @@ DEMO_WATCHLISTS = {
     "Index ETFs": ["SPY", "QQQ", "DIA", "IWM", "SMH"],
     "Crypto": ["BTC/USD", "ETH/USD", "SOL/USD"],
 }
+DEMO_EMAIL = "demo@tapeline.invalid"
 DEMO_POSITIONS = {
     "AAPL": (Decimal("40"), Decimal("182.50")),
     "NVDA": (Decimal("25"), Decimal("118.20")),
@@ -33,7 +44,9 @@ def demo_setup(*, username: str, password: str) -> tuple[object, bool]:
             username=username, defaults={"is_staff": True, "is_superuser": True}
         )
         user.set_password(password)
-        user.save(update_fields=["password"])
+        # An address, so the demo's alert emails print in the worker's output.
+        user.email = user.email or DEMO_EMAIL
+        user.save(update_fields=["password", "email"])
         for name, symbols in DEMO_WATCHLISTS.items():
             watchlist = Watchlist.objects.filter(owner=user, name=name).first()
             if watchlist is None:
@@ -49,3 +62,34 @@ def demo_setup(*, username: str, password: str) -> tuple[object, bool]:
                     defaults={"quantity": quantity, "average_cost": cost},
                 )
     return user, created
+
+
+def _port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@contextmanager
+def simulator_answering() -> Iterator[None]:
+    """Within the block the configured simulator answers (see the module
+    docstring); nothing is started for other providers or a running one."""
+    simulator = None
+    if settings.TAPELINE_PROVIDER == "simulator" and not _port_open(
+        settings.SIMULATOR_HOST, settings.SIMULATOR_PORT
+    ):
+        from marketdata.simulator.server import Simulator
+
+        simulator = Simulator(
+            host=settings.SIMULATOR_HOST,
+            port=settings.SIMULATOR_PORT,
+            seed=settings.SIMULATOR_SEED,
+            hours="extended",  # as the Procfile's simulator
+        ).start_in_thread()
+    try:
+        yield
+    finally:
+        if simulator is not None:
+            simulator.stop_thread()

@@ -8,6 +8,8 @@ exported on `/metrics`. One document per worker:
       "id": "host:pid:0/1", "host": "...", "pid": 123, "shard": "0/1",
       "state": "running" | "stopped" | "failed",
       "started_at": "<iso>", "reported_at": <epoch s>, "uptime_s": 12.3,
+      "market_clock": <epoch s>,         # worker.now(): the feed's clock when
+                                        # a simulated one runs ahead
       "instruments": 42,                 # instruments this worker streams
       "events_total": 123456, "events_per_s": 810.5,
       "published_total": 5000, "published_per_s": 95.0, "publish_failures": 0,
@@ -127,6 +129,7 @@ def worker_health(worker, *, state: str = "running") -> dict:
         "state": state,
         "started_at": datetime.fromtimestamp(worker.started_at, UTC).isoformat(),
         "reported_at": now,
+        "market_clock": worker.now().timestamp(),
         "uptime_s": round(now - worker.started_at, 1),
         "instruments": len(worker.states),
         "events_total": worker.events_total,

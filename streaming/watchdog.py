@@ -5,20 +5,41 @@ publishes a change; `step_freshness` does it for every instrument each second.
 `step_watchdog` reconnects connections that are stuck authenticating or silent
 while a market they serve is open, pings the others, and tells the worker to
 stop (exit code 2) when every started connection failed to authenticate.
+
+"Open" is judged on the worker's clock (`worker.now()`: the feed's clock when
+a simulated one runs ahead of the wall clock) and, for equities streamed by a
+provider that serves pre- and post-market (`serves_extended_hours`), on the
+extended session (04:00-20:00 New York): those rows are live then, and stale
+when silent, like the gap ledger's and the sweep's idea of expected minutes.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from datetime import UTC, datetime
+from functools import lru_cache
 
 from marketdata import calendar
+from marketdata.providers import serves_extended_hours
 from streaming.connection import State
 from streaming.freshness import freshness_of
 from streaming.state import InstrumentState
 
 logger = logging.getLogger("streaming.worker")
+
+
+@lru_cache(maxsize=32)
+def _extended(provider: str | None) -> bool:
+    return serves_extended_hours(provider)
+
+
+def market_open(asset_class: str, provider: str | None, at) -> bool:
+    """Whether `asset_class` trades at `at` on what `provider` streams."""
+    return calendar.is_open(asset_class, at, extended=_extended(provider))
+
+
+def market_open_at(state: InstrumentState, at) -> bool:
+    return market_open(state.asset_class, state.provider, at)
 
 
 class Watchdog:
@@ -31,9 +52,7 @@ class Watchdog:
         engine when it changed."""
         w = self.worker
         if market_open is None:
-            market_open = calendar.is_open(
-                state.asset_class, datetime.fromtimestamp(now, UTC)
-            )
+            market_open = market_open_at(state, w.now())
         freshness = freshness_of(
             halted=state.halted,
             market_open=market_open,
@@ -50,14 +69,13 @@ class Watchdog:
 
     def step_freshness(self) -> None:
         now = time.time()
-        at = datetime.fromtimestamp(now, UTC)
-        open_by_class: dict[str, bool] = {}
+        at = self.worker.now()
+        open_by: dict[tuple[str, str], bool] = {}
         for state in self.worker.states.values():
-            market_open = open_by_class.get(state.asset_class)
+            key = (state.asset_class, state.provider)
+            market_open = open_by.get(key)
             if market_open is None:
-                market_open = open_by_class[state.asset_class] = calendar.is_open(
-                    state.asset_class, at
-                )
+                market_open = open_by[key] = market_open_at(state, at)
             self.refresh(state, now, market_open)
 
     def step_watchdog(self) -> bool:
@@ -68,9 +86,10 @@ class Watchdog:
         ping = time.monotonic() - self._last_ping >= o.ping_every
         if ping:
             self._last_ping = time.monotonic()
+        at = w.now()
         any_open_market = {
-            ac: calendar.is_open(ac, datetime.fromtimestamp(now, UTC))
-            for ac in {s.asset_class for s in w.states.values()}
+            key: market_open(*key, at)
+            for key in {(s.asset_class, s.provider) for s in w.states.values()}
         }
         for connection in w.connections.values():
             if connection.state == State.AUTHENTICATING:
@@ -84,7 +103,9 @@ class Watchdog:
                     connection.force_reconnect(f"no answer to a ping for {silent:.0f}s")
                     continue
                 markets_open = any(
-                    any_open_market.get(w.states[s].asset_class, False)
+                    any_open_market.get(
+                        (w.states[s].asset_class, w.states[s].provider), False
+                    )
                     for s in list(connection.subscribed)
                     if s in w.states
                 )

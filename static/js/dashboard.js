@@ -1,5 +1,6 @@
-// Watchlist page: live rows, search-to-add, remove, reorder (buttons and
-// drag and drop), moving lists, deleting a list.
+// Watchlist page: live rows, search-to-add, remove, reorder (buttons, the
+// compact row menu on narrow screens, and drag and drop), moving lists,
+// deleting a list.
 import { toast } from "./app.js";
 import { postForm } from "./format.js";
 import { trackRow, untrackRow } from "./quotes.js";
@@ -39,9 +40,74 @@ tbody.addEventListener("click", (e) => {
   if (!sibling) return;
   if (step < 0) sibling.before(tr);
   else sibling.after(tr);
-  button.focus();
+  if (button.getAttribute("role") === "menuitem") closeMenus({ focus: true });
+  else button.focus();
   saveOrder();
 });
+
+// --- compact row menu (narrow screens: reorder and remove behind one button) ------
+function closeMenus({ focus = false, except = null } = {}) {
+  tbody.querySelectorAll("button.row-menu-toggle[aria-expanded='true']").forEach((toggle) => {
+    if (toggle === except) return;
+    toggle.setAttribute("aria-expanded", "false");
+    document.getElementById(toggle.getAttribute("aria-controls")).hidden = true;
+    if (focus) toggle.focus();
+  });
+}
+
+function menuItems(menu) {
+  return [...menu.querySelectorAll('[role="menuitem"]')];
+}
+
+function openMenu(toggle) {
+  closeMenus({ except: toggle });
+  const menu = document.getElementById(toggle.getAttribute("aria-controls"));
+  // Fixed to the viewport: the table scrolls sideways and would clip it.
+  const rect = toggle.getBoundingClientRect();
+  menu.style.top = `${Math.round(rect.bottom + 2)}px`;
+  menu.style.right = `${Math.round(document.documentElement.clientWidth - rect.right)}px`;
+  toggle.setAttribute("aria-expanded", "true");
+  menu.hidden = false;
+  menuItems(menu)[0].focus();
+}
+
+tbody.addEventListener("click", (e) => {
+  const toggle = e.target.closest("button.row-menu-toggle");
+  if (toggle) {
+    if (toggle.getAttribute("aria-expanded") === "true") closeMenus();
+    else openMenu(toggle);
+    return;
+  }
+  const remove = e.target.closest("button[data-remove]");
+  if (remove) {
+    closeMenus();
+    remove.closest("tr").querySelector("form.js-remove").requestSubmit();
+  }
+});
+
+tbody.addEventListener("keydown", (e) => {
+  const menu = e.target.closest('[role="menu"]');
+  if (!menu) return;
+  const items = menuItems(menu);
+  const at = items.indexOf(e.target);
+  if (e.key === "Escape" || e.key === "Tab") {
+    if (e.key === "Escape") e.preventDefault();
+    closeMenus({ focus: e.key === "Escape" });
+  } else if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+    e.preventDefault();
+    const step = e.key === "ArrowDown" ? 1 : -1;
+    items[(at + step + items.length) % items.length].focus();
+  } else if (e.key === "Home" || e.key === "End") {
+    e.preventDefault();
+    items[e.key === "Home" ? 0 : items.length - 1].focus();
+  }
+});
+
+document.addEventListener("click", (e) => {
+  if (!e.target.closest(".row-menu")) closeMenus();
+});
+window.addEventListener("resize", () => closeMenus());
+document.querySelector(".table-wrap")?.addEventListener("scroll", () => closeMenus());
 
 let dragged = null;
 tbody.addEventListener("dragstart", (e) => {
@@ -85,7 +151,8 @@ tbody.addEventListener("submit", async (e) => {
   untrackRow(symbol);
   market.unsubscribe([symbol]);
   refreshEmpty();
-  (next?.querySelector("button") || document.getElementById("search-input")).focus();
+  const visible = [...(next?.querySelectorAll("button") || [])].find((b) => b.offsetParent);
+  (visible || document.getElementById("search-input")).focus();
   toast(`Removed ${symbol}.`);
 });
 

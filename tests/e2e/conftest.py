@@ -88,6 +88,20 @@ def database_access(blocker):
             os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
+def ensure_test_database(django_db_blocker) -> None:
+    """pytest-django sets databases up only for tests that ask for `db`; the
+    browser tests reach the database through the servers instead."""
+    from django.db import connection
+    from django.test.utils import setup_databases
+
+    if connection.settings_dict["NAME"] != connection.creation._get_test_db_name():
+        with database_access(django_db_blocker):
+            setup_databases(
+                verbosity=0, interactive=False, keepdb=True, aliases={"default"}
+            )
+    assert connection.settings_dict["NAME"].startswith("test_"), "not a test database"
+
+
 @dataclass
 class Stack:
     env: dict
@@ -168,22 +182,13 @@ def stack(django_db_setup, django_db_blocker, request):
     `STACK_ENV` dict adds to the processes' environment."""
     from django.contrib.auth import get_user_model
     from django.contrib.auth.hashers import make_password
-    from django.db import connection
-    from django.test.utils import setup_databases
 
     from core.redis import redis_client
     from marketdata.models import Instrument, Position
     from marketdata.services import instruments_upsert, watchlist_create
     from marketdata.universe import universe_rows
 
-    if connection.settings_dict["NAME"] != connection.creation._get_test_db_name():
-        # pytest-django sets databases up only for tests that ask for `db`; the
-        # browser tests reach the database through the servers instead.
-        with database_access(django_db_blocker):
-            setup_databases(
-                verbosity=0, interactive=False, keepdb=True, aliases={"default"}
-            )
-    assert connection.settings_dict["NAME"].startswith("test_"), "not a test database"
+    ensure_test_database(django_db_blocker)
     redis_client().flushdb()  # this run's Redis database; earlier workers' health too
     simulator = spawn_simulator("--hours", "always", "--rate", "4")
     env = {

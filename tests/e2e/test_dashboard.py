@@ -49,7 +49,8 @@ def wait_for_new_seq(page, symbol: str, after: int) -> None:
     )
 
 
-def test_log_in_and_watch_prices_change(page, login, stack, docs_dir):
+def test_log_in_and_watch_prices_change(page, login, stack):
+    # The README's dashboard screenshots come from the demo (tests/e2e/test_demo.py).
     login(page)
     badge = page.locator("#conn-badge")
     expect(badge).to_have_text("connected", timeout=LIVE_SECONDS)
@@ -79,8 +80,6 @@ def test_log_in_and_watch_prices_change(page, login, stack, docs_dir):
     ready(page)
     expect(row(page, "AAPL")).to_be_visible()
     wait_for_new_seq(page, "AAPL", seq_of(page, "AAPL"))
-    page.wait_for_timeout(1500)  # let flashes settle and sparklines extend
-    page.screenshot(path=str(docs_dir / "dashboard.png"))
 
 
 def test_add_from_search_then_it_streams(page, login, stack):
@@ -292,7 +291,7 @@ def test_alert_toast_reaches_only_its_owner(page, login, stack, django_db_blocke
     expect(page.get_by_text("not yours")).to_have_count(0)
 
 
-def test_small_screen_375px(browser, login, stack, docs_dir):
+def test_small_screen_375px(browser, login, stack):
     context = browser.new_context(viewport={"width": 375, "height": 740})
     page = context.new_page()
     try:
@@ -308,6 +307,5 @@ def test_small_screen_375px(browser, login, stack, docs_dir):
         page.keyboard.type("eth")
         expect(page.get_by_role("option", name="ETH/USD")).to_be_visible()
         page.keyboard.press("Escape")
-        page.screenshot(path=str(docs_dir / "dashboard-mobile.png"))
     finally:
         context.close()

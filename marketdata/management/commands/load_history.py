@@ -80,8 +80,9 @@ class Command(BaseCommand):
         parser.add_argument(
             "--timeframe",
             choices=[t.value for t in Timeframe],
-            help="1m (default) or 1d; CSV files are detected (1m, 1h or 1d) and "
-            "checked against this when given.",
+            help="1m (default), 1h or 1d. Providers load 1m or 1d; 1h loads from "
+            "CSV files only (--provider csv), whose bar size (1m, 1h or 1d) is "
+            "detected from the rows and checked against this when given.",
         )
         parser.add_argument(
             "--provider",

@@ -51,7 +51,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--record-gaps",
             action="store_true",
-            help="Record the gaps found in the gap ledger.",
+            help="Record the gaps found in the gap ledger (add --repair to "
+            "backfill them at once).",
         )
         parser.add_argument(
             "--min-gap",
@@ -62,8 +63,9 @@ class Command(BaseCommand):
         parser.add_argument(
             "--repair",
             action="store_true",
-            help="With --record-gaps: enqueue backfills now (otherwise the "
-            "workers' reclaimer sends recorded open gaps within a few minutes).",
+            help="With --record-gaps: enqueue their backfills now. Without it the "
+            "gaps are only recorded; a running rundramatiq worker's reclaimer "
+            "sends recorded open gaps within a few minutes.",
         )
 
     def handle(self, *args, **options) -> None:
