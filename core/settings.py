@@ -218,7 +218,7 @@ _alpaca_default_limit = 30 if ALPACA_FEED in ("iex", "test") else 0
 # Failover (`streaming.failover`): seconds a provider may be unhealthy before
 # its instruments move to the next of their list, and seconds a recovered
 # provider must stay healthy before they move back.
-STREAM_FAILOVER_AFTER = env.float("STREAM_FAILOVER_AFTER", default=5.0)
+STREAM_FAILOVER_AFTER = env.float("STREAM_FAILOVER_AFTER", default=4.0)
 STREAM_FAILBACK_HOLD = env.float("STREAM_FAILBACK_HOLD", default=120.0)
 STREAM_SYMBOL_LIMITS = {
     "alpaca": env.int("ALPACA_SYMBOL_LIMIT", default=_alpaca_default_limit),

@@ -82,7 +82,7 @@ class FeedConnection(SymbolSubscriptions):
         backoff: Backoff | None = None,
         connection_limit_backoff: float = 95.0,
         connect_timeout: float = 10.0,
-        ping_timeout: float = 4.0,
+        ping_timeout: float = 3.0,
     ) -> None:
         self.key = key
         self.provider = provider

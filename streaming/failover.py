@@ -9,7 +9,7 @@ The stream worker's `Router` keeps, per provider, whether it is healthy:
   unanswered, errors, lag); a provider with no connection yet counts as
   healthy until it is tried;
 - the instruments of a provider that has been unhealthy for `switch_after`
-  seconds (`STREAM_FAILOVER_AFTER`, 15 s by default, counted from the moment
+  seconds (`STREAM_FAILOVER_AFTER`, 4 s by default, counted from the moment
   it turned unhealthy) move to the next usable provider of their list;
 - they move back once the better provider has been healthy for `hold`
   seconds (`STREAM_FAILBACK_HOLD`, 2 min): no flapping;

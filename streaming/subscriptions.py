@@ -26,7 +26,7 @@ from streaming import selectors, services
 from streaming.aggregator import MINUTE, floor_minute
 from streaming.backoff import Backoff
 from streaming.budget import NO_PROVIDER, OVER_LIMIT, Allocation, allocate, plan_limit
-from streaming.connection import FeedConnection
+from streaming.connection import FeedConnection, State
 from streaming.failover import Router
 from streaming.restore import subscription_contexts
 from streaming.state import InstrumentState
@@ -303,7 +303,11 @@ class Subscriptions:
                 score = w.monitor.score(connection, now)
                 if not score.healthy:
                     reasons.append(f"{connection.key}: {', '.join(score.reasons)}")
-            self.router.observe(name, not reasons, reasons, now)
+            if reasons:
+                self.router.observe(name, False, reasons, now)
+            elif all(c.state == State.LIVE for c in connections):
+                self.router.observe(name, True, [], now)
+            # else: (re)connecting within the grace: no news either way
 
     # --- reporting ---------------------------------------------------------------
     def _log_counts(self, wanted: dict[str, dict]) -> None:

@@ -94,13 +94,17 @@ class Watchdog:
         for connection in w.connections.values():
             if connection.state == State.AUTHENTICATING:
                 if now - connection.state_since > o.auth_timeout:
-                    connection.force_reconnect(
-                        f"no authentication answer within {o.auth_timeout:.0f}s"
+                    self._reconnect(
+                        connection,
+                        f"no authentication answer within {o.auth_timeout:.0f}s",
+                        now,
                     )
             elif connection.state == State.LIVE:
                 silent = connection.unanswered_ping_for(now)
                 if silent is not None:
-                    connection.force_reconnect(f"no answer to a ping for {silent:.0f}s")
+                    self._reconnect(
+                        connection, f"no answer to a ping for {silent:.0f}s", now
+                    )
                     continue
                 markets_open = any(
                     any_open_market.get(
@@ -117,8 +121,10 @@ class Watchdog:
                     and now - max(last, connection.authenticated_at or 0)
                     > o.feed_stale_after
                 ):
-                    connection.force_reconnect(
-                        f"no market data for {o.feed_stale_after:.0f}s while the market is open"
+                    self._reconnect(
+                        connection,
+                        f"no market data for {o.feed_stale_after:.0f}s while the market is open",
+                        now,
                     )
                 elif ping:
                     connection.ping()
@@ -131,3 +137,11 @@ class Watchdog:
             w.exit_code = 2
             return False
         return True
+
+    def _reconnect(self, connection, reason: str, now: float) -> None:
+        """Drop a connection found dead; failover hears it at once (the
+        reconnect that follows is no proof of health)."""
+        self.worker.subscriptions.router.observe(
+            connection.provider_name, False, [f"{connection.key}: {reason}"], now
+        )
+        connection.force_reconnect(reason)

@@ -98,8 +98,8 @@ class WorkerOptions:
     store_every: float = 1.0
     # Failover (`streaming.failover`): pings find a silent server within
     # ping_every + ping_timeout; None = the STREAM_* setting.
-    ping_every: float = 4.0
-    ping_timeout: float = 4.0
+    ping_every: float = 3.0
+    ping_timeout: float = 3.0
     failover_after: float | None = None
     failback_hold: float | None = None
     shutdown_timeout: float = 4.0

@@ -8,7 +8,8 @@ makes one fault and then only waits: no command is run by hand during or
 after it (`tests.chaos.scenarios`).
 
 The longer variants (the wall clock, longer outages, bigger loads) are in
-`test_faults_long.py`, marked `chaos` (`make chaos`).
+`test_faults_long.py`, marked `chaos` (`make chaos`), with the killed
+Dramatiq worker here (it waits out the broker's heartbeat timeout).
 """
 
 from __future__ import annotations
@@ -64,6 +65,10 @@ def test_malformed_frames_at_25_percent(clean_stack):
     scenarios.malformed_frames(clean_stack, span=5 * MINUTE)
 
 
+# About 80 s (the broker hands a killed worker's messages back after its
+# heartbeat timeout): in `make chaos`, beside its longer variant; `make test`
+# keeps tests/marketdata/history/test_outages.py's killed worker.
+@pytest.mark.chaos
 def test_dramatiq_worker_killed_mid_chunk(clean_stack):
     scenarios.dramatiq_killed(
         clean_stack, symbols=["NVDA", "SOL/USD"], start="2025-01-01", end="2025-03-01"
