@@ -220,6 +220,10 @@ _alpaca_default_limit = 30 if ALPACA_FEED in ("iex", "test") else 0
 # provider must stay healthy before they move back.
 STREAM_FAILOVER_AFTER = env.float("STREAM_FAILOVER_AFTER", default=4.0)
 STREAM_FAILBACK_HOLD = env.float("STREAM_FAILBACK_HOLD", default=120.0)
+# Cross-source check (`streaming.crosscheck`): seconds between rounds, and the
+# price difference (percent) against another provider that counts as divergent.
+STREAM_CROSSCHECK_EVERY = env.float("STREAM_CROSSCHECK_EVERY", default=60.0)
+STREAM_DIVERGENCE_PCT = env.float("STREAM_DIVERGENCE_PCT", default=1.0)
 STREAM_SYMBOL_LIMITS = {
     "alpaca": env.int("ALPACA_SYMBOL_LIMIT", default=_alpaca_default_limit),
     "finnhub": env.int("FINNHUB_SYMBOL_LIMIT", default=50),

@@ -155,6 +155,7 @@ def worker_health(worker, *, state: str = "running") -> dict:
         "freshness": counts,
         # plan budgets and failover (streaming.subscriptions)
         "subscriptions": worker.subscriptions.document(now),
+        "crosscheck": worker.crosscheck.document(),
         "monitor": worker.monitor.report(),
         "process": process_usage(role="stream"),
         "connections": [

@@ -155,6 +155,13 @@ class StreamMetricsCollector(Collector):
             labels=["worker", "provider"],
         )
 
+        diverged = GaugeMetricFamily(
+            "tapeline_stream_divergence_percent",
+            "Live price against another provider's, where above "
+            "STREAM_DIVERGENCE_PCT (streaming.crosscheck).",
+            labels=["worker", "symbol", "provider", "other"],
+        )
+
         for worker in status.get("workers", []):
             wl = [str(worker.get("id")), str(worker.get("shard"))]
             up.add_metric(wl, 1.0 if worker.get("alive") else 0.0)
@@ -176,6 +183,16 @@ class StreamMetricsCollector(Collector):
                                   ("learned", "learned_limit")):  # fmt: skip
                     if b.get(key) is not None:
                         budget.add_metric([wl[0], b["connection"], what], float(b[key]))
+            for d in (worker.get("crosscheck") or {}).get("divergent") or []:
+                diverged.add_metric(
+                    [
+                        wl[0],
+                        d["symbol"],
+                        d["ours"]["provider"],
+                        d["theirs"]["provider"],
+                    ],
+                    float(d["percent"]),
+                )
             for p in subs.get("providers") or []:
                 ok = p.get("healthy") and not p.get("benched_for_s")
                 provider_healthy.add_metric([wl[0], p["provider"]], 1.0 if ok else 0.0)
@@ -219,7 +236,7 @@ class StreamMetricsCollector(Collector):
             up, age, events, published, bars, gaps, ledger, inbox, instruments, c_up,
             c_state,
             messages, rate, problems, reconnects, last_age, lag, subscribed, rejected,
-            wanted, budget, provider_healthy,
+            wanted, budget, provider_healthy, diverged,
         )  # fmt: skip
 
 

@@ -52,6 +52,7 @@ from streaming.aggregator import MINUTE, MinuteAggregator, floor_minute
 from streaming.alerting import AlertBridge, AlertOutbox
 from streaming.coldstart import ColdStart
 from streaming.connection import FeedConnection
+from streaming.crosscheck import CrossCheck
 from streaming.gaps import GapTracker, PendingGap
 from streaming.health import WorkerRates, worker_health
 from streaming.ledger import MinuteLedger
@@ -175,6 +176,7 @@ class StreamWorker:
         self.subscriptions = Subscriptions(self)
         self.watchdog = Watchdog(self)
         self.coldstart = ColdStart(self)
+        self.crosscheck = CrossCheck(self)
         self.monitor = FeedMonitor(self)
 
         self.events_total = 0
@@ -263,6 +265,7 @@ class StreamWorker:
             (0.5, self.step_alerts),
             (5.0, self.step_reconcile),
             (0.5, self.coldstart.step),
+            (1.0, self.crosscheck.step),
             (1.0, self.step_monitor),
         ]
         tasks = [asyncio.create_task(self._every(i, s)) for i, s in periodic]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 
@@ -82,3 +83,46 @@ def test_a_frozen_provider_fails_over_and_back_without_losing_a_minute(
             f"{bar.ts:%H:%M} ({bar.origin})"
         )
         assert bar.trade_count == n
+
+
+def test_a_stale_second_source_is_flagged_and_clears(
+    sim, settings, client, user, django_user_model, instruments
+):
+    """Crypto on `alpaca,binance`, Binance served by a second simulator whose
+    clock is an hour behind (same seed: the same tape, an hour late). The
+    cross-check flags BTC/USD with Binance as the stale source, on the status
+    page and in /metrics; when that clock catches up it clears."""
+    from datetime import UTC, datetime
+
+    from streaming.services import feed_health_put
+    from tests.plugins.simulator import start_simulator
+
+    other = start_simulator()
+    try:
+        other.clock.set(start=datetime.now(UTC) - timedelta(hours=1))
+        settings.BINANCE_API_URL = other.http_url
+        settings.BINANCE_STREAM_URL = other.ws_url
+        watchlist_create(owner=user, name="Crypto", symbols=["BTC/USD"])
+        with WorkerThread(crypto_provider="alpaca,binance") as worker:
+            worker.crosscheck.every = 1.0
+            worker.crosscheck.threshold = Decimal("0.0001")
+            wait_for(lambda: "BTC/USD" in worker.crosscheck.divergent, 30)
+            entry = worker.crosscheck.divergent["BTC/USD"]
+            assert entry["verdict"].startswith("binance looks stale")
+            assert entry["ours"]["provider"] == "alpaca"
+
+            feed_health_put(worker_id=worker.id, document=worker.health())
+            staff = django_user_model.objects.create_user(
+                "ops", password="x" * 12, is_staff=True
+            )
+            client.force_login(staff)
+            page = client.get("/status/").content.decode()
+            assert "binance looks stale" in page
+            metrics = client.get("/metrics").content.decode()
+            assert 'tapeline_stream_divergence_percent{other="binance"' in metrics
+
+            other.clock.set(start=datetime.now(UTC))  # caught up
+            worker.crosscheck.threshold = Decimal(1)  # the default
+            wait_for(lambda: "BTC/USD" not in worker.crosscheck.divergent, 30)
+    finally:
+        other.stop_thread()
