@@ -20,7 +20,12 @@ def pytest_configure(config):
 
 @pytest.fixture(autouse=True)
 def _flush_redis():
-    """Each test starts with an empty Redis test database."""
+    """Each test starts with an empty Redis test database (and no REST
+    figures of an earlier test still waiting in memory for it)."""
+    from marketdata.providers import rest_stats
+
+    with rest_stats._lock:
+        rest_stats._pending.clear()
     client = redis_client()
     client.flushdb()
     yield
