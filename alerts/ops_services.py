@@ -21,7 +21,6 @@ could not enqueue are sent by the reclaimer, `ops_alert_emails_reclaim`).
 
 from __future__ import annotations
 
-import logging
 from datetime import timedelta
 
 from django.db import transaction
@@ -30,9 +29,6 @@ from django.utils import timezone
 
 from alerts.models import OpsAlert
 from core.groups import STAFF_GROUP
-from core.redis import REDIS_ERRORS, redis_outage
-
-logger = logging.getLogger(__name__)
 
 FIELDS = ("kind", "connection", "provider", "worker", "message", "raised_at")
 
@@ -93,27 +89,15 @@ def ops_alert_message(*, alert: OpsAlert) -> dict:
 
 
 def _deliver(*, messages: list[dict], emails: list[int]) -> None:
-    from alerts.services import _group_send_all
+    from alerts.services import deliver
+    from alerts.tasks import ops_alert_email_send
 
-    outage = redis_outage()
-    if messages:
-        try:
-            _group_send_all([(STAFF_GROUP, m) for m in messages])
-        except REDIS_ERRORS as exc:
-            outage.failed(exc, doing="sending ops alerts to staff browsers")
-            outage.skipped("ops alerts not sent to browsers", len(messages))
-        except Exception:
-            logger.exception("could not publish %d ops alert(s)", len(messages))
-    for alert_id in emails:
-        try:
-            from alerts.tasks import ops_alert_email_send
-
-            ops_alert_email_send.send(alert_id)
-        except REDIS_ERRORS as exc:
-            outage.failed(exc, doing="enqueueing an ops alert email")
-            outage.skipped("ops alert emails not enqueued")
-        except Exception:
-            logger.exception("could not enqueue the email of ops alert %s", alert_id)
+    deliver(
+        messages=[(STAFF_GROUP, m) for m in messages],
+        email_ids=emails,
+        email_task=ops_alert_email_send,
+        what="ops alert",
+    )
 
 
 def ops_alert_mark_emailed(*, alert: OpsAlert) -> None:

@@ -270,31 +270,41 @@ def alert_payload(*, event: AlertEvent, fired: FiredAlert | None = None) -> dict
     }
 
 
-def _deliver(*, messages: list[tuple[str, dict]], email_event_ids: list[int]) -> None:
-    # Redis away: one line for the whole outage (core.outage), not one
-    # traceback per alert. The events are stored, so the dashboard shows them
-    # as unseen; emails not enqueued are counted in the outage's end line.
+def deliver(
+    *,
+    messages: list[tuple[str, dict]],
+    email_ids: list[int],
+    email_task,
+    what: str = "alert",
+) -> None:
+    """Send stored alerts' messages to their groups and enqueue their emails
+    (`email_task.send(id)`). Redis away: one line for the whole outage
+    (core.outage), not one traceback per alert; the rows are stored, so pages
+    still show them, and emails not enqueued are counted in the outage's end
+    line (the reclaimer sends them later)."""
     outage = redis_outage()
     if messages:
         try:
             _group_send_all(messages)
         except REDIS_ERRORS as exc:
-            outage.failed(exc, doing="sending alerts to browsers")
-            outage.skipped("alerts not sent to browsers", len(messages))
+            outage.failed(exc, doing=f"sending {what}s to browsers")
+            outage.skipped(f"{what}s not sent to browsers", len(messages))
         except Exception:
-            logger.exception("alerts: could not publish %d alert(s)", len(messages))
-    for event_id in email_event_ids:
+            logger.exception("could not publish %d %s(s)", len(messages), what)
+    for row_id in email_ids:
         try:
-            from alerts.tasks import alert_email_send
-
-            alert_email_send.send(event_id)
+            email_task.send(row_id)
         except REDIS_ERRORS as exc:
-            outage.failed(exc, doing="enqueueing an alert email")
-            outage.skipped("alert emails not enqueued")
+            outage.failed(exc, doing=f"enqueueing an {what} email")
+            outage.skipped(f"{what} emails not enqueued")
         except Exception:
-            logger.exception(
-                "alerts: could not enqueue the email for event %s", event_id
-            )
+            logger.exception("could not enqueue the email of %s %s", what, row_id)
+
+
+def _deliver(*, messages: list[tuple[str, dict]], email_event_ids: list[int]) -> None:
+    from alerts.tasks import alert_email_send
+
+    deliver(messages=messages, email_ids=email_event_ids, email_task=alert_email_send)
 
 
 def _group_send_all(messages: list[tuple[str, dict]]) -> None:

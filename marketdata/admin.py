@@ -313,19 +313,6 @@ class GapAdmin(admin.ModelAdmin):
             count += 1
         self.message_user(request, f"{count} backfill(s) enqueued.", messages.SUCCESS)
 
-    @admin.action(description="Clear stream errors (stream them again now)")
-    def clear_stream_error(self, request, queryset):
-        from streaming.services import instrument_stream_error_clear
-
-        symbols = list(queryset.values_list("symbol", flat=True))
-        count = instrument_stream_error_clear(symbols=symbols)
-        self.message_user(
-            request,
-            f"{count} instruments cleared; the stream worker subscribes them "
-            "within a few seconds.",
-            messages.SUCCESS,
-        )
-
     def get_urls(self):
         extra = [
             path(

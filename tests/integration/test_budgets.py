@@ -10,22 +10,11 @@ import pytest
 from marketdata.models import Instrument, Position, WatchlistItem
 from marketdata.services import watchlist_create
 from tests.integration.test_stream_worker import WorkerThread, sim, wait_for
+from tests.markers import TRANSACTIONAL
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.django_db(
-        transaction=True,
-        available_apps=[
-            "django.contrib.auth",
-            "django.contrib.contenttypes",
-            "django.contrib.admin",
-            "django.contrib.sessions",
-            "core",
-            "marketdata",
-            "streaming",
-            "alerts",
-        ],
-    ),
+    TRANSACTIONAL,
 ]
 
 __all__ = ["sim"]  # the fixture, imported for this module

@@ -15,23 +15,12 @@ from marketdata.services import watchlist_create
 from marketdata.simulator import prices
 from streaming.snapshots import snapshots_get
 from tests.integration.test_stream_worker import WorkerThread, wait_for
+from tests.markers import TRANSACTIONAL
 from tests.plugins.simulator import point_settings_at, start_simulator
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.django_db(
-        transaction=True,
-        available_apps=[
-            "django.contrib.auth",
-            "django.contrib.contenttypes",
-            "django.contrib.admin",
-            "django.contrib.sessions",
-            "core",
-            "marketdata",
-            "streaming",
-            "alerts",
-        ],
-    ),
+    TRANSACTIONAL,
 ]
 
 SATURDAY = datetime(2025, 1, 4, 15, 0, tzinfo=UTC)  # stocks closed, crypto trading

@@ -13,10 +13,10 @@ import pytest
 
 from marketdata.models import Bar, Gap
 from marketdata.services import watchlist_create
-from tests.integration.test_budgets import pytestmark as budget_marks
 from tests.integration.test_stream_worker import WorkerThread, sim, wait_for
+from tests.markers import TRANSACTIONAL
 
-pytestmark = budget_marks
+pytestmark = [pytest.mark.integration, TRANSACTIONAL]
 __all__ = ["sim"]
 
 

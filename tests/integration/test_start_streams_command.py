@@ -16,24 +16,13 @@ import pytest
 from django.conf import settings
 
 from marketdata.services import watchlist_create
+from tests.markers import TRANSACTIONAL
 
 ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.django_db(
-        transaction=True,
-        available_apps=[
-            "django.contrib.auth",
-            "django.contrib.contenttypes",
-            "django.contrib.admin",
-            "django.contrib.sessions",
-            "core",
-            "marketdata",
-            "streaming",
-            "alerts",
-        ],
-    ),
+    TRANSACTIONAL,
 ]
 
 

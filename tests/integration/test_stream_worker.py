@@ -21,24 +21,11 @@ from core.groups import symbol_group
 from marketdata.models import Bar, Gap, WatchlistItem
 from marketdata.services import watchlist_create
 from streaming.worker import StreamWorker, WorkerOptions
+from tests.markers import TRANSACTIONAL
 
 pytestmark = [
     pytest.mark.integration,
-    # CASCADE truncation (available_apps) also empties the raw-SQL tables that
-    # reference instruments, which a plain flush refuses to.
-    pytest.mark.django_db(
-        transaction=True,
-        available_apps=[
-            "django.contrib.auth",
-            "django.contrib.contenttypes",
-            "django.contrib.admin",
-            "django.contrib.sessions",
-            "core",
-            "marketdata",
-            "streaming",
-            "alerts",
-        ],
-    ),
+    TRANSACTIONAL,
 ]
 
 

@@ -19,7 +19,8 @@ from marketdata.events import BarEvent, Quote
 from marketdata.providers import provider_class
 from streaming.connection import FeedConnection, Lifecycle
 from streaming.monitor import FeedMonitor, Thresholds
-from tests.streaming.test_worker_steps import TRANSACTIONAL, attach, make_worker
+from tests.markers import TRANSACTIONAL
+from tests.streaming.test_worker_steps import attach, make_worker
 
 pytestmark = TRANSACTIONAL
 T0 = datetime.now(UTC).timestamp()

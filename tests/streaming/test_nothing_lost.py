@@ -18,7 +18,8 @@ from django.db import connection as db
 from marketdata.events import Control, ControlType, Trade
 from marketdata.models import Bar, Gap
 from streaming.aggregator import MinuteAggregator
-from tests.streaming.test_worker_steps import TRANSACTIONAL, attach, make_worker
+from tests.markers import TRANSACTIONAL
+from tests.streaming.test_worker_steps import attach, make_worker
 
 MINUTE = timedelta(minutes=1)
 # Event times ahead of the wall clock: the worker's clock follows the feed

@@ -27,22 +27,8 @@ from streaming.connection import FeedConnection
 from streaming.snapshots import snapshots_get
 from streaming.state import InstrumentState
 from streaming.worker import StreamWorker, WorkerOptions
+from tests.markers import TRANSACTIONAL
 
-# Truncating with CASCADE (available_apps) also empties the raw-SQL tables
-# that reference instruments (rollups), which a plain flush refuses to.
-TRANSACTIONAL = pytest.mark.django_db(
-    transaction=True,
-    available_apps=[
-        "django.contrib.auth",
-        "django.contrib.contenttypes",
-        "django.contrib.admin",
-        "django.contrib.sessions",
-        "core",
-        "marketdata",
-        "streaming",
-        "alerts",
-    ],
-)
 # Ten seconds into a minute that is over: trades a second apart never straddle
 # a minute boundary.
 NOW = (datetime.now(UTC) - timedelta(minutes=1)).replace(second=10, microsecond=0)
