@@ -179,7 +179,8 @@ class Stack:
 def stack(django_db_setup, django_db_blocker, request):
     """Users with watchlists and a position, a day of simulator history, then
     the simulator, `start_streams` and Daphne as subprocesses. A test module's
-    `STACK_ENV` dict adds to the processes' environment."""
+    `STACK_ENV` dict adds to the processes' environment; `STACK_HISTORY =
+    False` skips the history."""
     from django.contrib.auth import get_user_model
     from django.contrib.auth.hashers import make_password
 
@@ -225,7 +226,9 @@ def stack(django_db_setup, django_db_blocker, request):
                 average_cost=50000,
             )
         start = (timezone.now() - timedelta(days=2)).date().isoformat()
-        for timeframe in ("1d", "1m"):
+        # A module whose tests need no stored bars sets STACK_HISTORY = False.
+        history = getattr(request.module, "STACK_HISTORY", True)
+        for timeframe in ("1d", "1m") if history else ():
             subprocess.run(
                 [
                     sys.executable,
