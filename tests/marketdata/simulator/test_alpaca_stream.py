@@ -230,7 +230,7 @@ def test_msgpack_session_round_trip(simulator):
         out.append(await recv_msgpack(ws))
         data = []
         while not {"t", "q"} <= {m["T"] for m in data}:
-            raw = await asyncio.wait_for(ws.recv(), 10)
+            raw = await asyncio.wait_for(ws.recv(), 30)  # a loaded machine
             assert isinstance(raw, bytes)
             data.extend(msgpack.unpackb(raw))
         out.append(data)
@@ -239,6 +239,7 @@ def test_msgpack_session_round_trip(simulator):
     frames = collect(
         simulator.ws_url + "/v1beta3/crypto/us",
         script,
+        timeout=60,
         additional_headers={"Content-Type": "application/msgpack"},
     )
     assert frames[0] == [{"T": "success", "msg": "connected"}]
