@@ -143,6 +143,10 @@ class Stack:
             str(self.web_port),
             "core.asgi:application",
         )
+        self.wait_web()
+
+    def wait_web(self) -> None:
+        """Until the web process answers `/healthz` (30 s at most)."""
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:

@@ -20,7 +20,6 @@ import shlex
 import subprocess
 import sys
 import time
-import urllib.request
 from datetime import UTC, datetime, timedelta
 from datetime import time as clock_time
 
@@ -96,18 +95,6 @@ class DemoStack(Stack):
     def run(self, name: str, argv: list[str]) -> None:
         port = str(self.web_port)
         self.spawn(name, *(port if a == "$WEB_PORT" else a for a in argv))
-
-    def wait_web(self) -> None:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(self.url + "/healthz", timeout=2)
-                return
-            except OSError:
-                if self.processes["web"].poll() is not None:
-                    break
-                time.sleep(0.2)
-        raise RuntimeError("daphne did not start:\n" + self.log("web"))
 
 
 @pytest.fixture(scope="module")
