@@ -15,8 +15,9 @@ post-market minutes) stay absent, and reporting that range again (the sweep
 does every few minutes) finds the checked gap and does nothing, instead of
 repairing it forever. A repair of a range not over yet (by the wall clock; a
 simulator's fast clock runs ahead of it) is not a check: reported again with
-minutes still missing, the gap is repaired again. Gaps whose backfill
-message was lost (Redis away) are re-sent by `marketdata.reclaim`.
+minutes still missing, the gap is repaired again, and so is a range the
+provider had no bars for yet. Gaps whose backfill message was lost (Redis
+away) are re-sent by `marketdata.reclaim`.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ ONE_MINUTE = timedelta(minutes=1)
 # as a check of the range only this long after the range ended.
 REPAIR_SETTLE = timedelta(seconds=30)
 MAX_ATTEMPTS = 32767  # Gap.attempts is a smallint
+NO_BARS = "the provider has no bars for this range"
 
 
 def _extended(instrument: Instrument) -> bool:
@@ -140,10 +142,15 @@ def gaps_known(
 def _known() -> Q:
     return (
         Q(state=GapState.REPAIRING, updated_at__gte=_stale())
-        | Q(state=GapState.UNREPAIRABLE)
         # The provider was asked after the range was over: what it lacked
-        # then, it lacks for good (illiquid extended-hours minutes).
-        | Q(state=GapState.REPAIRED, checked_at__isnull=False)
+        # then, it lacks for good (illiquid extended-hours minutes). An empty
+        # answer before then (a REST history lagging its stream) is not.
+        | Q(
+            state__in=[GapState.REPAIRED, GapState.UNREPAIRABLE],
+            checked_at__isnull=False,
+        )
+        # refused for good (an unknown symbol, a plan without the data)
+        | (Q(state=GapState.UNREPAIRABLE) & ~Q(error=NO_BARS))
     )
 
 
@@ -284,7 +291,7 @@ def gap_repair(
 
     gap.bars_added += added
     gap.state = GapState.REPAIRED if received else GapState.UNREPAIRABLE
-    gap.error = "" if received else "the provider has no bars for this range"
+    gap.error = "" if received else NO_BARS
     gap.missing_minutes = _missing(instrument, gap.start, gap.end)
     gap.checked_at = checked_at
     gap.save(

@@ -41,8 +41,11 @@ class PendingGap:
 
 
 class GapTracker:
-    def __init__(self, *, aggregator: MinuteAggregator) -> None:
+    def __init__(
+        self, *, aggregator: MinuteAggregator, restart_window: timedelta = REMEMBER
+    ) -> None:
         self.aggregator = aggregator
+        self.restart_window = restart_window
         self.pending: list[PendingGap] = []
         self._known: dict[str, list[tuple[datetime, datetime]]] = defaultdict(list)
 
@@ -103,12 +106,18 @@ class GapTracker:
     def first_event(
         self, row: dict | None, ts: datetime, restart_start: datetime | None
     ) -> None:
-        """The first event of a new subscription arrived at `ts`."""
+        """The first event of a new subscription arrived at `ts` (the feed's
+        clock). `restart_start`: the minute after the last stored bar, or
+        where a provider switch lost data; from there to this minute is the
+        gap, unless it began more than `restart_window` before (older
+        minutes are history's, and the sweep's)."""
         minute = floor_minute(ts)
         if row is not None:
             self.aggregator.taint([row["symbol"]], start=minute, end=minute + MINUTE)
-        start = restart_start if restart_start is not None else minute
-        self.add(row, min(start, minute), minute + MINUTE)
+        start = minute
+        if restart_start is not None and restart_start >= minute - self.restart_window:
+            start = min(restart_start, minute)
+        self.add(row, start, minute + MINUTE)
 
     def connection_lost(self, connection, symbols: list[str], last: datetime) -> None:
         """`connection` dropped; `last` is the event time of its newest data."""

@@ -3,35 +3,32 @@
 `subscription_contexts` loads, for instruments the stream worker starts to
 stream, what a restarted worker continues from: the stored snapshot (its
 `seq` keeps increasing), the session figures from stored bars, and where its
-restart gap starts (the minute after the last stored bar, within
-`restart_window`); a forming minute the previous run stored at shutdown is
-deleted so the backfill can store the provider's complete bar. Redis being
+restart gap would start (the minute after the last stored bar; the gap
+tracker measures it against the first event, whose clock is the feed's); a
+forming minute the previous run stored at shutdown is deleted so the backfill
+can store the provider's complete bar. Redis being
 away does not stop a subscription: it only loses the snapshot's seq and
 defers the partial minutes. Runs on the worker's database thread.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from streaming import selectors, services
-from streaming.aggregator import MINUTE, floor_minute
+from streaming.aggregator import MINUTE
 from streaming.snapshots import snapshots_get_safe
 from streaming.state import day_bounds
 
 
-def subscription_contexts(
-    *, rows: list[dict], now: float, restart_window: float
-) -> dict[str, dict]:
+def subscription_contexts(*, rows: list[dict], now: float) -> dict[str, dict]:
     """Per symbol: {"snapshot", "session", "gap_start"} (database and Redis)."""
     at = datetime.fromtimestamp(now, UTC)
-    first = floor_minute(at)
     symbols = [r["symbol"] for r in rows]
     # Redis away: start without the stored snapshot (seq restarts, which a
     # client's `snapshot` frame resets) and leave partial minutes for later.
     snapshots = snapshots_get_safe(symbols=symbols) or {}
     partial = services.partial_bars_take_safe(symbols=symbols)
-    window = timedelta(seconds=restart_window)
     contexts = {}
     for row in rows:
         symbol = row["symbol"]
@@ -41,10 +38,8 @@ def subscription_contexts(
         session = selectors.session_figures(
             instrument_id=row["id"], day_start=day_start, day_end=day_end
         )
-        last_ts = selectors.last_minute_bar_ts(instrument_id=row["id"], before=first)
-        gap_start = None
-        if last_ts is not None and first - window <= last_ts < first - MINUTE:
-            gap_start = last_ts + MINUTE
+        last_ts = selectors.last_minute_bar_ts(instrument_id=row["id"])
+        gap_start = None if last_ts is None else last_ts + MINUTE
         contexts[symbol] = {
             "snapshot": snapshots.get(symbol),
             "session": session,

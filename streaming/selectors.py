@@ -204,11 +204,11 @@ def feed_status_get_safe() -> dict:
     }
 
 
-def last_minute_bar_ts(*, instrument_id: int, before: datetime) -> datetime | None:
+def last_minute_bar_ts(*, instrument_id: int) -> datetime | None:
     from marketdata.models import Bar
 
     return (
-        Bar.objects.filter(instrument_id=instrument_id, timeframe="1m", ts__lt=before)
+        Bar.objects.filter(instrument_id=instrument_id, timeframe="1m")
         .order_by("-ts")
         .values_list("ts", flat=True)
         .first()

@@ -401,8 +401,4 @@ class Subscriptions:
         return connection
 
     def _contexts_load(self, rows: list[dict], now: float) -> dict[str, dict]:
-        return subscription_contexts(
-            rows=rows,
-            now=now,
-            restart_window=self.worker.options.restart_backfill_window,
-        )
+        return subscription_contexts(rows=rows, now=now)

@@ -40,7 +40,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import close_old_connections
@@ -161,7 +161,10 @@ class StreamWorker:
             grace=o.bar_grace, unstored_limit=o.unstored_minutes
         )
         self.publisher: Publisher | None = None
-        self.gaps = GapTracker(aggregator=self.aggregator)
+        self.gaps = GapTracker(
+            aggregator=self.aggregator,
+            restart_window=timedelta(seconds=o.restart_backfill_window),
+        )
         self.ledger = MinuteLedger(
             self,
             settle=o.reconcile_settle,

@@ -409,3 +409,37 @@ def test_a_restart_backfills_since_the_last_stored_minute_and_redoes_a_partial_o
     assert Bar.objects.filter(instrument=aapl, ts=complete).exists()
     assert context["gap_start"] == complete + timedelta(minutes=1)
     assert partial_bars_take(symbols=["AAPL"]) == {}  # consumed
+
+
+def test_a_restart_gap_runs_on_the_feeds_clock(instruments):
+    """A feed whose clock runs ahead of the wall (a replay, the simulator's
+    fast clock): the worker loads the last stored minute before it has seen
+    an event, and the gap reaches from there to the first event's minute.
+    Minutes older than the restart window are left to history and the sweep.
+    (The chaos suite's killed worker lost three minutes to this.)"""
+    from marketdata.services import bars_upsert
+    from streaming.aggregator import floor_minute
+
+    aapl = instruments["AAPL"]
+    wall = datetime.now(UTC)
+    feed = floor_minute(wall) + timedelta(days=1)  # the feed's clock
+    stored = feed - timedelta(minutes=3)
+    bars_upsert(
+        rows=[(aapl.id, "1m", stored, D(1), D(2), D("0.5"), D("1.5"), D(10), None, 3)],
+        provider="simulator",
+        origin="live",
+    )
+    worker, _ = make_worker()
+    row = {"id": aapl.id, "symbol": "AAPL", "asset_class": "equity", "provider": ""}
+    context = worker._contexts_load([row], wall.timestamp())["AAPL"]
+    worker.gaps.first_event(row, feed + timedelta(seconds=20), context["gap_start"])
+    assert [(g.start, g.end) for g in worker.gaps.pending] == [
+        (stored + timedelta(minutes=1), feed + timedelta(minutes=1))
+    ]
+
+    worker.gaps.pending.clear()
+    later = feed + timedelta(seconds=worker.options.restart_backfill_window)
+    worker.gaps.first_event(row, later, context["gap_start"])
+    assert [(g.start, g.end) for g in worker.gaps.pending] == [
+        (floor_minute(later), floor_minute(later) + timedelta(minutes=1))
+    ]

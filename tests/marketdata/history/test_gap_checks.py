@@ -95,6 +95,26 @@ def test_a_repair_before_the_range_is_over_is_not_a_check(
     assert again.id != gap.id and again.state == GapState.OPEN and len(callbacks) == 1
 
 
+def test_no_bars_before_the_range_is_over_is_not_final(
+    simulator_settings, instruments, django_capture_on_commit_callbacks
+):
+    """A REST history lagging its stream answers an early repair with no
+    bars: the gap is unrepairable for now, and the sweep's next report of
+    the same minutes is repaired again (it was ignored for good: the minutes
+    were lost)."""
+    btc = instruments["BTC/USD"]
+    soon = timezone.now().replace(second=0, microsecond=0) + timedelta(minutes=1)
+    gap = gap_report(instrument=btc, start=soon, end=soon + timedelta(minutes=2),
+                     source="stream", repair=False)  # fmt: skip
+    early = gap_repair(gap_id=gap.id)  # the simulator has no future bars
+    assert early.state == GapState.UNREPAIRABLE and early.checked_at is None
+    with django_capture_on_commit_callbacks() as callbacks:
+        swept = gaps_sweep(instruments=[(btc.id, "crypto", False)], start=soon,
+                           end=soon + timedelta(minutes=2))  # fmt: skip
+    assert swept == 1 and len(callbacks) == 1
+    assert Gap.objects.filter(start=soon, state=GapState.OPEN).exists()
+
+
 def test_a_duplicate_repair_message_is_a_no_op(instruments):
     btc = instruments["BTC/USD"]
     gap = gap_report(instrument=btc, start=PRE, end=LATER, source="stream",
