@@ -65,7 +65,7 @@ demo: venv static db
 
 # Everything but the chaos suite's long variants (its short runs are included).
 test: venv-test static services chromium
-	$(PY) -m pytest --create-db -m "not chaos"
+	$(PY) -m pytest --create-db -m "not chaos" --durations=30
 
 # The chaos suite's long variants (tests/chaos/test_faults_long.py): the same
 # faults on the wall clock, longer outages and loads; about 40 minutes.
