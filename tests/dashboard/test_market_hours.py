@@ -6,13 +6,16 @@ the market clock a simulated feed clock when the workers report one ahead."""
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from datetime import time as dtime
+from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
 
 from core.redis import redis_client
 from dashboard.market_hours import equity_hours, market_clock, market_note
+from marketdata.calendar import nyse_session
 from streaming.selectors import HEALTH_KEY
 from streaming.watchdog import market_open
 
@@ -20,8 +23,6 @@ NY = "America/New_York"
 
 
 def ny(day: int, hour: int, minute: int = 0, month: int = 12) -> datetime:
-    from zoneinfo import ZoneInfo
-
     return datetime(2026, month, day, hour, minute, tzinfo=ZoneInfo(NY)).astimezone(UTC)
 
 
@@ -63,6 +64,16 @@ def test_the_worker_judges_open_like_the_page():
     assert market_open("crypto", "simulator", ny(5, 3))
 
 
+def _a_trading_thursday_ahead(hour: int) -> datetime:
+    """`hour` New York on a Thursday at least a week ahead that is a trading
+    day (the simulated clock must run ahead of the wall clock)."""
+    day = datetime.now(ZoneInfo(NY)).date() + timedelta(days=7)
+    day += timedelta(days=(3 - day.weekday()) % 7)
+    while nyse_session(day) is None:
+        day += timedelta(days=7)
+    return datetime.combine(day, dtime(hour), tzinfo=ZoneInfo(NY))
+
+
 def test_a_feed_clock_ahead_of_the_wall_clock_is_simulated_market_time():
     redis = redis_client()
     redis.delete(HEALTH_KEY)
@@ -71,7 +82,7 @@ def test_a_feed_clock_ahead_of_the_wall_clock_is_simulated_market_time():
     redis.hset(HEALTH_KEY, "w", orjson.dumps({**document, "market_clock": now}))
     at, simulated = market_clock()
     assert not simulated and abs(at.timestamp() - now) < 5
-    ahead = ny(3, 9).timestamp()
+    ahead = _a_trading_thursday_ahead(9).timestamp()
     redis.hset(HEALTH_KEY, "w", orjson.dumps({**document, "market_clock": ahead}))
     at, simulated = market_clock()
     assert simulated and abs(at.timestamp() - ahead) < 5
