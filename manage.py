@@ -27,7 +27,11 @@ def main() -> None:
                 services_check()
             except ServiceUnavailable as unavailable:
                 exc = unavailable
-        if isinstance(exc, ImproperlyConfigured) and "SECRET_KEY" in str(exc):
+        from core.namespace import NamespaceError
+
+        if isinstance(exc, NamespaceError) or (
+            isinstance(exc, ImproperlyConfigured) and "SECRET_KEY" in str(exc)
+        ):
             sys.stderr.write(f"Configuration error: {exc}\n")
             sys.exit(2)
         if isinstance(exc, ServiceUnavailable):

@@ -9,13 +9,21 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from alerts.models import AlertEvent, AlertRule, OpsAlert
-from core.redis import redis_client
+from core.redis import key, redis_client
 from marketdata.models import Instrument
 from marketdata.selectors import bars_page, bars_resampled, instrument_get
 
 SEED_START = datetime(1970, 1, 2, tzinfo=UTC)
-VERSION_KEY = "alerts:rules:version"
-CHANGES_KEY = "alerts:rules:changes"
+
+
+def version_key() -> str:
+    return key("alerts", "rules", "version")
+
+
+def changes_key() -> str:
+    return key("alerts", "rules", "changes")
+
+
 # Beyond this many changed ids since the engine's version, reload everything.
 MAX_PARTIAL_RELOAD = 5_000
 
@@ -48,9 +56,9 @@ def rules_changes_since(*, version: int | None) -> tuple[int | None, list[int] |
     """
     client = redis_client()
     pipe = client.pipeline(transaction=True)
-    pipe.get(VERSION_KEY)
+    pipe.get(version_key())
     if version is not None:
-        pipe.zrangebyscore(CHANGES_KEY, f"({version}", "+inf")
+        pipe.zrangebyscore(changes_key(), f"({version}", "+inf")
     results = pipe.execute()
     current = int(results[0]) if results[0] is not None else 0
     if version is None or current < version:

@@ -64,7 +64,7 @@ from django.utils import timezone
 
 from alerts.engine import FiredAlert
 from alerts.models import RULE_FIELDS, AlertEvent, AlertRule
-from alerts.selectors import CHANGES_KEY, VERSION_KEY
+from alerts.selectors import changes_key, version_key
 from core.groups import user_group
 from core.redis import REDIS_ERRORS, redis_client, redis_outage
 
@@ -89,7 +89,9 @@ def rules_version_bump(*, rule_ids: Iterable[int]) -> int | None:
     ids = [str(int(i)) for i in rule_ids]
     outage = redis_outage()
     try:
-        version = redis_client().eval(_BUMP_SCRIPT, 2, VERSION_KEY, CHANGES_KEY, *ids)
+        version = redis_client().eval(
+            _BUMP_SCRIPT, 2, version_key(), changes_key(), *ids
+        )
     except REDIS_ERRORS as exc:
         # The rule is stored; engines that missed a change counter read
         # reload every rule when Redis answers again (alerts.engine).

@@ -120,11 +120,12 @@ def per_row_rows(instruments):
     from dashboard.quotes import QuoteRow
     from marketdata.models import Bar
     from marketdata.selectors import SPARKLINE_POINTS, session_latest
+    from streaming.snapshots import snapshot_key
 
     client = redis_client()
     rows = []
     for instrument in instruments:
-        raw = client.get(f"snap:{instrument.symbol}")
+        raw = client.get(snapshot_key(instrument.symbol))
         session = session_latest(asset_class=instrument.asset_class)
         closes = [
             float(c)

@@ -208,9 +208,9 @@ def health() -> dict | None:
 
 def run_ours(sim: Simulator, symbols, *, latency: bool, publish_hz: int = 10) -> dict:
     from core.redis import redis_client
-    from streaming.selectors import HEALTH_KEY
+    from streaming.selectors import health_key
 
-    redis_client().delete(HEALTH_KEY)
+    redis_client().delete(health_key())
     worker = subprocess.Popen(
         [sys.executable, "manage.py", "start_streams", "--provider", "simulator"],
         cwd=ROOT, env=worker_env(sim.port, publish_hz),

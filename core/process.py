@@ -21,7 +21,6 @@ import time
 
 import orjson
 
-PROCESSES_KEY = "tapeline:processes"
 _previous: dict[str, float] = {}
 _lock = threading.Lock()
 
@@ -62,11 +61,11 @@ def process_usage(*, role: str = "") -> dict:
 def process_report(role: str = "dramatiq") -> None:
     """Store this process's usage in Redis (a reclaim service: returns None,
     so the reclaimer logs nothing)."""
-    from core.redis import redis_client
+    from core.redis import key, redis_client
 
     usage = process_usage(role=role)
     field = f"{role}:{usage['host']}:{usage['pid']}"
-    redis_client().hset(PROCESSES_KEY, field, orjson.dumps(usage))
+    redis_client().hset(key("processes"), field, orjson.dumps(usage))
 
 
 def processes_get(*, max_age: float | None = None) -> list[dict]:
@@ -74,13 +73,13 @@ def processes_get(*, max_age: float | None = None) -> list[dict]:
     periods); older entries are deleted."""
     from django.conf import settings
 
-    from core.redis import redis_client
+    from core.redis import key, redis_client
 
     if max_age is None:
         max_age = 3 * max(10.0, float(settings.HISTORY_RECLAIM_EVERY))
     client = redis_client()
     now, found, gone = time.time(), [], []
-    for field, raw in client.hgetall(PROCESSES_KEY).items():
+    for field, raw in client.hgetall(key("processes")).items():
         try:
             usage = orjson.loads(raw)
         except orjson.JSONDecodeError:
@@ -91,5 +90,5 @@ def processes_get(*, max_age: float | None = None) -> list[dict]:
         else:
             found.append(usage)
     if gone:
-        client.hdel(PROCESSES_KEY, *gone)
+        client.hdel(key("processes"), *gone)
     return sorted(found, key=lambda u: (u.get("role", ""), u.get("pid", 0)))

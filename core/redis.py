@@ -1,5 +1,6 @@
 """One shared Redis client per process for snapshots, health and rate limits,
-and the process's record of whether that Redis answers (`redis_outage`)."""
+the process's record of whether that Redis answers (`redis_outage`), and
+`key()`, which names every key this project keeps there."""
 
 from __future__ import annotations
 
@@ -22,6 +23,13 @@ logger = logging.getLogger("core.redis")
 
 _outages: dict[str, Outage] = {}
 _outages_lock = threading.Lock()
+
+
+def key(*parts: str) -> str:
+    """The Redis key `<namespace>:<part>:<part>…` of this installation
+    (`TAPELINE_NAMESPACE`, see `core.namespace`). Read at each call, so a
+    test may switch installations with `override_settings`."""
+    return ":".join((settings.TAPELINE_NAMESPACE, *parts))
 
 
 @lru_cache(maxsize=1)

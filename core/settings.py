@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from core.namespace import channel_prefix, namespace_resolve
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -110,24 +112,33 @@ BAR_COMPRESS_AFTER_DAYS = env.int("BAR_COMPRESS_AFTER_DAYS", default=30)
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 _redis_db = (urlsplit(REDIS_URL).path.lstrip("/") or "0").split("/")[0]
 
+# What keeps installations sharing one Redis apart (`core.namespace`): every
+# Redis key, the cache, the Dramatiq queues and the channel layer carry it.
+# CHANNELS_PREFIX is its older name (tests and benches isolate runs with it).
+TAPELINE_NAMESPACE = namespace_resolve(
+    explicit=env.str("TAPELINE_NAMESPACE", default=""),
+    legacy=env.str("CHANNELS_PREFIX", default=""),
+    database=DATABASES["default"].get("NAME") or "",
+)
+
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
-        "KEY_PREFIX": "tapeline",
+        "KEY_PREFIX": TAPELINE_NAMESPACE,
     }
 }
 
 # The pub/sub layer delivers every group message (the core layer drops them past
 # its capacity); core.channel_layer's subclass of it rides out Redis outages.
-# Redis pub/sub ignores database numbers, so the prefix carries it: two
-# deployments on one Redis with different databases never see each other.
+# Redis pub/sub ignores database numbers, so the prefix carries the namespace
+# and the database number.
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "core.channel_layer.ResilientPubSubChannelLayer",
         "CONFIG": {
             "hosts": [REDIS_URL],
-            "prefix": env.str("CHANNELS_PREFIX", default=f"tapeline{_redis_db}"),
+            "prefix": channel_prefix(namespace=TAPELINE_NAMESPACE, redis_db=_redis_db),
         },
     }
 }
@@ -141,6 +152,9 @@ DRAMATIQ_BROKER = {
     # resume within about a minute.
     "OPTIONS": {
         "url": REDIS_URL,
+        # Queues per installation: otherwise one installation's workers run
+        # another's jobs (keys `<namespace>:dramatiq:<queue>`).
+        "namespace": f"{TAPELINE_NAMESPACE}:dramatiq",
         "heartbeat_timeout": 60_000,
         "maintenance_chance": 50_000,
     },
@@ -219,6 +233,10 @@ _alpaca_default_limit = 30 if ALPACA_FEED in ("iex", "test") else 0
 # its instruments move to the next of their list, and seconds a recovered
 # provider must stay healthy before they move back.
 STREAM_FAILOVER_AFTER = env.float("STREAM_FAILOVER_AFTER", default=4.0)
+# Seconds a stream worker that stopped reporting (killed, its machine gone)
+# stays on the status page, as not alive, before it is forgotten; one that
+# stopped cleanly goes after 5 minutes (or this, if shorter).
+STREAM_WORKER_FORGET = env.float("STREAM_WORKER_FORGET", default=24 * 3600.0)
 STREAM_FAILBACK_HOLD = env.float("STREAM_FAILBACK_HOLD", default=120.0)
 # Cross-source check (`streaming.crosscheck`): seconds between rounds, and the
 # price difference (percent) against another provider that counts as divergent.

@@ -166,11 +166,11 @@ class PositionAdmin(admin.ModelAdmin):
 from datetime import UTC, timedelta  # noqa: E402
 
 from django import forms  # noqa: E402
-from django.db import connection  # noqa: E402
 from django.db.models import Count, Q, Sum  # noqa: E402
 from django.shortcuts import redirect  # noqa: E402
+from django.utils import timezone  # noqa: E402
 
-from marketdata import calendar as market_calendar  # noqa: E402
+from marketdata.coverage import monthly_minutes_coverage  # noqa: E402
 from marketdata.models import ChunkState, Gap, GapState, LoadChunk, LoadJob  # noqa: E402
 
 
@@ -355,8 +355,9 @@ class GapAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/marketdata/repair_range.html", context)
 
     def coverage_view(self, request):
-        """Per-instrument coverage by month: stored vs expected minutes, and
-        the gaps on record."""
+        """Per-instrument coverage by month: the minutes the calendar expects
+        up to now against the stored ones among them (`verify_data`'s count),
+        and the gaps on record."""
         symbol = request.GET.get("symbol", "").strip().upper()
         instrument = (
             Instrument.objects.filter(symbol=symbol).first() if symbol else None
@@ -365,29 +366,7 @@ class GapAdmin(admin.ModelAdmin):
         if symbol and instrument is None:
             error = f"No instrument {symbol!r}."
         elif instrument is not None:
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT date_trunc('month', ts AT TIME ZONE 'UTC') AS month, count(*), "
-                    "min(ts), max(ts) FROM marketdata_bar WHERE instrument_id = %s "
-                    "AND timeframe = '1m' GROUP BY 1 ORDER BY 1 DESC",
-                    [instrument.id],
-                )
-                for month, count, first, last in cursor.fetchall():
-                    lo = month.replace(tzinfo=UTC)
-                    hi = (lo + timedelta(days=32)).replace(day=1)
-                    expected = market_calendar.expected_minute_count(
-                        instrument.asset_class, lo, hi
-                    )
-                    months.append(
-                        {
-                            "month": lo,
-                            "stored": count,
-                            "expected": expected,
-                            "coverage": 100.0 * count / expected if expected else 0.0,
-                            "first": first,
-                            "last": last,
-                        }
-                    )
+            months = monthly_minutes_coverage(instrument=instrument, now=timezone.now())
             gaps = list(
                 Gap.objects.filter(instrument=instrument).order_by("-start")[:50]
             )

@@ -23,6 +23,11 @@ days.
 Which minutes are expected depends on the provider: US equities' extended
 session (04:00-20:00 New York) where it serves pre- and post-market
 (`serves_extended_hours`), the regular session otherwise; crypto is 24/7.
+`instrument_extended` answers it for an instrument (its history provider), and
+`verify_data` and the admin's coverage by month both count with
+`minutes_coverage` on that answer, so they show the same figure for the same
+range, never above 100 % (out-of-session bars are not expected ones) and never
+expecting minutes that have not happened yet.
 """
 
 from __future__ import annotations
@@ -125,6 +130,65 @@ def minutes_coverage(
         )
         present = cursor.fetchone()[0]
     return Coverage(expected=expected, present=present)
+
+
+def instrument_extended(*, instrument) -> bool:
+    """Whether `instrument`'s minutes are expected in the extended session:
+    its history provider serves pre- and post-market (equities only)."""
+    from marketdata.providers import serves_extended_hours
+    from marketdata.providers.routing import history_provider_name
+
+    if instrument.asset_class in calendar.ALWAYS_OPEN_CLASSES:
+        return False
+    return serves_extended_hours(history_provider_name(instrument=instrument))
+
+
+def monthly_minutes_coverage(*, instrument, now: datetime) -> list[dict]:
+    """Per UTC month holding 1-minute bars of `instrument`, newest first:
+    `stored` (every 1-minute bar), `expected` (calendar minutes from the
+    month's start to its end or `now`, whichever is earlier), `present` (the
+    expected ones that are stored), `coverage` (%), `first`, `last`."""
+    extended = instrument_extended(instrument=instrument)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT date_trunc('month', ts AT TIME ZONE 'UTC'), count(*), min(ts), "
+            "max(ts) FROM marketdata_bar WHERE instrument_id = %s "
+            "AND timeframe = '1m' GROUP BY 1 ORDER BY 1 DESC",
+            [instrument.id],
+        )
+        months = cursor.fetchall()
+    rows = []
+    for month, stored, first, last in months:
+        lo = month.replace(tzinfo=UTC)
+        hi = min((lo + timedelta(days=32)).replace(day=1), now)
+        found = (
+            minutes_coverage(
+                instrument_id=instrument.id,
+                asset_class=instrument.asset_class,
+                start=lo,
+                end=hi,
+                extended=extended,
+            )
+            if hi > lo
+            else Coverage(expected=0, present=0)
+        )
+        rows.append(
+            {
+                "month": lo,
+                "end": hi,
+                "stored": stored,
+                "expected": found.expected,
+                "present": found.present,
+                "outside": stored - found.present,
+                "coverage": (
+                    100.0 * found.present / found.expected if found.expected else None
+                ),
+                "extended": extended,
+                "first": first,
+                "last": last,
+            }
+        )
+    return rows
 
 
 def expected_days(*, asset_class: str, start: datetime, end: datetime) -> list[date]:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from django.conf import settings
 
-from core.redis import redis_client
+from core.redis import key, redis_client
 
 _GCRA = """
 local interval = tonumber(ARGV[1])
@@ -47,7 +47,7 @@ class RedisRateLimiter:
         self.provider = provider
         self.per_minute = max(1, int(per_minute or limits.get(provider, 200)))
         self.burst = max(1, burst if burst is not None else self.per_minute // 20)
-        self.key = f"tapeline:ratelimit:{provider}"
+        self.key = key("ratelimit", provider)
         self._sleep = sleep
         self._script = redis_client().register_script(_GCRA)
         self.waited = 0.0

@@ -7,6 +7,12 @@ duplicates. Holes are found in SQL (consecutive stored minutes more than one
 minute apart, plus the edges of the range); only the holes are then measured
 against the calendar, so a year of minutes costs one index scan.
 
+Which minutes are expected, and which stored ones count, is
+`marketdata.coverage`'s answer (`instrument_extended`, `minutes_coverage`):
+US equities' extended session where the history provider serves pre- and
+post-market, the regular one otherwise, 24/7 for crypto. The admin's coverage
+by month counts with the same function, so the two agree.
+
 Only minutes are measured. Stored hourly and daily bars (CSV imports,
 provider daily loads) are counted in `stored_hourly`/`stored_daily` for
 information; they neither fill nor count against minute coverage, and the
@@ -17,14 +23,16 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from django.db import connection
 
 from marketdata import calendar
+from marketdata.coverage import instrument_extended, minutes_coverage
 from marketdata.models import Instrument
-from marketdata.rollups import session_filter
 
 ONE_MINUTE = timedelta(minutes=1)
+NEW_YORK = "America/New_York"
 VIOLATION_SQL = (
     "high < open OR high < close OR low > open OR low > close OR low > high "
     "OR volume < 0 OR open <= 0 OR low <= 0"
@@ -59,6 +67,7 @@ class InstrumentReport:
     missing_minutes: int = 0
     stored_hourly: int = 0  # 1h bars stored in the range (not minute coverage)
     stored_daily: int = 0
+    extended: bool = False  # pre- and post-market minutes expected
 
     @property
     def coverage(self) -> float:
@@ -115,6 +124,7 @@ def verify_instrument(
     """Verify an instrument's 1-minute bars in [start, end) (default: from
     the session of its first stored minute to just after its last)."""
     asset_class = instrument.asset_class
+    extended = instrument_extended(instrument=instrument)
     with connection.cursor() as cursor:
         cursor.execute("SET jit = off")
         cursor.execute(
@@ -141,7 +151,7 @@ def verify_instrument(
                 else calendar.NEW_YORK
             )
             day = first.astimezone(zone).date()
-            session = calendar.session_for(asset_class, day)
+            session = calendar.session_for(asset_class, day, extended=extended)
             start = min(first, session.open) if session else first
         if end is None and last is not None:
             end = last + ONE_MINUTE
@@ -155,28 +165,38 @@ def verify_instrument(
             last=last,
             stored_hourly=stored_hourly,
             stored_daily=stored_daily,
+            extended=extended,
         )
         if start is None or end is None or end <= start:
             return report
 
-        report.expected_minutes = calendar.expected_minute_count(
-            asset_class, start, end
+        found = minutes_coverage(
+            instrument_id=instrument.id,
+            asset_class=asset_class,
+            start=start,
+            end=end,
+            extended=extended,
         )
-        if asset_class in calendar.ALWAYS_OPEN_CLASSES:
-            session_sql, session_params = "", []
-            local_day = "(ts AT TIME ZONE 'UTC')::date"
-        else:
-            session_sql, session_params = session_filter(start, end)
-            local_day = "(ts AT TIME ZONE 'America/New_York')::date"
+        report.expected_minutes = found.expected
+        report.session_minutes = found.present
+        report.outside_session = bars - found.present
+        zone = "UTC" if asset_class in calendar.ALWAYS_OPEN_CLASSES else NEW_YORK
+        local = ZoneInfo(zone)
+        days = [
+            s.day
+            for s in calendar.sessions(
+                asset_class,
+                start.astimezone(local).date(),
+                end.astimezone(local).date(),
+            )
+        ]
         cursor.execute(
-            f"SELECT count(*), count(DISTINCT {local_day}) FROM marketdata_bar "
-            "WHERE instrument_id = %s AND timeframe = '1m' AND ts >= %s AND ts < %s"
-            f"{session_sql}",
-            [instrument.id, start, end, *session_params],
+            "SELECT count(DISTINCT (ts AT TIME ZONE %s)::date) FROM marketdata_bar "
+            "WHERE instrument_id = %s AND timeframe = '1m' AND ts >= %s AND ts < %s "
+            "AND (ts AT TIME ZONE %s)::date = ANY(%s::date[])",
+            [zone, instrument.id, start, end, zone, days],
         )
-        in_session, report.trading_days = cursor.fetchone()
-        report.session_minutes = in_session
-        report.outside_session = bars - in_session
+        report.trading_days = cursor.fetchone()[0]
 
         cursor.execute(
             "SELECT count(*) - count(DISTINCT ts) FROM marketdata_bar "
@@ -219,7 +239,7 @@ def verify_instrument(
     for lo, hi in holes:
         if hi <= lo:
             continue
-        missing = calendar.expected_minute_count(asset_class, lo, hi)
+        missing = calendar.expected_minute_count(asset_class, lo, hi, extended=extended)
         if missing:
             gaps.append(GapFound(start=lo, end=hi, missing=missing))
     report.gap_count = len(gaps)

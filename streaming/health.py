@@ -1,6 +1,6 @@
 """The stream worker's health report, built every 2 s.
 
-Stored in Redis (hash `streams:health`, field = worker id, see
+Stored in Redis (hash `<namespace>:streams:health`, field = worker id, see
 `streaming.selectors.feed_status_get`), sent to the `feed.status` group and
 exported on `/metrics`. One document per worker:
 

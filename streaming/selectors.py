@@ -10,11 +10,13 @@
       "connections": [ <connection health + "worker": worker id>, ... ],
     }
 
-Worker health documents live in the Redis hash `streams:health` (field =
-worker id, value = JSON), written every 2 s by each `start_streams` process;
-a worker whose document is older than `HEALTH_STALE_AFTER` seconds shows
-`"alive": false` (stopped or stuck). Workers that stopped cleanly drop out
-after 5 minutes, vanished ones after a day.
+Worker health documents live in the Redis hash `<namespace>:streams:health`
+(`health_key()`; field = worker id, value = JSON), written every 2 s by each
+`start_streams` process of this installation; a worker whose document is
+older than `HEALTH_STALE_AFTER` seconds shows `"alive": false` (stopped or
+stuck). Workers that stopped cleanly drop out after 5 minutes, vanished ones
+after `STREAM_WORKER_FORGET` seconds (a day by default), and their documents
+are then deleted.
 """
 
 from __future__ import annotations
@@ -24,38 +26,52 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import orjson
+from django.conf import settings
 from django.db.models import Max, Min, Sum
 
-from core.redis import REDIS_ERRORS, redis_client, redis_outage
+from core.redis import REDIS_ERRORS, key, redis_client, redis_outage
 
-HEALTH_KEY = "streams:health"
 HEALTH_STALE_AFTER = 10.0
-# A worker that vanished without saying so stays listed (as not alive) for a
-# day; one that stopped cleanly for a few minutes.
-HEALTH_FORGET_AFTER = 24 * 3600.0
+# A worker that stopped cleanly stays listed for a few minutes; one that
+# vanished without saying so for `STREAM_WORKER_FORGET` seconds.
 STOPPED_FORGET_AFTER = 300.0
 
 
+def health_key() -> str:
+    """The hash of this installation's stream-worker health documents."""
+    return key("streams", "health")
+
+
 def feed_status_get() -> dict:
-    """Every stream worker's last health report, merged (one Redis read)."""
+    """Every stream worker's last health report, merged (one Redis read);
+    documents of workers forgotten by now are deleted."""
     now = time.time()
-    raw = redis_client().hgetall(HEALTH_KEY)
-    workers = []
-    for value in raw.values():
+    forget_after = float(settings.STREAM_WORKER_FORGET)
+    client = redis_client()
+    raw = client.hgetall(health_key())
+    workers, forgotten = [], []
+    for field, value in raw.items():
         try:
             document = orjson.loads(value)
         except orjson.JSONDecodeError:
+            forgotten.append(field)
             continue
         age = now - float(document.get("reported_at") or 0)
-        if age > HEALTH_FORGET_AFTER or (
-            document.get("state") == "stopped" and age > STOPPED_FORGET_AFTER
+        stopped = document.get("state") == "stopped"
+        if age > forget_after or (
+            stopped and age > min(STOPPED_FORGET_AFTER, forget_after)
         ):
+            forgotten.append(field)
             continue
         document["age_s"] = round(age, 1)
         document["alive"] = (
             age <= HEALTH_STALE_AFTER and document.get("state") == "running"
         )
         workers.append(document)
+    if forgotten:
+        # A worker restarted under the same id in between writes again within
+        # 2 s: deleting its fresh document costs one report, nothing more.
+        client.hdel(health_key(), *forgotten)
     workers.sort(key=lambda w: (w.get("shard") or "", w.get("id") or ""))
     connections = [
         {**connection, "worker": worker.get("id"), "worker_alive": worker["alive"]}

@@ -9,21 +9,24 @@ import orjson
 from django.db import connection
 from django.utils import timezone
 
-from core.redis import REDIS_ERRORS, redis_client, redis_outage
-from streaming.selectors import HEALTH_KEY
-
-PARTIAL_KEY = "streams:partial"
+from core.redis import REDIS_ERRORS, key, redis_client, redis_outage
+from streaming.selectors import health_key
 
 logger = logging.getLogger("streaming")
 
 
+def partial_key() -> str:
+    """The hash of minutes a stopping worker left half-built, by symbol."""
+    return key("streams", "partial")
+
+
 def feed_health_put(*, worker_id: str, document: dict) -> None:
     """Store one worker's health document (see `streaming.health`)."""
-    redis_client().hset(HEALTH_KEY, worker_id, orjson.dumps(document))
+    redis_client().hset(health_key(), worker_id, orjson.dumps(document))
 
 
 def feed_health_forget(*, worker_id: str) -> None:
-    redis_client().hdel(HEALTH_KEY, worker_id)
+    redis_client().hdel(health_key(), worker_id)
 
 
 # Unknown-symbol marks are retried after 15 minutes, doubling, at most daily.
@@ -119,7 +122,7 @@ def live_bars_store(*, rows: dict[str, list[tuple]], partial: dict[str, str]) ->
 
 def _partial_bars_mark(partial: dict[str, str]) -> bool:
     try:
-        redis_client().hset(PARTIAL_KEY, mapping=partial)
+        redis_client().hset(partial_key(), mapping=partial)
     except Exception as exc:  # noqa: BLE001 - Redis away: see _without_partial
         logger.warning("forming minutes not stored at shutdown: %s", exc)
         return False
@@ -165,14 +168,14 @@ def partial_bars_take(*, symbols: list[str]) -> dict[str, datetime]:
     if not symbols:
         return {}
     client = redis_client()
-    values = client.hmget(PARTIAL_KEY, symbols)
+    values = client.hmget(partial_key(), symbols)
     found = {
         symbol: datetime.fromisoformat(value.decode())
         for symbol, value in zip(symbols, values, strict=True)
         if value
     }
     if found:
-        client.hdel(PARTIAL_KEY, *found)
+        client.hdel(partial_key(), *found)
     return found
 
 

@@ -37,14 +37,13 @@ from collections.abc import Iterable
 
 import orjson
 
-from core.redis import REDIS_ERRORS, redis_client, redis_outage
+from core.redis import REDIS_ERRORS, key, redis_client, redis_outage
 
-KEY_PREFIX = "snap:"
 FRESHNESS_STATES = ("live", "stale", "closed", "halted")
 
 
 def snapshot_key(symbol: str) -> str:
-    return KEY_PREFIX + symbol
+    return key("snap", symbol)
 
 
 def snapshots_get(*, symbols: Iterable[str]) -> dict[str, dict]:

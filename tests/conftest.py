@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+
 import pytest
 from django.conf import settings
 
@@ -16,6 +18,10 @@ def pytest_configure(config):
         "django.contrib.auth.hashers.MD5PasswordHasher",
         "django.contrib.auth.hashers.PBKDF2PasswordHasher",
     ]
+    # Processes the tests start (stacks, workers, web) are the same
+    # installation as the test process, though pytest-django points them at
+    # the test database: its name would give them another namespace.
+    os.environ.setdefault("TAPELINE_NAMESPACE", settings.TAPELINE_NAMESPACE)
 
 
 @pytest.fixture(autouse=True)

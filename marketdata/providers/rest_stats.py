@@ -7,11 +7,11 @@ made it wait. Figures gather in memory and go to Redis at most every
 Redis away, they wait for the next flush), so every process (web, Dramatiq
 workers, stream workers) adds to the same totals:
 
-- hash `tapeline:rest:<provider>`: requests, errors (no answer or >= 400),
-  rate_limited (418/429), seconds (sum of durations), throttled_s (time spent
+- hash `<namespace>:rest:provider:<provider>`: requests, errors (no answer
+  or >= 400), rate_limited (418/429), seconds (sum of durations), throttled_s (time spent
   waiting for the shared rate limiter);
-- list `tapeline:rest:<provider>:recent`: the last 256 durations (ms);
-- `tapeline:rest:<provider>:m:<epoch minute>`: requests in that minute.
+- list `…:rest:provider:<provider>:recent`: the last 256 durations (ms);
+- `…:rest:provider:<provider>:m:<epoch minute>`: requests in that minute.
 
 `rest_stats_get()` reads them back for the status page and `/metrics`:
 average, p50 and p95 response time, and `rate_limit_use`: requests in the
@@ -24,7 +24,6 @@ from __future__ import annotations
 import threading
 import time
 
-PROVIDERS_KEY = "tapeline:rest:providers"
 FLUSH_EVERY = 2.0
 RECENT = 256
 
@@ -33,8 +32,16 @@ _pending: dict[str, dict] = {}
 _flushed_at = 0.0
 
 
+def _providers_key() -> str:
+    from core.redis import key
+
+    return key("rest", "providers")
+
+
 def _key(provider: str) -> str:
-    return f"tapeline:rest:{provider}"
+    from core.redis import key
+
+    return key("rest", "provider", provider)
 
 
 def rest_request_record(
@@ -69,7 +76,7 @@ def rest_stats_flush() -> None:
         pipe = redis_client().pipeline(transaction=False)
         for provider, p in batch.items():
             key = _key(provider)
-            pipe.sadd(PROVIDERS_KEY, provider)
+            pipe.sadd(_providers_key(), provider)
             pipe.hincrby(key, "requests", len(p["durations"]))
             pipe.hincrby(key, "errors", p["errors"])
             pipe.hincrby(key, "rate_limited", p["limited"])
@@ -115,7 +122,7 @@ def rest_stats_get() -> list[dict]:
     from core.redis import redis_client
 
     client = redis_client()
-    providers = sorted(p.decode() for p in client.smembers(PROVIDERS_KEY))
+    providers = sorted(p.decode() for p in client.smembers(_providers_key()))
     minute = int(time.time() // 60)
     limits = getattr(settings, "PROVIDER_RATE_LIMITS", {})
     found = []

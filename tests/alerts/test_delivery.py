@@ -18,7 +18,7 @@ from alerts.models import AlertEvent
 from alerts.services import alert_events_record, alert_rule_create
 from alerts.tasks import alert_email_send
 from core.groups import user_group
-from core.redis import redis_client
+from core.redis import key, redis_client
 from tests.alerts.helpers import feed, trade, transactional
 
 
@@ -129,9 +129,9 @@ def test_email_is_enqueued_and_sent_when_asked(user, instruments):
     user.save()
     _rule, fired = fire_for(user, instruments["AAPL"], 150, notify_email=True)
     client = redis_client()
-    before = client.llen("dramatiq:alerts")
+    before = client.llen(key("dramatiq", "alerts"))
     [event] = alert_events_record(fired=fired, send=False)
-    assert client.llen("dramatiq:alerts") == before + 1
+    assert client.llen(key("dramatiq", "alerts")) == before + 1
     alert_email_send.fn(event.pk)
     alert_email_send.fn(event.pk)  # idempotent: one email
     assert len(mail.outbox) == 1
@@ -146,9 +146,9 @@ def test_no_email_without_the_flag(user, instruments):
     user.email = "trader@example.com"
     user.save()
     _rule, fired = fire_for(user, instruments["AAPL"], 150)
-    before = redis_client().llen("dramatiq:alerts")
+    before = redis_client().llen(key("dramatiq", "alerts"))
     alert_events_record(fired=fired, send=False)
-    assert redis_client().llen("dramatiq:alerts") == before
+    assert redis_client().llen(key("dramatiq", "alerts")) == before
 
 
 @transactional()
@@ -184,14 +184,14 @@ def test_emails_never_queued_while_redis_was_away_are_sent_later(user, instrumen
     with broker_away():
         [event] = alert_events_record(fired=fired)  # recorded; the enqueue fails
     client = redis_client()
-    assert client.llen("dramatiq:alerts") == 0
+    assert client.llen(key("dramatiq", "alerts")) == 0
     AlertEvent.objects.filter(pk=event.pk).update(
         created_at=event.created_at - timedelta(minutes=2)
     )
     window = {"older_than": timedelta(minutes=1), "within": timedelta(days=1)}
     assert alert_emails_reclaim() == 1  # what the reclaimer thread runs
     assert alert_emails_reclaim() == 0  # the message waits: not sent twice
-    assert client.llen("dramatiq:alerts") == 1
+    assert client.llen(key("dramatiq", "alerts")) == 1
     alert_email_send.fn(event.pk)
     assert len(mail.outbox) == 1
     assert alert_emails_resend(**window) == 0

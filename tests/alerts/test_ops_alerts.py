@@ -14,7 +14,7 @@ from alerts.ops_services import (
     ops_alerts_record,
 )
 from alerts.tasks import ops_alert_email_send
-from core.redis import redis_client
+from core.redis import key, redis_client
 from tests.alerts.helpers import transactional
 
 
@@ -45,11 +45,11 @@ def test_raised_alert_is_emailed_to_active_staff_once(
         "gone", email="gone@example.com", is_staff=True, is_active=False
     )
     client = redis_client()
-    before = client.llen("dramatiq:alerts")
+    before = client.llen(key("dramatiq", "alerts"))
     [alert] = record()
-    assert client.llen("dramatiq:alerts") == before + 1
+    assert client.llen(key("dramatiq", "alerts")) == before + 1
     assert record() == []  # the same key again: nothing new
-    assert client.llen("dramatiq:alerts") == before + 1
+    assert client.llen(key("dramatiq", "alerts")) == before + 1
     ops_alert_email_send.fn(alert.pk)
     ops_alert_email_send.fn(alert.pk)  # idempotent
     assert len(mail.outbox) == 1
@@ -64,12 +64,14 @@ def test_reclaimer_sends_emails_never_queued(staff_user):
     staff_user.email = "ops@example.com"
     staff_user.save()
     [alert] = record()
-    redis_client().delete("dramatiq:alerts", "dramatiq:alerts.msgs")
+    redis_client().delete(
+        key("dramatiq", "alerts"), key("dramatiq", "alerts") + ".msgs"
+    )
     OpsAlert.objects.filter(pk=alert.pk).update(
         created_at=datetime.now(UTC) - timedelta(minutes=5)
     )
     assert ops_alert_emails_reclaim() == 1
-    assert redis_client().hlen("dramatiq:alerts.msgs") == 1
+    assert redis_client().hlen(key("dramatiq", "alerts") + ".msgs") == 1
     assert ops_alert_emails_reclaim() == 0  # one is waiting: nothing more
 
 

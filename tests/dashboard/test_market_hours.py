@@ -15,8 +15,12 @@ import pytest
 
 from core.redis import redis_client
 from dashboard.market_hours import equity_hours, market_clock, market_note
+<<<<<<< HEAD
 from marketdata.calendar import nyse_session
 from streaming.selectors import HEALTH_KEY
+=======
+from streaming.selectors import health_key
+>>>>>>> ns
 from streaming.watchdog import market_open
 
 NY = "America/New_York"
@@ -76,17 +80,22 @@ def _a_trading_thursday_ahead(hour: int) -> datetime:
 
 def test_a_feed_clock_ahead_of_the_wall_clock_is_simulated_market_time():
     redis = redis_client()
-    redis.delete(HEALTH_KEY)
+    redis.delete(health_key())
     now = time.time()
     document = {"id": "w", "state": "running", "reported_at": now}
-    redis.hset(HEALTH_KEY, "w", orjson.dumps({**document, "market_clock": now}))
+    redis.hset(health_key(), "w", orjson.dumps({**document, "market_clock": now}))
     at, simulated = market_clock()
     assert not simulated and abs(at.timestamp() - now) < 5
+<<<<<<< HEAD
     ahead = _a_trading_thursday_ahead(9).timestamp()
     redis.hset(HEALTH_KEY, "w", orjson.dumps({**document, "market_clock": ahead}))
+=======
+    ahead = ny(3, 9).timestamp()
+    redis.hset(health_key(), "w", orjson.dumps({**document, "market_clock": ahead}))
+>>>>>>> ns
     at, simulated = market_clock()
     assert simulated and abs(at.timestamp() - ahead) < 5
     note = market_note(at, simulated)
     assert note["clock_text"].startswith("Simulated market time Thu 09:00 New York")
     assert note["equities_text"].startswith("US equities and ETFs: pre-market")
-    redis.delete(HEALTH_KEY)
+    redis.delete(health_key())

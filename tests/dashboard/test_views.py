@@ -386,6 +386,7 @@ def test_status_page_shows_stream_connections(staff_user, client_for):
     import orjson
 
     from core.redis import redis_client
+    from streaming.selectors import health_key
 
     worker = {
         "id": "host:1:0/1",
@@ -410,7 +411,7 @@ def test_status_page_shows_stream_connections(staff_user, client_for):
             }
         ],
     }
-    redis_client().hset("streams:health", worker["id"], orjson.dumps(worker))
+    redis_client().hset(health_key(), worker["id"], orjson.dumps(worker))
     html = client_for(staff_user).get(reverse("dashboard:status")).content.decode()
     row = html[html.index('data-id="simulator:crypto"') :]
     row = row[: row.index("</tr>")]

@@ -156,5 +156,6 @@ class Command(BaseCommand):
                     )
             if r.outside_session:
                 self.stdout.write(
-                    f"\n{r.symbol}: {r.outside_session:,} bar(s) outside regular sessions"
+                    f"\n{r.symbol}: {r.outside_session:,} bar(s) outside the "
+                    f"{'extended' if r.extended else 'regular'} sessions"
                 )

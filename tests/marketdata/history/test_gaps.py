@@ -114,7 +114,7 @@ def test_gap_report_enqueues_backfill_after_commit(
     instruments, django_capture_on_commit_callbacks
 ):
     """The actor message reaches the Redis broker when the report commits."""
-    from core.redis import redis_client
+    from core.redis import key, redis_client
 
     aapl = instruments["AAPL"]
     client = redis_client()
@@ -122,11 +122,11 @@ def test_gap_report_enqueues_backfill_after_commit(
         gap = gap_report(
             instrument=aapl, start=T0, end=T0 + timedelta(minutes=3), source="stream"
         )
-    assert client.llen("dramatiq:backfill") == 0  # nothing before commit
+    assert client.llen(key("dramatiq", "backfill")) == 0  # nothing before commit
     for callback in callbacks:
         callback()
-    (message_id,) = client.lrange("dramatiq:backfill", 0, -1)
-    body = client.hget("dramatiq:backfill.msgs", message_id)
+    (message_id,) = client.lrange(key("dramatiq", "backfill"), 0, -1)
+    body = client.hget(key("dramatiq", "backfill") + ".msgs", message_id)
     assert b'"gap_backfill"' in body and f"[{gap.id}]".encode() in body
 
 

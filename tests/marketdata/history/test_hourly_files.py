@@ -263,7 +263,10 @@ def test_crypto_days_from_hours_are_utc_days(logged_in, instruments):
     ]
 
 
-def test_verifier_ignores_stored_hours(instruments):
+def test_verifier_ignores_stored_hours(instruments, settings):
+    # History from a provider without pre- and post-market (Finnhub): the
+    # regular session is what is expected of AAPL's minutes.
+    settings.TAPELINE_PROVIDERS, settings.TAPELINE_PROVIDER = ["finnhub"], "finnhub"
     aapl = instruments["AAPL"]
     load(TRADINGVIEW, "AAPL")
     report = verify_instrument(instrument=aapl)

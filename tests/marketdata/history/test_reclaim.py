@@ -16,7 +16,7 @@ from django.utils import timezone
 from dramatiq.brokers.redis import RedisBroker
 
 from core.reclaim import Reclaimer
-from core.redis import redis_client
+from core.redis import key, redis_client
 from marketdata.gaps import gap_report
 from marketdata.history import load_job_enqueue, load_job_plan
 from marketdata.models import ChunkState, Gap, GapState, LoadChunk, LoadJob
@@ -32,8 +32,8 @@ START, END = datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 4, 1, tzinfo=UTC)
 def queued(queue: str) -> list[int]:
     """Ids the broker holds messages for in `queue` (waiting or delayed)."""
     client = redis_client()
-    bodies = client.hvals(f"dramatiq:{queue}.msgs") + client.hvals(
-        f"dramatiq:{queue}.DQ.msgs"
+    bodies = client.hvals(key("dramatiq", queue) + ".msgs") + client.hvals(
+        key("dramatiq", queue) + ".DQ.msgs"
     )
     return sorted(json.loads(body)["args"][0] for body in bodies)
 

@@ -20,7 +20,15 @@ END = datetime(2024, 6, 15, tzinfo=UTC)
 
 
 @pytest.fixture
-def clean_msft(instruments, store_minutes):
+def regular_hours(settings):
+    """MSFT's history from a provider without pre- and post-market (Finnhub):
+    only the regular session is expected."""
+    settings.TAPELINE_PROVIDERS = ["finnhub"]
+    settings.TAPELINE_PROVIDER = "finnhub"
+
+
+@pytest.fixture
+def clean_msft(regular_hours, instruments, store_minutes):
     msft = instruments["MSFT"]
     minutes = list(expected_minutes("equity", START, END))
     store_minutes(msft, minutes)
@@ -118,3 +126,24 @@ def test_verify_data_command_json_and_gap_recording(clean_msft, capsys):
         "verifier",
     )
     assert gap.missing_minutes == 30
+
+
+def test_extended_hours_provider_expects_pre_and_post_market(
+    instruments, store_minutes
+):
+    """With a history provider that serves 04:00-20:00 New York (the
+    simulator, as Alpaca), a week of regular sessions only is not complete,
+    and the pre- and post-market minutes of a full extended week are expected
+    ones, not "outside" ones."""
+    msft = instruments["MSFT"]
+    week = (START, START + timedelta(days=5))
+    store_minutes(msft, list(expected_minutes("equity", *week)))
+    report = verify_instrument(instrument=msft, start=week[0], end=week[1])
+    assert report.extended and not report.clean
+    assert report.expected_minutes == 5 * 960
+    assert report.session_minutes == 5 * 390 and report.outside_session == 0
+    assert report.missing_minutes == 5 * 570
+    store_minutes(msft, list(expected_minutes("equity", *week, extended=True)))
+    report = verify_instrument(instrument=msft, start=week[0], end=week[1])
+    assert report.clean and report.coverage == 100.0
+    assert report.bars == report.session_minutes == 5 * 960
