@@ -15,12 +15,8 @@ import pytest
 
 from core.redis import redis_client
 from dashboard.market_hours import equity_hours, market_clock, market_note
-<<<<<<< HEAD
 from marketdata.calendar import nyse_session
-from streaming.selectors import HEALTH_KEY
-=======
 from streaming.selectors import health_key
->>>>>>> ns
 from streaming.watchdog import market_open
 
 NY = "America/New_York"
@@ -86,13 +82,8 @@ def test_a_feed_clock_ahead_of_the_wall_clock_is_simulated_market_time():
     redis.hset(health_key(), "w", orjson.dumps({**document, "market_clock": now}))
     at, simulated = market_clock()
     assert not simulated and abs(at.timestamp() - now) < 5
-<<<<<<< HEAD
     ahead = _a_trading_thursday_ahead(9).timestamp()
-    redis.hset(HEALTH_KEY, "w", orjson.dumps({**document, "market_clock": ahead}))
-=======
-    ahead = ny(3, 9).timestamp()
     redis.hset(health_key(), "w", orjson.dumps({**document, "market_clock": ahead}))
->>>>>>> ns
     at, simulated = market_clock()
     assert simulated and abs(at.timestamp() - ahead) < 5
     note = market_note(at, simulated)
