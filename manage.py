@@ -27,7 +27,7 @@ def main() -> None:
                 services_check()
             except ServiceUnavailable as unavailable:
                 exc = unavailable
-        if isinstance(exc, ImproperlyConfigured) and "SECRET_KEY" in str(exc):
+        if isinstance(exc, ImproperlyConfigured):
             sys.stderr.write(f"Configuration error: {exc}\n")
             sys.exit(2)
         if isinstance(exc, ServiceUnavailable):
