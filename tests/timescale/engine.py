@@ -94,7 +94,9 @@ class TimescaleEngine:
 
     def url(self) -> str:
         # The engine wants some password; it has no TLS.
-        return f"postgres://postgres:engine@127.0.0.1:{self.port}/postgres?sslmode=disable"
+        return (
+            f"postgres://postgres:engine@127.0.0.1:{self.port}/postgres?sslmode=disable"
+        )
 
     def settings_dict(self) -> dict:
         base = dict(connections["default"].settings_dict)
