@@ -27,11 +27,7 @@ def main() -> None:
                 services_check()
             except ServiceUnavailable as unavailable:
                 exc = unavailable
-        from core.namespace import NamespaceError
-
-        if isinstance(exc, NamespaceError) or (
-            isinstance(exc, ImproperlyConfigured) and "SECRET_KEY" in str(exc)
-        ):
+        if isinstance(exc, ImproperlyConfigured):
             sys.stderr.write(f"Configuration error: {exc}\n")
             sys.exit(2)
         if isinstance(exc, ServiceUnavailable):

@@ -104,8 +104,40 @@ DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# Days of 1-minute bars kept by TimescaleDB's retention policy (0 keeps all).
-BAR_RETENTION_DAYS = env.int("BAR_RETENTION_DAYS", default=0)
+
+def _retention_days(raw: str) -> int:
+    """Whole days, at least 1; 0 or empty keeps every minute."""
+    try:
+        days = int(raw.strip() or "0")
+    except ValueError:
+        days = -1
+    if days < 0:
+        raise ImproperlyConfigured(
+            f"BAR_RETENTION_DAYS={raw!r} is refused: give whole days of 1-minute "
+            "bars to keep, at least 1 (0 or unset keeps them all)."
+        )
+    return days
+
+
+def _choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = env_or(name, default).strip().lower()
+    if value not in choices:
+        raise ImproperlyConfigured(
+            f"{name}={value!r} is refused: use one of {', '.join(choices)}."
+        )
+    return value
+
+
+# Days of 1-minute bars kept (0 keeps all). Only minutes are deleted, never
+# hourly or daily bars or rollups (marketdata.retention, run by the reclaimer
+# and `manage.py bars_retention`); a change applies at the next run.
+BAR_RETENTION_DAYS = _retention_days(env.str("BAR_RETENTION_DAYS", default="0"))
+# TimescaleDB: `auto` uses it when the server offers the extension (2.x),
+# `require` refuses to migrate without it, `off` uses plain partitioning.
+TIMESCALE = _choice("TIMESCALE", "auto", ("auto", "require", "off"))
+# Bulk bar writes: COPY (`on`), multi-row INSERTs (`off`), or `auto`: COPY
+# except on servers known to fail on it (marketdata.bar_copy).
+BAR_COPY = _choice("BAR_COPY", "auto", ("auto", "on", "off"))
 # Compress Timescale chunks older than this many days.
 BAR_COMPRESS_AFTER_DAYS = env.int("BAR_COMPRESS_AFTER_DAYS", default=30)
 
@@ -306,6 +338,8 @@ RECLAIM_SERVICES = [
     "alerts.services.alert_emails_reclaim",
     "alerts.ops_services.ops_alert_emails_reclaim",
     "core.process.process_report",
+    # BAR_RETENTION_DAYS: old 1-minute bars deleted in batches.
+    "marketdata.retention.bars_retention_reclaim",
 ]
 
 # --- Streaming and dashboard limits -------------------------------------------

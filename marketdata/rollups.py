@@ -28,9 +28,11 @@ nothing is counted twice:
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 
 from django.db import connection, transaction
 
@@ -41,6 +43,8 @@ from marketdata.calendar import (
     nyse_is_early_close,
     nyse_is_holiday,
 )
+
+logger = logging.getLogger(__name__)
 
 ROLLUP_TABLE = "marketdata_bar_rollup"
 ROLLUP_LOCK = 0x726F6C6C  # advisory lock namespace ("roll")
@@ -241,16 +245,38 @@ def rollups_refresh(
             .values_list("asset_class", flat=True)
             .first()
         ) or "equity"
-    counts = {}
+    from django.utils import timezone
+
+    from marketdata.retention import retention_cutoff
+
+    cutoff = retention_cutoff(now=timezone.now())
+    counts = {"1h": 0, "1d": 0}
     with transaction.atomic(), connection.cursor() as cursor:
         # Chunks of one instrument share boundary buckets (a New York day
         # straddles UTC months): refreshes of one instrument take turns.
         cursor.execute(
             "SELECT pg_advisory_xact_lock(%s, %s)", [ROLLUP_LOCK, instrument_id]
         )
+        if timescale_in_use(cursor):
+            lo, hi = refresh_bounds(
+                timeframe="1h",
+                asset_class=asset_class,
+                start=start,
+                end=end,
+                cutoff=cutoff,
+            )
+            if lo < hi:
+                transaction.on_commit(partial(_cagg_refresh, lo=lo, hi=hi))
         for timeframe in ("1h", "1d"):
-            lo = bucket_floor(timeframe=timeframe, asset_class=asset_class, at=start)
-            hi = bucket_ceil(timeframe=timeframe, asset_class=asset_class, at=end)
+            lo, hi = refresh_bounds(
+                timeframe=timeframe,
+                asset_class=asset_class,
+                start=start,
+                end=end,
+                cutoff=cutoff,
+            )
+            if lo >= hi:
+                continue
             cursor.execute(
                 f"DELETE FROM {ROLLUP_TABLE} WHERE instrument_id = %s "
                 "AND timeframe = %s AND ts >= %s AND ts < %s",
@@ -268,6 +294,49 @@ def rollups_refresh(
             )
             counts[timeframe] = cursor.rowcount
     return RollupResult(hours=counts["1h"], days=counts["1d"])
+
+
+def refresh_bounds(
+    *,
+    timeframe: str,
+    asset_class: str,
+    start: datetime,
+    end: datetime,
+    cutoff: datetime | None,
+) -> tuple[datetime, datetime]:
+    """The buckets a write of minutes in [start, end) recomputes: every bucket
+    touching it, except, before the retention cutoff (whose minutes may be
+    gone), the edge buckets the write did not cover whole, so stored rollups
+    of deleted minutes are never recomputed from what is left."""
+    lo = bucket_floor(timeframe=timeframe, asset_class=asset_class, at=start)
+    hi = bucket_ceil(timeframe=timeframe, asset_class=asset_class, at=end)
+    if cutoff is not None and lo < cutoff:
+        lo = bucket_ceil(timeframe=timeframe, asset_class=asset_class, at=start)
+    if cutoff is not None and end < cutoff:
+        hi = bucket_floor(timeframe=timeframe, asset_class=asset_class, at=end)
+    return lo, hi
+
+
+def _cagg_refresh(*, lo: datetime, hi: datetime) -> None:
+    """Materialize the hourly continuous aggregate over freshly written hours:
+    its policy refreshes only the last days, so history loaded below its
+    watermark would otherwise never show in 1h charts. Runs after commit
+    (TimescaleDB refuses it inside a transaction); a failure costs a stale
+    hour, never the write."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "CALL refresh_continuous_aggregate(%s, %s, %s)",
+                [TIMESCALE_HOURLY_VIEW, lo, hi],
+            )
+    except Exception:  # noqa: BLE001 - the minutes are stored; reads fall back
+        logger.warning(
+            "rollups: refreshing %s over [%s, %s) failed",
+            TIMESCALE_HOURLY_VIEW,
+            lo,
+            hi,
+            exc_info=True,
+        )
 
 
 # --- reads ----------------------------------------------------------------------
@@ -378,14 +447,17 @@ def _minutes_window(
     return bucket_floor(timeframe=timeframe, asset_class=asset_class, at=row[0])
 
 
-def _timescale(cursor) -> bool:
-    name = connection.settings_dict["NAME"]
-    if name not in _TIMESCALE_CACHE:
-        _TIMESCALE_CACHE[name] = timescale_enabled(cursor)
-    return _TIMESCALE_CACHE[name]
+def timescale_in_use(cursor) -> bool:
+    """Whether this connection's database has the extension (cached per server
+    and database: the answer changes only with a migration)."""
+    info = cursor.connection.info
+    key = (info.host, info.port, info.dbname)
+    if key not in _TIMESCALE_CACHE:
+        _TIMESCALE_CACHE[key] = timescale_enabled(cursor)
+    return _TIMESCALE_CACHE[key]
 
 
-_TIMESCALE_CACHE: dict[str, bool] = {}
+_TIMESCALE_CACHE: dict[tuple, bool] = {}
 
 
 _NO_MINUTES = (
@@ -462,7 +534,7 @@ def _rollup_read(
         end=end,
         limit=limit,
     )
-    if timeframe == "1h" and _timescale(cursor):
+    if timeframe == "1h" and timescale_in_use(cursor):
         # Real-time continuous aggregate: materialized hours plus fresh minutes.
         parts = [
             f"SELECT ts, open, high, low, close, volume, trade_count "
