@@ -108,8 +108,10 @@ class SymbolSubscriptions:
             refused = tuple(event.symbols)
         elif getattr(self.provider, "plan_limit_per_message", False):
             # One error per refused subscribe: the k-th error refuses the
-            # k-th symbol from the end of the batch still counted in.
-            pending = [s for s in batch if s not in self.held_back]
+            # k-th symbol from the end of the batch still subscribed (a new
+            # plan between two errors may already have dropped the first
+            # refused ones, and clears `held_back`).
+            pending = [s for s in batch if s in self.subscribed]
             refused = tuple(pending[-1:])
         else:
             refused = batch

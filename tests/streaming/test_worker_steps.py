@@ -200,6 +200,36 @@ def test_a_plan_limit_refusal_never_marks_the_instruments(aapl):
     assert connection.limit.limit() == 0  # nothing fits: the batch of 1 was refused
 
 
+def test_finnhub_refusals_straddling_a_new_plan_refuse_what_is_still_subscribed():
+    """Finnhub answers each subscribe over the plan's limit with one error
+    naming no symbol. When the worker re-plans between two of those errors
+    (it has held back the first refused ones), the later errors still refuse
+    the tail of what is subscribed: the worker ends with exactly the plan's 50
+    (it kept 52 that Finnhub never streamed, in a loaded CI run)."""
+    _, connection = make_worker()
+    connection.provider.plan_limit_per_message = True  # as Finnhub's adapter
+    sent = []
+    connection._ws = type("Socket", (), {"send": staticmethod(sent.append)})()
+    connection.state = "live"
+    symbols = [f"S{i:02d}" for i in range(60)]
+    connection.set_symbols(symbols)
+    assert connection.subscribed == set(symbols) and sent
+
+    def refuse():
+        connection._on_rejected(
+            _subscription_error(
+                message="Subscribing to too many symbols", reason=PLAN_LIMIT
+            )
+        )
+
+    refuse()
+    refuse()
+    connection.set_symbols(symbols[:58])  # the budget's next plan, mid-answer
+    for _ in range(8):
+        refuse()
+    assert connection.subscribed == set(symbols[:50])
+
+
 def test_publish_is_coalesced_to_the_latest_state_with_increasing_seq(aapl):
     worker, connection = make_worker(publish_hz=5)
     attach(worker, aapl, connection)
