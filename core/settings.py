@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "marketdata",
     "streaming",
     "alerts",
+    "preferences",
     "dashboard",
 ]
 
