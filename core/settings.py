@@ -122,11 +122,14 @@ CACHES = {
 # its capacity); core.channel_layer's subclass of it rides out Redis outages.
 # Redis pub/sub ignores database numbers, so the prefix carries it: two
 # deployments on one Redis with different databases never see each other.
+# CHANNEL_REDIS_URLS (comma-separated) spreads the layer over several Redis
+# servers: channels-redis puts each group on one of them by a hash of its name,
+# so publishers and subscribers of a group always meet on the same server.
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "core.channel_layer.ResilientPubSubChannelLayer",
         "CONFIG": {
-            "hosts": [REDIS_URL],
+            "hosts": env.list("CHANNEL_REDIS_URLS", default=[]) or [REDIS_URL],
             "prefix": env.str("CHANNELS_PREFIX", default=f"tapeline{_redis_db}"),
         },
     }
