@@ -6,6 +6,9 @@
   instruments x 10 updates/s, 20 per client, conflated 100 ms) on one Daphne
   process with N and 2N clients, then on two Daphne processes with N each. A
   count holds when p99 <= 250 ms and every client ends with the latest state.
+  The table compares 2N clients on one process and on two: p99, and the
+  projected capacity with a core per process (frames per Daphne CPU-second /
+  10 frames per client per second, summed over processes).
 - ingest: `start_streams` at the same offered event rate (one simulator
   process feeding every worker), as one worker and as two shards (`--shard
   0/2`, `1/2`): events/s from the workers' health reports, and the projected
@@ -71,28 +74,21 @@ def main(argv: list[str]) -> int:
     if "fanout" in wanted:
         print("\nfan-out (Daphne processes x clients; conflated 100 ms)", flush=True)
         rows = parts.fanout(quick=args.quick)
-        one = max([r["clients"] for r in rows if r["procs"] == 1 and r["holds"]] or [0])
-        two = max([r["clients"] for r in rows if r["procs"] == 2 and r["holds"]] or [0])
         by = {(r["procs"], r["clients"]): r for r in rows}
         n = rows[0]["clients"]
+        one, two = by[(1, 2 * n)], by[(2, 2 * n)]
         table += [
             (
-                "fan-out: clients held at p99 <= 250 ms",
-                f"{one}",
-                f"{two}",
-                ratio(two, one),
-            ),
-            (
-                f"fan-out: p99 at {n} clients per process",
-                f"{by[(1, n)]['p99']:.0f} ms",
-                f"{by[(2, 2 * n)]['p99']:.0f} ms",
+                f"fan-out: p99 with {2 * n} clients",
+                f"{one['p99']:.0f} ms{'' if one['holds'] else ' FAILS'}",
+                f"{two['p99']:.0f} ms{'' if two['holds'] else ' FAILS'}",
                 "",
             ),
             (
                 "fan-out: projected clients, a core per process",
-                f"{by[(1, n)]['projected']:,.0f}",
-                f"{by[(2, 2 * n)]['projected']:,.0f}",
-                ratio(by[(2, 2 * n)]["projected"], by[(1, n)]["projected"]),
+                f"{one['projected']:,.0f}",
+                f"{two['projected']:,.0f}",
+                ratio(two["projected"], one["projected"]),
             ),
         ]
 
