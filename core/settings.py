@@ -125,11 +125,18 @@ CACHES = {
 # CHANNEL_REDIS_URLS (comma-separated) spreads the layer over several Redis
 # servers: channels-redis puts each group on one of them by a hash of its name,
 # so publishers and subscribers of a group always meet on the same server.
+_channel_hosts = env.list("CHANNEL_REDIS_URLS", default=[]) or [REDIS_URL]
+for _url in _channel_hosts:
+    if urlsplit(_url).scheme not in ("redis", "rediss", "unix"):
+        raise ImproperlyConfigured(
+            f"CHANNEL_REDIS_URLS: {_url!r} is not a Redis URL (redis://host:port/db); "
+            "separate several with commas."
+        )
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "core.channel_layer.ResilientPubSubChannelLayer",
         "CONFIG": {
-            "hosts": env.list("CHANNEL_REDIS_URLS", default=[]) or [REDIS_URL],
+            "hosts": _channel_hosts,
             "prefix": env.str("CHANNELS_PREFIX", default=f"tapeline{_redis_db}"),
         },
     }
