@@ -182,13 +182,15 @@ def cpu_seconds(pid: int) -> float:
 
 async def run_clients(
     *,
-    port: int,
+    ports: list[int],
     cookie: str,
     symbols: list[str],
     count: int,
     seconds: float,
-    daphne_pid: int,
+    daphne_pids: list[int],
 ) -> dict:
+    """`count` clients spread round-robin over the Daphne processes on
+    `ports` (bench_scaleout runs two); CPU is reported per process."""
     import orjson
     from websockets.asyncio.client import connect
 
@@ -206,6 +208,7 @@ async def run_clients(
         mine = [symbols[(index * 7 + k) % len(symbols)] for k in range(PER_CLIENT)]
         seqs: dict[str, int] = {}
         finals.append(seqs)
+        port = ports[index % len(ports)]
         ws = await connect(
             f"ws://127.0.0.1:{port}/ws/market/",
             additional_headers={
@@ -260,13 +263,16 @@ async def run_clients(
     start_at = time.time() + 0.5
     publisher = ctx.Process(target=publish, args=(symbols, seconds, start_at, done))
     measure_from[0] = start_at + 1.0  # skip the first second (warm-up)
-    cpu_before = cpu_seconds(daphne_pid)
+    cpu_before = [cpu_seconds(pid) for pid in daphne_pids]
     own_before = cpu_seconds(os.getpid())
     publisher.start()
     while not done.is_set():
         await asyncio.sleep(0.05)
     stream_wall = time.time() - start_at
-    cpu_used = cpu_seconds(daphne_pid) - cpu_before
+    cpu_used = [
+        cpu_seconds(pid) - before
+        for pid, before in zip(daphne_pids, cpu_before, strict=True)
+    ]
     own_used = cpu_seconds(os.getpid()) - own_before
     publisher.join()
 
@@ -312,7 +318,7 @@ async def run_clients(
         "p99": pct(0.99),
         "frames_per_s": frames[0] / max(stream_wall, 1e-9),
         "complete": complete,
-        "cpu": cpu_used / max(stream_wall, 1e-9) * 100,
+        "cpu": [used / max(stream_wall, 1e-9) * 100 for used in cpu_used],
         "client_cpu": own_used / max(stream_wall, 1e-9) * 100,
     }
 
@@ -326,12 +332,12 @@ def measure(design: str, counts, *, symbols, cookie, seconds) -> list[dict]:
         try:
             result = asyncio.run(
                 run_clients(
-                    port=port,
+                    ports=[port],
                     cookie=cookie,
                     symbols=symbols,
                     count=count,
                     seconds=seconds,
-                    daphne_pid=daphne.pid,
+                    daphne_pids=[daphne.pid],
                 )
             )
         finally:
@@ -345,7 +351,7 @@ def measure(design: str, counts, *, symbols, cookie, seconds) -> list[dict]:
         print(
             f"  {design:9} {count:5d} clients  p50 {result['p50']:8.1f} ms  "
             f"p99 {result['p99']:8.1f} ms  {result['frames_per_s']:8.0f} frames/s  "
-            f"final state {result['complete']:4d}/{count:<4d}  daphne cpu {result['cpu']:4.0f}%  clients cpu {result['client_cpu']:4.0f}%  "
+            f"final state {result['complete']:4d}/{count:<4d}  daphne cpu {result['cpu'][0]:4.0f}%  clients cpu {result['client_cpu']:4.0f}%  "
             f"{'holds' if result['holds'] else 'FAILS'}",
             flush=True,
         )

@@ -166,11 +166,21 @@ CACHES = {
 # its capacity); core.channel_layer's subclass of it rides out Redis outages.
 # Redis pub/sub ignores database numbers, so the prefix carries the namespace
 # and the database number.
+# CHANNEL_REDIS_URLS (comma-separated) spreads the layer over several Redis
+# servers: channels-redis puts each group on one of them by a hash of its name,
+# so publishers and subscribers of a group always meet on the same server.
+_channel_hosts = env.list("CHANNEL_REDIS_URLS", default=[]) or [REDIS_URL]
+for _url in _channel_hosts:
+    if urlsplit(_url).scheme not in ("redis", "rediss", "unix"):
+        raise ImproperlyConfigured(
+            f"CHANNEL_REDIS_URLS: {_url!r} is not a Redis URL (redis://host:port/db); "
+            "separate several with commas."
+        )
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "core.channel_layer.ResilientPubSubChannelLayer",
         "CONFIG": {
-            "hosts": [REDIS_URL],
+            "hosts": _channel_hosts,
             "prefix": channel_prefix(namespace=TAPELINE_NAMESPACE, redis_db=_redis_db),
         },
     }

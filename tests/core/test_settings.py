@@ -71,6 +71,8 @@ def test_unreachable_redis_gives_one_clear_line():
 def test_provider_defaults_to_simulator_without_keys():
     result = run_manage(
         "shell",
+        "-v",
+        "0",
         "-c",
         "from django.conf import settings; print(settings.TAPELINE_PROVIDER, settings.ALPACA_STREAM_URL)",
         DEBUG="1",
@@ -96,3 +98,30 @@ def test_missing_database_says_how_to_create_it():
     assert len(lines) == 1, result.stderr
     assert "database is missing" in lines[0]
     assert "manage.py ensure_database" in lines[0]
+
+
+def test_channel_redis_urls_that_are_not_redis_urls_are_refused_at_start():
+    result = run_manage(
+        "check",
+        DEBUG="1",
+        CHANNEL_REDIS_URLS="redis://127.0.0.1:6379/0,127.0.0.1:6380",
+    )
+    assert result.returncode != 0
+    assert "CHANNEL_REDIS_URLS: '127.0.0.1:6380' is not a Redis URL" in result.stderr, (
+        result.stderr
+    )
+
+
+def test_channel_redis_urls_spread_the_channel_layer_over_every_server():
+    result = run_manage(
+        "shell",
+        "-v",
+        "0",
+        "-c",
+        "from django.conf import settings; "
+        "print(settings.CHANNEL_LAYERS['default']['CONFIG']['hosts'])",
+        DEBUG="1",
+        CHANNEL_REDIS_URLS="redis://a:6379/0,redis://b:6380/0",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "['redis://a:6379/0', 'redis://b:6380/0']"
