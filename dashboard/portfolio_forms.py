@@ -12,6 +12,7 @@ from marketdata.models import TransactionKind
 from portfolio.services import transaction_check
 
 MAX_IMPORT_BYTES = 5 * 1024 * 1024
+DATE = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 
 
 def _amount(label: str) -> forms.DecimalField:
@@ -23,7 +24,7 @@ def _amount(label: str) -> forms.DecimalField:
 class TransactionForm(forms.Form):
     symbol = forms.CharField(max_length=15, strip=True, required=False)
     kind = forms.ChoiceField(label="Type", choices=TransactionKind.choices)
-    date = forms.DateField(initial=timezone.localdate)
+    date = forms.DateField(initial=timezone.localdate, widget=DATE)
     quantity = _amount("Quantity")
     price = _amount("Price")
     fee = _amount("Fee")
@@ -62,7 +63,7 @@ class TransactionForm(forms.Form):
 
 
 class CloseForm(forms.Form):
-    date = forms.DateField(initial=timezone.localdate)
+    date = forms.DateField(initial=timezone.localdate, widget=DATE)
     price = forms.DecimalField(min_value=Decimal(0), max_digits=20)
     fee = _amount("Fee")
 

@@ -22,6 +22,7 @@ from portfolio.selectors import (
     portfolio_value,
     position_get_for_owner,
     positions_with_transactions,
+    recent_transactions,
     transaction_get_for_owner,
     transactions_for_owner,
 )
@@ -78,6 +79,7 @@ def _portfolio_page(request, *, form=None, import_form=None, result=None, status
                 "total": fmt_signed(valuation.total, 2),
             },
             "symbols": [row["instrument"].symbol for row in open_rows],
+            "recent": recent_transactions(owner=request.user, limit=10),
             "form": form or TransactionForm(),
             "import_form": import_form or ImportForm(),
             "result": result,
@@ -104,7 +106,7 @@ def _position_page(request, position, *, form=None, close_form=None, status=200)
             "position": position,
             "transactions": list(position.transactions.all()),
             "form": form or TransactionForm(symbol_required=False),
-            "close_form": close_form or CloseForm(),
+            "close_form": close_form or CloseForm(prefix="close"),
             "symbols": [position.instrument.symbol] if position.quantity else [],
             **({} if live else {"live_unavailable": True}),
         },
@@ -235,7 +237,7 @@ def transaction_delete(request, pk: int):
 @require_POST
 def position_close(request, pk: int):
     position = _owned_position(request, pk)
-    form = CloseForm(request.POST)
+    form = CloseForm(request.POST, prefix="close")
     if form.is_valid():
         data = form.cleaned_data
         try:

@@ -11,7 +11,7 @@ from django import forms
 from django.contrib import admin
 
 from marketdata.models import Position, Transaction
-from portfolio.ledger import Entry, Oversold, fold
+from portfolio.ledger import ZERO, Entry, Oversold, fold
 from portfolio.services import (
     position_open_legacy,
     position_refold,
@@ -40,9 +40,9 @@ class TransactionFormSet(forms.BaseInlineFormSet):
             entry = Entry(
                 data["kind"],
                 data["date"],
-                data.get("quantity") or 0,
-                data.get("price") or 0,
-                data.get("fee") or 0,
+                data.get("quantity") or ZERO,
+                data.get("price") or ZERO,
+                data.get("fee") or ZERO,
             )
             problems = transaction_check(
                 kind=entry.kind,

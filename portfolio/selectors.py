@@ -54,6 +54,14 @@ def transactions_for_owner(
     )
 
 
+def recent_transactions(*, owner, limit: int) -> list[Transaction]:
+    return list(
+        Transaction.objects.filter(position__owner=owner)
+        .select_related("position__instrument")
+        .order_by("-date", "-id")[:limit]
+    )
+
+
 def _decimal(value) -> Decimal | None:
     if value in (None, ""):
         return None

@@ -151,7 +151,7 @@ def test_someone_elses_positions_and_transactions_are_404(
     client = client_for(user)
     for method, name, args, data in (
         ("get", "dashboard:position", [position.pk], None),
-        ("post", "dashboard:position_close", [position.pk], {"date": "2026-03-03", "price": "1"}),
+        ("post", "dashboard:position_close", [position.pk], {"close-date": "2026-03-03", "close-price": "1"}),
         ("post", "dashboard:position_delete", [position.pk], {}),
         ("get", "dashboard:transaction_edit", [theirs.pk], None),
         ("post", "dashboard:transaction_edit", [theirs.pk], {"kind": "buy", "date": "2026-03-02", "quantity": "1", "price": "1"}),

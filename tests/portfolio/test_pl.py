@@ -149,7 +149,7 @@ def test_a_closed_position_keeps_its_realized_pl(user, book, client_for):
     aapl = Position.objects.get(owner=user, instrument__symbol="AAPL")
     response = client.post(
         reverse("dashboard:position_close", args=[aapl.pk]),
-        {"date": book.isoformat(), "price": "126", "fee": "1"},
+        {"close-date": book.isoformat(), "close-price": "126", "close-fee": "1"},
     )
     assert response.status_code == 302
     aapl.refresh_from_db()
