@@ -21,10 +21,10 @@ from portfolio.ledger import ZERO
 from portfolio.selectors import (
     portfolio_value,
     position_get_for_owner,
-    positions_with_transactions,
+    positions_for_owner,
     recent_transactions,
     transaction_get_for_owner,
-    transactions_for_owner,
+    transactions_export_rows,
 )
 
 
@@ -55,7 +55,7 @@ def _row(valued) -> dict:
 
 def _valuation(owner, positions=None):
     positions = list(
-        positions if positions is not None else positions_with_transactions(owner=owner)
+        positions if positions is not None else positions_for_owner(owner=owner)
     )
     snapshots, live = live_snapshots(p.instrument for p in positions)
     return portfolio_value(positions=positions, snapshots=snapshots), live
@@ -104,7 +104,7 @@ def _position_page(request, position, *, form=None, close_form=None, status=200)
         {
             "row": _row(valued),
             "position": position,
-            "transactions": list(position.transactions.all()),
+            "transactions": list(position.transactions.order_by("date", "id")),
             "form": form or TransactionForm(symbol_required=False),
             "close_form": close_form or CloseForm(prefix="close"),
             "symbols": [position.instrument.symbol] if position.quantity else [],
@@ -304,7 +304,7 @@ def transactions_export(request):
             request, int(position_id) if position_id.isdigit() else 0
         )
         name = f"transactions-{position.instrument.symbol.replace('/', '-')}"
-    rows = transactions_for_owner(
+    rows = transactions_export_rows(
         owner=request.user, position_id=int(position_id) if position_id else None
     )
     response = HttpResponse(

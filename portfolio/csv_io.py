@@ -22,7 +22,6 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 
 from core.storable import unstorable_reason
-from marketdata.models import Transaction
 from portfolio.services import ImportRow, transaction_check
 
 COLUMNS = ("date", "symbol", "type", "quantity", "price", "fee", "note")
@@ -161,21 +160,22 @@ def _safe_note(note: str) -> str:
     return f"'{note}" if note.startswith(FORMULA_START) else note
 
 
-def transactions_csv(transactions: Iterable[Transaction]) -> str:
-    """CSV text of `transactions` (with their positions' instruments loaded)."""
+def transactions_csv(rows: Iterable[tuple]) -> str:
+    """CSV text of (date, symbol, kind, quantity, price, fee, note) rows
+    (`portfolio.selectors.transactions_export_rows`)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(COLUMNS)
-    for t in transactions:
+    for day, symbol, kind, quantity, price, fee, note in rows:
         writer.writerow(
             [
-                t.date.isoformat(),
-                t.position.instrument.symbol,
-                t.kind,
-                _plain(t.quantity),
-                _plain(t.price),
-                _plain(t.fee),
-                _safe_note(t.note),
+                day.isoformat(),
+                symbol,
+                kind,
+                _plain(quantity),
+                _plain(price),
+                _plain(fee),
+                _safe_note(note),
             ]
         )
     return out.getvalue()

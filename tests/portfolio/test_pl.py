@@ -162,3 +162,16 @@ def test_a_closed_position_keeps_its_realized_pl(user, book, client_for):
     # Day P/L of what was closed today: 10 × (126 − 120) − 1 = +59, plus MSFT +63.
     assert totals(html)["day"] == "+122.00"
     assert totals(html)["realized"] == "+235.00"  # 186.50 + 48.50
+
+
+def test_a_closed_position_no_longer_claims_a_stream_slot(user, book, client_for):
+    from marketdata.selectors import instruments_in_use
+
+    aapl = Position.objects.get(owner=user, instrument__symbol="AAPL")
+    assert instruments_in_use().filter(symbol="AAPL").exists()
+    client_for(user).post(
+        reverse("dashboard:position_close", args=[aapl.pk]),
+        {"close-date": book.isoformat(), "close-price": "126"},
+    )
+    assert not instruments_in_use().filter(symbol="AAPL").exists()
+    assert instruments_in_use().filter(symbol="MSFT").exists()
