@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "streaming",
     "alerts",
     "preferences",
+    "portfolio",
     "dashboard",
 ]
 

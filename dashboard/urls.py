@@ -10,7 +10,7 @@ urlpatterns = [
     path("", views.index, name="index"),
     path("", include("dashboard.alerts_urls")),
     path("instruments/<path:symbol>/", views.instrument_detail, name="instrument"),
-    path("portfolio/", views.portfolio, name="portfolio"),
+    path("portfolio/", include("dashboard.portfolio_urls")),
     path("status/", status_views.system_status, name="status"),
     path("api/search", views.search, name="search"),
     path("watchlists/create", views.watchlist_create, name="watchlist_create"),

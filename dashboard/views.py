@@ -7,8 +7,6 @@ watchlists and positions (someone else's id is a 404).
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -24,10 +22,7 @@ from dashboard.forms import OrderForm, SymbolForm, WatchlistNameForm
 from dashboard.market_hours import instrument_hours, market_clock, market_note
 from dashboard.quotes import (
     QuoteRow,
-    fmt_price,
-    fmt_signed,
     stored_snapshot,
-    to_decimal,
 )
 from marketdata import services
 from marketdata.models import Watchlist
@@ -35,7 +30,6 @@ from marketdata.selectors import (
     bars_last_close,
     instrument_get,
     instruments_search,
-    positions_for_user,
     session_sparklines,
     watchlist_get_for_owner,
     watchlists_for_user,
@@ -147,73 +141,6 @@ def instrument_detail(request, symbol: str):
                 for item in w.items.all()
                 if item.instrument_id == instrument.pk
             },
-            **({} if live else {"live_unavailable": True}),
-        },
-    )
-
-
-def _valued_positions(user) -> tuple[list[dict], dict, bool]:
-    positions = list(positions_for_user(user=user))
-    snapshots, live = live_snapshots(p.instrument for p in positions)
-    rows, totals = [], {"value": Decimal(0), "day": Decimal(0), "total": Decimal(0)}
-    for position in positions:
-        snap = snapshots.get(position.instrument.symbol) or {}
-        last = to_decimal(snap.get("last"))
-        prev = to_decimal(snap.get("prev_close"))
-        value = day = total = None
-        if last is not None:
-            value = position.quantity * last
-            total = value - position.cost_basis
-            totals["value"] += value
-            totals["total"] += total
-            if prev is not None:
-                day = position.quantity * (last - prev)
-                totals["day"] += day
-        rows.append(
-            {
-                "position": position,
-                "instrument": position.instrument,
-                "decimals": position.instrument.price_decimals,
-                "snapshot": snap,
-                "last": last,
-                "value": value,
-                "day": day,
-                "total": total,
-            }
-        )
-    for row in rows:
-        row["weight"] = (
-            row["value"] / totals["value"] * 100
-            if row["value"] is not None and totals["value"]
-            else None
-        )
-        decimals = row["decimals"]
-        row["last_display"] = fmt_price(row["last"], decimals)
-        row["value_display"] = fmt_price(row["value"], 2)
-        row["day_display"] = fmt_signed(row["day"], 2)
-        row["total_display"] = fmt_signed(row["total"], 2)
-        row["weight_display"] = (
-            f"{row['weight']:.1f}%" if row["weight"] is not None else "—"
-        )
-    display = {
-        "value": fmt_price(totals["value"], 2),
-        "day": fmt_signed(totals["day"], 2),
-        "total": fmt_signed(totals["total"], 2),
-    }
-    return rows, display, live
-
-
-@login_required
-@require_GET
-def portfolio(request):
-    rows, totals, live = _valued_positions(request.user)
-    return render(
-        request,
-        "dashboard/portfolio.html",
-        {
-            "rows": rows,
-            "totals": totals,
-            "symbols": [row["instrument"].symbol for row in rows],
             **({} if live else {"live_unavailable": True}),
         },
     )

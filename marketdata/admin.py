@@ -13,7 +13,6 @@ from core.storable import StorableJSONField
 from marketdata.models import (
     BarOrigin,
     Instrument,
-    Position,
     Timeframe,
     Watchlist,
     WatchlistItem,
@@ -151,15 +150,6 @@ class WatchlistAdmin(admin.ModelAdmin):
     @admin.display(description="Items")
     def item_count(self, obj: Watchlist) -> int:
         return obj.items.count()
-
-
-@admin.register(Position)
-class PositionAdmin(admin.ModelAdmin):
-    list_display = ("owner", "instrument", "quantity", "average_cost", "opened_at")
-    list_filter = ("owner", "instrument__asset_class")
-    search_fields = ("instrument__symbol", "owner__username")
-    autocomplete_fields = ("owner", "instrument")
-    list_select_related = ("owner", "instrument")
 
 
 # --- history loads and the gap ledger (issue 5) ------------------------------------

@@ -11,13 +11,15 @@ from __future__ import annotations
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.utils import timezone
 
-from marketdata.models import Position, Watchlist
+from marketdata.models import Position, Transaction, Watchlist
 from marketdata.selectors import instruments_by_symbol
 from marketdata.services import watchlist_create, watchlist_items_add
 
@@ -56,11 +58,22 @@ def demo_setup(*, username: str, password: str) -> tuple[object, bool]:
         instruments = instruments_by_symbol(symbols=DEMO_POSITIONS)
         for symbol, (quantity, cost) in DEMO_POSITIONS.items():
             if symbol in instruments:
-                Position.objects.get_or_create(
+                position, made = Position.objects.get_or_create(
                     owner=user,
                     instrument=instruments[symbol],
                     defaults={"quantity": quantity, "average_cost": cost},
                 )
+                if made:
+                    # One buy without fee folds to exactly this quantity and
+                    # cost (portfolio.ledger), so the aggregate stays true.
+                    Transaction.objects.create(
+                        position=position,
+                        kind="buy",
+                        date=timezone.localdate() - timedelta(days=30),
+                        quantity=quantity,
+                        price=cost,
+                        note="Demo opening buy",
+                    )
     return user, created
 
 

@@ -123,8 +123,12 @@ class Position(models.Model):
     instrument = models.ForeignKey(
         Instrument, on_delete=models.PROTECT, related_name="positions"
     )
-    quantity = models.DecimalField(**QUANTITY)
-    average_cost = models.DecimalField(**PRICE)
+    # quantity, average_cost and realized_pl are the aggregate of the
+    # position's transactions, written only by `portfolio.services` (weighted
+    # average cost; see portfolio/ledger.py). Zero quantity is a closed position.
+    quantity = models.DecimalField(**QUANTITY, default=Decimal(0))
+    average_cost = models.DecimalField(**PRICE, default=Decimal(0))
+    realized_pl = models.DecimalField(**QUANTITY, default=Decimal(0))
     opened_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -141,6 +145,51 @@ class Position(models.Model):
     @property
     def cost_basis(self) -> Decimal:
         return self.quantity * self.average_cost
+
+    @property
+    def is_open(self) -> bool:
+        return self.quantity != 0
+
+
+class TransactionKind(models.TextChoices):
+    BUY = "buy", "Buy"
+    SELL = "sell", "Sell"
+    FEE = "fee", "Fee"
+
+
+class Transaction(models.Model):
+    """A buy, sell or stand-alone fee of one position, applied in (date, id)
+    order. `fee` is the commission of a buy or sell, or the amount of a fee."""
+
+    position = models.ForeignKey(
+        Position, on_delete=models.CASCADE, related_name="transactions"
+    )
+    kind = models.CharField(max_length=4, choices=TransactionKind.choices)
+    date = models.DateField()
+    quantity = models.DecimalField(**QUANTITY, default=Decimal(0))
+    price = models.DecimalField(**PRICE, default=Decimal(0))
+    fee = models.DecimalField(**PRICE, default=Decimal(0))
+    note = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["position", "date", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(quantity__gte=0, price__gte=0, fee__gte=0),
+                name="transaction_amounts_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(kind="fee", quantity=0, price=0)
+                | models.Q(kind__in=["buy", "sell"], quantity__gt=0),
+                name="transaction_quantity_fits_kind",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        if self.kind == TransactionKind.FEE:
+            return f"{self.date} fee {self.fee}"
+        return f"{self.date} {self.kind} {self.quantity.normalize()} @ {self.price.normalize()}"
 
 
 class Timeframe(models.TextChoices):

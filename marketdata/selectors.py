@@ -46,12 +46,12 @@ def positions_for_user(*, user) -> QuerySet[Position]:
 
 
 def instruments_in_use() -> QuerySet[Instrument]:
-    """Instruments that appear in any watchlist or position (active only)."""
+    """Instruments that appear in any watchlist or open position (active only)."""
     return (
         Instrument.objects.filter(active=True)
         .filter(
             Q(pk__in=WatchlistItem.objects.values("instrument"))
-            | Q(pk__in=Position.objects.values("instrument"))
+            | Q(pk__in=Position.objects.filter(quantity__gt=0).values("instrument"))
         )
         .distinct()
     )

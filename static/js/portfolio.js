@@ -1,56 +1,76 @@
-// Portfolio: positions revalued on every price update (batched per frame).
-import { direction, fmtPrice, fmtSigned, num } from "./format.js";
+// Portfolio: open positions revalued on every price update (batched per
+// frame), by the same rules as portfolio/ledger.py: the server puts each
+// position's held cost, realized P/L, amount invested, quantity held before
+// the session and the session's cash flow on its row.
+import { direction, fmtPct, fmtPrice, fmtSigned, num } from "./format.js";
 import { market } from "./socket.js";
 
 const rows = new Map();
 document.querySelectorAll("#positions tbody tr[data-symbol]").forEach((tr) => {
   const cells = {};
   tr.querySelectorAll("[data-p]").forEach((el) => (cells[el.dataset.p] = el));
-  rows.set(tr.dataset.symbol, {
+  const d = tr.dataset;
+  rows.set(d.symbol, {
     tr,
     cells,
-    decimals: Number(tr.dataset.decimals || 2),
-    qty: num(tr.dataset.qty),
-    cost: num(tr.dataset.cost),
-    last: num(tr.dataset.last),
-    prev: num(tr.dataset.prev),
+    decimals: Number(d.decimals || 2),
+    qty: num(d.qty),
+    cost: num(d.cost),
+    realized: num(d.realized) ?? 0,
+    invested: num(d.invested) ?? 0,
+    before: num(d.before) ?? 0,
+    flow: num(d.flow) ?? 0,
+    last: num(d.last),
+    prev: num(d.prev),
   });
 });
 const totalsEl = {};
 document.querySelectorAll("[data-total]").forEach((el) => (totalsEl[el.dataset.total] = el));
+const allRealized = num(document.getElementById("totals")?.dataset.realized) ?? 0;
 
 function colour(el, value) {
   el.classList.remove("up", "down", "flat");
   el.classList.add(direction(value));
 }
 
+// Value now − value at the previous close + the session's cash flow.
+function dayPl(r) {
+  if (r.prev === null && r.before !== 0) return null;
+  return r.qty * r.last - r.before * (r.prev ?? 0) + r.flow;
+}
+
 function repaint() {
   let value = 0;
   let day = 0;
-  let total = 0;
+  let unrealized = 0;
   for (const r of rows.values()) {
     if (r.last === null) continue;
     r.value = r.qty * r.last;
+    r.unrealized = r.value - r.cost;
+    r.day = dayPl(r);
     value += r.value;
-    total += r.value - r.qty * r.cost;
-    if (r.prev !== null) day += r.qty * (r.last - r.prev);
+    unrealized += r.unrealized;
+    if (r.day !== null) day += r.day;
   }
   for (const r of rows.values()) {
     if (r.last === null) continue;
-    const rowDay = r.prev !== null ? r.qty * (r.last - r.prev) : null;
-    const rowTotal = r.value - r.qty * r.cost;
+    const total = r.realized + r.unrealized;
     r.cells.last.textContent = fmtPrice(r.last, r.decimals);
     r.cells.value.textContent = fmtPrice(r.value, 2);
-    r.cells.day.textContent = fmtSigned(rowDay, 2);
-    r.cells.total.textContent = fmtSigned(rowTotal, 2);
+    r.cells.day.textContent = fmtSigned(r.day, 2);
+    r.cells.unrealized.textContent = fmtSigned(r.unrealized, 2);
+    r.cells.return.textContent = fmtPct(r.invested ? (total / r.invested) * 100 : null);
     r.cells.weight.textContent = value ? `${((r.value / value) * 100).toFixed(1)}%` : "—";
-    colour(r.cells.day, rowDay);
-    colour(r.cells.total, rowTotal);
+    colour(r.cells.day, r.day);
+    colour(r.cells.unrealized, r.unrealized);
   }
+  const total = allRealized + unrealized;
   totalsEl.value.textContent = fmtPrice(value, 2);
   totalsEl.day.textContent = fmtSigned(day, 2);
+  totalsEl.unrealized.textContent = fmtSigned(unrealized, 2);
   totalsEl.total.textContent = fmtSigned(total, 2);
   colour(totalsEl.day, day);
+  colour(totalsEl.unrealized, unrealized);
   colour(totalsEl.total, total);
 }
 

@@ -1,0 +1,83 @@
+"""Input for the portfolio pages (portfolio.services checks the meaning)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django import forms
+from django.utils import timezone
+
+from core.storable import validate_storable
+from marketdata.models import TransactionKind
+from portfolio.services import transaction_check
+
+MAX_IMPORT_BYTES = 5 * 1024 * 1024
+DATE = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+
+
+def _amount(label: str) -> forms.DecimalField:
+    return forms.DecimalField(
+        label=label, required=False, min_value=Decimal(0), max_digits=28
+    )
+
+
+class TransactionForm(forms.Form):
+    symbol = forms.CharField(max_length=15, strip=True, required=False)
+    kind = forms.ChoiceField(label="Type", choices=TransactionKind.choices)
+    date = forms.DateField(initial=timezone.localdate, widget=DATE)
+    quantity = _amount("Quantity")
+    price = _amount("Price")
+    fee = _amount("Fee")
+    note = forms.CharField(
+        max_length=200, required=False, strip=True, validators=[validate_storable]
+    )
+
+    def __init__(self, *args, symbol_required: bool = True, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.symbol_required = symbol_required
+        if not symbol_required:
+            del self.fields["symbol"]
+
+    def clean(self):
+        data = super().clean()
+        if (
+            self.symbol_required
+            and not data.get("symbol")
+            and "symbol" not in self.errors
+        ):
+            self.add_error("symbol", "Choose an instrument.")
+        for name in ("quantity", "price", "fee"):
+            if data.get(name) is None and name not in self.errors:
+                data[name] = Decimal(0)
+        if self.errors:
+            return data
+        for name, problem in transaction_check(
+            kind=data["kind"],
+            day=data["date"],
+            quantity=data["quantity"],
+            price=data["price"],
+            fee=data["fee"],
+        ).items():
+            self.add_error(name, problem)
+        return data
+
+
+class CloseForm(forms.Form):
+    date = forms.DateField(initial=timezone.localdate, widget=DATE)
+    price = forms.DecimalField(min_value=Decimal(0), max_digits=20)
+    fee = _amount("Fee")
+
+
+class ImportForm(forms.Form):
+    file = forms.FileField()
+    skip_bad = forms.BooleanField(
+        required=False, label="Skip bad lines and import the rest"
+    )
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        if upload.size > MAX_IMPORT_BYTES:
+            raise forms.ValidationError(
+                f"The file is larger than {MAX_IMPORT_BYTES // (1024 * 1024)} MB."
+            )
+        return upload
