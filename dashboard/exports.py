@@ -60,20 +60,26 @@ def utc_iso(ts: datetime) -> str:
 def _decimal(value: Any) -> str:
     if value is None or value == "":
         return ""
-    try:
-        number = Decimal(str(value))
-    except InvalidOperation:
-        return ""
+    if isinstance(value, Decimal):
+        number = value
+    else:
+        try:
+            number = Decimal(str(value))
+        except InvalidOperation:
+            return ""
     if not number.is_finite():
         return ""
     text = format(number, "f")
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
-def _float(value: float) -> str:
-    if value != value:  # NaN: warming up
-        return ""
-    return _decimal(round(float(value), 8))
+def _floats(values: np.ndarray) -> list[str]:
+    """Indicator values to 8 decimal places (what prices keep), trailing
+    zeros dropped; NaN (warming up) as an empty cell."""
+    return [
+        "" if v != v else (f"{v:.8f}".rstrip("0").rstrip(".") or "0")
+        for v in values.tolist()
+    ]
 
 
 def indicator_column(key: str, line: str) -> str:
@@ -95,7 +101,7 @@ def bars_csv(
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     lines = [
-        (indicator_column(key, line), values[skip:])
+        (indicator_column(key, line), _floats(values[skip:]))
         for key, series in indicators.items()
         for line, values in series.items()
     ]
@@ -106,7 +112,7 @@ def bars_csv(
     for i, (ts, o, h, lo, c, v, n) in enumerate(rows):
         writer.writerow(
             [utc_iso(ts), *map(_decimal, (o, h, lo, c, v)), "" if n is None else n]
-            + [_float(values[i]) for _, values in lines]
+            + [values[i] for _, values in lines]
         )
     return out.getvalue()
 
