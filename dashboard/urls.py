@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import include, path
 
-from dashboard import status_views, views
+from dashboard import chart_views, status_views, views
 
 app_name = "dashboard"
 
@@ -11,6 +11,13 @@ urlpatterns = [
     path("", include("dashboard.alerts_urls")),
     path("instruments/<path:symbol>/", views.instrument_detail, name="instrument"),
     path("portfolio/", include("dashboard.portfolio_urls")),
+    path("chart/settings", chart_views.chart_settings_save, name="chart_settings"),
+    path("export/bars.csv", chart_views.bars_export, name="bars_export"),
+    path(
+        "watchlists/<int:pk>/export.csv",
+        chart_views.watchlist_export,
+        name="watchlist_export",
+    ),
     path("status/", status_views.system_status, name="status"),
     path("api/search", views.search, name="search"),
     path("watchlists/create", views.watchlist_create, name="watchlist_create"),

@@ -17,6 +17,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from core.storable import UNSTORABLE_CODES
+from dashboard.chart_views import chart_settings_of
 from dashboard.context_processors import live_page
 from dashboard.forms import OrderForm, SymbolForm, WatchlistNameForm
 from dashboard.market_hours import instrument_hours, market_clock, market_note
@@ -25,6 +26,7 @@ from dashboard.quotes import (
     stored_snapshot,
 )
 from marketdata import services
+from marketdata.indicators_settings import chart_controls, chart_spec
 from marketdata.models import Watchlist
 from marketdata.selectors import (
     bars_last_close,
@@ -125,11 +127,14 @@ def instrument_detail(request, symbol: str):
     if timeframe not in TIMEFRAMES:
         timeframe = "1m"
     watchlists = list(watchlists_for_user(user=request.user))
+    chart = chart_settings_of(request.user)
     return render(
         request,
         "dashboard/instrument.html",
         {
             "instrument": instrument,
+            "indicator_controls": chart_controls(chart),
+            "indicator_spec": chart_spec(chart),
             "row": row,
             "market": instrument_hours(instrument.asset_class, market_clock()[0]),
             "timeframes": TIMEFRAMES,

@@ -58,8 +58,11 @@ def csv_load(
     skip_bad: bool = False,
     timezone_name: str | None = None,
     encoding: str | None = None,
+    columns: dict[str, str] | None = None,
 ) -> CsvLoadResult:
-    """Validate and load `path` into `instrument`'s bars."""
+    """Validate and load `path` into `instrument`'s bars; `columns` (field ->
+    header name, see `csv_layout.column_mapping_parse`) names columns the
+    header's names do not give away."""
     from marketdata.providers.csv_files import CsvFormatError, CsvProvider
 
     if not os.path.isfile(path):
@@ -71,6 +74,7 @@ def csv_load(
             skip_bad=skip_bad,
             timeframe=timeframe,
             encoding=encoding,
+            columns=columns,
         )
         summary = provider.validate()
     except CsvFormatError as exc:
@@ -102,6 +106,7 @@ def csv_load(
                 "file": os.path.abspath(path),
                 "skip_bad": skip_bad,
                 **({"encoding": encoding} if encoding else {}),
+                **({"columns": columns} if columns else {}),
             },
             state=JobState.RUNNING,
         )

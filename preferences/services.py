@@ -6,6 +6,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from django.core.exceptions import ValidationError
 
+from marketdata.indicators_settings import chart_settings_validate
 from preferences.models import EXCHANGE, LOCAL, UTC, Preferences
 from preferences.selectors import preferences_get
 
@@ -27,10 +28,13 @@ def time_zone_validate(value: str) -> str:
 
 def preferences_update(*, user, **fields) -> Preferences:
     """Set the given fields (model field names) and save them; the time zone
-    is validated, other fields by the model's choices."""
+    and the chart's indicators are validated, other fields by the model's
+    choices."""
     preferences = preferences_get(user=user)
     if "time_zone" in fields:
         fields["time_zone"] = time_zone_validate(fields["time_zone"])
+    if "chart" in fields:
+        fields["chart"] = chart_settings_validate(fields["chart"])
     for name, value in fields.items():
         setattr(preferences, name, value)
     preferences.full_clean(exclude=["user"])

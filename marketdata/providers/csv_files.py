@@ -1,7 +1,8 @@
-"""History from CSV files: Yahoo, Stooq, TradingView, Binance, MetaTrader and
-generic OHLCV layouts.
+"""History from CSV files: pandas `to_csv()`, Yahoo, yfinance, Stooq,
+TradingView, Binance, MetaTrader and generic OHLCV layouts.
 
-Layouts, timestamps and the values storage can keep are in
+Layouts and column mappings are in `marketdata.providers.csv_layout`,
+timestamps and the values storage can keep in
 `marketdata.providers.csv_parse`; encodings and line lengths in
 `marketdata.providers.csv_text`. Naive timestamps are local to `timezone`
 (default America/New_York, where Alpaca also stamps daily bars: midnight New
@@ -49,12 +50,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from marketdata.events import BarEvent, Control, ControlType, Event
 from marketdata.providers.base import InvalidRequestError, Provider, ProviderError
-from marketdata.providers.csv_parse import (
-    BadRow,
-    CsvFormatError,
-    RowParser,
-    detect_layout,
-)
+from marketdata.providers.csv_layout import Layout, detect_layout
+from marketdata.providers.csv_parse import BadRow, CsvFormatError, RowParser
 from marketdata.providers.csv_text import MAX_LINE, TextLines, encoding_checked
 
 DEFAULT_TIMEZONE = "America/New_York"
@@ -230,6 +227,7 @@ class CsvProvider(Provider):
             if layout.headerless:
                 yield 1, self._parsed(1, header, parser)
             reader = csv.reader(physical, delimiter=delimiter)
+            self._more_header_lines(reader, layout)
             while True:
                 line = lines.number + 1  # where the next record starts
                 try:
@@ -248,6 +246,34 @@ class CsvProvider(Provider):
                 if not record or all(not cell.strip() for cell in record):
                     continue
                 yield line, self._parsed(line, record, parser)
+
+    def _more_header_lines(self, reader, layout: Layout) -> None:
+        """Read past yfinance's `Ticker,...` and `Date,,,...` lines, checking
+        them: a file that merely starts with a `Price` column is not that."""
+        for line in range(2, layout.header_lines + 1):
+            try:
+                record = next(reader, [])
+            except csv.Error as exc:
+                raise CsvFormatError(
+                    f"{self.path}: line {line}: {_csv_problem(exc)}"
+                ) from None
+            first = record[0].strip().lower() if record else ""
+            rest = [cell.strip() for cell in record[1:]]
+            if line == 2 and first == "ticker":
+                tickers = sorted(set(rest) - {""})
+                if len(tickers) > 1:
+                    raise CsvFormatError(
+                        f"{self.path}: line 2 names several tickers "
+                        f"({', '.join(tickers[:5])}); save one ticker per file"
+                    )
+            elif line == 3 and first in ("date", "datetime") and not any(rest):
+                pass
+            else:
+                raise CsvFormatError(
+                    f"{self.path}: line {line}: expected yfinance's "
+                    f"{'Ticker' if line == 2 else 'Date'} header line after "
+                    f"'Price,...', found {','.join(record)[:80]!r}"
+                )
 
     @staticmethod
     def _parsed(

@@ -1,18 +1,5 @@
-"""CSV cells to bar values: layouts, timestamps, and what storage can keep.
-
-Layouts (header names are matched case-insensitively):
-- Yahoo: `Date,Open,High,Low,Close,Adj Close,Volume` (`Close` is used: raw,
-  not adjusted, like the other providers' `adjustment=raw`).
-- Stooq: `Date,Open,High,Low,Close[,Volume]`, and the
-  `<TICKER>,<PER>,<DATE>,<TIME>,<OPEN>,<HIGH>,<LOW>,<CLOSE>,<VOL>,<OPENINT>`
-  export (DATE `YYYYMMDD`, TIME `HHMMSS`).
-- Generic: a time column (`time`, `timestamp`, `datetime`, `date`, `open_time`,
-  or separate `date` + `time`) and `open/high/low/close[/volume][/vwap]
-  [/trades]` in any order (TradingView, Binance dumps with a header,
-  MetaTrader 5 `<DATE>\\t<TIME>\\t<OPEN>...` exports); or an explicit
-  `columns` mapping for anything else.
-- Without a header: Binance kline dumps (12 columns, open time in epoch ms or
-  µs) and MetaTrader 4 history exports (`2024.01.02,09:30,O,H,L,C,V`).
+"""CSV cells to bar values: timestamps, and what storage can keep. Which
+column holds what is `marketdata.providers.csv_layout`.
 
 Timestamps: ISO-8601 dates or date-times (with or without offset), dotted
 dates (`2024.01.02`), `YYYYMMDD`, epoch seconds/milliseconds/microseconds (by
@@ -23,58 +10,32 @@ Values: the bar table keeps numeric(20, 8) prices and VWAP, numeric(28, 8)
 volume and an integer trade count. A value with more than 8 decimal places
 (other than zeros) or beyond those ranges is a bad row rather than a value
 silently rounded (0.000000001 would be stored as 0) or a database error.
+One exception: a value printed with 15 or more significant digits is a binary
+float written out in full (pandas writes 0.1 + 0.2 as 0.30000000000000004);
+its digits past the 8th decimal are representation noise, not precision
+anyone meant, so it is rounded to 8 places (half to even).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from decimal import Context, Decimal, Inexact, InvalidOperation
-from typing import Any
+from decimal import ROUND_HALF_EVEN, Context, Decimal, Inexact, InvalidOperation
+from typing import TYPE_CHECKING, Any
 
 from marketdata.providers.base import InvalidRequestError
 from marketdata.providers.timeparse import from_epoch_auto
 
-FIELDS = (
-    "ts",
-    "date",
-    "time",
-    "open",
-    "high",
-    "low",
-    "close",
-    "volume",
-    "vwap",
-    "trade_count",
-)
-ALIASES = {
-    "ts": ("timestamp", "datetime", "date_time", "time_stamp", "open_time", "t"),
-    "date": ("date", "day"),
-    "time": ("time",),
-    "open": ("open", "o", "open_price"),
-    "high": ("high", "h", "high_price"),
-    "low": ("low", "l", "low_price"),
-    "close": ("close", "c", "close_price", "last"),
-    "volume": ("volume", "vol", "v"),
-    "vwap": ("vwap", "vw"),
-    "trade_count": (
-        "trades",
-        "trade_count",
-        "n",
-        "count",
-        "number_of_trades",
-        "num_trades",
-    ),
-}
+if TYPE_CHECKING:
+    from marketdata.providers.csv_layout import Layout
+
 MAX_TRADES = 2**31 - 1  # integer column of the bar table
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 _EIGHT_PLACES = Decimal("1e-8")
+FLOAT_DIGITS = 15  # significant digits from which a value is a float printed in full
 PRICES = ("open", "high", "low", "close")
 _NUMERIC = re.compile(r"[+-]?\d+(\.\d+)?\Z")
-_DOTTED_DATE = re.compile(r"\d{4}\.\d{2}\.\d{2}\Z")
-_CLOCK = re.compile(r"\d{1,2}:\d{2}(:\d{2})?\Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,100 +63,6 @@ class CsvFormatError(InvalidRequestError):
         self.interval_seconds = interval_seconds
 
 
-# --- layouts ------------------------------------------------------------------------
-@dataclass
-class Layout:
-    name: str
-    index: dict[str, int]
-    width: int
-    ticker_index: int | None = None
-    headerless: bool = False  # the first line is data (line 1)
-
-
-def _norm(name: str) -> str:
-    name = name.strip().strip("\ufeff").strip("<>").strip().lower()
-    return re.sub(r"[\s\-]+", "_", name)
-
-
-def _headerless_layout(cells: list[str]) -> Layout | None:
-    cells = [cell.strip() for cell in cells]
-    first = cells[0] if cells else ""
-    if len(cells) == 12 and first.isdigit() and len(first) in (13, 16):
-        # open_time, open, high, low, close, volume, close_time, quote_volume,
-        # count, taker_buy_volume, taker_buy_quote_volume, ignore
-        index = {"ts": 0, "open": 1, "high": 2, "low": 3, "close": 4, "volume": 5}
-        return Layout("binance", {**index, "trade_count": 8}, 12, headerless=True)
-    if len(cells) in (6, 7) and _DOTTED_DATE.match(first) and _CLOCK.match(cells[1]):
-        index = {"date": 0, "time": 1, "open": 2, "high": 3, "low": 4, "close": 5}
-        if len(cells) == 7:
-            index["volume"] = 6
-        return Layout("metatrader", index, len(cells), headerless=True)
-    return None
-
-
-def detect_layout(header: list[str], columns: Mapping[str, str] | None) -> Layout:
-    """The layout of a file whose first line is `header`."""
-    if not columns:
-        headerless = _headerless_layout(header)
-        if headerless is not None:
-            return headerless
-    names = [_norm(h) for h in header]
-    position = {name: i for i, name in reversed(list(enumerate(names)))}
-    index: dict[str, int] = {}
-    if columns:
-        unknown = set(columns) - set(FIELDS)
-        if unknown:
-            raise CsvFormatError(
-                f"unknown field(s) in column mapping: {', '.join(sorted(unknown))}; "
-                f"fields are {', '.join(FIELDS)}"
-            )
-        for fieldname, column in columns.items():
-            key = _norm(column)
-            if key not in position:
-                raise CsvFormatError(
-                    f"mapped column {column!r} for {fieldname} is not in the header "
-                    f"({', '.join(header)})"
-                )
-            index[fieldname] = position[key]
-        layout = "mapped"
-    else:
-        for fieldname, aliases in ALIASES.items():
-            for alias in aliases:
-                if alias in position:
-                    index[fieldname] = position[alias]
-                    break
-        if "ts" not in index and "date" in index and "time" not in index:
-            index["ts"] = index.pop("date")
-        if "ts" not in index and "time" in index and "date" not in index:
-            index["ts"] = index.pop("time")
-        if "ticker" in position and "per" in position:
-            layout = "stooq-ticker"
-        elif "adj_close" in position:
-            layout = "yahoo"
-        elif names[:5] == ["date", "open", "high", "low", "close"] and len(names) <= 7:
-            layout = "stooq"
-        else:
-            layout = "generic"
-    if "ts" in index and "date" in index and "time" not in index:
-        index.pop("date")
-    has_time = "ts" in index or "date" in index
-    missing = [f for f in ("open", "high", "low", "close") if f not in index]
-    if not has_time:
-        missing.insert(0, "time/date")
-    if missing:
-        shown = ", ".join(header)
-        raise CsvFormatError(
-            f"cannot find column(s) {', '.join(missing)} in header "
-            f"({shown[:300]}); pass an explicit column mapping"
-        )
-    return Layout(
-        name=layout,
-        index=index,
-        width=len(header),
-        ticker_index=position.get("ticker"),
-    )
-
-
 # --- values -------------------------------------------------------------------------
 def _storage_context(digits: int) -> Context:
     # Quantizing to 8 places in this context signals Inexact when digits past
@@ -219,6 +86,8 @@ def decimal_cell(text: str, name: str, *, storage: Context) -> Decimal:
     try:
         value.quantize(_EIGHT_PLACES, context=storage)
     except Inexact:
+        if len(value.as_tuple().digits) >= FLOAT_DIGITS:
+            return _float_rounded(value, text, name, storage)
         raise ValueError(
             f"{name} {text.strip()[:30]} has more than 8 decimal places (storage "
             f"keeps 8, so it would become {value.quantize(_EIGHT_PLACES):f}); "
@@ -231,6 +100,18 @@ def decimal_cell(text: str, name: str, *, storage: Context) -> Decimal:
             f"{limit})"
         ) from None
     return value
+
+
+def _float_rounded(value: Decimal, text: str, name: str, storage: Context) -> Decimal:
+    context = Context(prec=storage.prec, traps=[InvalidOperation])
+    try:
+        return value.quantize(_EIGHT_PLACES, rounding=ROUND_HALF_EVEN, context=context)
+    except InvalidOperation:
+        limit = Decimal(10) ** (storage.prec - 8) - _EIGHT_PLACES
+        raise ValueError(
+            f"{name} {text.strip()[:30]} is out of range (storage holds at most "
+            f"{limit})"
+        ) from None
 
 
 def _trades_cell(text: str) -> int:

@@ -1,7 +1,7 @@
 // Instrument page: candles + volume from the bars endpoint, timeframes,
 // scroll-back, indicator overlays and panes, and the live forming candle.
 import { toast } from "./app.js";
-import { postForm } from "./format.js";
+import { csrfToken, postForm } from "./format.js";
 import { trackRow } from "./quotes.js";
 import { market } from "./socket.js";
 
@@ -14,14 +14,21 @@ const note = document.getElementById("chart-note");
 const container = document.getElementById("chart");
 const TF_SECONDS = { "1m": 60, "5m": 300, "15m": 900, "1h": 3600, "1d": 86400 };
 const PAGE = 500;
+// Line colors by indicator, and by line for multi-line oscillators.
 const COLORS = {
-  "sma:20": "#f9a825",
-  "ema:50": "#8e24aa",
-  "bb:20:2": "#26a69a",
-  "rsi:14": "#5c6bc0",
+  sma: "#f9a825",
+  ema: "#8e24aa",
+  bb: "#26a69a",
+  rsi: "#5c6bc0",
   macd: "#1e88e5",
   signal: "#fb8c00",
+  stoch: "#00897b",
+  k: "#00897b",
+  d: "#fb8c00",
+  willr: "#6d4c41",
+  atr: "#d81b60",
 };
+const OVERLAYS = new Set(["sma", "ema", "bb"]);
 
 trackRow(root);
 market.subscribe([symbol]);
@@ -68,9 +75,63 @@ let generation = 0;
 let indicatorSeries = []; // series created for indicators
 let live = { minuteTs: null, base: 0, minuteVolume: 0 };
 
-const checkboxes = [...document.querySelectorAll(".indicators input[type=checkbox]")];
+// --- indicator controls: one row per indicator (checkbox + parameters) ------------
+const controls = document.getElementById("indicators");
+const indicatorRows = [...controls.querySelectorAll("[data-indicator]")];
+
+function paramValue(input) {
+  const n = Number(input.value);
+  const ok = input.value !== "" && Number.isFinite(n) && n >= Number(input.min) && n <= Number(input.max) && (input.step !== "1" || Number.isInteger(n));
+  input.setAttribute("aria-invalid", String(!ok));
+  return ok ? n : null;
+}
+
+// The saved document (see marketdata/indicators_settings.py), or null while a
+// parameter is out of range (nothing is sent or drawn until it is fixed).
+function chartSettings() {
+  const indicators = {};
+  for (const row of indicatorRows) {
+    const entry = { on: row.querySelector("input[type=checkbox]").checked };
+    for (const input of row.querySelectorAll("input[data-param]")) {
+      const value = paramValue(input);
+      if (value === null) return null;
+      entry[input.dataset.param] = value;
+    }
+    indicators[row.dataset.indicator] = entry;
+  }
+  return { indicators };
+}
+
 function indicatorSpec() {
-  return checkboxes.filter((c) => c.checked).map((c) => c.value).join(",");
+  const settings = chartSettings();
+  if (!settings) return controls.dataset.spec || "";
+  return Object.entries(settings.indicators)
+    .filter(([, entry]) => entry.on)
+    .map(([name, entry]) => [name, ...Object.entries(entry).filter(([k]) => k !== "on").map(([, v]) => v)].join(":"))
+    .join(",");
+}
+
+let saveTimer = null;
+async function saveSettings() {
+  const settings = chartSettings();
+  if (!settings) {
+    note.textContent = "An indicator parameter is out of range; the chart keeps the last valid choice.";
+    return;
+  }
+  try {
+    const response = await fetch(controls.dataset.saveUrl, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken(), Accept: "application/json" },
+      body: JSON.stringify(settings),
+      credentials: "same-origin",
+    });
+    const payload = await response.json().catch(() => ({}));
+    if (!response.ok) throw new Error(payload.error || `Server answered ${response.status}`);
+    controls.dataset.spec = payload.spec;
+    controls.dataset.saved = "true";
+  } catch (err) {
+    toast(`Indicator choice not saved: ${err.message}`, { kind: "warn" });
+  }
 }
 
 function toBar(b) {
@@ -197,10 +258,10 @@ async function loadIndicators(mine) {
   let pane = 1;
   for (const [key, lines] of Object.entries(payload.indicators)) {
     const name = key.split(":")[0];
-    if (name === "sma" || name === "ema" || name === "bb") {
+    if (OVERLAYS.has(name)) {
       for (const [lineName, values] of Object.entries(lines)) {
         const s = chart.addSeries(LW.LineSeries, {
-          color: COLORS[key] || "#888",
+          color: COLORS[name] || "#888",
           lineWidth: lineName === "middle" || name !== "bb" ? 2 : 1,
           lineStyle: name === "bb" && lineName !== "middle" ? 2 : 0,
           priceLineVisible: false,
@@ -218,7 +279,7 @@ async function loadIndicators(mine) {
           isHist ? LW.HistogramSeries : LW.LineSeries,
           isHist
             ? { color: "#90a4ae", priceLineVisible: false, lastValueVisible: false }
-            : { color: COLORS[lineName] || COLORS[key] || "#5c6bc0", lineWidth: 2, priceLineVisible: false, title: lineName.toUpperCase() },
+            : { color: COLORS[lineName] || COLORS[name] || "#5c6bc0", lineWidth: 2, priceLineVisible: false, title: lineName === name ? key.toUpperCase() : lineName.toUpperCase() },
           index,
         );
         s.setData(seriesData(values));
@@ -302,11 +363,55 @@ document.querySelectorAll("button[data-tf]").forEach((button) => {
   });
 });
 
-checkboxes.forEach((c) =>
-  c.addEventListener("change", () => {
-    loadIndicators(generation);
-  }),
-);
+controls.addEventListener("change", () => {
+  if (chartSettings()) loadIndicators(generation);
+  controls.dataset.saved = "false";
+  clearTimeout(saveTimer);
+  saveTimer = setTimeout(saveSettings, 300);
+});
+
+// --- CSV export of the bars in view, with the indicator columns ------------------
+const exportButton = document.getElementById("export-bars");
+function visibleRange() {
+  if (!bars.length) return null;
+  const range = chart.timeScale().getVisibleLogicalRange();
+  const from = range ? Math.max(0, Math.ceil(range.from)) : 0;
+  const to = range ? Math.min(bars.length - 1, Math.floor(range.to)) : bars.length - 1;
+  if (from > to) return null;
+  return { start: bars[from].time, end: bars[to].time + TF_SECONDS[timeframe] };
+}
+
+exportButton.addEventListener("click", async () => {
+  const range = visibleRange();
+  if (!range) {
+    toast("No bars in view to export.", { kind: "warn" });
+    return;
+  }
+  const url = new URL(exportButton.dataset.url, location.origin);
+  url.search = new URLSearchParams({ symbol, timeframe, start: range.start, end: range.end, indicators: indicatorSpec() }).toString();
+  exportButton.disabled = true;
+  try {
+    const response = await fetch(url, { credentials: "same-origin" });
+    if (!response.ok) {
+      const payload = await response.json().catch(() => ({}));
+      throw new Error(payload.error || `Server answered ${response.status}`);
+    }
+    const disposition = response.headers.get("Content-Disposition") || "";
+    const match = disposition.match(/filename\*?=(?:utf-8'')?"?([^";]+)"?/i);
+    const link = document.createElement("a");
+    link.href = URL.createObjectURL(await response.blob());
+    link.download = match ? decodeURIComponent(match[1]) : `${symbol}.csv`;
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(link.href), 10000);
+    exportButton.dataset.lastUrl = url.pathname + url.search;
+  } catch (err) {
+    toast(`Export failed: ${err.message}`, { kind: "warn" });
+  } finally {
+    exportButton.disabled = false;
+  }
+});
 
 const addForm = document.getElementById("add-to-list");
 addForm?.addEventListener("submit", async (e) => {

@@ -198,8 +198,8 @@ def test_instrument_chart_timeframes_scrollback_and_live_candle(
     page.get_by_role("button", name="5M", exact=True).click()
     expect(chart).to_have_attribute("data-timeframe", "5m")
     # Overlays on the price pane and oscillators in panes below it.
-    for label in ("SMA 20", "Bollinger 20/2", "RSI 14", "MACD 12/26/9"):
-        page.get_by_label(label).check()
+    for label in ("SMA", "Bollinger", "RSI", "MACD"):
+        page.get_by_label(label, exact=True).check()
     expect(chart).to_have_attribute(
         "data-indicators", "sma:20,bb:20:2,rsi:14,macd:12:26:9", timeout=LIVE_SECONDS
     )
@@ -207,6 +207,49 @@ def test_instrument_chart_timeframes_scrollback_and_live_candle(
     assert "unavailable" not in page.locator("#chart-note").inner_text()
     page.wait_for_timeout(1000)
     page.screenshot(path=str(docs_dir / "chart.png"))
+
+
+def test_all_eight_indicators_remembered_and_exported(page, login, stack):
+    login(page)
+    page.goto(stack.url + "/instruments/BTC/USD/?tf=5m")
+    ready(page)
+    chart = page.locator("#chart")
+    page.wait_for_function(
+        "Number(document.getElementById('chart').dataset.bars) > 0",
+        timeout=LIVE_SECONDS,
+    )
+    period = page.get_by_label("Williams %R period")
+    period.fill("21")
+    period.press("Tab")
+    labels = ("SMA", "EMA", "Bollinger", "RSI", "MACD", "Stochastic", "Williams %R")
+    for label in (*labels, "ATR"):
+        page.get_by_label(label, exact=True).check()
+    spec = "sma:20,ema:50,bb:20:2,rsi:14,macd:12:26:9,stoch:14:3:3,willr:21,atr:14"
+    expect(chart).to_have_attribute("data-indicators", spec, timeout=LIVE_SECONDS)
+    # Price pane, then one pane per oscillator: RSI, MACD, stochastic, %R, ATR.
+    assert page.evaluate("window.tapelineChart.panes().length") == 6
+    expect(page.locator("#indicators")).to_have_attribute("data-saved", "true")
+    page.reload()
+    ready(page)
+    expect(page.get_by_label("Williams %R", exact=True)).to_be_checked()
+    expect(page.get_by_label("Williams %R period")).to_have_value("21")
+    expect(chart).to_have_attribute("data-indicators", spec, timeout=LIVE_SECONDS)
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Export CSV").click()
+    lines = open(download.value.path(), encoding="utf-8").read().splitlines()
+    header = lines[0].split(",")
+    assert header[:7] == [
+        "time_utc",
+        "open",
+        "high",
+        "low",
+        "close",
+        "volume",
+        "trades",
+    ]
+    assert {"willr_21", "stoch_14_3_3_d", "atr_14", "macd_12_26_9_hist"} <= set(header)
+    assert download.value.suggested_filename.startswith("BTC-USD_5m_")
+    assert len(lines) > 10 and lines[1].split(",")[0].endswith("Z")
 
 
 def test_badge_reconnects_after_the_web_server_restarts(page, login, stack):

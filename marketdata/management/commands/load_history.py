@@ -8,6 +8,7 @@
     manage.py load_history --provider csv --file bars.csv --symbol AAPL [--skip-bad]
         [--timeframe 1m|1h|1d]  # detected from the file; checked when given
         [--encoding latin-1]    # when not UTF-8 / UTF-16 with a byte-order mark
+        [--columns time=Datum,open=Erster,high=Hoch,low=Tief,close=Schluss]
 
 Without `--sync` the chunks go to the workers (`manage.py rundramatiq`) and
 this command only watches the database, waiting out database outages (one
@@ -105,6 +106,14 @@ class Command(BaseCommand):
             "with a byte-order mark, e.g. latin-1 or cp1252.",
         )
         parser.add_argument(
+            "--columns",
+            help="CSV: which column holds what, for headers Tapeline does not "
+            "recognize, e.g. time=Date,open=Open,high=High,low=Low,close=Close,"
+            "volume=Volume (targets: time, date, open, high, low, close, volume, "
+            "vwap, trades; date plus time for separate date and clock columns; "
+            "unnamed targets are still found by their usual names).",
+        )
+        parser.add_argument(
             "--check-only",
             action="store_true",
             help="Report coverage, download nothing.",
@@ -174,6 +183,11 @@ class Command(BaseCommand):
         provider = options["provider"] or settings.TAPELINE_PROVIDER
         if provider == "csv" or options["file"]:
             return self._handle_csv(options)
+        if options["columns"]:
+            raise CommandError(
+                "--columns maps the columns of a CSV file: use it with "
+                "--provider csv --file PATH --symbol SYMBOL."
+            )
         timeframe = options["timeframe"] or Timeframe.MINUTE
         if timeframe == Timeframe.HOUR:
             raise CommandError(
@@ -436,9 +450,17 @@ class Command(BaseCommand):
     # --- CSV files --------------------------------------------------------------------
     def _handle_csv(self, options) -> None:
         from marketdata.csv_load import CsvLoadError, csv_load
+        from marketdata.providers.csv_layout import column_mapping_parse
+        from marketdata.providers.csv_parse import CsvFormatError
 
         if not options["file"] or not options["symbol"]:
             raise CommandError("--provider csv needs --file PATH and --symbol SYMBOL.")
+        columns = None
+        if options["columns"] is not None:
+            try:
+                columns = column_mapping_parse(options["columns"])
+            except CsvFormatError as exc:
+                raise CommandError(str(exc)) from None
         instrument = Instrument.objects.filter(
             symbol=options["symbol"].strip().upper()
         ).first()
@@ -452,6 +474,7 @@ class Command(BaseCommand):
                 skip_bad=options["skip_bad"],
                 timezone_name=options["timezone"],
                 encoding=options["encoding"],
+                columns=columns,
             )
         except CsvLoadError as exc:
             for problem in exc.problems[:50]:

@@ -82,7 +82,10 @@ def test_explicit_column_mapping():
         read_csv_bars(
             CSV / "mapped.csv", symbol="SAP", columns={**columns, "close": "Kurs"}
         )
-    with pytest.raises(CsvFormatError, match="pass an explicit column mapping"):
+    with pytest.raises(
+        CsvFormatError,
+        match="name them with a column mapping, e.g. load_history --columns",
+    ):
         read_csv_bars(CSV / "mapped.csv", symbol="SAP")
 
 
