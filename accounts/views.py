@@ -12,7 +12,7 @@ from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse, reverse_lazy
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import selectors, services, signals, throttle
@@ -45,7 +45,7 @@ class LoginView(auth_views.LoginView):
         if selectors.onboarding_due(user=self.request.user):
             url = reverse("accounts:welcome")
             target = self.get_redirect_url()
-            return f"{url}?next={target}" if target else url
+            return f"{url}?{urlencode({'next': target})}" if target else url
         return super().get_success_url()
 
     def form_invalid(self, form):

@@ -26,7 +26,7 @@ def test_first_login_picks_starters_and_a_zone_then_goes_straight_in(
     client, user, instruments
 ):
     response = client.post("/login/?next=/portfolio/", {**LOGIN, "next": "/portfolio/"})
-    assert response["Location"] == "/accounts/welcome/?next=/portfolio/"
+    assert response["Location"] == "/accounts/welcome/?next=%2Fportfolio%2F"
     page = client.get(response["Location"])
     assert "Tech" in page.text and "Index ETFs" in page.text and "Crypto" in page.text
 

@@ -256,3 +256,29 @@ def test_a_deactivated_account_is_not_revived_by_its_old_link(client, open_mode)
     assert client.get(link).status_code == 409
     user.refresh_from_db()
     assert not user.is_active
+
+
+def test_admin_makes_and_withdraws_invites(client, staff_user, sent):
+    client.force_login(staff_user)
+    expires = (timezone.now() + timedelta(days=2)).strftime("%Y-%m-%d")
+    response = client.post(
+        "/admin/accounts/invite/add/",
+        {
+            "email": "ana@example.com",
+            "note": "Ana",
+            "expires_at_0": expires,
+            "expires_at_1": "12:00:00",
+        },
+    )
+    assert response.status_code == 302, response.text
+    invite = Invite.objects.get()
+    assert len(invite.token) >= 32 and invite.created_by == staff_user
+    assert sent[-1][0] == "invite_created"
+    page = client.get(f"/admin/accounts/invite/{invite.pk}/change/")
+    assert f"/accounts/invite/{invite.token}/" in page.text
+    client.post(
+        "/admin/accounts/invite/",
+        {"action": "revoke", "_selected_action": [invite.pk]},
+    )
+    invite.refresh_from_db()
+    assert invite.status == "revoked" and sent[-1][0] == "invite_revoked"
