@@ -260,6 +260,25 @@ def email_verify(*, token: str, request=None):
     return user
 
 
+def signups_unconfirmed_remove() -> int:
+    """Remove open sign-ups whose confirmation link has expired unopened, so
+    an abandoned sign-up does not hold its username and address forever.
+    Returns how many accounts went."""
+    cutoff = timezone.now() - timedelta(seconds=settings.ACCOUNTS_VERIFY_SECONDS)
+    stale = list(
+        SignUp.objects.filter(
+            mode=SignUp.Mode.OPEN,
+            email_verified_at__isnull=True,
+            created_at__lt=cutoff,
+            user__is_active=False,
+            user__last_login__isnull=True,
+        ).values_list("user_id", flat=True)
+    )
+    if stale:
+        get_user_model().objects.filter(pk__in=stale).delete()
+    return len(stale)
+
+
 def awaiting_verification(user) -> bool:
     """An open sign-up whose address is not confirmed yet."""
     signup = SignUp.objects.filter(user=user).first()

@@ -83,6 +83,8 @@ def signup(request, token: str = ""):
                 {"reason": error.messages[0]},
                 status=410 if error.code != "invite_unknown" else 404,
             )
+    if request.method == "POST" and mode == "open":
+        services.signups_unconfirmed_remove()
     form = SignUpForm(request.POST or None, invite=invite)
     if request.method == "POST" and form.is_valid():
         try:

@@ -282,3 +282,18 @@ def test_admin_makes_and_withdraws_invites(client, staff_user, sent):
     )
     invite.refresh_from_db()
     assert invite.status == "revoked" and sent[-1][0] == "invite_revoked"
+
+
+def test_an_abandoned_open_sign_up_frees_its_name_once_its_link_expired(
+    client, open_mode, settings
+):
+    client.post("/accounts/signup/", form())
+    fresh = client.post("/accounts/signup/", form(email="other@example.com"))
+    assert "A user with that username already exists." in fresh.text
+    SignUp.objects.update(
+        created_at=timezone.now()
+        - timedelta(seconds=settings.ACCOUNTS_VERIFY_SECONDS + 60)
+    )
+    again = client.post("/accounts/signup/", form(email="other@example.com"))
+    assert "We sent a confirmation link to" in again.text
+    assert users().get().email == "other@example.com"
