@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "alerts",
     "preferences",
     "portfolio",
+    "accounts",
     "dashboard",
 ]
 
@@ -216,8 +217,13 @@ DRAMATIQ_AUTODISCOVER_MODULES = ["tasks"]
 
 # --- Auth --------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
+    {
+        "NAME": "django.contrib.auth.password_validation."
+        "UserAttributeSimilarityValidator"
+    },
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard:index"
@@ -225,6 +231,34 @@ LOGOUT_REDIRECT_URL = "login"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
+
+# --- Accounts (accounts app) ---------------------------------------------------
+# Who may make an account: `closed` (an administrator does, in admin),
+# `invite` (whoever holds a single-use invite link staff made) or `open`
+# (anyone, active once the email address is confirmed).
+TAPELINE_SIGNUP = _choice("TAPELINE_SIGNUP", "closed", ("closed", "invite", "open"))
+# Days an invite link stays valid unless its maker says otherwise.
+ACCOUNTS_INVITE_DAYS = env.int("ACCOUNTS_INVITE_DAYS", default=7)
+# Seconds an email-confirmation link (open sign-up) and a password-reset link
+# stay valid.
+ACCOUNTS_VERIFY_SECONDS = env.int("ACCOUNTS_VERIFY_SECONDS", default=3 * 24 * 3600)
+PASSWORD_RESET_TIMEOUT = env.int("PASSWORD_RESET_TIMEOUT", default=2 * 3600)
+# Login throttling (accounts.throttle, Redis counters): failures from one IP
+# or for one username within LOGIN_FAILURE_WINDOW seconds. From the
+# LOGIN_DELAY_AFTER-th on, each failure makes the next attempt wait
+# LOGIN_DELAY_SECONDS, doubling (at most a minute); at LOGIN_LOCK_AFTER
+# failures for a username (LOGIN_IP_LOCK_AFTER from one address, which may
+# be a whole office behind one NAT) log-ins are locked for LOGIN_LOCK_SECONDS.
+LOGIN_FAILURE_WINDOW = env.int("LOGIN_FAILURE_WINDOW", default=900)
+LOGIN_DELAY_AFTER = env.int("LOGIN_DELAY_AFTER", default=3)
+LOGIN_DELAY_SECONDS = env.float("LOGIN_DELAY_SECONDS", default=2.0)
+LOGIN_LOCK_AFTER = env.int("LOGIN_LOCK_AFTER", default=8)
+LOGIN_IP_LOCK_AFTER = env.int("LOGIN_IP_LOCK_AFTER", default=30)
+LOGIN_LOCK_SECONDS = env.int("LOGIN_LOCK_SECONDS", default=900)
+# Reverse proxies in front of the web process that append to
+# X-Forwarded-For: the client address is that many entries from the right.
+# 0 (no proxy) uses the socket's address, so a client cannot forge it.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 
 # --- I18N / static -------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

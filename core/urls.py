@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from accounts.views import LoginView
 from core import health
 
 urlpatterns = [
@@ -11,10 +12,11 @@ urlpatterns = [
     path("", include("streaming.urls")),  # /metrics
     path(
         "login/",
-        auth_views.LoginView.as_view(redirect_authenticated_user=True),
+        LoginView.as_view(),
         name="login",
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/", include("accounts.urls")),
     path("admin/", admin.site.urls),
     path("api/", include("marketdata.urls")),
     path("", include("dashboard.urls")),
