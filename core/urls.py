@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from api.app import api as token_api
 from core import health
 
 urlpatterns = [
@@ -16,6 +17,8 @@ urlpatterns = [
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    path("api/", token_api.urls),  # the token API, /api/docs, bars for charts
+    path("preferences/tokens/", include("api.urls")),
     path("api/", include("marketdata.urls")),
     path("", include("dashboard.urls")),
 ]

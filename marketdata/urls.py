@@ -1,19 +1,13 @@
-"""JSON API of `marketdata`, included by `core/urls.py` under `api/`."""
+"""URLs of `marketdata`, included by `core/urls.py` under `api/`.
+
+The bars endpoint (`/api/instruments/<symbol>/bars`, `marketdata.api`) is
+served by the token API (`api.endpoints.instruments`, URL name
+`api:instrument_bars`), which adds token auth and its rate limit in front of
+the same view.
+"""
 
 from __future__ import annotations
 
-from django.urls import re_path
-
-from marketdata import api
-
 app_name = "marketdata_api"
 
-urlpatterns = [
-    # Symbols may contain "/" (BTC/USD) and "."; the path is decoded before
-    # matching, so `BTC%2FUSD` arrives here as `BTC/USD` too.
-    re_path(
-        r"^instruments/(?P<symbol>[^?#]+?)/bars/?$",
-        api.instrument_bars,
-        name="instrument_bars",
-    ),
-]
+urlpatterns: list = []
