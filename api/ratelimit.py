@@ -3,8 +3,8 @@ web process (`API_RATE_LIMIT` requests per `API_RATE_WINDOW` seconds).
 
 Keys: `<namespace>:api:rate:<token id>:<window number>`, expiring with their
 window. When Redis does not answer, requests are let through (one log line
-when the outage starts, one when it ends): a rate limit is not worth an API
-that is down with Redis.
+when the outage starts, one when it ends; while it is known down, one probe
+a second): a rate limit is not worth an API that is down with Redis.
 """
 
 from __future__ import annotations
@@ -28,6 +28,10 @@ def rate_limit_hit(*, token_id: int, now: float | None = None) -> int | None:
     number = int(now // window)
     name = key("api", "rate", str(token_id), str(number))
     outage = redis_outage()
+    if not outage.should_try():
+        # Known down: one probe a second, not a timeout on every request.
+        outage.skipped("API rate counts")
+        return None
     try:
         pipe = redis_client().pipeline()
         pipe.incr(name)

@@ -5,6 +5,7 @@ the field for malformed JSON and bad values, 404 for another user's objects,
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 
 import pytest
@@ -221,3 +222,23 @@ def test_chart_bars_endpoint_takes_a_token_too(user, instruments, token, bearer)
     assert response.json()["symbol"] == "BTC/USD"
     assert bearer(token).get("/api/instruments/BTC/USD/bars/").status_code == 200
     assert bearer("tl_bad").get("/api/instruments/BTC/USD/bars").status_code == 401
+
+
+@override_settings(API_RATE_LIMIT=1, API_RATE_WINDOW=60)
+def test_redis_away_lets_token_requests_through(
+    user, token, bearer, redis_outage_settings, caplog
+):
+    """The limit needs Redis; while it is away the API keeps answering
+    (one log line), and the limit holds again when it is back."""
+    api = bearer(token)
+    redis_outage_settings.stop()
+    assert [api.get("/api/positions").status_code for _ in range(3)] == [200] * 3
+    assert any("counting an API request" in r.getMessage() for r in caplog.records)
+    redis_outage_settings.start()
+    # Counting resumes at the next probe (at most a second later).
+    codes = []
+    deadline = time.monotonic() + 10
+    while 429 not in codes and time.monotonic() < deadline:
+        codes.append(api.get("/api/positions").status_code)
+        time.sleep(0.05)
+    assert codes[-1] == 429 and set(codes[:-1]) == {200}
