@@ -1,6 +1,13 @@
-"""Positions (read). Writes and transactions arrive with the portfolio work:
-add their routes here, calling its services (see api/README note in
-README.md "Token API")."""
+"""Positions (read).
+
+Writes and transactions come with the portfolio work (`marketdata`
+Transaction and its services): their routes belong in this module (or a
+`transactions.py` beside it, added to `api.app.ROUTERS`), with schemas in
+`api.schemas`, each calling one portfolio service and raising its
+ValidationError (400 naming the field) or Http404 for another user's rows.
+`tests/api/test_openapi.py` fails until each new operation has a call in
+`calls()`.
+"""
 
 from __future__ import annotations
 
