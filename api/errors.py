@@ -14,6 +14,7 @@ from ninja.errors import ValidationError as SchemaError
 from ninja.parser import Parser
 
 from api.auth import RateLimited
+from core.storable import unstorable_reason
 
 # Where ninja puts a value in an error's `loc` before the field path.
 _SOURCES = {"body", "query", "path", "header", "cookie", "form"}
@@ -21,11 +22,12 @@ _SOURCES = {"body", "query", "path", "header", "cookie", "form"}
 
 class JsonParser(Parser):
     """Keeps the reason a body is not JSON: ninja turns any parse failure
-    into a bare "Cannot parse request body" outside DEBUG."""
+    into a bare "Cannot parse request body" outside DEBUG. Text PostgreSQL
+    cannot store (NUL, lone surrogates) is refused here, before any query."""
 
     def parse_body(self, request):
         try:
-            return json.loads(request.body)
+            data = json.loads(request.body)
         except (ValueError, UnicodeDecodeError) as exc:
             where = (
                 f" at line {exc.lineno} column {exc.colno}"
@@ -35,6 +37,11 @@ class JsonParser(Parser):
             reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
             request.api_body_error = f"Malformed JSON body{where}: {reason}."
             raise
+        reason = unstorable_reason(data)
+        if reason:
+            request.api_body_error = f"The JSON body contains {reason}."
+            raise ValueError(request.api_body_error)
+        return data
 
 
 def _field(loc) -> str:

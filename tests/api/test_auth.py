@@ -86,6 +86,15 @@ def test_malformed_json_is_400_and_stores_nothing(user, instruments, token, bear
     assert not Watchlist.objects.exists()
 
 
+@pytest.mark.parametrize("escape", ["\\u0000", "\\ud800"])
+def test_text_postgres_cannot_store_is_400(user, instruments, token, bearer, escape):
+    body = '{"name": "a' + escape + 'b"}'
+    response = bearer(token).post("/api/watchlists", body, content_type=JSON)
+    assert response.status_code == 400
+    assert "The JSON body contains" in response.json()["error"]
+    assert not Watchlist.objects.exists()
+
+
 def test_wrong_types_are_400_naming_each_field(user, instruments, token, bearer):
     response = bearer(token).post(
         "/api/alerts/rules",
