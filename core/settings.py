@@ -63,6 +63,8 @@ INSTALLED_APPS = [
     "portfolio",
     "accounts",
     "dashboard",
+    "ninja",  # django-ninja: its Swagger UI files, served locally at /api/docs
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -433,6 +435,12 @@ STREAM_HEALTH_THRESHOLD = env.float("STREAM_HEALTH_THRESHOLD", default=60.0)
 STREAM_HEALTH_WINDOW = env.float("STREAM_HEALTH_WINDOW", default=600.0)
 STREAM_HEALTH_DOWN_GRACE = env.float("STREAM_HEALTH_DOWN_GRACE", default=5.0)
 STREAM_HEALTH_SILENT_AFTER = env.float("STREAM_HEALTH_SILENT_AFTER", default=60.0)
+
+# --- Token API (api app) -----------------------------------------------------
+# Requests each API token may make per window (seconds); past it a 429 with
+# Retry-After. 0 turns the limit off. Session (browser) requests are not counted.
+API_RATE_LIMIT = env.int("API_RATE_LIMIT", default=120)
+API_RATE_WINDOW = env.int("API_RATE_WINDOW", default=60)
 
 # --- Logging ---------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

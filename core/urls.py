@@ -5,6 +5,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from accounts.views import LoginView
+from api.app import api as token_api
 from core import health
 
 urlpatterns = [
@@ -18,6 +19,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/", include("accounts.urls")),
     path("admin/", admin.site.urls),
-    path("api/", include("marketdata.urls")),
+    path("api/", token_api.urls),  # the token API, /api/docs, bars for charts
+    path("preferences/tokens/", include("api.urls")),
     path("", include("dashboard.urls")),
 ]

@@ -1,0 +1,34 @@
+"""The token API: one NinjaAPI under /api/, its docs at /api/docs and the
+OpenAPI schema at /api/openapi.json (both for logged-in users).
+
+Adding a resource is a module in `api/endpoints/` with a `router` and one
+line in ROUTERS.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from ninja import NinjaAPI
+
+from api import errors
+from api.auth import AUTH
+from api.endpoints import alerts, instruments, positions, watchlists
+
+ROUTERS = (instruments, watchlists, positions, alerts)
+
+api = NinjaAPI(
+    title="Tapeline API",
+    version="1",
+    description=(
+        "Personal tokens: `Authorization: Bearer tl_…` (make one at "
+        "/preferences/tokens/). Read-only tokens may only GET. Errors are "
+        '`{"error": "...", "fields": {...}}`; 429 carries `Retry-After`.'
+    ),
+    urls_namespace="api",
+    auth=AUTH,
+    parser=errors.JsonParser(),
+    docs_decorator=login_required,
+)
+errors.install(api)
+for module in ROUTERS:
+    api.add_router("", module.router)

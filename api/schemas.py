@@ -1,0 +1,190 @@
+"""Request and response bodies of the token API (pydantic, via django-ninja).
+The OpenAPI schema at /api/openapi.json is generated from these."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from ninja import Field, Schema
+
+from alerts.models import AlertTimeframe, Direction, MovingAverage, RuleKind
+
+
+class Error(Schema):
+    error: str
+    fields: dict[str, list[str]] | None = None
+
+
+class InstrumentOut(Schema):
+    symbol: str
+    name: str
+    asset_class: str
+    exchange: str
+    currency: str
+    price_increment: Decimal
+    active: bool
+
+
+class BarOut(Schema):
+    t: int = Field(description="Bar start, epoch seconds (UTC).")
+    o: float
+    h: float
+    l: float  # noqa: E741 (the chart's own short name)
+    c: float
+    v: float
+
+
+class BarsOut(Schema):
+    symbol: str
+    timeframe: str
+    bars: list[BarOut]
+    next_before: int | None = Field(
+        description="`t` of the oldest bar when older bars exist: pass it as `end`."
+    )
+    indicators: dict[str, dict[str, list[float | None]]] | None = None
+
+
+class ItemOut(Schema):
+    symbol: str = Field(alias="instrument.symbol")
+    name: str = Field(alias="instrument.name")
+    position: int
+    added_at: datetime
+
+
+class WatchlistOut(Schema):
+    id: int
+    name: str
+    position: int
+    created_at: datetime
+    items: list[ItemOut]
+
+    @staticmethod
+    def resolve_items(obj) -> list:
+        return list(obj.items.all())
+
+
+class WatchlistIn(Schema):
+    name: str
+    symbols: list[str] = Field(default_factory=list)
+
+
+class WatchlistPatch(Schema):
+    name: str | None = None
+    order: list[str] | None = Field(
+        default=None, description="Symbols in the wanted order; others follow."
+    )
+
+
+class ItemIn(Schema):
+    symbol: str
+
+
+class PositionOut(Schema):
+    id: int
+    symbol: str = Field(alias="instrument.symbol")
+    quantity: Decimal
+    average_cost: Decimal
+    cost_basis: Decimal
+    opened_at: datetime
+
+
+class RuleIn(Schema):
+    """Rule fields; the same checks as the alert form apply (per kind)."""
+
+    symbol: str | None = None
+    kind: RuleKind | None = None
+    direction: Direction | None = None
+    level: Decimal | None = None
+    hysteresis: Decimal | None = None
+    timeframe: AlertTimeframe | None = None
+    period: int | None = None
+    fast_period: int | None = None
+    slow_period: int | None = None
+    ma_type: MovingAverage | None = None
+    cooldown_seconds: int | None = None
+    one_shot: bool | None = None
+    active: bool | None = None
+    notify_email: bool | None = None
+    note: str | None = None
+
+
+class RuleOut(Schema):
+    id: int
+    symbol: str = Field(alias="instrument.symbol")
+    kind: str
+    direction: str
+    level: Decimal | None
+    hysteresis: Decimal
+    timeframe: str
+    period: int | None
+    fast_period: int | None
+    slow_period: int | None
+    ma_type: str
+    cooldown_seconds: int
+    one_shot: bool
+    active: bool
+    notify_email: bool
+    note: str
+    description: str
+    last_fired_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+    @staticmethod
+    def resolve_description(obj) -> str:
+        return obj.describe()
+
+
+class DryRunIn(Schema):
+    days: int = Field(default=5, ge=1, le=30)
+
+
+class DryRunRuleIn(RuleIn):
+    days: int = Field(default=5, ge=1, le=30)
+
+
+class FiredOut(Schema):
+    ts: datetime
+    price: Decimal | None
+    value: float
+    message: str
+
+
+class DryRunOut(Schema):
+    days: int
+    start: datetime
+    end: datetime
+    bars: int
+    warmup_bars: int
+    first_bar: datetime | None
+    last_bar: datetime | None
+    fired: list[FiredOut]
+
+
+class EventOut(Schema):
+    id: int
+    rule_id: int | None
+    symbol: str = Field(alias="instrument.symbol")
+    kind: str
+    ts: datetime
+    price: Decimal | None
+    values: dict
+    message: str
+    note: str
+    seen: bool
+    created_at: datetime
+
+    @staticmethod
+    def resolve_seen(obj) -> bool:
+        return obj.seen_at is not None
+
+
+class SeenIn(Schema):
+    ids: list[int] | None = Field(
+        default=None, description="Alert ids to mark seen; omit for all."
+    )
+
+
+class SeenOut(Schema):
+    marked: int
