@@ -99,7 +99,7 @@ def _post_delete(sender, instance, **kw):
 
 def _user_ident(user) -> dict:
     return {
-        "object_type": label_of(type(user)),
+        "object_type": label_of(get_user_model()),  # `user` may be a lazy object
         "object_id": user.pk,
         "object_repr": clean_text(user.get_username(), services.REPR_MAX),
         "subject_id": user.pk,

@@ -69,6 +69,9 @@ def audit_retention_apply(
                 [cutoff, size],
             )
             done = cursor.rowcount
+            # SET LOCAL outlives a released savepoint: called inside an outer
+            # transaction, the trigger must refuse deletes again after this.
+            cursor.execute("SET LOCAL tapeline.audit_retention = 'off'")
         deleted += done
         if done < size:
             complete = True

@@ -16,8 +16,6 @@ def security_events_recent(context, count: int = 5) -> dict:
     user = context["request"].user
     if not user.is_authenticated:
         return {"events": [], "zone_name": "UTC"}
-    zone, zone_name = display_zone(user)
+    zone_name = display_zone(user)
     events = list(security_events_for_user(user=user)[:count])
-    for event in events:
-        event.local_at = event.at.astimezone(zone)
     return {"events": events, "zone_name": zone_name}
