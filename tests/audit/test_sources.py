@@ -127,3 +127,32 @@ def test_a_management_command_is_source_command():
     }
     aapl = next(e for e in made if e.object_repr == "AAPL")
     assert aapl.after["symbol"] == "AAPL" and aapl.after["provider_symbols"] == {}
+
+
+@pytest.mark.django_db
+def test_a_one_shot_rule_turning_itself_off_is_recorded(user, instruments):
+    from alerts.engine import AlertEngine
+    from alerts.models import AlertRule
+    from alerts.services import alert_events_record, alert_rule_create
+    from tests.alerts.helpers import feed, trade
+
+    rule = alert_rule_create(
+        owner=user,
+        instrument=instruments["AAPL"],
+        kind="price",
+        level=150,
+        one_shot=True,
+        cooldown_seconds=0,
+    )
+    engine = AlertEngine(symbols={"AAPL"})
+    engine.reload()
+    fired = feed(engine, [trade("AAPL", 149, 0), trade("AAPL", 151, 1)])
+    alert_events_record(fired=fired, send=False)
+    assert AlertRule.objects.get(pk=rule.pk).active is False
+    off = one(action=Action.UPDATE, object_type="alerts.AlertRule")
+    assert (off.source, off.actor_id, off.subject_id) == (Source.SYSTEM, None, user.pk)
+    assert (off.object_id, off.before, off.after) == (
+        str(rule.pk),
+        {"active": True},
+        {"active": False},
+    )
