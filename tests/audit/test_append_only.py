@@ -154,3 +154,22 @@ def test_retention_runs_from_the_reclaimer_and_the_command(user):
     call_command("audit_retention", stdout=(out := __import__("io").StringIO()))
     assert out.getvalue().startswith("1 audit event(s) before")
     assert not AuditEvent.objects.filter(at__lt=timezone.now() - timedelta(days=10))
+
+
+def test_a_negative_retention_is_refused_at_start():
+    import os
+    import subprocess
+    import sys
+
+    from tests.timescale.engine import ROOT
+
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env={**os.environ, "DEBUG": "1", "AUDIT_RETENTION_DAYS": "-5"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "AUDIT_RETENTION_DAYS=-5 is refused" in result.stderr
