@@ -4,6 +4,7 @@ from django.contrib import admin
 
 from alerts.models import AlertEvent, AlertRule
 from alerts.services import alert_events_mark_seen, rules_changed
+from audit.services import audit_queryset_update
 
 
 @admin.register(AlertRule)
@@ -61,14 +62,14 @@ class AlertRuleAdmin(admin.ModelAdmin):
     @admin.action(description="Activate selected rules")
     def activate(self, request, queryset):
         ids = list(queryset.values_list("pk", flat=True))
-        count = queryset.update(active=True)
+        count = audit_queryset_update(queryset=queryset, values={"active": True})
         rules_changed(rule_ids=ids)
         self.message_user(request, f"{count} rule(s) activated.")
 
     @admin.action(description="Deactivate selected rules")
     def deactivate(self, request, queryset):
         ids = list(queryset.values_list("pk", flat=True))
-        count = queryset.update(active=False)
+        count = audit_queryset_update(queryset=queryset, values={"active": False})
         rules_changed(rule_ids=ids)
         self.message_user(request, f"{count} rule(s) deactivated.")
 

@@ -65,6 +65,8 @@ from django.utils import timezone
 from alerts.engine import FiredAlert
 from alerts.models import RULE_FIELDS, AlertEvent, AlertRule
 from alerts.selectors import changes_key, version_key
+from audit.models import Action
+from audit.services import audit_record
 from core.groups import user_group
 from core.redis import REDIS_ERRORS, redis_client, redis_outage
 
@@ -178,7 +180,7 @@ def alert_events_record(
             r.pk: r
             for r in AlertRule.objects.select_for_update()
             .filter(pk__in=rule_ids)
-            .only("pk", "one_shot", "active", "last_fired_at", "notify_email")
+            .only("pk", "owner", "one_shot", "active", "last_fired_at", "notify_email")
         }
         events = [
             AlertEvent(
@@ -213,6 +215,17 @@ def alert_events_record(
                 deactivated.append(rule_id)
             # .update() so the save signal does not make every engine reload.
             AlertRule.objects.filter(pk=rule_id).update(**update)
+            if "active" in update:
+                # A one-shot rule turned itself off: recorded like any change.
+                audit_record(
+                    action=Action.UPDATE,
+                    object_type="alerts.AlertRule",
+                    object_id=rule_id,
+                    object_repr=f"alert rule #{rule_id} (one-shot, fired)",
+                    before={"active": True},
+                    after={"active": False},
+                    subject_id=rule.owner_id,
+                )
         if deactivated:
             rules_changed(rule_ids=deactivated)
         emails = [

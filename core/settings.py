@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "dashboard",
     "ninja",  # django-ninja: its Swagger UI files, served locally at /api/docs
     "api",
+    "audit",
 ]
 
 MIDDLEWARE = [
@@ -75,6 +76,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Who, from where (dashboard, api, admin) for the audit log: audit.context.
+    "audit.middleware.AuditContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -388,7 +391,19 @@ RECLAIM_SERVICES = [
     "core.process.process_report",
     # BAR_RETENTION_DAYS: old 1-minute bars deleted in batches.
     "marketdata.retention.bars_retention_reclaim",
+    # AUDIT_RETENTION_DAYS: old audit events deleted in batches.
+    "audit.retention.audit_retention_reclaim",
 ]
+
+# --- Audit log (audit app) ------------------------------------------------------
+# Days of audit events kept (0 keeps all); older ones are deleted in batches by
+# the reclaimer and `manage.py audit_retention`.
+AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=365)
+if AUDIT_RETENTION_DAYS < 0:
+    raise ImproperlyConfigured(
+        f"AUDIT_RETENTION_DAYS={AUDIT_RETENTION_DAYS} is refused: give whole days "
+        "of audit events to keep (0 keeps them all)."
+    )
 
 # --- Streaming and dashboard limits -------------------------------------------
 # Updates per second per instrument that reach browsers (coalesced).

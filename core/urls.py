@@ -21,5 +21,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", token_api.urls),  # the token API, /api/docs, bars for charts
     path("preferences/tokens/", include("api.urls")),
+    path("preferences/security/", include("audit.urls")),
     path("", include("dashboard.urls")),
 ]

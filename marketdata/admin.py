@@ -9,6 +9,7 @@ from django.urls import path, reverse
 from django.utils.dateparse import parse_datetime
 from django.utils.html import format_html
 
+from audit.services import audit_queryset_update
 from core.storable import StorableJSONField
 from marketdata.models import (
     BarOrigin,
@@ -58,12 +59,12 @@ class InstrumentAdmin(admin.ModelAdmin):
 
     @admin.action(description="Activate selected instruments")
     def activate(self, request, queryset):
-        count = queryset.update(active=True)
+        count = audit_queryset_update(queryset=queryset, values={"active": True})
         self.message_user(request, f"{count} instruments activated.", messages.SUCCESS)
 
     @admin.action(description="Deactivate selected instruments")
     def deactivate(self, request, queryset):
-        count = queryset.update(active=False)
+        count = audit_queryset_update(queryset=queryset, values={"active": False})
         self.message_user(
             request, f"{count} instruments deactivated.", messages.SUCCESS
         )

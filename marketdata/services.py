@@ -11,6 +11,12 @@ import psycopg
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from audit.services import (
+    audit_bulk_created,
+    audit_bulk_updated,
+    audit_order_changed,
+    snapshot_for_audit,
+)
 from marketdata.bar_copy import rows_write
 from marketdata.models import BarOrigin, Instrument, Watchlist, WatchlistItem
 
@@ -209,6 +215,7 @@ def instruments_upsert(*, rows: Iterable[dict]) -> tuple[int, int]:
             for i in Instrument.objects.select_for_update().filter(symbol__in=cleaned)
         }
         fields: set[str] = set()
+        before = {i.pk: snapshot_for_audit(i) for i in existing.values()}
         for symbol, instrument in existing.items():
             keys, given = cleaned[symbol]
             for key in keys:
@@ -216,8 +223,10 @@ def instruments_upsert(*, rows: Iterable[dict]) -> tuple[int, int]:
             fields.update(keys)
         new = [i for symbol, (_, i) in cleaned.items() if symbol not in existing]
         Instrument.objects.bulk_create(new)
+        audit_bulk_created(objects=new)
         if existing and fields:
             Instrument.objects.bulk_update(existing.values(), sorted(fields))
+            audit_bulk_updated(objects=existing.values(), before=before)
     return len(new), len(existing)
 
 
@@ -236,12 +245,13 @@ def watchlist_items_add(*, watchlist: Watchlist, symbols: Iterable[str]) -> int:
     present = set(watchlist.items.values_list("instrument__symbol", flat=True))
     start = watchlist.items.count()
     new = [s for s in symbols if s in instruments and s not in present]
-    WatchlistItem.objects.bulk_create(
+    created = WatchlistItem.objects.bulk_create(
         WatchlistItem(
             watchlist=watchlist, instrument=instruments[s], position=start + i
         )
         for i, s in enumerate(new)
     )
+    audit_bulk_created(objects=created)
     return len(new)
 
 
@@ -295,11 +305,13 @@ def watchlist_reorder(*, owner, watchlist_ids: Sequence[int]) -> None:
     with transaction.atomic():
         lists = list(Watchlist.objects.select_for_update().filter(owner=owner))
         by_id = {w.pk: w for w in lists}
+        before = {w.pk: snapshot_for_audit(w) for w in lists}
         ordered = [by_id[i] for i in dict.fromkeys(watchlist_ids) if i in by_id]
         ordered += [w for w in lists if w not in ordered]
         for position, watchlist in enumerate(ordered):
             watchlist.position = position
         Watchlist.objects.bulk_update(ordered, ["position"])
+        audit_bulk_updated(objects=ordered, before=before)
 
 
 def watchlist_item_add(*, owner, watchlist_id: int, symbol: str) -> WatchlistItem:
@@ -344,6 +356,13 @@ def watchlist_item_reorder(*, owner, watchlist_id: int, symbols: Sequence[str]) 
         for position, item in enumerate(ordered):
             item.position = position
         WatchlistItem.objects.bulk_update(ordered, ["position"])
+        # One event for the new order, not one per shifted position.
+        audit_order_changed(
+            obj=watchlist,
+            name="items",
+            before=[item.instrument.symbol for item in items],
+            after=[item.instrument.symbol for item in ordered],
+        )
 
 
 def instruments_viewed(*, instrument_ids: list[int]) -> int:

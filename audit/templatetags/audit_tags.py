@@ -1,0 +1,21 @@
+"""`{% load audit_tags %}{% security_events_recent %}`: the user's latest
+security events and a link to all of them, for the preferences page."""
+
+from __future__ import annotations
+
+from django import template
+
+from audit.selectors import security_events_for_user
+from audit.views import display_zone
+
+register = template.Library()
+
+
+@register.inclusion_tag("audit/_security_recent.html", takes_context=True)
+def security_events_recent(context, count: int = 5) -> dict:
+    user = context["request"].user
+    if not user.is_authenticated:
+        return {"events": [], "zone_name": "UTC"}
+    zone_name = display_zone(user)
+    events = list(security_events_for_user(user=user)[:count])
+    return {"events": events, "zone_name": zone_name}
