@@ -15,6 +15,7 @@ from ninja.security import HttpBearer, django_auth
 
 from api.ratelimit import rate_limit_hit
 from api.services import api_token_authenticate
+from audit.context import audit_actor_set
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -42,6 +43,7 @@ class TokenAuth(HttpBearer):
         # Views shared with the session path read request.user.
         request.user = api_token.user
         request.api_token = api_token
+        audit_actor_set(user=api_token.user, source="api")  # the audit log's "who"
         return api_token.user
 
 
