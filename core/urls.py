@@ -17,5 +17,6 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/", include("marketdata.urls")),
+    path("preferences/", include("preferences.urls")),
     path("", include("dashboard.urls")),
 ]
