@@ -20,18 +20,23 @@ export function applyTheme(theme) {
   document.dispatchEvent(new CustomEvent("tapeline:theme", { detail: { theme } }));
 }
 
-form?.addEventListener("submit", async (e) => {
+// Saves go one after another: two quick clicks sent at once could land in
+// either order and leave the first choice saved.
+let saving = Promise.resolve();
+form?.addEventListener("submit", (e) => {
   e.preventDefault();
   const theme = button.value;
   const previous = document.documentElement.dataset.theme;
   applyTheme(theme);
-  try {
-    await postForm(displayPrefs().themeUrl || form.action, { theme });
-  } catch (err) {
-    applyTheme(previous);
-    const { toast } = await import("./app.js");
-    toast(`Theme not saved: ${err.message}`, { kind: "warn" });
-  }
+  saving = saving.then(async () => {
+    try {
+      await postForm(displayPrefs().themeUrl || form.action, { theme });
+    } catch (err) {
+      if (document.documentElement.dataset.theme === theme) applyTheme(previous);
+      const { toast } = await import("./app.js");
+      toast(`Theme not saved: ${err.message}`, { kind: "warn" });
+    }
+  });
 });
 
 localizeTimes();
