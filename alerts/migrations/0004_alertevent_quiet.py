@@ -4,15 +4,17 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('alerts', '0003_ops_alert'),
+        ("alerts", "0003_ops_alert"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='alertevent',
-            name='quiet',
-            field=models.BooleanField(default=False, help_text="Recorded during the owner's quiet hours: no toast or email."),
+            model_name="alertevent",
+            name="quiet",
+            field=models.BooleanField(
+                default=False,
+                help_text="Recorded during the owner's quiet hours: no toast or email.",
+            ),
         ),
     ]
