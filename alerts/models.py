@@ -294,6 +294,10 @@ class AlertEvent(models.Model):
     fired_at = models.DateTimeField(
         null=True, blank=True, help_text="When the engine fired (wall clock)."
     )
+    quiet = models.BooleanField(
+        default=False,
+        help_text="Recorded during the owner's quiet hours: no toast or email.",
+    )
 
     class Meta:
         ordering = ["-ts", "-id"]

@@ -6,7 +6,11 @@ Fired alerts
 stamps the rules' `last_fired_at`, deactivates one-shot rules and, after the
 transaction commits, sends each alert to its owner's channel-layer group
 (`core.groups.user_group(owner_id)`) and enqueues an email (Dramatiq actor
-`alerts.tasks.alert_email_send`) when the rule asks for one.
+`alerts.tasks.alert_email_send`) when the rule asks for one. The owner's
+notification preferences (`preferences.selectors.delivery_for`) are read as
+the alert is recorded: toasts or emails turned off, or quiet hours, hold them
+back (the event is still stored, `quiet` marks the quiet-hours ones, and the
+browser message carries `toast: false` so the page counts it silently).
 
 It is synchronous (it touches the database). From the stream worker's asyncio
 loop call it in a thread::
@@ -39,6 +43,8 @@ Message sent to the owner's group (JSON-safe; consumers relay `alert` as is)::
         "message": "AAPL crossed above 150 (last 150.02)",
         "note": "take profit",
         "seen": false,
+        "quiet": false,               # recorded in the owner's quiet hours
+        "toast": true,                # whether the owner wants a pop-up now
         "url": "/alerts/"             # where the history lives
       }
     }
@@ -69,6 +75,7 @@ from audit.models import Action
 from audit.services import audit_record
 from core.groups import user_group
 from core.redis import REDIS_ERRORS, redis_client, redis_outage
+from preferences.selectors import Delivery, delivery_for
 
 logger = logging.getLogger(__name__)
 
@@ -175,6 +182,11 @@ def alert_events_record(
             fired = [f for f in fired if not f.key or f.key not in done]
             if not fired:
                 return []
+        # The owners' notification choices now: quiet hours hold back the
+        # toast and the email, never the record.
+        deliveries = delivery_for(
+            user_ids={f.owner_id for f in fired}, at=timezone.now()
+        )
         rule_ids = {f.rule_id for f in fired}
         rules = {
             r.pk: r
@@ -195,6 +207,7 @@ def alert_events_record(
                 note=f.note[:200],
                 key=f.key,
                 fired_at=f.fired_at,
+                quiet=deliveries[f.owner_id].quiet,
             )
             for f in fired
         ]
@@ -231,9 +244,15 @@ def alert_events_record(
         emails = [
             event.pk
             for event, f in zip(events, fired, strict=True)
-            if f.notify_email and event.rule_id is not None
+            if f.notify_email
+            and event.rule_id is not None
+            and deliveries[event.owner_id].email
         ]
-        messages = alert_event_messages(events=events, fired=fired) if send else []
+        messages = (
+            alert_event_messages(events=events, fired=fired, deliveries=deliveries)
+            if send
+            else []
+        )
         transaction.on_commit(
             lambda: _deliver(messages=messages, email_event_ids=emails)
         )
@@ -241,17 +260,25 @@ def alert_events_record(
 
 
 def alert_event_messages(
-    *, events: list[AlertEvent], fired: list[FiredAlert] | None = None
+    *,
+    events: list[AlertEvent],
+    fired: list[FiredAlert] | None = None,
+    deliveries: dict[int, Delivery] | None = None,
 ) -> list[tuple[str, dict]]:
-    """(group, message) pairs for the channel layer, one per event."""
+    """(group, message) pairs for the channel layer, one per event. Every
+    event is sent (the page's unseen count and history update); `toast`
+    says whether the owner's choices allow a pop-up now."""
     messages = []
     fired = fired or [None] * len(events)
+    if deliveries is None:
+        deliveries = delivery_for(
+            user_ids={e.owner_id for e in events}, at=timezone.now()
+        )
     for event, f in zip(events, fired, strict=True):
+        payload = alert_payload(event=event, fired=f)
+        payload["toast"] = deliveries[event.owner_id].toast and not event.quiet
         messages.append(
-            (
-                user_group(event.owner_id),
-                {"type": "alert.fired", "alert": alert_payload(event=event, fired=f)},
-            )
+            (user_group(event.owner_id), {"type": "alert.fired", "alert": payload})
         )
     return messages
 
@@ -281,6 +308,7 @@ def alert_payload(*, event: AlertEvent, fired: FiredAlert | None = None) -> dict
         "note": event.note,
         "seen": event.seen_at is not None,
         "delayed": event.delayed,
+        "quiet": event.quiet,
         "url": url,
     }
 
@@ -353,11 +381,13 @@ def alert_emails_resend(*, older_than: timedelta, within: timedelta) -> int:
     ids = list(
         AlertEvent.objects.filter(
             emailed_at__isnull=True,
+            quiet=False,
             rule__notify_email=True,
             created_at__lt=now - older_than,
             created_at__gte=now - within,
         )
         .exclude(owner__email="")
+        .exclude(owner__preferences__notify_email=False)
         .values_list("pk", flat=True)[:1000]
     )
     for event_id in ids:

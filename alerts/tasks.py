@@ -20,6 +20,8 @@ def alert_email_send(event_id: int) -> None:
     )
     if event is None or event.emailed_at is not None or not event.owner.email:
         return
+    if event.quiet or not _email_wanted(event.owner_id):
+        return  # quiet hours when it fired, or the owner turned emails off since
     lines = [
         event.message,
         "",
@@ -39,6 +41,14 @@ def alert_email_send(event_id: int) -> None:
         recipient_list=[event.owner.email],
     )
     alert_event_mark_emailed(event=event)
+
+
+def _email_wanted(owner_id: int) -> bool:
+    # Quiet hours were judged when the alert was recorded (`event.quiet`);
+    # here only whether the owner still wants emails at all.
+    from preferences.selectors import email_wanted
+
+    return email_wanted(user_id=owner_id)
 
 
 @dramatiq.actor(queue_name="alerts", max_retries=5, time_limit=60_000)

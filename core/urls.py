@@ -22,5 +22,6 @@ urlpatterns = [
     path("api/", token_api.urls),  # the token API, /api/docs, bars for charts
     path("preferences/tokens/", include("api.urls")),
     path("preferences/security/", include("audit.urls")),
+    path("preferences/", include("preferences.urls")),
     path("", include("dashboard.urls")),
 ]

@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
 
 from marketdata.models import Instrument
+from preferences.display import exchange_zone
 
 
 def to_decimal(value) -> Decimal | None:
@@ -187,6 +189,17 @@ class QuoteRow:
     @property
     def received_at(self) -> float:
         return float(self._get("received_at") or 0)
+
+    @property
+    def updated_at(self) -> datetime | None:
+        """When the snapshot was received (shown in the display zone)."""
+        if not self.received_at:
+            return None
+        return datetime.fromtimestamp(self.received_at, UTC)
+
+    @property
+    def exchange_zone(self) -> str:
+        return exchange_zone(self.instrument)
 
     @property
     def age(self) -> str:

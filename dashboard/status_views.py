@@ -9,6 +9,7 @@ from __future__ import annotations
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import render
+from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET
 
 from alerts.selectors import ops_alerts_recent
@@ -43,6 +44,8 @@ def system_status(request):
         history = c.get("history") or []
         c["spark_rate"] = sparkline_points([p[1] for p in history])
         c["spark_lag"] = sparkline_points([p[2] for p in history])
+    # Shown in the user's display zone by the template's `show_time`.
+    feed["updated_datetime"] = parse_datetime(feed.get("updated_at") or "")
     return render(
         request,
         "dashboard/status.html",

@@ -36,6 +36,8 @@ from marketdata.selectors import (
     watchlist_get_for_owner,
     watchlists_for_user,
 )
+from preferences.models import Landing
+from preferences.selectors import preferences_get
 from streaming.snapshots import snapshots_get_safe
 
 TIMEFRAMES = ("1m", "5m", "15m", "1h", "1d")
@@ -95,6 +97,15 @@ def index(request):
         active = next((w for w in watchlists if w.pk == int(wanted)), None)
         if active is None:
             raise Http404("No such watchlist.")
+    if active is None and not request.GET:
+        # A bare "/" (after login, the brand link) opens the chosen landing
+        # view; the nav's "Watchlists" link adds ?view=watchlists to stay.
+        preferences = preferences_get(user=request.user)
+        if preferences.landing == Landing.PORTFOLIO:
+            return redirect("dashboard:portfolio")
+        if preferences.landing == Landing.WATCHLIST:
+            wanted_id = preferences.landing_watchlist_id
+            active = next((w for w in watchlists if w.pk == wanted_id), None)
     if active is None and watchlists:
         active = watchlists[0]
     rows, live = [], True

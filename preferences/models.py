@@ -39,10 +39,13 @@ class Preferences(models.Model):
     )
     notify_toast = models.BooleanField(default=True)
     notify_email = models.BooleanField(default=True)
-    # Quiet hours in the display zone: no toasts or emails in [start, end)
-    # (end before start spans midnight); alerts are still recorded.
+    # Quiet hours: no toasts or emails in [start, end) (end before start
+    # spans midnight); alerts are still recorded. Read in `quiet_time_zone`
+    # (the page fills in the browser's zone), else the display zone when it
+    # names one, else New York (`preferences.selectors.quiet_zone`).
     quiet_start = models.TimeField(null=True, blank=True)
     quiet_end = models.TimeField(null=True, blank=True)
+    quiet_time_zone = models.CharField(max_length=64, blank=True, default="")
     # The instrument chart's indicators and their parameters, as the page
     # sends them (validated by `preferences.services`).
     chart = models.JSONField(default=dict, blank=True)

@@ -18,5 +18,6 @@ TRANSACTIONAL = pytest.mark.django_db(
         "marketdata",
         "streaming",
         "alerts",
+        "preferences",
     ],
 )

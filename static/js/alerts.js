@@ -1,6 +1,7 @@
 // Alerts: unseen alerts as toasts on a visit, "mark seen" without a reload,
 // and the rule form showing only the fields the chosen kind uses.
 import { toast } from "./app.js";
+import { displayPrefs } from "./format.js";
 
 const UNSEEN_URL = "/alerts/unseen";
 const SEEN_URL = "/alerts/seen";
@@ -36,8 +37,11 @@ export async function showUnseen() {
   } catch {
     return;
   }
+  // Pop-ups turned off: the unseen count in the header says enough.
+  if (displayPrefs().toast === false) return;
   const shown = new Set(JSON.parse(sessionStorage.getItem(SHOWN_KEY) || "[]"));
-  const fresh = data.alerts.filter((a) => !shown.has(a.id)).reverse();
+  // Quiet-hours alerts stay in the history; they never pop up.
+  const fresh = data.alerts.filter((a) => !shown.has(a.id) && !a.quiet).reverse();
   for (const alert of fresh.slice(-3)) {
     toast(`🔔 ${alert.message}`, { kind: "alert", href: alert.url, timeout: 15000 });
     shown.add(alert.id);

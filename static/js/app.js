@@ -1,4 +1,5 @@
 // Loaded on every signed-in page: connection badge, toasts, alert toasts.
+import { displayPrefs, fmtTime, resolveZone } from "./format.js";
 import { market } from "./socket.js";
 
 const badge = document.getElementById("conn-badge");
@@ -75,9 +76,13 @@ market.addEventListener("alert", (e) => {
     unseen.setAttribute("aria-label", `${count} unseen alerts`);
     unseen.hidden = false;
   }
+  // Toasts off, or the owner's quiet hours: counted above, no pop-up.
+  if (alert.toast === false || displayPrefs().toast === false) return;
   let text = alert.message || `${alert.symbol || ""} alert ${alert.name || ""} fired`.trim();
   // Recorded late (the database was away when it fired): say when it fired.
-  if (alert.delayed && alert.ts) text += ` (delayed; fired ${new Date(alert.ts).toLocaleTimeString()})`;
+  // Crypto pairs (BASE/QUOTE) keep UTC as their exchange time.
+  const exchange = alert.symbol?.includes("/") ? "UTC" : undefined;
+  if (alert.delayed && alert.ts) text += ` (delayed; fired ${fmtTime(alert.ts, { zone: resolveZone(exchange) })})`;
   toast(`🔔 ${text}`, { kind: "alert", href: alert.url || alertsUrl || null, timeout: 15000 });
 });
 

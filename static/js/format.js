@@ -106,3 +106,117 @@ export async function postForm(url, data) {
   if (!response.ok) throw new Error(payload.error || `Server answered ${response.status}.`);
   return payload;
 }
+
+// --- times ---------------------------------------------------------------------
+// Every time on the desk follows the user's display zone (the JSON blob
+// `tapeline-prefs` in templates/base.html): "exchange" = the instrument's
+// exchange zone (US equities New York, crypto UTC), "local" = this browser's,
+// "UTC", or an IANA name. Mirrors preferences/display.py.
+let prefsCache = null;
+
+export function displayPrefs() {
+  if (prefsCache) return prefsCache;
+  try {
+    prefsCache = JSON.parse(document.getElementById("tapeline-prefs")?.textContent || "{}");
+  } catch {
+    prefsCache = {};
+  }
+  return prefsCache;
+}
+
+export const NEW_YORK = "America/New_York";
+
+export function browserZone() {
+  return Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+}
+
+// The zone to show a time in; `exchangeZone` is the instrument's (or the
+// desk's market clock, New York, when a time belongs to no instrument).
+export function resolveZone(exchangeZone = NEW_YORK) {
+  const zone = displayPrefs().zone;
+  if (!zone || zone === "exchange") return exchangeZone || NEW_YORK;
+  if (zone === "local") return browserZone();
+  return zone;
+}
+
+// "America/New_York" -> "New York"; "UTC" and "Etc/GMT-3" as written.
+export function zoneLabel(zone) {
+  if (zone === "UTC" || zone === "Etc/UTC") return "UTC";
+  if (zone.startsWith("Etc/")) return zone.slice(4);
+  return zone.split("/").pop().replaceAll("_", " ");
+}
+
+const dtfCache = new Map();
+function dtf(zone, options) {
+  const key = `${zone}|${JSON.stringify(options)}`;
+  let f = dtfCache.get(key);
+  if (!f) {
+    f = new Intl.DateTimeFormat("en-US", { timeZone: zone, ...options });
+    dtfCache.set(key, f);
+  }
+  return f;
+}
+
+function toDate(value) {
+  if (value instanceof Date) return value;
+  if (typeof value === "number") return new Date(value * 1000); // epoch seconds
+  return new Date(value);
+}
+
+// The wall-clock fields of `date` in `zone`.
+export function zoneParts(value, zone) {
+  const out = {};
+  const options = { hourCycle: "h23", year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit" };
+  for (const p of dtf(zone, options).formatToParts(toDate(value))) out[p.type] = p.value;
+  return out;
+}
+
+// "UTC+1", "UTC-4", "UTC+5:30" or "UTC" at that moment.
+export function utcOffset(zone, value = new Date()) {
+  const name = dtf(zone, { timeZoneName: "longOffset" }).formatToParts(toDate(value)).find((p) => p.type === "timeZoneName")?.value || "GMT";
+  const m = name.match(/GMT([+-])(\d\d):(\d\d)/);
+  if (!m) return "UTC";
+  const hours = String(Number(m[2]));
+  return `UTC${m[1]}${hours}${m[3] === "00" ? "" : `:${m[3]}`}`;
+}
+
+// For notes and titles: "New York (UTC-4)", "UTC".
+export function zoneTitle(zone, value = new Date()) {
+  const label = zoneLabel(zone);
+  const offset = utcOffset(zone, value);
+  return label === offset ? label : `${label} (${offset})`;
+}
+
+const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+
+// `value` (Date, epoch seconds or ISO string) in `zone`, named:
+// fmt "time" 14:32:05, "minute" 14:32, "datetime" 2026-12-06 14:32:05,
+// "datetime_minute", "date" 2026-12-06, "day" Dec 6, "month" Dec, "year".
+export function fmtTime(value, { zone = resolveZone(), fmt = "time", label = true } = {}) {
+  const date = toDate(value);
+  if (Number.isNaN(date.getTime())) return "—";
+  const p = zoneParts(date, zone);
+  const ymd = `${p.year}-${p.month}-${p.day}`;
+  const text = {
+    time: `${p.hour}:${p.minute}:${p.second}`,
+    minute: `${p.hour}:${p.minute}`,
+    datetime: `${ymd} ${p.hour}:${p.minute}:${p.second}`,
+    datetime_minute: `${ymd} ${p.hour}:${p.minute}`,
+    date: ymd,
+    day: `${MONTHS[Number(p.month) - 1]} ${Number(p.day)}`,
+    month: MONTHS[Number(p.month) - 1],
+    year: p.year,
+  }[fmt];
+  return label ? `${text} ${zoneLabel(zone)}` : text;
+}
+
+// Server-rendered times (`{% show_time %}`: <time datetime data-tz-exchange
+// data-fmt>) rewritten in the display zone: the server cannot know "local".
+export function localizeTimes(root = document) {
+  for (const el of root.querySelectorAll("time[data-fmt]")) {
+    const zone = resolveZone(el.dataset.tzExchange);
+    const text = fmtTime(el.dateTime, { zone, fmt: el.dataset.fmt });
+    if (el.textContent !== text) el.textContent = text;
+    el.title = zoneTitle(zone, toDate(el.dateTime));
+  }
+}

@@ -1,7 +1,14 @@
 // Instrument page: candles + volume from the bars endpoint, timeframes,
 // scroll-back, indicator overlays and panes, and the live forming candle.
 import { toast } from "./app.js";
-import { csrfToken, postForm } from "./format.js";
+import {
+  csrfToken,
+  fmtTime,
+  postForm,
+  resolveZone,
+  zoneLabel,
+  zoneTitle,
+} from "./format.js";
 import { trackRow } from "./quotes.js";
 import { market } from "./socket.js";
 
@@ -39,16 +46,69 @@ const line = css.getPropertyValue("--line").trim() || "#ddd";
 const up = css.getPropertyValue("--up").trim() || "#0a7d32";
 const down = css.getPropertyValue("--down").trim() || "#c62828";
 
+// --- times on the axis and crosshair ------------------------------------------------
+// Intraday bars in the display zone; daily bars stay on the exchange's session
+// (an equity day starts at midnight New York), so a day never shifts whatever
+// the display zone.
+let timeframe = root.dataset.timeframe || "1m";
+const exchangeZone = root.dataset.tzExchange || "America/New_York";
+const displayZone = resolveZone(exchangeZone);
+function axisZone() {
+  return timeframe === "1d" ? exchangeZone : displayZone;
+}
+// What the axis last drew, newest last: tests and the console read it.
+const axisLog = [];
+window.tapelineAxis = axisLog;
+function logAxis(entry) {
+  axisLog.push(entry);
+  if (axisLog.length > 200) axisLog.shift();
+}
+const TICK = ["year", "month", "day", "minute", "time"]; // LW TickMarkType order
+function tickMarkFormatter(time, type) {
+  const zone = axisZone();
+  let fmt = TICK[type] || "minute";
+  if (timeframe !== "1d" && (fmt === "day" || fmt === "month" || fmt === "year")) {
+    // The library puts date ticks on UTC day boundaries; off local midnight
+    // the label carries the hour too, so it never reads as a day start.
+    const hm = fmtTime(time, { zone, fmt: "minute", label: false });
+    if (hm !== "00:00") fmt = "day_minute";
+  }
+  const text = fmt === "day_minute" ? `${fmtTime(time, { zone, fmt: "day", label: false })} ${fmtTime(time, { zone, fmt: "minute", label: false })}` : fmtTime(time, { zone, fmt, label: false });
+  logAxis({ kind: "tick", time, fmt, zone, text });
+  return text;
+}
+function timeFormatter(time) {
+  const zone = axisZone();
+  const text = timeframe === "1d" ? fmtTime(time, { zone, fmt: "date", label: false }) : fmtTime(time, { zone, fmt: "datetime_minute" });
+  logAxis({ kind: "crosshair", time, zone, text });
+  return text;
+}
+function zoneNote() {
+  return timeframe === "1d" ? `days of the ${zoneLabel(exchangeZone)} session` : `times in ${zoneTitle(displayZone)}`;
+}
+
 container.replaceChildren();
 const chart = LW.createChart(container, {
   autoSize: true,
   layout: { background: { color: "transparent" }, textColor: fg, panes: { separatorColor: line } },
   grid: { vertLines: { color: line }, horzLines: { color: line } },
-  timeScale: { timeVisible: true, secondsVisible: false, rightOffset: 4 },
+  timeScale: { timeVisible: true, secondsVisible: false, rightOffset: 4, tickMarkFormatter },
   rightPriceScale: { borderColor: line },
-  localization: { priceFormatter: (p) => p.toFixed(decimals) },
+  localization: { priceFormatter: (p) => p.toFixed(decimals), timeFormatter },
 });
 window.tapelineChart = chart; // for tests and the console
+container.dataset.zone = displayZone;
+
+document.addEventListener("tapeline:theme", () => {
+  const now = getComputedStyle(document.documentElement);
+  const color = (name, fallback) => now.getPropertyValue(name).trim() || fallback;
+  const grid = color("--line", line);
+  chart.applyOptions({
+    layout: { textColor: color("--fg", fg), panes: { separatorColor: grid } },
+    grid: { vertLines: { color: grid }, horzLines: { color: grid } },
+    rightPriceScale: { borderColor: grid },
+  });
+});
 const candles = chart.addSeries(LW.CandlestickSeries, {
   upColor: up,
   downColor: down,
@@ -67,7 +127,6 @@ const volume = chart.addSeries(LW.HistogramSeries, {
 volume.priceScale().applyOptions({ scaleMargins: { top: 0.8, bottom: 0 } });
 candles.priceScale().applyOptions({ scaleMargins: { top: 0.05, bottom: 0.25 } });
 
-let timeframe = root.dataset.timeframe || "1m";
 let bars = []; // oldest first: {time, open, high, low, close, volume}
 let nextBefore = null;
 let loading = false;
@@ -170,7 +229,7 @@ async function loadInitial() {
     paintAll();
     chart.timeScale().fitContent();
     if (bars.length > 120) chart.timeScale().setVisibleLogicalRange({ from: bars.length - 120, to: bars.length + 4 });
-    note.textContent = bars.length ? `${bars.length} ${timeframe} bars · times in UTC · scroll left for older bars` : "No stored bars for this timeframe yet; live candles appear as trades arrive.";
+    note.textContent = bars.length ? `${bars.length} ${timeframe} bars · ${zoneNote()} · scroll left for older bars` : "No stored bars for this timeframe yet; live candles appear as trades arrive.";
     container.dataset.bars = String(bars.length);
     container.dataset.timeframe = timeframe;
     await loadIndicators(mine);
@@ -196,7 +255,7 @@ async function loadOlder() {
     paintAll();
     if (range) chart.timeScale().setVisibleLogicalRange({ from: range.from + older.length, to: range.to + older.length });
     container.dataset.bars = String(bars.length);
-    note.textContent = `${bars.length} ${timeframe} bars${nextBefore === null ? " · start of history" : ""}`;
+    note.textContent = `${bars.length} ${timeframe} bars · ${zoneNote()}${nextBefore === null ? " · start of history" : ""}`;
     await loadIndicators(mine);
   } catch (err) {
     note.textContent = `Could not load older bars: ${err.message}`;

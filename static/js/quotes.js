@@ -1,7 +1,7 @@
 // Live quote rows: one table row per instrument, updated from snapshot
 // documents. DOM writes are batched into one animation frame.
 import { market } from "./socket.js";
-import { direction, fmtAge, fmtCompact, fmtPct, fmtPrice, fmtSigned, num, sparkPoints } from "./format.js";
+import { direction, fmtAge, fmtCompact, fmtPct, fmtPrice, fmtSigned, fmtTime, num, resolveZone, sparkPoints, zoneTitle } from "./format.js";
 
 const staleAfter = Number(document.body.dataset.staleAfter || 30);
 const rows = new Map(); // symbol -> row state
@@ -33,6 +33,7 @@ export function trackRow(tr) {
     polyline: tr.querySelector(".spark polyline"),
     svg: tr.querySelector(".spark"),
     fresh: tr.querySelector(".fresh"),
+    zone: resolveZone(tr.dataset.tzExchange),
     last: null,
   };
   rows.set(symbol, state);
@@ -105,6 +106,22 @@ function paintFreshness(state) {
   }
 }
 
+// "14:32:05 New York": when the row's snapshot arrived, in the display zone.
+function paintUpdated(state) {
+  const el = state.cells.updated;
+  if (!el || !state.receivedAt) return;
+  let t = el.querySelector("time");
+  if (!t) {
+    t = document.createElement("time");
+    t.dataset.fmt = "time";
+    el.append(t);
+  }
+  const when = new Date(state.receivedAt * 1000);
+  t.dateTime = when.toISOString();
+  setText(t, fmtTime(when, { zone: state.zone, fmt: "time" }));
+  t.title = zoneTitle(state.zone, when);
+}
+
 function paint(state, doc) {
   const d = state.decimals;
   const c = state.cells;
@@ -132,6 +149,7 @@ function paint(state, doc) {
   state.receivedAt = Number(doc.received_at || 0);
   state.freshness = doc.freshness || "live";
   setText(c.age, fmtAge(state.receivedAt));
+  paintUpdated(state);
   paintFreshness(state);
   state.tr.dataset.seq = doc.seq;
   if (extendSpark(state, doc) && state.polyline) {

@@ -1,5 +1,9 @@
 // Status page: stream connections refreshed from the feed.status group (every 2 s).
+import { fmtTime, resolveZone } from "./format.js";
 import { market } from "./socket.js";
+
+// Desk-wide times (no instrument): the display zone, New York for "exchange".
+const zone = resolveZone();
 
 const connBody = document.querySelector("#connections tbody");
 const healthBody = document.querySelector("#feed-health tbody");
@@ -116,7 +120,7 @@ function render(status) {
   );
   feedOk.textContent = status.ok ? "ok" : (status.workers || []).length ? "degraded" : "no worker running";
   feedOk.className = status.ok ? "ok" : "bad";
-  if (status.updated_at) updated.textContent = `updated ${status.updated_at.slice(11, 19)} UTC`;
+  if (status.updated_at) updated.textContent = `updated ${fmtTime(status.updated_at, { zone, fmt: "time" })}`;
 }
 
 market.addEventListener("status", (e) => render(e.detail));
@@ -128,7 +132,7 @@ market.addEventListener("ops_alert", (e) => {
   const tr = document.createElement("tr");
   tr.dataset.id = a.id;
   if (a.active) tr.className = "bad";
-  const when = (iso) => (iso ? iso.slice(0, 19).replace("T", " ") : "active");
+  const when = (iso) => (iso ? fmtTime(iso, { zone, fmt: "datetime" }) : "active");
   tr.append(
     cell("td", when(a.raised_at), "mono"),
     cell("td", a.kind),

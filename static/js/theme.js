@@ -1,0 +1,42 @@
+// Every signed-in page: the header's theme toggle (saved, applied without a
+// reload) and server-rendered times rewritten in the display zone.
+import { displayPrefs, localizeTimes, postForm } from "./format.js";
+
+const ORDER = ["system", "light", "dark"];
+const ICONS = { system: "◐", light: "☀", dark: "☾" };
+const form = document.getElementById("theme-form");
+const button = document.getElementById("theme-toggle");
+
+export function applyTheme(theme) {
+  document.documentElement.dataset.theme = theme;
+  if (button) {
+    button.dataset.theme = theme;
+    button.value = ORDER[(ORDER.indexOf(theme) + 1) % ORDER.length];
+    button.textContent = ICONS[theme];
+    button.title = `Theme: ${theme}`;
+    button.setAttribute("aria-label", `Theme: ${theme} (change)`);
+  }
+  // Canvas drawings (the chart) read the colours once: tell them.
+  document.dispatchEvent(new CustomEvent("tapeline:theme", { detail: { theme } }));
+}
+
+// Saves go one after another: two quick clicks sent at once could land in
+// either order and leave the first choice saved.
+let saving = Promise.resolve();
+form?.addEventListener("submit", (e) => {
+  e.preventDefault();
+  const theme = button.value;
+  const previous = document.documentElement.dataset.theme;
+  applyTheme(theme);
+  saving = saving.then(async () => {
+    try {
+      await postForm(displayPrefs().themeUrl || form.action, { theme });
+    } catch (err) {
+      if (document.documentElement.dataset.theme === theme) applyTheme(previous);
+      const { toast } = await import("./app.js");
+      toast(`Theme not saved: ${err.message}`, { kind: "warn" });
+    }
+  });
+});
+
+localizeTimes();
