@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from alerts.models import AlertEvent, OpsAlert
 from marketdata.services import watchlist_create
@@ -162,7 +163,8 @@ def test_landing_view_is_honoured(signed_in, user, instruments):
 
 
 def test_login_lands_on_the_chosen_view(client, user):
-    preferences_update(user=user, landing="portfolio")
+    # past the first-login welcome (accounts' onboarding), which comes first
+    preferences_update(user=user, landing="portfolio", onboarded_at=timezone.now())
     response = client.post(
         "/login/", {"username": "trader", "password": "s3cret-pass"}, follow=True
     )
