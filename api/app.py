@@ -12,9 +12,9 @@ from ninja import NinjaAPI
 
 from api import errors
 from api.auth import AUTH
-from api.endpoints import alerts, instruments, positions, watchlists
+from api.endpoints import alerts, instruments, positions, transactions, watchlists
 
-ROUTERS = (instruments, watchlists, positions, alerts)
+ROUTERS = (instruments, watchlists, positions, transactions, alerts)
 
 api = NinjaAPI(
     title="Tapeline API",

@@ -3,12 +3,14 @@ The OpenAPI schema at /api/openapi.json is generated from these."""
 
 from __future__ import annotations
 
+import datetime as dt
 from datetime import datetime
 from decimal import Decimal
 
 from ninja import Field, Schema
 
 from alerts.models import AlertTimeframe, Direction, MovingAverage, RuleKind
+from marketdata.models import TransactionKind
 
 
 class Error(Schema):
@@ -81,12 +83,103 @@ class ItemIn(Schema):
 
 
 class PositionOut(Schema):
+    """A position folded from its transactions and valued at the last price
+    (the figures the portfolio page shows; null without a price)."""
+
     id: int
     symbol: str = Field(alias="instrument.symbol")
     quantity: Decimal
     average_cost: Decimal
     cost_basis: Decimal
+    realized_pl: Decimal
     opened_at: datetime
+    last: Decimal | None = None
+    value: Decimal | None = None
+    unrealized_pl: Decimal | None = None
+    day_pl: Decimal | None = None
+    total_pl: Decimal | None = None
+    return_pct: Decimal | None = Field(
+        default=None, description="Total P/L as % of all bought."
+    )
+    weight: Decimal | None = Field(
+        default=None, description="% of the value of all open positions."
+    )
+
+
+class TransactionIn(Schema):
+    """A buy or sell (quantity > 0, price, optional fee) or a stand-alone fee
+    (fee only). `date` defaults to today."""
+
+    kind: TransactionKind
+    date: dt.date | None = None
+    quantity: Decimal = Decimal(0)
+    price: Decimal = Decimal(0)
+    fee: Decimal = Decimal(0)
+    note: str = Field(default="", max_length=200)
+
+
+class PositionIn(Schema):
+    """Opens a position with its first buy."""
+
+    symbol: str
+    date: dt.date | None = None
+    quantity: Decimal
+    price: Decimal
+    fee: Decimal = Decimal(0)
+    note: str = Field(default="", max_length=200)
+
+
+class TransactionPatch(Schema):
+    """Fields left out keep their current value."""
+
+    kind: TransactionKind | None = None
+    date: dt.date | None = None
+    quantity: Decimal | None = None
+    price: Decimal | None = None
+    fee: Decimal | None = None
+    note: str | None = Field(default=None, max_length=200)
+
+
+class TransactionOut(Schema):
+    id: int
+    position_id: int
+    symbol: str = Field(alias="position.instrument.symbol")
+    kind: str
+    date: dt.date
+    quantity: Decimal
+    price: Decimal
+    fee: Decimal
+    note: str
+    created_at: datetime
+
+
+class CloseIn(Schema):
+    """Sell everything held at `price`; `date` defaults to today."""
+
+    date: dt.date | None = None
+    price: Decimal
+    fee: Decimal = Decimal(0)
+    note: str = Field(default="", max_length=200)
+
+
+class ImportIn(Schema):
+    csv: str = Field(
+        description="The file's text: date,symbol,type,quantity,price,fee,note."
+    )
+    skip_bad: bool = Field(
+        default=False, description="Import the good lines even when some are bad."
+    )
+
+
+class BadLine(Schema):
+    line: int
+    error: str
+
+
+class ImportOut(Schema):
+    imported: int
+    positions: list[str]
+    skipped: list[BadLine]
 
 
 class RuleIn(Schema):

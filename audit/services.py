@@ -178,14 +178,18 @@ def events_for_save(
     names = changed(before, after)
     events = []
     special = _on_change_attnames(obj, entry)
+    # Fields naming the same action (an invite's used_at and used_by) make
+    # one event together.
+    grouped: dict[str, list[str]] = {}
     for name in [n for n in names if n in special and after[n] not in (None, "")]:
         names.remove(name)
-        action = special[name]
+        grouped.setdefault(special[name], []).append(name)
+    for action, group in grouped.items():
         events.append(
             audit_event(
                 action=action,
-                before=shown({name: before[name]}, entry),
-                after=shown({name: after[name]}, entry),
+                before=shown({n: before[n] for n in group}, entry),
+                after=shown({n: after[n] for n in group}, entry),
                 **ident,
             )
         )

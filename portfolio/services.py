@@ -20,6 +20,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from audit.services import audit_bulk_created
 from marketdata.models import Position, Transaction, TransactionKind
 from marketdata.selectors import instrument_get, instruments_by_symbol
 from portfolio.ledger import ZERO, Entry, Holding, Oversold, fold
@@ -340,7 +341,7 @@ def transactions_import(
             return result
         for symbol, new in by_symbol.items():
             position = positions[symbol]
-            Transaction.objects.bulk_create(
+            created = Transaction.objects.bulk_create(
                 Transaction(
                     position=position,
                     kind=r.kind,
@@ -352,6 +353,8 @@ def transactions_import(
                 )
                 for r in new
             )
+            # bulk_create sends no signals: the audit log is told directly.
+            audit_bulk_created(objects=created)
             if position.transactions.exists():
                 position_refold(position=position)
             else:

@@ -6,7 +6,6 @@ from __future__ import annotations
 from django import template
 
 from audit.selectors import security_events_for_user
-from audit.views import display_zone
 
 register = template.Library()
 
@@ -15,7 +14,11 @@ register = template.Library()
 def security_events_recent(context, count: int = 5) -> dict:
     user = context["request"].user
     if not user.is_authenticated:
-        return {"events": [], "zone_name": "UTC"}
-    zone_name = display_zone(user)
-    events = list(security_events_for_user(user=user)[:count])
-    return {"events": events, "zone_name": zone_name}
+        return {"events": []}
+    from preferences.selectors import preferences_get
+
+    return {
+        "events": list(security_events_for_user(user=user)[:count]),
+        # The inclusion's own context: `{% show_time %}` reads the zone here.
+        "display_time_zone": preferences_get(user=user).time_zone,
+    }

@@ -15,6 +15,7 @@ from alerts.models import AlertEvent, AlertRule
 from alerts.services import alert_rule_create
 from marketdata.models import Position
 from marketdata.services import bars_upsert, watchlist_create
+from portfolio.services import transaction_add
 
 pytestmark = pytest.mark.django_db
 
@@ -38,6 +39,16 @@ def desk(user, instruments):
     position = Position.objects.create(
         owner=user, instrument=instruments["AAPL"], quantity=10, average_cost=150
     )
+    # NVDA: one buy ten days ago, changed and then deleted (the position
+    # goes with it) through the API.
+    nvda_buy = transaction_add(
+        owner=user,
+        symbol="NVDA",
+        kind="buy",
+        day=timezone.localdate() - timedelta(days=10),
+        quantity=Decimal(3),
+        price=Decimal(100),
+    )
     rule = alert_rule_create(
         owner=user, instrument=btc, kind="price", direction="above", level=99
     )
@@ -54,6 +65,7 @@ def desk(user, instruments):
     return {
         "watchlist": watchlist,
         "position": position,
+        "transaction": nvda_buy,
         "rule": rule,
         "event": event,
     }
@@ -64,6 +76,8 @@ def calls(desk) -> dict[tuple[str, str], tuple[dict, dict | None, int]]:
     Ordered so deletes come after everything that reads the same object."""
     wl = desk["watchlist"].pk
     rule = desk["rule"].pk
+    pos, tx = desk["position"].pk, desk["transaction"].pk
+    month_ago = (timezone.localdate() - timedelta(days=30)).isoformat()
     return {
         ("get", "/api/instruments"): ({}, {"q": "btc"}, 200),
         ("get", "/api/instruments/{symbol}"): ({"symbol": "BTC/USD"}, None, 200),
@@ -91,10 +105,50 @@ def calls(desk) -> dict[tuple[str, str], tuple[dict, dict | None, int]]:
             204,
         ),
         ("get", "/api/positions"): ({}, None, 200),
-        ("get", "/api/positions/{position_id}"): (
-            {"position_id": desk["position"].pk},
+        ("get", "/api/positions/{position_id}"): ({"position_id": pos}, None, 200),
+        ("post", "/api/positions"): (
+            {},
+            {"symbol": "msft", "date": month_ago, "quantity": "5", "price": "400"},
+            201,
+        ),
+        # AAPL (10 @ 150 before transactions existed): sell 4 @ 170 − 1 fee.
+        ("post", "/api/positions/{position_id}/transactions"): (
+            {"position_id": pos},
+            {"kind": "sell", "quantity": "4", "price": "170", "fee": "1"},
+            201,
+        ),
+        ("get", "/api/positions/{position_id}/transactions"): (
+            {"position_id": pos},
             None,
             200,
+        ),
+        ("get", "/api/transactions/{transaction_id}"): (
+            {"transaction_id": tx},
+            None,
+            200,
+        ),
+        ("patch", "/api/transactions/{transaction_id}"): (
+            {"transaction_id": tx},
+            {"quantity": "4", "note": "one more"},
+            200,
+        ),
+        ("post", "/api/transactions/import"): (
+            {},
+            {
+                "csv": f"date,symbol,type,quantity,price,fee,note\n{month_ago},SPY,buy,2,500,0,\n"
+            },
+            201,
+        ),  # fmt: skip
+        # The remaining 6 @ 180.
+        ("post", "/api/positions/{position_id}/close"): (
+            {"position_id": pos},
+            {"price": "180"},
+            200,
+        ),
+        ("delete", "/api/transactions/{transaction_id}"): (
+            {"transaction_id": tx},
+            None,
+            204,
         ),
         ("get", "/api/alerts/rules"): ({}, None, 200),
         ("post", "/api/alerts/rules"): (
@@ -128,6 +182,7 @@ def calls(desk) -> dict[tuple[str, str], tuple[dict, dict | None, int]]:
         ("post", "/api/alerts/events/seen"): ({}, {"ids": [desk["event"].pk]}, 200),
         ("delete", "/api/alerts/rules/{rule_id}"): ({"rule_id": rule}, None, 204),
         ("delete", "/api/watchlists/{watchlist_id}"): ({"watchlist_id": wl}, None, 204),
+        ("delete", "/api/positions/{position_id}"): ({"position_id": pos}, None, 204),
     }
 
 
@@ -220,6 +275,30 @@ def test_each_documented_operation_answers_as_documented(spec, desk, token, bear
     assert len(bars["bars"]) == 10 and set(bars["indicators"]) == {"sma:3", "rsi:14"}
     assert bodies["post", "/api/alerts/dry-run"]["bars"] > 200
     assert bodies["post", "/api/alerts/events/seen"] == {"marked": 1}
+    # Positions: 4 sold at 170 − 1 against the 150 average (+79), the other 6
+    # closed at 180 (+180); MSFT opened, SPY imported, NVDA gone with its buy.
+    closed = bodies["post", "/api/positions/{position_id}/close"]
+    assert (Decimal(closed["quantity"]), Decimal(closed["realized_pl"])) == (0, 259)
+    opened = bodies["post", "/api/positions"]
+    assert (opened["symbol"], Decimal(opened["quantity"])) == ("MSFT", 5)
+    assert bodies["post", "/api/transactions/import"] == {
+        "imported": 1,
+        "positions": ["SPY"],
+        "skipped": [],
+    }
+    listed = bodies["get", "/api/positions/{position_id}/transactions"]
+    assert [(t["kind"], Decimal(t["quantity"])) for t in listed] == [
+        ("buy", 10),
+        ("sell", 4),
+    ]
+    assert (
+        Decimal(bodies["patch", "/api/transactions/{transaction_id}"]["quantity"]) == 4
+    )
+    assert set(
+        Position.objects.filter(owner=desk["position"].owner).values_list(
+            "instrument__symbol", flat=True
+        )
+    ) == {"MSFT", "SPY"}
     # The writes happened: the rule was changed then deleted through the API,
     # the event marked seen, the watchlist renamed then deleted.
     assert not AlertRule.objects.filter(pk=desk["rule"].pk).exists()

@@ -120,3 +120,26 @@ def test_rule_made_by_api_equals_rule_made_on_the_page(
         n: getattr(by_api, n) for n in compared
     }
     assert by_api.fast_period is None
+
+
+@pytest.mark.parametrize(
+    ("zone", "shown"),
+    [
+        ("Asia/Tokyo", "2026-07-01 21:00 Tokyo"),
+        ("exchange", "2026-07-01 08:00 New York"),
+        ("local", "2026-07-01 12:00 UTC"),  # until format.js rewrites it
+    ],
+)
+def test_token_times_follow_the_display_zone(page, user, make_token, zone, shown):
+    from datetime import UTC, datetime
+
+    from preferences.services import preferences_update
+
+    make_token(user)
+    at = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
+    ApiToken.objects.update(created_at=at, last_used_at=at, revoked_at=at)
+    preferences_update(user=user, time_zone=zone)
+    body = page.get(URL).content.decode()
+    row = body[body.index("<tbody>") :]
+    assert row.count(f'data-fmt="datetime_minute">{shown}</time>') == 3
+    assert " UTC</time>" not in row or zone == "local"

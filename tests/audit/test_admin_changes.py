@@ -1,7 +1,7 @@
 """Changes made in Django admin are recorded as source "admin" with the staff
 member, their IP and browser, and the values before and after: instruments
 (their provider symbols are the provider settings), bulk admin actions,
-positions, watchlists with inline items, alert rules, users and passwords."""
+positions with their inline transactions, watchlists with inline items, alert rules, users and passwords."""
 
 from __future__ import annotations
 
@@ -83,33 +83,83 @@ def test_instrument_add_provider_symbols_change_actions_and_delete(staff, staff_
 
 
 def test_position_add_change_delete(staff, staff_user, user, instruments):
-    admin_post(
-        staff,
-        "/admin/marketdata/position/add/",
-        owner=str(user.pk),
-        instrument=str(instruments["AAPL"].pk),
-        quantity="10",
-        average_cost="150.25",
+    """Positions are folded from their transactions: admin adds one with an
+    inline buy, changes it by adding a sell, deletes it with both."""
+    url = "/admin/marketdata/position/add/"
+    data = form_data(staff.get(url))
+    data.update(
+        {
+            "owner": str(user.pk),
+            "instrument": str(instruments["AAPL"].pk),
+            "transactions-0-date": "2026-03-02",
+            "transactions-0-kind": "buy",
+            "transactions-0-quantity": "10",
+            "transactions-0-price": "150.25",
+            "transactions-0-fee": "0",
+        }
     )
+    response = staff.post(url, data)
+    assert response.status_code == 302, response.context["adminform"].form.errors
     position = Position.objects.get(owner=user)
     created = one(action=Action.CREATE, object_type="marketdata.Position")
     by_staff(created, staff_user)
     assert created.subject_id == user.pk  # whose position: the trader's
-    assert created.after["quantity"] == "10"
-    assert created.after["average_cost"] == "150.25"
-
-    admin_post(
-        staff, f"/admin/marketdata/position/{position.pk}/change/", quantity="12.5"
+    buy = one(action=Action.CREATE, object_type="marketdata.Transaction")
+    by_staff(buy, staff_user)
+    assert buy.subject_id == user.pk
+    assert (buy.after["kind"], buy.after["quantity"], buy.after["price"]) == (
+        "buy",
+        "10",
+        "150.25",
     )
-    changed = one(action=Action.UPDATE, object_type="marketdata.Position")
+    assert buy.after["position_id"] == position.pk
+    folded = one(action=Action.UPDATE, object_type="marketdata.Position")
+    by_staff(folded, staff_user)
+    assert (folded.before, folded.after) == (
+        {"quantity": "0", "average_cost": "0"},
+        {"quantity": "10", "average_cost": "150.25"},
+    )
+
+    url = f"/admin/marketdata/position/{position.pk}/change/"
+    data = form_data(staff.get(url))
+    data.update(
+        {
+            "transactions-1-date": "2026-03-05",
+            "transactions-1-kind": "sell",
+            "transactions-1-quantity": "4",
+            "transactions-1-price": "160",
+            "transactions-1-fee": "0",
+        }
+    )
+    response = staff.post(url, data)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    sell = events(action=Action.CREATE, object_type="marketdata.Transaction")[-1]
+    by_staff(sell, staff_user)
+    assert (sell.after["kind"], sell.after["quantity"], sell.subject_id) == (
+        "sell",
+        "4",
+        user.pk,
+    )
+    changed = events(action=Action.UPDATE, object_type="marketdata.Position")[-1]
     by_staff(changed, staff_user)
-    assert (changed.before, changed.after) == ({"quantity": "10"}, {"quantity": "12.5"})
+    # 4 sold at 160 against the 150.25 average: 39 realized.
+    assert (changed.before, changed.after) == (
+        {"quantity": "10", "realized_pl": "0"},
+        {"quantity": "6", "realized_pl": "39"},
+    )
+    assert changed.subject_id == user.pk
 
     staff.post(f"/admin/marketdata/position/{position.pk}/delete/", {"post": "yes"})
+    assert not Position.objects.filter(pk=position.pk).exists()
     deleted = one(action=Action.DELETE, object_type="marketdata.Position")
     by_staff(deleted, staff_user)
-    assert deleted.before["quantity"] == "12.5"
+    assert deleted.before["quantity"] == "6"
     assert deleted.subject_id == user.pk
+    gone = events(action=Action.DELETE, object_type="marketdata.Transaction")
+    assert sorted(e.before["kind"] for e in gone) == ["buy", "sell"]
+    for event in gone:
+        by_staff(event, staff_user)
+        assert event.subject_id == user.pk
 
 
 def test_watchlist_with_inline_items(staff, staff_user, user, instruments):

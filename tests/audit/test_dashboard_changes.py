@@ -1,14 +1,16 @@
 """Changes made in the dashboard are recorded with who, from where, and the
-values before and after: watchlists, their items and alert rules, over real
-HTTP requests (Django test client) and PostgreSQL."""
+values before and after: watchlists, their items, alert rules, positions and
+their transactions (CSV imports included), over real HTTP requests (Django
+test client) and PostgreSQL."""
 
 from __future__ import annotations
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 
 from alerts.models import AlertRule
 from audit.models import HIDDEN, Action, Source
-from marketdata.models import Watchlist
+from marketdata.models import Position, Watchlist
 from tests.audit.conftest import BROWSER, events, one
 
 pytestmark = pytest.mark.django_db
@@ -165,3 +167,79 @@ def test_a_password_change_is_recorded_without_the_hash(user):
     for e in events():
         text = f"{e.before} {e.after}"
         assert old_hash not in text and user.password not in text
+
+
+def test_positions_and_transactions_from_the_portfolio_pages(
+    browser, user, instruments
+):
+    mine = (Source.DASHBOARD, user.pk, "trader", user.pk, "203.0.113.7", BROWSER)
+    added = browser.post(
+        "/portfolio/transactions/add",
+        {"symbol": "aapl", "kind": "buy", "date": "2026-03-02", "quantity": "10",
+         "price": "150.25", "fee": "1", "note": "first lot"},
+    )  # fmt: skip
+    assert added.status_code == 302
+    position = Position.objects.get(owner=user)
+    assert who(one(action=Action.CREATE, object_type="marketdata.Position"), user) == (
+        mine
+    )
+    buy = one(action=Action.CREATE, object_type="marketdata.Transaction")
+    assert who(buy, user) == mine
+    assert buy.after["position_id"] == position.pk
+    assert (buy.after["quantity"], buy.after["price"], buy.after["note"]) == (
+        "10",
+        "150.25",
+        "first lot",
+    )
+
+    browser.post(
+        "/portfolio/transactions/add",
+        {"position": position.pk, "kind": "sell", "date": "2026-03-05",
+         "quantity": "4", "price": "160"},
+    )  # fmt: skip
+    sell = events(action=Action.CREATE, object_type="marketdata.Transaction")[-1]
+    assert who(sell, user) == mine and sell.after["kind"] == "sell"
+
+    browser.post(
+        f"/portfolio/transactions/{sell.object_id}/edit",
+        {"kind": "sell", "date": "2026-03-05", "quantity": "5", "price": "160"},
+    )
+    edited = one(action=Action.UPDATE, object_type="marketdata.Transaction")
+    assert who(edited, user) == mine
+    assert (edited.before, edited.after) == ({"quantity": "4"}, {"quantity": "5"})
+    # Every fold of the position is recorded with the same hand.
+    folds = events(action=Action.UPDATE, object_type="marketdata.Position")
+    assert len(folds) == 3 and {who(e, user) for e in folds} == {mine}
+    assert (folds[-1].before["quantity"], folds[-1].after["quantity"]) == ("6", "5")
+
+    browser.post(f"/portfolio/transactions/{sell.object_id}/delete")
+    deleted = one(action=Action.DELETE, object_type="marketdata.Transaction")
+    assert who(deleted, user) == mine and deleted.before["quantity"] == "5"
+
+    browser.post(
+        f"/portfolio/{position.pk}/close",
+        {"close-date": "2026-03-09", "close-price": "170", "close-fee": ""},
+    )
+    closing = events(action=Action.CREATE, object_type="marketdata.Transaction")[-1]
+    assert who(closing, user) == mine
+    assert (closing.after["kind"], closing.after["quantity"]) == ("sell", "10")
+
+    upload = SimpleUploadedFile(
+        "t.csv", b"date,symbol,type,quantity,price\n2026-03-02,MSFT,buy,2,400\n"
+    )
+    response = browser.post("/portfolio/transactions/import", {"file": upload})
+    assert response.status_code == 302
+    imported = events(action=Action.CREATE, object_type="marketdata.Transaction")[-1]
+    assert who(imported, user) == mine
+    assert (imported.after["kind"], imported.after["price"]) == ("buy", "400")
+
+    browser.post(f"/portfolio/{position.pk}/delete")
+    gone = one(action=Action.DELETE, object_type="marketdata.Position")
+    assert who(gone, user) == mine and gone.object_id == str(position.pk)
+    with_it = [
+        e
+        for e in events(action=Action.DELETE, object_type="marketdata.Transaction")
+        if e.before["position_id"] == position.pk
+    ]
+    assert sorted(e.before["kind"] for e in with_it) == ["buy", "sell", "sell"]
+    assert {who(e, user) for e in with_it} == {mine}

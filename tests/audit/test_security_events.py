@@ -105,7 +105,18 @@ def test_security_page_requires_login(client):
     assert response.status_code == 302 and "/login/" in response["Location"]
 
 
-def test_times_follow_the_display_zone(client, user):
+@pytest.mark.parametrize(
+    ("zone", "shown"),
+    [
+        ("Europe/Berlin", "2026-07-01 14:00:00 Berlin"),  # CEST, UTC+2
+        # Events belong to no exchange: the desk's market clock, New York.
+        ("exchange", "2026-07-01 08:00:00 New York"),
+        # The browser's zone: UTC until static/js/format.js rewrites it.
+        ("local", "2026-07-01 12:00:00 UTC"),
+        ("UTC", "2026-07-01 12:00:00 UTC"),
+    ],
+)
+def test_times_follow_the_display_zone(client, user, zone, shown):
     from datetime import UTC, datetime
 
     from preferences.services import preferences_update
@@ -118,12 +129,18 @@ def test_times_follow_the_display_zone(client, user):
         actor=user,
         actor_username="trader",
     ).save()
-    preferences_update(user=user, time_zone="Europe/Berlin")
+    preferences_update(user=user, time_zone=zone)
     client.force_login(user)
     body = client.get("/preferences/security/").content.decode()
-    assert "Time (Europe/Berlin)" in body
-    assert "2026-07-01 14:00:00" in body  # CEST, UTC+2
-    assert 'datetime="2026-07-01T12:00:00+00:00"' in body
+    login_row = body[body.index('data-action="login"') :]
+    assert (
+        '<time datetime="2026-07-01T12:00:00+00:00" data-tz-exchange="America/New_York"'
+        f' data-fmt="datetime">{shown}</time>'
+    ) in login_row
+    # The preferences page's recent list shows the same time the same way.
+    page = client.get("/preferences/").content.decode()
+    assert 'href="/preferences/security/"' in page
+    assert f'data-fmt="datetime">{shown}</time>' in page
 
 
 def test_recent_events_include_for_the_preferences_page(client, user):
