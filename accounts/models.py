@@ -41,7 +41,8 @@ class Invite(models.Model):
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
-        return f"invite {self.token[:8]}… ({self.status})"
+        # Never any part of the token: this text lands in the audit log.
+        return f"invite #{self.pk} ({self.status})"
 
     @property
     def status(self) -> str:
