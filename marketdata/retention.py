@@ -8,8 +8,8 @@ call; a backlog is worked off by later calls. On TimescaleDB, deleting from
 compressed chunks works (the engine decompresses the batches it touches).
 
 Runs: `bars_retention_reclaim` is one of settings' RECLAIM_SERVICES (the
-reclaimer thread of every Dramatiq worker, at most every RETENTION_EVERY
-seconds while nothing is left to delete), and `manage.py bars_retention`.
+reclaimer thread of every Dramatiq worker, every five minutes
+while nothing is left to delete), and `manage.py bars_retention`.
 The setting is read at every run, so a change applies at the next one.
 
 The continuous aggregate must never be refreshed over minutes retention
@@ -21,37 +21,19 @@ than the limit that its own write did not cover whole.
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
+
+from core.retention import Pacing, RetentionReport, delete_in_batches
 
 BATCH = 10_000
 PASS_LIMIT = 200_000
-RETENTION_EVERY = 300.0  # seconds between reclaimer runs once nothing is left
 RETENTION_LOCK = 0x72657465  # advisory lock key ("rete")
 CAGG_START_OFFSET = timedelta(days=3)
 CAGG_END_OFFSET = timedelta(hours=1)
-_last_complete: list[float] = []
-
-
-@dataclass(frozen=True, slots=True)
-class RetentionReport:
-    cutoff: datetime
-    deleted: int
-    complete: bool  # nothing older than the cutoff is left
-
-    def __str__(self) -> str:
-        more = "" if self.complete else " (more left for the next run)"
-        return (
-            f"retention: {self.deleted} 1-minute bar(s) before "
-            f"{self.cutoff:%Y-%m-%d %H:%M} UTC deleted{more}"
-        )
-
-    def __bool__(self) -> bool:
-        return self.deleted > 0
+pacing = Pacing(every=300.0)  # between reclaimer passes once nothing is left
 
 
 def retention_cutoff(*, now: datetime) -> datetime | None:
@@ -73,26 +55,26 @@ def bars_retention_apply(
     cutoff = retention_cutoff(now=now)
     if cutoff is None:
         return None
-    deleted, complete = 0, False
-    while deleted < limit:
-        size = min(batch, limit - deleted)
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [RETENTION_LOCK])
-            if not cursor.fetchone()[0]:
-                return None
-            cursor.execute(
-                "DELETE FROM marketdata_bar b USING (SELECT instrument_id, ts "
-                "FROM marketdata_bar WHERE timeframe = '1m' AND ts < %s LIMIT %s) old "
-                "WHERE b.instrument_id = old.instrument_id AND b.timeframe = '1m' "
-                "AND b.ts = old.ts",
-                [cutoff, size],
-            )
-            done = cursor.rowcount
-        deleted += done
-        if done < size:
-            complete = True
-            break
-    return RetentionReport(cutoff=cutoff, deleted=deleted, complete=complete)
+    result = delete_in_batches(
+        sql="DELETE FROM marketdata_bar b USING (SELECT instrument_id, ts "
+        "FROM marketdata_bar WHERE timeframe = '1m' AND ts < %s LIMIT %s) old "
+        "WHERE b.instrument_id = old.instrument_id AND b.timeframe = '1m' "
+        "AND b.ts = old.ts",
+        cutoff=cutoff,
+        lock=RETENTION_LOCK,
+        batch=batch,
+        limit=limit,
+    )
+    if result is None:
+        return None
+    deleted, complete = result
+    return RetentionReport(
+        label="retention",
+        noun="1-minute bar(s)",
+        cutoff=cutoff,
+        deleted=deleted,
+        complete=complete,
+    )
 
 
 def cagg_policy_fit(cursor, *, view: str) -> bool:
@@ -125,16 +107,11 @@ def cagg_policy_fit(cursor, *, view: str) -> bool:
 
 def bars_retention_reclaim() -> RetentionReport | None:
     """Reclaim service (settings' RECLAIM_SERVICES): one retention pass,
-    skipped for RETENTION_EVERY seconds after a pass that left nothing."""
+    then none for five minutes once a pass left nothing."""
     from django.utils import timezone
 
-    if not settings.BAR_RETENTION_DAYS:
-        return None
-    if _last_complete and time.monotonic() - _last_complete[0] < RETENTION_EVERY:
+    if not settings.BAR_RETENTION_DAYS or not pacing.due():
         return None
     report = bars_retention_apply(now=timezone.now())
-    if report is None or report.complete:
-        _last_complete[:] = [time.monotonic()]
-    else:
-        _last_complete.clear()
+    pacing.ran(report)
     return report

@@ -144,7 +144,7 @@ def test_retention_runs_from_the_reclaimer_and_the_command(user):
     old = timezone.now() - timedelta(days=11)
     for _ in range(3):
         AuditEvent(at=old, action="login", source="system").save()
-    retention._last_complete.clear()
+    retention.pacing.reset()
     results = Reclaimer(
         services=["audit.retention.audit_retention_reclaim"], every=1
     ).once()
