@@ -15,7 +15,7 @@ Login required; someone else's watchlist is a 404.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import numpy as np
 import orjson
@@ -28,20 +28,18 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_POST
 
 from dashboard.exports import bars_csv, watchlist_csv
-from marketdata.api import EARLIEST, BadParameter, _parse_time
-from marketdata.indicators import indicator_series, indicators_warmup
+from marketdata.api import EARLIEST, BadParameter, bars_query_parse
+from marketdata.indicators import indicator_series
 from marketdata.indicators_settings import (
     chart_defaults,
     chart_settings_validate,
     chart_spec,
 )
-from marketdata.rollups import TIMEFRAMES
 from marketdata.selectors import bars_resampled, instrument_get, watchlist_get_for_owner
 from preferences.selectors import preferences_get
 from preferences.services import preferences_update
 
 EXPORT_MAX = 50_000  # bars per file: ~5 MB, a month of minutes of a 24/7 market
-BAR_PARAMETERS = {"symbol", "timeframe", "start", "end", "indicators"}
 
 
 def chart_settings_of(user) -> dict:
@@ -89,28 +87,14 @@ def _stamp(ts: datetime) -> str:
 def bars_export(request):
     params = request.GET
     try:
-        unknown = sorted(set(params) - BAR_PARAMETERS)
-        if unknown:
-            raise BadParameter(f"unknown parameter: {', '.join(unknown)}")
+        query = bars_query_parse(params, allowed={"symbol"})
         symbol = (params.get("symbol") or "").strip().upper()
         if not symbol:
             raise BadParameter("symbol: required")
-        timeframe = params.get("timeframe") or "1m"
-        if timeframe not in TIMEFRAMES:
-            raise BadParameter(f"timeframe: expected one of {', '.join(TIMEFRAMES)}")
-        start = _parse_time("start", params.get("start")) or EARLIEST
-        end = _parse_time("end", params.get("end")) or timezone.now() + timedelta(
-            minutes=1
-        )
-        if end <= start:
-            raise BadParameter("end must be after start")
-        spec = params.get("indicators") or ""
-        try:
-            warmup = indicators_warmup(spec=spec) if spec else 0
-        except ValueError as exc:
-            raise BadParameter(f"indicators: {exc}") from None
     except BadParameter as exc:
         return _error(str(exc))
+    timeframe, start, end = query.timeframe, query.start, query.end
+    spec, warmup = query.indicators, query.warmup
     instrument = instrument_get(symbol=symbol)
     if instrument is None:
         return _error(f"unknown instrument {symbol!r}", status=404)

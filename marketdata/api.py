@@ -31,6 +31,7 @@ unknown symbol.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import orjson
@@ -95,34 +96,51 @@ def _parse_limit(value: str | None) -> int:
     return limit
 
 
+@dataclass(frozen=True, slots=True)
+class BarsQuery:
+    timeframe: str
+    start: datetime
+    end: datetime
+    indicators: str  # the `indicators=` spec, "" for none
+    warmup: int  # older bars the indicators need before `start`
+
+
+def bars_query_parse(params, *, allowed: set[str] = frozenset()) -> BarsQuery:
+    """timeframe, start, end and indicators of a bars request (the chart's
+    endpoint, the CSV export), or BadParameter naming what is wrong.
+    `allowed`: the caller's own parameters besides these."""
+    unknown = sorted(
+        set(params) - {"timeframe", "start", "end", "indicators"} - set(allowed)
+    )
+    if unknown:
+        raise BadParameter(f"unknown parameter: {', '.join(unknown)}")
+    timeframe = params.get("timeframe") or "1m"
+    if timeframe not in TIMEFRAMES:
+        raise BadParameter(f"timeframe: expected one of {', '.join(TIMEFRAMES)}")
+    start = _parse_time("start", params.get("start")) or EARLIEST
+    end = _parse_time("end", params.get("end")) or timezone.now() + timedelta(minutes=1)
+    if end <= start:
+        raise BadParameter("end must be after start")
+    spec = params.get("indicators") or ""
+    try:
+        warmup = indicators_warmup(spec=spec) if spec else 0
+    except ValueError as exc:
+        raise BadParameter(f"indicators: {exc}") from None
+    return BarsQuery(timeframe, start, end, spec, warmup)
+
+
 @require_GET
 def instrument_bars(request: HttpRequest, symbol: str) -> HttpResponse:
     if not request.user.is_authenticated:
         return _json({"error": "authentication required"}, status=401)
     params = request.GET
     try:
-        timeframe = params.get("timeframe") or "1m"
-        if timeframe not in TIMEFRAMES:
-            raise BadParameter(f"timeframe: expected one of {', '.join(TIMEFRAMES)}")
-        unknown = sorted(
-            set(params) - {"timeframe", "start", "end", "limit", "indicators"}
-        )
-        if unknown:
-            raise BadParameter(f"unknown parameter: {', '.join(unknown)}")
-        start = _parse_time("start", params.get("start")) or EARLIEST
-        end = _parse_time("end", params.get("end")) or timezone.now() + timedelta(
-            minutes=1
-        )
-        if end <= start:
-            raise BadParameter("end must be after start")
+        query = bars_query_parse(params, allowed={"limit"})
         limit = _parse_limit(params.get("limit"))
-        spec = params.get("indicators") or ""
-        try:
-            warmup = indicators_warmup(spec=spec) if spec else 0
-        except ValueError as exc:
-            raise BadParameter(f"indicators: {exc}") from None
     except BadParameter as exc:
         return _json({"error": str(exc)}, status=400)
+    timeframe, start, end = query.timeframe, query.start, query.end
+    spec, warmup = query.indicators, query.warmup
 
     instrument = instrument_get(symbol=symbol.strip().upper())
     if instrument is None:
