@@ -25,12 +25,8 @@ from typing import Any
 import numpy as np
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-WATCHLIST_COLUMNS = (
-    "symbol",
-    "name",
-    "exchange",
-    "asset_class",
-    "currency",
+# Snapshot figures of a watchlist row, as the snapshot names them.
+SNAPSHOT_FIGURES = (
     "last",
     "change",
     "change_pct",
@@ -41,6 +37,14 @@ WATCHLIST_COLUMNS = (
     "volume",
     "bid",
     "ask",
+)
+WATCHLIST_COLUMNS = (
+    "symbol",
+    "name",
+    "exchange",
+    "asset_class",
+    "currency",
+    *SNAPSHOT_FIGURES,
     "updated_utc",
     "freshness",
 )
@@ -133,21 +137,7 @@ def watchlist_csv(*, entries: Iterable[tuple[Any, dict | None]]) -> str:
                 text_cell(instrument.exchange),
                 instrument.asset_class,
                 instrument.currency,
-                *(
-                    _decimal(snap.get(field))
-                    for field in (
-                        "last",
-                        "change",
-                        "change_pct",
-                        "prev_close",
-                        "open",
-                        "high",
-                        "low",
-                        "volume",
-                        "bid",
-                        "ask",
-                    )
-                ),
+                *(_decimal(snap.get(field)) for field in SNAPSHOT_FIGURES),
                 utc_iso(datetime.fromisoformat(updated)) if updated else "",
                 snap.get("freshness") or "",
             ]
