@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
+import signal
 import time
 
 import pytest
@@ -105,3 +107,30 @@ def test_updates_wait_for_redis_and_every_snapshot_comes_back_after_a_restart(
     assert (back["AAPL"]["seq"], back["AAPL"]["last"]) == (2, "101.00")
     assert (back["MSFT"]["seq"], back["MSFT"]["last"]) == (2, "50.00")
     assert msft.seq == 2
+
+
+def test_a_redis_that_stalls_mid_reply_never_holds_the_loop_for_good(
+    redis_outage_settings, instruments
+):
+    """SIGSTOP: the server keeps its sockets open and never answers. A send to
+    the channel layer (awaited on the loop that also ingests) gives up on the
+    Redis client's read timeout (redis-py's default, 5 s; measured 5.0 s) and
+    counts as an outage, retried once a second: the loop goes on."""
+    redis = redis_outage_settings
+    worker, connection = make_worker()
+    state = attach(worker, instruments["AAPL"], connection)
+    worker.process(connection, NOW.timestamp(), [trade("AAPL", 0, "100.00")])
+
+    async def run() -> int:
+        assert await worker.publisher.publish_due(now=1.0) == 1  # connected
+        os.kill(redis.process.pid, signal.SIGSTOP)
+        try:
+            failures = worker.publisher.failures
+            sending = worker.publisher.send_documents([state.document()])
+            await asyncio.wait_for(sending, 30)  # a send that hangs fails here
+            return worker.publisher.failures - failures
+        finally:
+            os.kill(redis.process.pid, signal.SIGCONT)
+
+    assert asyncio.run(run()) == 1
+    assert not worker.publisher.redis.should_try()  # an outage: retried later
