@@ -55,6 +55,9 @@ Every rule write here (and any ORM save/delete of a rule, via
 `alerts.signals`) calls `rules_changed`, which on commit bumps a Redis counter
 and records the rule ids under it; running engines pick that up through
 `AlertEngine.maybe_reload()` within their check interval.
+
+Past ~400 lines (rules and fired alerts share their validation and
+delivery); the split by role is issue 15's.
 """
 
 from __future__ import annotations

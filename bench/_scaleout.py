@@ -1,6 +1,10 @@
 """The parts of `bench.bench_scaleout` (see its docstring): each starts its
 processes, measures the 1- and 2-process forms one after the other, prints
-its rows and stops everything it started."""
+its rows and stops everything it started.
+
+Past ~400 lines: four benches of one table, each starting and stopping
+its own processes.
+"""
 
 from __future__ import annotations
 

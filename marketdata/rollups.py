@@ -24,6 +24,9 @@ nothing is counted twice:
   equities the hours overlapping the regular session, so a 09:00 bar that
   also holds pre-market minutes counts whole: an hour cannot be split).
 - 5m and 15m come from minutes only: a coarser bar cannot be split.
+
+Past ~400 lines because both engines' reads and refreshes sit side by side
+(they must answer alike, tests/timescale); splitting them is issue 15's.
 """
 
 from __future__ import annotations

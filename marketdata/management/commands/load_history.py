@@ -16,6 +16,9 @@ line when it goes, one when it is back). Transient failures are retried by
 the workers by themselves; Ctrl-C stops watching, not loading; running the
 same command again resumes the job (finished chunks are skipped, failed ones
 retried).
+
+Past ~400 lines: the outage-aware watcher and its progress drawing should
+move into a service (issue 15).
 """
 
 from __future__ import annotations
