@@ -61,6 +61,18 @@ class TransactionForm(forms.Form):
             self.add_error(name, problem)
         return data
 
+    def entry(self) -> dict:
+        """The cleaned transaction as `portfolio.services` takes it."""
+        data = self.cleaned_data
+        return {
+            "kind": data["kind"],
+            "day": data["date"],
+            "quantity": data["quantity"],
+            "price": data["price"],
+            "fee": data["fee"],
+            "note": data["note"],
+        }
+
 
 class CloseForm(forms.Form):
     date = forms.DateField(initial=timezone.localdate, widget=DATE)

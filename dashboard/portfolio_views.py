@@ -147,17 +147,13 @@ def transaction_add(request):
         position = _owned_position(request, int(position_id))
     form = TransactionForm(request.POST, symbol_required=position is None)
     if form.is_valid():
-        data = form.cleaned_data
         try:
             row = services.transaction_add(
                 owner=request.user,
-                symbol=position.instrument.symbol if position else data["symbol"],
-                kind=data["kind"],
-                day=data["date"],
-                quantity=data["quantity"],
-                price=data["price"],
-                fee=data["fee"],
-                note=data["note"],
+                symbol=position.instrument.symbol
+                if position
+                else form.cleaned_data["symbol"],
+                **form.entry(),
             )
         except ValidationError as exc:
             _refused(form, exc)
@@ -189,17 +185,9 @@ def transaction_edit(request, pk: int):
         symbol_required=False,
     )
     if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
         try:
             services.transaction_update(
-                owner=request.user,
-                transaction_id=pk,
-                kind=data["kind"],
-                day=data["date"],
-                quantity=data["quantity"],
-                price=data["price"],
-                fee=data["fee"],
-                note=data["note"],
+                owner=request.user, transaction_id=pk, **form.entry()
             )
         except ValidationError as exc:
             _refused(form, exc)
