@@ -114,16 +114,17 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 
-def _retention_days(raw: str) -> int:
-    """Whole days, at least 1; 0 or empty keeps every minute."""
+def _retention_days(name: str, *, default: int, what: str) -> int:
+    """Whole days of `what` to keep, at least 1; 0 keeps everything."""
+    raw = env.str(name, default=str(default))
     try:
         days = int(raw.strip() or "0")
     except ValueError:
         days = -1
     if days < 0:
         raise ImproperlyConfigured(
-            f"BAR_RETENTION_DAYS={raw!r} is refused: give whole days of 1-minute "
-            "bars to keep, at least 1 (0 or unset keeps them all)."
+            f"{name}={raw!r} is refused: give whole days of {what} to keep, "
+            "at least 1 (0 or unset keeps them all)."
         )
     return days
 
@@ -140,7 +141,9 @@ def _choice(name: str, default: str, choices: tuple[str, ...]) -> str:
 # Days of 1-minute bars kept (0 keeps all). Only minutes are deleted, never
 # hourly or daily bars or rollups (marketdata.retention, run by the reclaimer
 # and `manage.py bars_retention`); a change applies at the next run.
-BAR_RETENTION_DAYS = _retention_days(env.str("BAR_RETENTION_DAYS", default="0"))
+BAR_RETENTION_DAYS = _retention_days(
+    "BAR_RETENTION_DAYS", default=0, what="1-minute bars"
+)
 # TimescaleDB: `auto` uses it when the server offers the extension (2.x),
 # `require` refuses to migrate without it, `off` uses plain partitioning.
 TIMESCALE = _choice("TIMESCALE", "auto", ("auto", "require", "off"))
@@ -399,12 +402,9 @@ RECLAIM_SERVICES = [
 # --- Audit log (audit app) ------------------------------------------------------
 # Days of audit events kept (0 keeps all); older ones are deleted in batches by
 # the reclaimer and `manage.py audit_retention`.
-AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=365)
-if AUDIT_RETENTION_DAYS < 0:
-    raise ImproperlyConfigured(
-        f"AUDIT_RETENTION_DAYS={AUDIT_RETENTION_DAYS} is refused: give whole days "
-        "of audit events to keep (0 keeps them all)."
-    )
+AUDIT_RETENTION_DAYS = _retention_days(
+    "AUDIT_RETENTION_DAYS", default=365, what="audit events"
+)
 
 # --- Streaming and dashboard limits -------------------------------------------
 # Updates per second per instrument that reach browsers (coalesced).

@@ -172,4 +172,4 @@ def test_a_negative_retention_is_refused_at_start():
         timeout=60,
     )
     assert result.returncode != 0
-    assert "AUDIT_RETENTION_DAYS=-5 is refused" in result.stderr
+    assert "AUDIT_RETENTION_DAYS='-5' is refused" in result.stderr
