@@ -116,6 +116,12 @@ class WatchlistItem(models.Model):
         return f"{self.instrument} in {self.watchlist.name}"
 
 
+class PositionQuerySet(models.QuerySet):
+    def open(self) -> PositionQuerySet:
+        """Positions still held (a closed one keeps its history at zero)."""
+        return self.filter(quantity__gt=0)
+
+
 class Position(models.Model):
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="positions"
@@ -130,6 +136,8 @@ class Position(models.Model):
     average_cost = models.DecimalField(**PRICE, default=Decimal(0))
     realized_pl = models.DecimalField(**QUANTITY, default=Decimal(0))
     opened_at = models.DateTimeField(auto_now_add=True)
+
+    objects = PositionQuerySet.as_manager()
 
     class Meta:
         ordering = ["owner", "instrument__symbol"]

@@ -51,7 +51,7 @@ def instruments_in_use() -> QuerySet[Instrument]:
         Instrument.objects.filter(active=True)
         .filter(
             Q(pk__in=WatchlistItem.objects.values("instrument"))
-            | Q(pk__in=Position.objects.filter(quantity__gt=0).values("instrument"))
+            | Q(pk__in=Position.objects.open().values("instrument"))
         )
         .distinct()
     )

@@ -115,9 +115,7 @@ def instruments_to_stream(
     rows = list(
         Instrument.objects.filter(id__in=ids)
         .annotate(
-            position=Exists(
-                Position.objects.filter(instrument=OuterRef("pk"), quantity__gt=0)
-            ),
+            position=Exists(Position.objects.open().filter(instrument=OuterRef("pk"))),
             holders=Count("watchlist_items__watchlist__owner", distinct=True),
         )
         .order_by("symbol")
