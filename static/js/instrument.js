@@ -9,6 +9,7 @@ import {
   zoneLabel,
   zoneTitle,
 } from "./format.js";
+import { markerLayers } from "./chart_layers.js";
 import { trackRow } from "./quotes.js";
 import { market } from "./socket.js";
 
@@ -125,6 +126,7 @@ const volume = chart.addSeries(LW.HistogramSeries, {
   priceLineVisible: false,
 });
 volume.priceScale().applyOptions({ scaleMargins: { top: 0.8, bottom: 0 } });
+const layers = markerLayers(candles);
 candles.priceScale().applyOptions({ scaleMargins: { top: 0.05, bottom: 0.25 } });
 
 let bars = []; // oldest first: {time, open, high, low, close, volume}
@@ -216,6 +218,11 @@ function paintAll() {
   volume.setData(bars.map(volumeBar));
 }
 
+// Tell the chart's marker features (see chart_layers.js) what is drawn now.
+function barsChanged(reason) {
+  root.dispatchEvent(new CustomEvent("chart:bars", { detail: { reason, timeframe, bars, chart, candles, layers } }));
+}
+
 async function loadInitial() {
   const mine = ++generation;
   loading = true;
@@ -232,6 +239,7 @@ async function loadInitial() {
     note.textContent = bars.length ? `${bars.length} ${timeframe} bars · ${zoneNote()} · scroll left for older bars` : "No stored bars for this timeframe yet; live candles appear as trades arrive.";
     container.dataset.bars = String(bars.length);
     container.dataset.timeframe = timeframe;
+    barsChanged("load");
     await loadIndicators(mine);
   } catch (err) {
     note.textContent = `Could not load bars: ${err.message}`;
@@ -256,6 +264,7 @@ async function loadOlder() {
     if (range) chart.timeScale().setVisibleLogicalRange({ from: range.from + older.length, to: range.to + older.length });
     container.dataset.bars = String(bars.length);
     note.textContent = `${bars.length} ${timeframe} bars · ${zoneNote()}${nextBefore === null ? " · start of history" : ""}`;
+    barsChanged("older");
     await loadIndicators(mine);
   } catch (err) {
     note.textContent = `Could not load older bars: ${err.message}`;
@@ -390,6 +399,7 @@ function applyMinute(doc) {
     live.base = 0;
     bars.push(bar);
     container.dataset.bars = String(bars.length);
+    barsChanged("closed");
     // A bar closed: extend the indicator lines (at most every 30 s).
     if (indicatorSpec() && Date.now() - lastIndicatorRefresh > 30000) {
       lastIndicatorRefresh = Date.now();
