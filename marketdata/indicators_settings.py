@@ -11,7 +11,10 @@ Shape (every indicator present after validation, in this order)::
         "macd": {"on": false, "fast": 12, "slow": 26, "signal": 9},
         "stoch": {"on": false, "k": 14, "d": 3, "smooth": 3},
         "willr": {"on": false, "period": 14},
-        "atr": {"on": false, "period": 14}}}
+        "atr": {"on": false, "period": 14}},
+     "candles": {"on": false}}
+
+`candles` turns the candlestick-pattern markers (`marketdata.candles`) on.
 
 Parameters of an indicator that is off are kept, so turning it back on brings
 the user's own period back. A partial document is completed with the
@@ -57,7 +60,7 @@ def chart_defaults() -> dict[str, Any]:
                 for i, (p, v) in enumerate(params.items())
             },
         }
-    return {"indicators": indicators}
+    return {"indicators": indicators, "candles": {"on": False}}
 
 
 def _number(field: str, value: Any, *, low: float, high: float, integer: bool):
@@ -82,9 +85,17 @@ def chart_settings_validate(value: Any) -> dict[str, Any]:
         return chart_defaults()
     if not isinstance(value, dict):
         raise ValidationError("chart: expected an object")
-    unknown = sorted(set(value) - {"indicators"})
+    unknown = sorted(set(value) - {"indicators", "candles"})
     if unknown:
         raise ValidationError(f"chart: unknown key(s) {', '.join(unknown)}")
+    result = chart_defaults()
+    candles = value.get("candles", {})
+    if not isinstance(candles, dict) or set(candles) - {"on"}:
+        raise ValidationError('candles: expected {"on": true} or {"on": false}')
+    if "on" in candles:
+        if not isinstance(candles["on"], bool):
+            raise ValidationError("candles.on: expected true or false")
+        result["candles"]["on"] = candles["on"]
     given = value.get("indicators", {})
     if not isinstance(given, dict):
         raise ValidationError("indicators: expected an object")
@@ -94,7 +105,6 @@ def chart_settings_validate(value: Any) -> dict[str, Any]:
             f"indicators: unknown indicator(s) {', '.join(unknown)}; "
             f"known: {', '.join(SPEC_KINDS)}"
         )
-    result = chart_defaults()
     for name, entry in given.items():
         field = f"indicators.{name}"
         if not isinstance(entry, dict):

@@ -10,6 +10,7 @@ import {
   zoneTitle,
 } from "./format.js";
 import { markerLayers } from "./chart_layers.js";
+import "./chart_candles.js";
 import { trackRow } from "./quotes.js";
 import { market } from "./socket.js";
 
