@@ -70,10 +70,11 @@ class Candles:
         self.o, self.h, self.l, self.c = o, h, lo, c
         self.n = c.size
         self.start = 0
-        white = c >= o
-        self.color = np.where(white, 1, -1).astype(np.int32)
-        self.top = np.where(white, c, o)
-        self.bottom = np.where(white, o, c)
+        # TA-Lib's colour: white (1) when close >= open, else black (-1).
+        self.white = white = c >= o
+        self.black = ~white
+        self.top = np.maximum(o, c)
+        self.bottom = np.minimum(o, c)
         self.body = np.abs(c - o)
         self.upper = h - self.top
         self.lower = self.bottom - lo
@@ -82,7 +83,7 @@ class Candles:
             HIGH_LOW: h - lo,
             SHADOWS: self.upper + self.lower,
         }
-        self._averages: dict[tuple[str, int, int], np.ndarray] = {}
+        self._totals: dict[tuple[str, int], np.ndarray] = {}
 
     def at(self, values: np.ndarray, back: int) -> np.ndarray:
         """`values[i - back]` for each evaluated bar i."""
@@ -91,33 +92,40 @@ class Candles:
     def average(self, name: str, back: int = 0) -> np.ndarray:
         """TA_CANDLEAVERAGE of setting `name` for candle i - `back`, for
         each evaluated bar i, with TA-Lib's running-total arithmetic."""
-        cache_key = (name, back, self.start)
-        cached = self._averages.get(cache_key)
-        if cached is not None:
-            return cached
         setting = SETTINGS[name]
         ranges = self._ranges[setting.range_type]
         divisor = 2.0 if setting.range_type == SHADOWS else 1.0
+        if setting.period == 0:
+            return setting.factor * self.at(ranges, back) / divisor
+        # The running total depends only on the candle it starts at, so
+        # patterns that start at the same candle share it.
+        first = self.start - back
+        averages = self._totals.get((name, first))
+        if averages is None:
+            averages = self._totals[(name, first)] = self._running(setting, first)
+        return averages[: self.n - self.start]
+
+    def _running(self, setting: CandleSetting, first: int) -> np.ndarray:
+        """TA_CANDLEAVERAGE for candles first..N-1: the first window summed
+        left to right, then each candle adds (entering - leaving) to the
+        total, as TA-Lib does."""
+        ranges = self._ranges[setting.range_type]
         p = setting.period
-        if p == 0:
-            out = setting.factor * self.at(ranges, back) / divisor
-        else:
-            first = self.start - back  # the candle measured at the first bar
-            total = 0.0
-            for value in ranges[first - p : first].tolist():
-                total += value
-            totals = np.empty(self.n - self.start)
-            totals[0] = total
-            if totals.size > 1:
-                # Each later bar adds (entering - leaving), as TA-Lib does.
-                np.subtract(
-                    ranges[first : self.n - back - 1],
-                    ranges[first - p : self.n - back - 1 - p],
-                    out=totals[1:],
-                )
-                np.cumsum(totals, out=totals)
-            out = setting.factor * (totals / p) / divisor
-        self._averages[cache_key] = out
+        total = 0.0
+        for value in ranges[first - p : first].tolist():
+            total += value
+        out = np.empty(self.n - first)
+        out[0] = total
+        np.subtract(
+            ranges[first : self.n - 1], ranges[first - p : self.n - 1 - p], out=out[1:]
+        )
+        np.cumsum(out, out=out)
+        # factor * (total / period) / divisor, in TA-Lib's order.
+        out /= p
+        if setting.factor != 1.0:
+            out *= setting.factor
+        if setting.range_type == SHADOWS:
+            out /= 2.0
         return out
 
 
@@ -133,7 +141,9 @@ def _inputs(*arrays) -> tuple[np.ndarray, ...]:
 
 
 def _signal(condition: np.ndarray, value) -> np.ndarray:
-    return np.where(condition, value, 0).astype(np.int32)
+    out = condition.astype(np.int32)
+    out *= value
+    return out
 
 
 Rule = Callable[[Candles], np.ndarray]
@@ -216,19 +226,16 @@ def _engulfing(k: Candles) -> np.ndarray:
     """CDLENGULFING: a body that engulfs the previous opposite-colour body;
     ±80 when the two bodies share an end."""
     o0, c0, o1, c1 = k.at(k.o, 0), k.at(k.c, 0), k.at(k.o, 1), k.at(k.c, 1)
-    color, before = k.at(k.color, 0), k.at(k.color, 1)
+    white, black = k.at(k.white, 0), k.at(k.black, 0)
     bullish = (
-        (color == 1)
-        & (before == -1)
-        & (((c0 >= o1) & (o0 < c1)) | ((c0 > o1) & (o0 <= c1)))
+        white & k.at(k.black, 1) & (((c0 >= o1) & (o0 < c1)) | ((c0 > o1) & (o0 <= c1)))
     )
     bearish = (
-        (color == -1)
-        & (before == 1)
-        & (((o0 >= c1) & (c0 < o1)) | ((o0 > c1) & (c0 <= o1)))
+        black & k.at(k.white, 1) & (((o0 >= c1) & (c0 < o1)) | ((o0 > c1) & (c0 <= o1)))
     )
     strength = np.where((o0 != c1) & (c0 != o1), 100, 80)
-    return _signal(bullish | bearish, color * strength)
+    strength[black] *= -1
+    return _signal(bullish | bearish, strength)
 
 
 @_rule("harami", _period("BodyShort", "BodyLong") + 1)
@@ -240,7 +247,7 @@ def _harami(k: Candles) -> np.ndarray:
     )
     top0, top1 = k.at(k.top, 0), k.at(k.top, 1)
     bottom0, bottom1 = k.at(k.bottom, 0), k.at(k.bottom, 1)
-    sign = -k.at(k.color, 1)
+    sign = np.where(k.at(k.white, 1), -1, 1)
     inside = (top0 < top1) & (bottom0 > bottom1)
     touching = (top0 <= top1) & (bottom0 >= bottom1)
     value = np.where(inside, sign * 100, np.where(touching, sign * 80, 0))
@@ -253,9 +260,9 @@ def _piercing(k: Candles) -> np.ndarray:
     its low and closing above its midpoint but below its open."""
     c0, c1 = k.at(k.c, 0), k.at(k.c, 1)
     shape = (
-        (k.at(k.color, 1) == -1)
+        k.at(k.black, 1)
         & (k.at(k.body, 1) > k.average("BodyLong", 1))
-        & (k.at(k.color, 0) == 1)
+        & k.at(k.white, 0)
         & (k.at(k.body, 0) > k.average("BodyLong"))
         & (k.at(k.o, 0) < k.at(k.l, 1))
         & (c0 < k.at(k.o, 1))
@@ -273,9 +280,9 @@ def _dark_cloud_cover(k: Candles) -> np.ndarray:
     one opening above its high and closing past the middle of its body."""
     c0, c1 = k.at(k.c, 0), k.at(k.c, 1)
     shape = (
-        (k.at(k.color, 1) == 1)
+        k.at(k.white, 1)
         & (k.at(k.body, 1) > k.average("BodyLong", 1))
-        & (k.at(k.color, 0) == -1)
+        & k.at(k.black, 0)
         & (k.at(k.o, 0) > k.at(k.h, 1))
         & (c0 > k.at(k.o, 1))
         & (c0 < c1 - k.at(k.body, 1) * DARK_CLOUD_PENETRATION)
@@ -300,11 +307,11 @@ def _star(k: Candles, color: int) -> np.ndarray:
         closes_into = k.at(k.c, 0) < k.at(k.c, 2) - body2 * STAR_PENETRATION
     return (
         (body2 > k.average("BodyLong", 2))
-        & (k.at(k.color, 2) == -color)
+        & k.at(k.black if color == 1 else k.white, 2)
         & (k.at(k.body, 1) <= k.average("BodyShort", 1))
         & gap
         & (k.at(k.body, 0) > k.average("BodyShort"))
-        & (k.at(k.color, 0) == color)
+        & k.at(k.white if color == 1 else k.black, 0)
         & closes_into
     )
 
@@ -334,7 +341,7 @@ def _three_white_soldiers(k: Candles) -> np.ndarray:
     o, c, body = k.o, k.c, k.body
     shape = k.at(body, 0) > k.average("BodyShort")
     for back in (2, 1, 0):
-        shape &= (k.at(k.color, back) == 1) & (
+        shape &= k.at(k.white, back) & (
             k.at(k.upper, back) < k.average("ShadowVeryShort", back)
         )
     for back in (2, 1):
@@ -354,9 +361,9 @@ def _three_black_crows(k: Candles) -> np.ndarray:
     short lower shadows, each opening inside the previous body and closing
     lower, the first closing under the white candle's high."""
     o, c = k.o, k.c
-    shape = (k.at(k.color, 3) == 1) & (k.at(k.h, 3) > k.at(c, 2))
+    shape = k.at(k.white, 3) & (k.at(k.h, 3) > k.at(c, 2))
     for back in (2, 1, 0):
-        shape &= (k.at(k.color, back) == -1) & (
+        shape &= k.at(k.black, back) & (
             k.at(k.lower, back) < k.average("ShadowVeryShort", back)
         )
     for back in (2, 1):
