@@ -173,7 +173,9 @@ def _telegram(channel: DeliveryChannel, message: Message) -> None:
             "disable_web_page_preview": True,
         }
     )
-    response = _post(url, body, {"Content-Type": "application/json"}, redact=url)
+    response = _post(
+        url, body, {"Content-Type": "application/json"}, secrets=(channel.secret,)
+    )
     if response.status_code == 429 or response.status_code >= 400:
         try:
             answer = response.json()
@@ -190,7 +192,7 @@ def _telegram(channel: DeliveryChannel, message: Message) -> None:
 
 
 def _post(
-    url: str, body: bytes, headers: dict, *, redact: str | None = None
+    url: str, body: bytes, headers: dict, *, secrets: tuple[str, ...] = ()
 ) -> requests.Response:
     timeout = settings.ALERT_DELIVERY_TIMEOUT
     try:
@@ -206,9 +208,14 @@ def _post(
             f"timed out after {timeout:g} s", permanent=False
         ) from None
     except requests.RequestException as exc:
-        text = str(exc)
-        if redact:  # a bot token is part of the URL
-            text = text.replace(redact, "<telegram>")
+        # The innermost reason names host and port, not the URL's path,
+        # which may hold a token (Slack, Discord, Telegram).
+        inner = exc.args[0] if exc.args else None
+        reason = getattr(inner, "reason", None) or exc
+        text = str(reason)
+        for secret in (*secrets, urlsplit(url).path):
+            if secret and secret != "/":
+                text = text.replace(secret, "…")
         raise TransportError(
             f"connection failed: {type(exc).__name__}: {text}"[:300], permanent=False
         ) from None

@@ -16,7 +16,7 @@ from dramatiq.brokers.redis import RedisBroker
 from alerts.engine import AlertEngine
 from alerts.models import AlertEvent
 from alerts.services import alert_events_record, alert_rule_create
-from alerts.tasks import alert_email_send
+from alerts.tasks import delivery_send
 from core.groups import user_group
 from core.redis import key, redis_client
 from tests.alerts.helpers import feed, trade, transactional
@@ -132,8 +132,9 @@ def test_email_is_enqueued_and_sent_when_asked(user, instruments):
     before = client.llen(key("dramatiq", "alerts"))
     [event] = alert_events_record(fired=fired, send=False)
     assert client.llen(key("dramatiq", "alerts")) == before + 1
-    alert_email_send.fn(event.pk)
-    alert_email_send.fn(event.pk)  # idempotent: one email
+    delivery = event.deliveries.get()
+    delivery_send.fn(delivery.pk)
+    delivery_send.fn(delivery.pk)  # idempotent: one email
     assert len(mail.outbox) == 1
     assert mail.outbox[0].to == ["trader@example.com"]
     assert "AAPL crossed above 150" in mail.outbox[0].subject
@@ -176,7 +177,8 @@ def broker_away():
 
 @transactional()
 def test_emails_never_queued_while_redis_was_away_are_sent_later(user, instruments):
-    from alerts.services import alert_emails_reclaim, alert_emails_resend
+    from alerts.delivery import deliveries_reclaim
+    from alerts.models import Delivery
 
     user.email = "trader@example.com"
     user.save()
@@ -185,13 +187,16 @@ def test_emails_never_queued_while_redis_was_away_are_sent_later(user, instrumen
         [event] = alert_events_record(fired=fired)  # recorded; the enqueue fails
     client = redis_client()
     assert client.llen(key("dramatiq", "alerts")) == 0
-    AlertEvent.objects.filter(pk=event.pk).update(
-        created_at=event.created_at - timedelta(minutes=2)
+    delivery = event.deliveries.get()
+    assert delivery.status == "pending"
+    Delivery.objects.filter(pk=delivery.pk).update(
+        next_attempt_at=delivery.next_attempt_at - timedelta(minutes=2)
     )
-    window = {"older_than": timedelta(minutes=1), "within": timedelta(days=1)}
-    assert alert_emails_reclaim() == 1  # what the reclaimer thread runs
-    assert alert_emails_reclaim() == 0  # the message waits: not sent twice
+    assert deliveries_reclaim() == 1  # what the reclaimer thread runs
+    assert deliveries_reclaim() == 0  # the message waits: not sent twice
     assert client.llen(key("dramatiq", "alerts")) == 1
-    alert_email_send.fn(event.pk)
+    delivery_send.fn(delivery.pk)
     assert len(mail.outbox) == 1
-    assert alert_emails_resend(**window) == 0
+    delivery.refresh_from_db()
+    assert delivery.status == "sent" and delivery.attempts == 1
+    assert deliveries_reclaim() == 0
