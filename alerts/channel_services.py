@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from alerts.delivery_models import ChannelKind, DeliveryChannel
+from alerts.delivery_models import TURNED_OFF_BY_OWNER, ChannelKind, DeliveryChannel
 from alerts.messages import test_message
 from alerts.transports import TransportError, UnsafeURL, channel_send, url_check
 
@@ -90,7 +90,7 @@ def channel_set_enabled(*, channel: DeliveryChannel, enabled: bool) -> DeliveryC
             channel.disabled_reason = ""
         else:
             channel.disabled_at = timezone.now()
-            channel.disabled_reason = "turned off by you"
+            channel.disabled_reason = TURNED_OFF_BY_OWNER
         fields += ["consecutive_failures", "disabled_at", "disabled_reason"]
         channel.save(update_fields=fields)
     return channel

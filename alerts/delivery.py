@@ -92,11 +92,18 @@ def deliveries_create(
     for rule_id, channel_id, kind in links:
         channels[rule_id].append((channel_id, kind))
     owners = {e.owner_id for e in events}
-    addresses = dict(
-        get_user_model()
-        .objects.filter(pk__in=owners)
-        .exclude(email="")
-        .values_list("pk", "email")
+    emailing = {
+        e.owner_id for e, f in zip(events, fired, strict=True) if f.notify_email
+    }
+    addresses = (
+        dict(
+            get_user_model()
+            .objects.filter(pk__in=emailing)
+            .exclude(email="")
+            .values_list("pk", "email")
+        )
+        if emailing
+        else {}
     )
     targets = []
     for event, f in zip(events, fired, strict=True):

@@ -26,6 +26,10 @@ QUIET_HOURS_KINDS = {
 }
 
 
+# `disabled_reason` of a channel its owner turned off (no failure notice).
+TURNED_OFF_BY_OWNER = "turned off by you"
+
+
 class DeliveryChannel(models.Model):
     """One place a user's alerts are sent. `url` is the webhook address
     (webhook, Slack, Discord); `secret` the webhook's signing secret or the

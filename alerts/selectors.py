@@ -224,8 +224,10 @@ def channel_for_user(*, user, channel_id: int):
 
 def channels_disabled_for_user(*, user) -> list:
     """Channels turned off after failing (the alerts page's notice)."""
+    from alerts.delivery_models import TURNED_OFF_BY_OWNER
+
     return list(
         channels_for_user(user=user)
         .filter(enabled=False, disabled_at__isnull=False)
-        .exclude(disabled_reason="turned off by you")
+        .exclude(disabled_reason=TURNED_OFF_BY_OWNER)
     )

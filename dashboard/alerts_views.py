@@ -72,7 +72,7 @@ def alerts_index(request):
     )
     events = events.prefetch_related("deliveries__channel", "deliveries__parent")
     page = Paginator(events, EVENTS_PER_PAGE).get_page(request.GET.get("page"))
-    rules = rules_for_user(user=request.user)
+    rules = rules_for_user(user=request.user).prefetch_related("channels")
     symbol = (request.GET.get("symbol") or "").strip().upper()
     if symbol:
         rules = rules.filter(instrument__symbol=symbol)

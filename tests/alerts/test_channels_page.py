@@ -143,3 +143,21 @@ def test_history_lists_each_alerts_deliveries(client, user, instruments):
     assert "Desk hook" in page
     assert 'data-status="failed"' in page
     assert "1 attempt" in page and "HTTP 404: no such hook" in page
+
+
+def test_admin_shows_channel_state_never_its_secrets(client, user, staff_user):
+    channel = channel_create(
+        owner=user,
+        name="Desk",
+        kind="webhook",
+        url="http://127.0.0.1:9/hooks/very-secret-path",
+        secret="admin-must-not-see-this-0123",
+    )
+    client.force_login(staff_user)
+    for url in (
+        "/admin/alerts/deliverychannel/",
+        f"/admin/alerts/deliverychannel/{channel.pk}/change/",
+    ):
+        page = client.get(url).content.decode()
+        assert "Desk" in page
+        assert "very-secret-path" not in page and "admin-must-not-see" not in page
