@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import timedelta
 
 import dramatiq
@@ -200,3 +201,41 @@ def test_emails_never_queued_while_redis_was_away_are_sent_later(user, instrumen
     delivery.refresh_from_db()
     assert delivery.status == "sent" and delivery.attempts == 1
     assert deliveries_reclaim() == 0
+
+
+@transactional()
+def test_emails_not_sent_before_the_upgrade_become_deliveries(user, instruments):
+    """The 0005 data step (run here on the current models): the old email
+    job's unsent emails of the last day are handed to the reclaimer."""
+    import importlib
+
+    from django.apps import apps
+
+    from alerts.delivery import deliveries_reclaim
+    from alerts.models import Delivery
+
+    migration = importlib.import_module("alerts.migrations.0005_delivery_channels")
+    user.email = "trader@example.com"
+    user.save()
+    _rule, fired = fire_for(user, instruments["AAPL"], 150, notify_email=True)
+    [event] = alert_events_record(fired=fired, send=False)
+    event.deliveries.all().delete()  # as recorded before deliveries existed
+    old = alert_events_record(
+        fired=[replace(fired[0], key="old", ts=fired[0].ts + timedelta(seconds=1))],
+        send=False,
+    )[0]
+    old.deliveries.all().delete()
+    AlertEvent.objects.filter(pk=old.pk).update(
+        created_at=old.created_at - timedelta(days=2)
+    )
+
+    migration.unsent_emails_to_deliveries(apps, None)
+
+    [delivery] = Delivery.objects.all()
+    assert delivery.event == event and delivery.channel is None
+    Delivery.objects.update(
+        next_attempt_at=delivery.next_attempt_at - timedelta(minutes=2)
+    )
+    assert deliveries_reclaim() == 1
+    delivery_send.fn(delivery.pk)
+    assert len(mail.outbox) == 1
