@@ -1,18 +1,30 @@
 """Writes for a user's delivery channels: create, update, enable/disable,
-delete, and a test message sent at once (for the channels page)."""
+delete, a test message sent at once (for the channels page), and turning
+off a channel that keeps failing (`alerts.delivery`)."""
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
-from alerts.delivery_models import TURNED_OFF_BY_OWNER, ChannelKind, DeliveryChannel
+from alerts.delivery_models import (
+    TURNED_OFF_BY_OWNER,
+    ChannelKind,
+    Delivery,
+    DeliveryChannel,
+    DeliveryStatus,
+)
 from alerts.messages import test_message
 from alerts.transports import TransportError, UnsafeURL, channel_send, url_check
+
+logger = logging.getLogger(__name__)
 
 CHANNEL_FIELDS = ("name", "kind", "url", "secret", "chat_id")
 BOT_TOKEN = re.compile(r"^\d{3,}:[A-Za-z0-9_-]{20,}$")
@@ -109,6 +121,49 @@ def channel_test_send(*, channel: DeliveryChannel) -> tuple[bool, str]:
         kind = "permanent" if exc.permanent else "would be retried"
         return False, f"{exc} ({kind})"
     return True, "delivered"
+
+
+def channel_disable(*, channel: DeliveryChannel, reason: str) -> None:
+    """Turn a channel off: its pending deliveries are abandoned, its owner
+    told (a notice on the alerts page, and an email when they have one)."""
+    now = timezone.now()
+    with transaction.atomic():
+        updated = DeliveryChannel.objects.filter(pk=channel.pk, enabled=True).update(
+            enabled=False, disabled_at=now, disabled_reason=reason[:300]
+        )
+        if not updated:
+            return
+        Delivery.objects.filter(channel=channel, status=DeliveryStatus.PENDING).update(
+            status=DeliveryStatus.ABANDONED, last_error="channel disabled"
+        )
+        transaction.on_commit(lambda: _notify_disabled(channel.pk))
+    logger.warning("delivery channel %s disabled: %s", channel.pk, reason)
+
+
+def _notify_disabled(channel_id: int) -> None:
+    channel = DeliveryChannel.objects.select_related("owner").get(pk=channel_id)
+    if not channel.owner.email:
+        return
+    link = (
+        f"{settings.SITE_URL.rstrip('/')}/alerts/channels/" if settings.SITE_URL else ""
+    )
+    try:
+        send_mail(
+            subject=f"[Tapeline] Delivery channel {channel.name!r} was turned off"[
+                :150
+            ],
+            message=(
+                f"Your delivery channel {channel} was turned off at "
+                f"{channel.disabled_at:%Y-%m-%d %H:%M:%S} UTC.\n\n"
+                f"Reason: {channel.disabled_reason}\n\n"
+                "Alerts are no longer sent there. Fix the channel and turn it "
+                f"back on from the channels page. {link}\n"
+            ),
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            recipient_list=[channel.owner.email],
+        )
+    except Exception:  # noqa: BLE001 - the in-app notice stays
+        logger.exception("could not email the owner of channel %s", channel_id)
 
 
 def _known(fields: dict) -> dict:

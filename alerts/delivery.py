@@ -47,6 +47,7 @@ Redis was away, or the worker died mid-attempt).
 from __future__ import annotations
 
 import logging
+import random
 from collections import defaultdict
 from datetime import datetime, timedelta
 
@@ -57,6 +58,7 @@ from django.db import connection, transaction
 from django.db.models import Count, F
 from django.utils import timezone
 
+from alerts.channel_services import channel_disable
 from alerts.delivery_models import (
     QUIET_HOURS_KINDS,
     Delivery,
@@ -64,6 +66,7 @@ from alerts.delivery_models import (
     DeliveryStatus,
 )
 from alerts.messages import digest_message, event_message
+from alerts.throttle import channel_slot
 from alerts.transports import Message, TransportError, channel_send
 from core.redis import REDIS_ERRORS, redis_outage
 
@@ -188,39 +191,58 @@ def deliveries_enqueue(*, deliveries: list[tuple[int, float]]) -> None:
 
 def delivery_attempt(*, delivery_id: int) -> str:
     """Claim the delivery if it is due, send it, record the outcome; returns
-    the status afterwards ("not due" when another attempt has it)."""
-    now = timezone.now()
-    owner_id = (
+    the status afterwards ("not due" when another attempt has it, "busy"
+    when its channel has no free slot: `alerts.throttle`)."""
+    row = (
         Delivery.objects.filter(pk=delivery_id)
-        .values_list("owner_id", flat=True)
+        .values_list("owner_id", "channel_id", "event_id", "status", "next_attempt_at")
         .first()
     )
-    if owner_id is None:
+    if row is None:
         return "missing"
-    lease = timedelta(seconds=2 * settings.ALERT_DELIVERY_TIMEOUT + 60)
+    owner_id, channel_id, event_id, status, due = row
+    if status != DeliveryStatus.PENDING or due > timezone.now() + EARLY:
+        return "not due"  # checked again when claiming
+    lease = 2 * settings.ALERT_DELIVERY_TIMEOUT + 60
+    with channel_slot(channel_id=channel_id, lease=lease) as free:
+        if not free:
+            deliveries_enqueue(deliveries=[(delivery_id, random.uniform(1.0, 2.0))])
+            return "busy"
+        if not _claim(delivery_id, owner_id, digest=event_id is None, lease=lease):
+            return "not due"
+        delivery = Delivery.objects.select_related(
+            "channel", "owner", "event__instrument", "event__rule"
+        ).get(pk=delivery_id)
+        try:
+            message = _message(delivery)
+            if delivery.channel is None:
+                _email(delivery, message)
+            else:
+                channel_send(
+                    channel=delivery.channel, message=message, delivery_id=delivery.pk
+                )
+        except TransportError as exc:
+            return _failed(delivery, exc)
+        return _sent(delivery)
+
+
+def _claim(delivery_id: int, owner_id: int, *, digest: bool, lease: float) -> bool:
+    """Count the attempt and move `next_attempt_at` a lease ahead, if the row
+    is pending and due. A digest is claimed under its owner's lock, so no
+    alert is folded into it once it is being sent."""
+    now = timezone.now()
+    claim = Delivery.objects.filter(
+        pk=delivery_id, status=DeliveryStatus.PENDING, next_attempt_at__lte=now + EARLY
+    )
+    values = {
+        "attempts": F("attempts") + 1,
+        "next_attempt_at": now + timedelta(seconds=lease),
+    }
+    if not digest:
+        return bool(claim.update(**values))
     with transaction.atomic():
         _lock_owners({owner_id})
-        claimed = Delivery.objects.filter(
-            pk=delivery_id,
-            status=DeliveryStatus.PENDING,
-            next_attempt_at__lte=now + EARLY,
-        ).update(attempts=F("attempts") + 1, next_attempt_at=now + lease)
-    if not claimed:
-        return "not due"
-    delivery = Delivery.objects.select_related(
-        "channel", "owner", "event__instrument", "event__rule"
-    ).get(pk=delivery_id)
-    try:
-        message = _message(delivery)
-        if delivery.channel is None:
-            _email(delivery, message)
-        else:
-            channel_send(
-                channel=delivery.channel, message=message, delivery_id=delivery.pk
-            )
-    except TransportError as exc:
-        return _failed(delivery, exc)
-    return _sent(delivery)
+        return bool(claim.update(**values))
 
 
 def deliveries_reclaim() -> int:
@@ -239,23 +261,6 @@ def deliveries_reclaim() -> int:
         Delivery.objects.filter(pk__in=ids).update(next_attempt_at=now)
         deliveries_enqueue(deliveries=[(i, 0.0) for i in ids])
     return len(ids)
-
-
-def channel_disable(*, channel: DeliveryChannel, reason: str) -> None:
-    """Turn a channel off: its pending deliveries are abandoned, its owner
-    told (a notice on the alerts page, and an email when they have one)."""
-    now = timezone.now()
-    with transaction.atomic():
-        updated = DeliveryChannel.objects.filter(pk=channel.pk, enabled=True).update(
-            enabled=False, disabled_at=now, disabled_reason=reason[:300]
-        )
-        if not updated:
-            return
-        Delivery.objects.filter(channel=channel, status=DeliveryStatus.PENDING).update(
-            status=DeliveryStatus.ABANDONED, last_error="channel disabled"
-        )
-        transaction.on_commit(lambda: _notify_disabled(channel.pk))
-    logger.warning("delivery channel %s disabled: %s", channel.pk, reason)
 
 
 def backoff_seconds(*, attempts: int, retry_after: float | None = None) -> float:
@@ -306,18 +311,18 @@ def _email(delivery: Delivery, message: Message) -> None:
 
 def _sent(delivery: Delivery) -> str:
     now = timezone.now()
-    with transaction.atomic():
-        Delivery.objects.filter(pk=delivery.pk).update(
-            status=DeliveryStatus.SENT, delivered_at=now, last_error=""
-        )
-        if delivery.channel_id:
-            DeliveryChannel.objects.filter(
-                pk=delivery.channel_id, consecutive_failures__gt=0
-            ).update(consecutive_failures=0)
-        elif delivery.event_id:
-            from alerts.models import AlertEvent
+    Delivery.objects.filter(pk=delivery.pk).update(
+        status=DeliveryStatus.SENT, delivered_at=now, last_error=""
+    )
+    if delivery.channel_id:
+        if delivery.channel.consecutive_failures:
+            DeliveryChannel.objects.filter(pk=delivery.channel_id).update(
+                consecutive_failures=0
+            )
+    elif delivery.event_id:
+        from alerts.models import AlertEvent
 
-            AlertEvent.objects.filter(pk=delivery.event_id).update(emailed_at=now)
+        AlertEvent.objects.filter(pk=delivery.event_id).update(emailed_at=now)
     return DeliveryStatus.SENT
 
 
@@ -359,32 +364,6 @@ def _failed(delivery: Delivery, error: TransportError) -> str:
         "delivery %s attempt %s failed: %s", delivery.pk, delivery.attempts, text
     )
     return update.get("status", DeliveryStatus.PENDING)
-
-
-def _notify_disabled(channel_id: int) -> None:
-    channel = DeliveryChannel.objects.select_related("owner").get(pk=channel_id)
-    if not channel.owner.email:
-        return
-    link = (
-        f"{settings.SITE_URL.rstrip('/')}/alerts/channels/" if settings.SITE_URL else ""
-    )
-    try:
-        send_mail(
-            subject=f"[Tapeline] Delivery channel {channel.name!r} was turned off"[
-                :150
-            ],
-            message=(
-                f"Your delivery channel {channel} was turned off at "
-                f"{channel.disabled_at:%Y-%m-%d %H:%M:%S} UTC.\n\n"
-                f"Reason: {channel.disabled_reason}\n\n"
-                "Alerts are no longer sent there. Fix the channel and turn it "
-                f"back on from the channels page. {link}\n"
-            ),
-            from_email=settings.DEFAULT_FROM_EMAIL,
-            recipient_list=[channel.owner.email],
-        )
-    except Exception:  # noqa: BLE001 - the in-app notice stays
-        logger.exception("could not email the owner of channel %s", channel_id)
 
 
 def _lock_owners(owner_ids: set[int]) -> None:

@@ -414,6 +414,9 @@ ALERT_DELIVERY_BACKOFF_SECONDS = env.float(
 ALERT_DELIVERY_BACKOFF_MAX_SECONDS = env.float(
     "ALERT_DELIVERY_BACKOFF_MAX_SECONDS", default=600.0
 )
+# Deliveries in flight per channel across all workers (alerts.throttle): a
+# slow endpoint holds at most this many worker threads. 0: no limit.
+ALERT_CHANNEL_CONCURRENCY = env.int("ALERT_CHANNEL_CONCURRENCY", default=2)
 # A channel failing this many attempts in a row is disabled and its owner told.
 ALERT_CHANNEL_MAX_FAILURES = env.int("ALERT_CHANNEL_MAX_FAILURES", default=10)
 # Aggregation: past THRESHOLD alert messages to one channel within WINDOW

@@ -46,6 +46,7 @@ class Receiver:
         self.script = list(script or [])
         self.default = default or Answer()
         self.requests: list[Request] = []
+        self.requests_at: dict[str, float] = {}  # alert id → perf_counter (bench)
         self.answered = 0
         self._lock = threading.Lock()
         receiver = self
@@ -55,9 +56,9 @@ class Receiver:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
                 with receiver._lock:
-                    receiver.requests.append(
-                        Request(self.path, dict(self.headers.items()), body)
-                    )
+                    request = Request(self.path, dict(self.headers.items()), body)
+                    receiver.requests.append(request)
+                    receiver._stamp(request)
                     answer = (
                         receiver.script.pop(0) if receiver.script else receiver.default
                     )
@@ -83,6 +84,13 @@ class Receiver:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def _stamp(self, request: Request) -> None:
+        try:
+            alert_id = str(request.json()["alert"]["id"])
+        except (ValueError, KeyError, TypeError):
+            return
+        self.requests_at.setdefault(alert_id, time.perf_counter())
 
     @property
     def url(self) -> str:

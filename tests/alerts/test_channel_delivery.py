@@ -372,3 +372,39 @@ def test_private_addresses_refused_at_send_time_too(user, instruments, settings)
     delivery.refresh_from_db()
     assert delivery.status == "failed"
     assert "127.0.0.1" in delivery.last_error and "refused" not in delivery.status
+
+
+@transactional()
+def test_a_hanging_endpoint_holds_at_most_its_slots(user, instruments, settings):
+    """With ALERT_CHANNEL_CONCURRENCY=1, a second delivery to a channel whose
+    first is still waiting on its endpoint is put back for later (no attempt
+    counted), while another channel's delivery goes at once."""
+    settings.ALERT_CHANNEL_CONCURRENCY = 1
+    release = threading.Event()
+    with Receiver(default=Answer(hold=release)) as slow, Receiver() as fast:
+        slow_channel = webhook(user, slow.url, name="slow")
+        fast_channel = webhook(user, fast.url, name="fast")
+        slow_rule = rule_to(user, instruments["AAPL"], slow_channel)
+        fast_rule = rule_to(user, instruments["MSFT"], fast_channel)
+        first, second = alert_events_record(
+            fired=[fired(slow_rule), fired(slow_rule, seconds=1)], send=False
+        )
+        [other] = alert_events_record(fired=[fired(fast_rule)], send=False)
+        hanging = threading.Thread(
+            target=delivery_send.fn, args=(first.deliveries.get().pk,)
+        )
+        hanging.start()
+        wait_for(lambda: slow.requests, what="the hanging request")
+        before = delayed_messages()
+        delivery_send.fn(second.deliveries.get().pk)
+        delivery_send.fn(other.deliveries.get().pk)
+        queued = second.deliveries.get()
+        assert queued.status == "pending" and queued.attempts == 0
+        assert delayed_messages() == before + 1  # it comes back in a moment
+        assert other.deliveries.get().status == "sent"
+        release.set()
+        hanging.join(30)
+        delivery_send.fn(queued.pk)  # the slot is free again
+
+    assert first.deliveries.get().status == "sent"
+    assert Delivery.objects.get(pk=queued.pk).status == "sent"
