@@ -174,7 +174,7 @@ def deliveries_enqueue(*, deliveries: list[tuple[int, float]]) -> None:
     from alerts.tasks import delivery_send
 
     outage = redis_outage()
-    for delivery_id, delay in deliveries:
+    for done, (delivery_id, delay) in enumerate(deliveries):
         try:
             if delay > 0:
                 delivery_send.send_with_options(
@@ -183,8 +183,10 @@ def deliveries_enqueue(*, deliveries: list[tuple[int, float]]) -> None:
             else:
                 delivery_send.send(delivery_id)
         except REDIS_ERRORS as exc:
-            outage.failed(exc, doing="enqueueing an alert delivery")
-            outage.skipped("alert deliveries not enqueued")
+            # The rest would wait for the same connection timeout each.
+            outage.failed(exc, doing="enqueueing alert deliveries")
+            outage.skipped("alert deliveries not enqueued", len(deliveries) - done)
+            return
         except Exception:
             logger.exception("could not enqueue delivery %s", delivery_id)
 

@@ -408,3 +408,25 @@ def test_a_hanging_endpoint_holds_at_most_its_slots(user, instruments, settings)
 
     assert first.deliveries.get().status == "sent"
     assert Delivery.objects.get(pk=queued.pk).status == "sent"
+
+
+@transactional()
+def test_deliveries_not_queued_while_redis_was_away_are_sent_later(user, instruments):
+    from alerts.delivery import deliveries_reclaim
+    from tests.alerts.test_delivery import broker_away
+
+    with Receiver() as receiver:
+        channels = [webhook(user, receiver.url, name=f"hook {i}") for i in range(2)]
+        rule = rule_to(user, instruments["AAPL"], *channels)
+        with broker_away():
+            [event] = alert_events_record(fired=[fired(rule)])  # enqueue fails
+        assert redis_client().llen(key("dramatiq", "alerts")) == 0
+        assert set(event.deliveries.values_list("status", flat=True)) == {"pending"}
+        Delivery.objects.update(next_attempt_at=timezone.now() - timedelta(minutes=2))
+        assert deliveries_reclaim() == 2
+        assert redis_client().llen(key("dramatiq", "alerts")) == 2
+        for delivery in event.deliveries.all():
+            delivery_send.fn(delivery.pk)
+
+    assert len(receiver.requests) == 2
+    assert set(event.deliveries.values_list("status", flat=True)) == {"sent"}
