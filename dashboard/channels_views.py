@@ -21,6 +21,7 @@ from alerts.channel_services import (
     channel_test_send,
     channel_update,
 )
+from alerts.delivery_models import ChannelKind
 from alerts.selectors import channel_for_user, channels_for_user
 from dashboard.views import _page_context
 
@@ -71,7 +72,7 @@ def channels_index(request):
     if channel is None:
         return _page(request, form, status=400)
     messages.success(request, f"Channel added: {channel}.")
-    if channel.kind == "webhook" and not form.cleaned_data.get("secret"):
+    if channel.kind == ChannelKind.WEBHOOK and not form.cleaned_data.get("secret"):
         # A generated signing secret is shown this once, never again.
         return _page(request, DeliveryChannelForm(), created_secret=channel.secret)
     return redirect("dashboard:alert_channels")
