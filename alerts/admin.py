@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from alerts.models import AlertEvent, AlertRule
+from alerts.models import AlertEvent, AlertRule, Delivery, DeliveryChannel
 from alerts.services import alert_events_mark_seen, rules_changed
 from audit.services import audit_queryset_update
 
@@ -120,3 +120,50 @@ class AlertEventAdmin(admin.ModelAdmin):
             ids = queryset.filter(owner_id=owner_id).values_list("pk", flat=True)
             count += alert_events_mark_seen(user=owner_id, ids=list(ids))
         self.message_user(request, f"{count} alert(s) marked as seen.")
+
+
+@admin.register(DeliveryChannel)
+class DeliveryChannelAdmin(admin.ModelAdmin):
+    """Owners manage their channels on their page; staff see state and
+    failures here, never the URL or secret."""
+
+    list_display = ("name", "owner", "kind", "enabled", "consecutive_failures")
+    list_filter = ("kind", "enabled")
+    search_fields = ("name", "owner__username")
+    list_select_related = ("owner",)
+    fields = (
+        "owner",
+        "name",
+        "kind",
+        "enabled",
+        "consecutive_failures",
+        "disabled_at",
+        "disabled_reason",
+    )
+    readonly_fields = fields
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(admin.ModelAdmin):
+    list_display = ("id", "owner", "event", "channel", "status", "attempts")
+    list_filter = ("status",)
+    search_fields = ("owner__username", "last_error")
+    list_select_related = ("owner", "event", "channel")
+    readonly_fields = (
+        "owner",
+        "event",
+        "channel",
+        "parent",
+        "status",
+        "attempts",
+        "last_error",
+        "next_attempt_at",
+        "delivered_at",
+        "created_at",
+    )
+
+    def has_add_permission(self, request) -> bool:
+        return False

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django import forms
 
-from alerts.models import RULE_FIELDS, AlertRule, RuleKind
+from alerts.models import RULE_FIELDS, AlertRule, DeliveryChannel, RuleKind
 from alerts.selectors import instrument_for_rule
 
 
@@ -17,6 +17,14 @@ class AlertRuleForm(forms.ModelForm):
         max_length=15,
         help_text="Instrument symbol, e.g. AAPL or BTC/USD.",
         widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+    )
+
+    channels = forms.ModelMultipleChoiceField(
+        queryset=DeliveryChannel.objects.none(),
+        required=False,
+        label="Deliver to",
+        help_text="Your webhook, Slack, Discord or Telegram channels "
+        "(manage them under Alerts › Channels).",
     )
 
     class Meta:
@@ -35,13 +43,19 @@ class AlertRuleForm(forms.ModelForm):
         }
         widgets = {"note": forms.TextInput(attrs={"maxlength": 200})}
 
-    field_order = ("symbol", *RULE_FIELDS)
+    field_order = ("symbol", *RULE_FIELDS, "channels")
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         if self.instance.pk and not self.is_bound:
             self.fields["symbol"].initial = self.instance.instrument.symbol
         self.fields["kind"].widget.attrs["data-kind-select"] = "1"
+        # Only the owner's channels can be chosen (or posted).
+        self.fields["channels"].queryset = DeliveryChannel.objects.filter(
+            owner_id=self.instance.owner_id
+        )
+        if self.instance.pk and not self.is_bound:
+            self.fields["channels"].initial = list(self.instance.channels.all())
         self.fields["level"].help_text = (
             "Price level, percent (e.g. 3 or -2), RSI level (0-100) or volume "
             "multiple (e.g. 3), depending on the kind."

@@ -123,6 +123,12 @@ class AlertRule(models.Model):
     )
     active = models.BooleanField(default=True)
     notify_email = models.BooleanField(default=False)
+    channels = models.ManyToManyField(
+        "alerts.DeliveryChannel",
+        blank=True,
+        related_name="rules",
+        help_text="Where else the alert is sent (the owner's channels).",
+    )
     note = models.CharField(max_length=200, blank=True)
     last_fired_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -372,3 +378,22 @@ class OpsAlert(models.Model):
     @property
     def active(self) -> bool:
         return self.cleared_at is None
+
+
+# Channels and delivery records live in their own module (kept small).
+from alerts.delivery_models import (  # noqa: E402
+    ChannelKind,
+    Delivery,
+    DeliveryChannel,
+    DeliveryStatus,
+)
+
+__all__ = [
+    "AlertEvent",
+    "AlertRule",
+    "ChannelKind",
+    "Delivery",
+    "DeliveryChannel",
+    "DeliveryStatus",
+    "OpsAlert",
+]

@@ -210,3 +210,24 @@ def ops_alerts_recent(*, limit: int = 50) -> list[OpsAlert]:
 
 def ops_alerts_active() -> list[OpsAlert]:
     return list(OpsAlert.objects.filter(cleared_at__isnull=True))
+
+
+def channels_for_user(*, user) -> QuerySet:
+    from alerts.models import DeliveryChannel
+
+    return DeliveryChannel.objects.filter(owner=user)
+
+
+def channel_for_user(*, user, channel_id: int):
+    return channels_for_user(user=user).filter(pk=channel_id).first()
+
+
+def channels_disabled_for_user(*, user) -> list:
+    """Channels turned off after failing (the alerts page's notice)."""
+    from alerts.delivery_models import TURNED_OFF_BY_OWNER
+
+    return list(
+        channels_for_user(user=user)
+        .filter(enabled=False, disabled_at__isnull=False)
+        .exclude(disabled_reason=TURNED_OFF_BY_OWNER)
+    )
