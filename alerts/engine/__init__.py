@@ -14,7 +14,8 @@ Use (one engine per stream-worker shard)::
 
 Layers (each ≲400 lines): `index` (EngineRule, the sorted `CrossSeries`),
 `trackers` (minute/timeframe bars, RSI, MA, volume, per-instrument state),
-`composite` (portfolio values, multi-condition state), `events` (pattern,
+`series` (building the series a kind watches), `composite` (portfolio
+values, multi-condition state), `events` (pattern,
 anomaly and multi-condition evaluation), `loading` (change detection, DB
 reload, warm-up seeds), `messages` (`FiredAlert`), `core` (`AlertEngine`).
 What differs per rule kind (fields, checks, series key, warm-up, message)

@@ -14,17 +14,11 @@ from alerts.engine.events import Events
 from alerts.engine.index import CrossSeries, EngineRule
 from alerts.engine.loading import Loading, Seed, portfolio_owners
 from alerts.engine.messages import Fire, FiredAlert, fired_build, price_text
-from alerts.engine.trackers import (
-    MINUTE,
-    Frame,
-    InstrumentState,
-    VolumeTracker,
-    floor_minute,
-)
-from alerts.kinds import kind_get, timeframe_minutes
+from alerts.engine.series import SeriesBuilding, change_pct
+from alerts.engine.trackers import MINUTE, InstrumentState, floor_minute
 
 
-class AlertEngine(Loading, Events):
+class AlertEngine(Loading, SeriesBuilding, Events):
     """Evaluates active alert rules for a set of canonical symbols.
 
     `symbols`: the instruments whose single-instrument rules it loads (None:
@@ -140,103 +134,6 @@ class AlertEngine(Loading, Events):
             if sub.series is not None:
                 sub.series.remove(sub)
         self._composites.pop(rule_id, None)
-
-    def _create_series(self, inst: InstrumentState, rule: EngineRule) -> CrossSeries:
-        series = CrossSeries()
-        series.epoch = inst.epoch
-        inst.series[rule.series_key] = series
-        kind = kind_get(rule.kind)
-        source = kind.source
-        if rule.kind == "price":
-            series.value = inst.price
-        elif rule.kind == "change_pct":
-            series.value = _change_pct(inst.price, inst.prev_close)
-        elif source == "frame":
-            frame = self._frame(inst, timeframe_minutes(rule.timeframe))
-            tracker = kind.tracker(rule)
-            value = None
-            for close in frame.closes:
-                result = tracker.on_bar(close)
-                if result is not None:
-                    value = result
-            series.value = value
-            frame.trackers.append((tracker, series))
-        elif source == "volume":
-            tracker = VolumeTracker(int(rule.period or 1))
-            for bar in list(self._history(inst))[-tracker.period :]:
-                tracker.on_minute_closed(bar[2])
-            inst.volumes[tracker.period] = (tracker, series)
-            series.value = None
-        elif source == "pattern":
-            frame = self._frame(inst, timeframe_minutes(rule.timeframe))
-            frame.keep_bars(max(kind.history(rule).values()))
-            frame.patterns[rule.pattern] = series
-        elif source == "anomaly":
-            inst.anomalies[rule.anomaly] = series
-        return series
-
-    def _frame(self, inst: InstrumentState, minutes: int) -> Frame:
-        frame = inst.frames.get(minutes)
-        if frame is not None:
-            return frame
-        frame = inst.frames[minutes] = Frame(minutes)
-        seed = self._seeding.get(inst.symbol)
-        stored = seed.frames.get(minutes) if seed is not None else None
-        if stored is not None:
-            # Closed buckets resampled by the database, then the minutes of
-            # the bucket still open.
-            bars, last_bucket = stored
-            frame.keep_bars(len(bars)) if bars and len(bars[0]) > 2 else None
-            for bar in bars:
-                frame.closes.append(bar[4] if len(bar) > 2 else bar[1])
-                if frame.bars is not None and len(bar) > 2:
-                    frame.bars.append(_bar_dict(bar))
-            frame.last_minute = last_bucket + timedelta(minutes=minutes) - MINUTE
-        for bar in self._history(inst):
-            frame.on_minute(bar)
-        return frame
-
-    def _history(self, inst: InstrumentState):
-        """Closed minutes to warm a new tracker: stored bars being applied
-        now followed by the live ones, else the live ones."""
-        seed = self._seeding.get(inst.symbol)
-        return seed.minutes if seed is not None else inst.recent
-
-    def _portfolio(self, owner_id: int) -> PortfolioState:
-        state = self._portfolios.get(owner_id)
-        if state is None:
-            state = self._portfolios[owner_id] = PortfolioState(owner_id)
-        return state
-
-    def portfolio_set(self, owner_id: int, terms: list) -> None:
-        """Install an owner's holdings (from `portfolio_terms`). A change
-        re-baselines the portfolio's values (no fire for a trade entered)."""
-        state = self._portfolio(owner_id)
-        if [tuple(t) for t in terms] == [tuple(t) for t in state.terms]:
-            return
-        for inst in state.instruments:
-            if state in inst.portfolios:
-                inst.portfolios.remove(state)
-        state.terms = list(terms)
-        state.instruments = [self._instrument(t.symbol) for t in terms]
-        for inst in state.instruments:
-            inst.portfolios.append(state)
-        state.own_epoch += 1
-
-    def rule_symbols(self, rule: EngineRule) -> set[str]:
-        symbols = set(rule.symbols)
-        for sub in rule.conditions_engine or [rule]:
-            if sub.kind == "portfolio_value":
-                state = self._portfolios.get(rule.owner_id)
-                symbols.update(t.symbol for t in state.terms) if state else None
-        return symbols
-
-    def watched_symbols(self) -> set[str]:
-        """Every instrument a loaded rule reads (the worker streams them)."""
-        symbols: set[str] = set()
-        for rule in list(self.rules.values()):
-            symbols |= self.rule_symbols(rule)
-        return symbols
 
     # -- state from the worker ----------------------------------------------------
     def set_freshness(self, symbol: str, state: str) -> None:
@@ -401,7 +298,7 @@ class AlertEngine(Loading, Events):
         if inst.prev_close is not None:
             series = inst.series.get(("change_pct",))
             if series is not None:
-                value = _change_pct(price, inst.prev_close)
+                value = change_pct(price, inst.prev_close)
                 self._series_update(inst, series, value, ts, fired)
         for state in inst.portfolios:
             if state.series:
@@ -488,24 +385,6 @@ class AlertEngine(Loading, Events):
             "reloads": self.reloads,
             "version": self._version,
         }
-
-
-def _bar_dict(row: tuple) -> dict:
-    ts, open_, high, low, close, volume = row[:6]
-    return {
-        "ts": ts,
-        "open": open_,
-        "high": high,
-        "low": low,
-        "close": close,
-        "volume": volume,
-    }
-
-
-def _change_pct(price: float | None, prev_close: float | None) -> float | None:
-    if price is None or not prev_close:
-        return None
-    return (price - prev_close) / prev_close * 100.0
 
 
 def _float(value) -> float | None:
