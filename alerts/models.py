@@ -15,7 +15,6 @@ from alerts.kinds import (
     TIMEFRAME_MINUTES,
     kind_choices,
     kind_get,
-    timeframe_minutes,
 )
 from alerts.kinds.portfolio import MEASURES
 from marketdata.models import PRICE, Instrument
@@ -220,10 +219,6 @@ class AlertRule(models.Model):
             err("cooldown_seconds", "The cooldown can be at most 7 days (604800 s).")
         if errors:
             raise ValidationError(errors)
-
-    @property
-    def timeframe_minutes(self) -> int:
-        return timeframe_minutes(self.timeframe)
 
     @property
     def symbols(self) -> list[str]:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from alerts.models import AlertEvent, AlertRule, OpsAlert
+from alerts.models import RULE_FIELDS, AlertEvent, AlertRule, OpsAlert
 from core.redis import key, redis_client
 from marketdata.models import Instrument
 from marketdata.selectors import bars_page, bars_resampled, instrument_get
@@ -27,28 +27,13 @@ def changes_key() -> str:
 # Beyond this many changed ids since the engine's version, reload everything.
 MAX_PARTIAL_RELOAD = 5_000
 
+# What the engine reads of a rule: the user's fields (one list, in models)
+# plus identity and firing history.
 ENGINE_FIELDS = (
     "id",
     "owner_id",
     "instrument_id",
-    "kind",
-    "direction",
-    "level",
-    "hysteresis",
-    "timeframe",
-    "period",
-    "fast_period",
-    "slow_period",
-    "ma_type",
-    "measure",
-    "pattern",
-    "anomaly",
-    "combine",
-    "conditions",
-    "cooldown_seconds",
-    "one_shot",
-    "notify_email",
-    "note",
+    *(name for name in RULE_FIELDS if name != "active"),
     "last_fired_at",
 )
 
