@@ -333,7 +333,10 @@ class AlertEngine(Loading, SeriesBuilding, Events):
             self._fire(rule, ctx, ts, fired, value=value, previous=previous)
 
     def _fire(self, rule, ctx, ts, fired, *, value, previous, event=None) -> None:
-        """Record one fire of `rule` unless its cooldown holds it back."""
+        """Record one fire of `rule` unless its cooldown holds it back (or
+        another shard owns it: rules without one instrument)."""
+        if not rule.symbol and not self._owns(rule.home):
+            return
         last = rule.last_fired
         if last is not None and (ts - last).total_seconds() < rule.cooldown:
             self.suppressed_count += 1

@@ -114,7 +114,7 @@ class Events:
         if quiet or not state or previous is not False:
             return
         rule = composite.rule
-        if not composite.live or not self._owns(rule.home):
+        if not composite.live:
             return
         contexts = composite.contexts
         ctx = next((c for c in contexts if c.symbol), contexts[0])

@@ -155,14 +155,11 @@ class Loading:
             symbols=self.symbols, ids=None if full else ids
         )
         incoming = [EngineRule.from_row(row) for row in rows]
-        incoming = [rule for rule in incoming if self._owns(rule.home)]
         seeds = self._fetch_seeds(incoming) if self.seed_from_db else {}
         owners = portfolio_owners(incoming) | (
             set() if full else set(self._portfolio_owners)
         )
         portfolios = self._fetch_portfolios(owners) if owners else None
-        kept = {rule.id for rule in incoming}
-        rows = [row for row in rows if row["id"] in kept]
         return RuleChanges(
             version=version,
             full=full,
@@ -281,6 +278,8 @@ class Loading:
             return set()
         symbols = set()
         for rule in list(self.rules.values()):
-            if rule.conditions_engine or rule.kind == "portfolio_value":
+            if (
+                rule.conditions_engine or rule.kind == "portfolio_value"
+            ) and self._owns(rule.home):
                 symbols.update(s for s in self.rule_symbols(rule) if not self.owns(s))
         return symbols

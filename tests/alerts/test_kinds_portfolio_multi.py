@@ -307,3 +307,18 @@ def test_condition_on_a_deleted_instrument_is_explained(user, instruments):
     # the instrument by symbol (no events will come for it).
     engine = make_engine()
     assert rule.pk in engine.rules
+
+
+def test_portfolio_rule_fires_on_one_shard_and_every_shard_streams_its_book(book):
+    portfolio_rule(book, measure="value", level=2600)
+    home = f"portfolio:{book.pk}"
+    shards = [
+        make_engine(owns=lambda symbol, mine=mine: (symbol == home) == mine)
+        for mine in (True, False)
+    ]
+    fired = []
+    for engine in shards:
+        assert engine.watched_symbols() == {"AAPL", "MSFT"}
+        events = [trade("AAPL", 150, 0), trade("MSFT", 200, 1), trade("AAPL", 160, 2)]
+        fired += feed(engine, events)
+    assert seconds(fired) == [2.0]
