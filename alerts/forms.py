@@ -17,7 +17,12 @@ from alerts.models import (
 from alerts.selectors import instrument_for_rule
 
 # A condition row's inputs: the rule's own field names (see alerts.kinds.multi).
-CONDITION_FIELDS = ("kind", "symbol", "direction", *OPTIONAL_FIELDS[:9])
+CONDITION_FIELDS = (
+    "kind",
+    "symbol",
+    "direction",
+    *(name for name in OPTIONAL_FIELDS if name not in ("combine", "conditions")),
+)
 LABELS = {
     "level": "Level",
     "hysteresis": "Re-arm band",

@@ -39,6 +39,7 @@ def test_form_builds_a_multi_condition_rule(client, user, instruments):
         **rows(
             {"kind": "price", "symbol": "aapl", "direction": "above", "level": "150"},
             {},  # an empty row in between is ignored
+            {"kind": "anomaly", "symbol": "MSFT", "anomaly": "volume_surge"},
             {
                 "kind": "rsi",
                 "symbol": "MSFT",
@@ -53,15 +54,16 @@ def test_form_builds_a_multi_condition_rule(client, user, instruments):
     assert response.status_code == 302, response.content.decode()[:3000]
     rule = AlertRule.objects.get(owner=user)
     assert rule.instrument is None and rule.combine == "and"
-    assert [c["symbol"] for c in rule.conditions] == ["AAPL", "MSFT"]
+    assert [c["symbol"] for c in rule.conditions] == ["AAPL", "MSFT", "MSFT"]
     assert rule.describe() == (
-        "AAPL price crosses above 150 AND MSFT RSI(14, 5m) crosses below 30"
+        "AAPL price crosses above 150 AND MSFT volume surge seen AND "
+        "MSFT RSI(14, 5m) crosses below 30"
     )
     listing = client.get("/alerts/").content.decode()
     assert "AAPL, MSFT" in listing
     # The edit form shows the stored conditions back.
     edit = client.get(f"/alerts/{rule.pk}/edit").content.decode()
-    assert 'name="c3_kind"' in edit and 'value="MSFT"' in edit
+    assert 'name="c4_kind"' in edit and 'value="MSFT"' in edit
 
 
 def test_form_names_the_bad_condition(client, user, instruments):
