@@ -47,6 +47,8 @@ class AlertEngine(Loading, SeriesBuilding, Events):
         self._portfolio_owners: set[int] = set()
         self._portfolios_at = 0.0
         self._composites: dict[int, Composite] = {}
+        #: ids of rules without one instrument (multi, portfolio)
+        self._spanning: set[int] = set()
         self._expiring: list[tuple[datetime, int]] = []
         self._version: int | None = None
         self._missed_changes = False
@@ -100,6 +102,7 @@ class AlertEngine(Loading, SeriesBuilding, Events):
             self._place(rule)
         if rule.kind == "portfolio_value" or rule.conditions_engine:
             self._portfolio_owners |= portfolio_owners([rule])
+            self._spanning.add(rule.id)
         self.rules[rule.id] = rule
 
     def _place(self, rule: EngineRule, parent: EngineRule | None = None):
@@ -134,6 +137,7 @@ class AlertEngine(Loading, SeriesBuilding, Events):
             if sub.series is not None:
                 sub.series.remove(sub)
         self._composites.pop(rule_id, None)
+        self._spanning.discard(rule_id)
 
     # -- state from the worker ----------------------------------------------------
     def set_freshness(self, symbol: str, state: str) -> None:

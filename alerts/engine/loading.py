@@ -207,7 +207,11 @@ class Loading:
                 have = inst.seeded if inst is not None else {}
                 mine = needed.setdefault(sub.symbol, {})
                 for minutes, bars in wants.items():
-                    if have.get(minutes, 0) < bars:
+                    frame = inst.frames.get(minutes) if inst is not None else None
+                    # Pattern rules need OHLCV bars, which an indicator's
+                    # frame does not keep: fetch them even if seeded.
+                    bare = sub.kind == "pattern" and (frame is None or not frame.bars)
+                    if bare or have.get(minutes, 0) < bars:
                         mine[minutes] = max(mine.get(minutes, 0), bars)
                 instrument_ids[sub.symbol] = sub.instrument_id
         seeds: dict[str, Seed] = {}
@@ -277,9 +281,8 @@ class Loading:
         if self.owns is None:
             return set()
         symbols = set()
-        for rule in list(self.rules.values()):
-            if (
-                rule.conditions_engine or rule.kind == "portfolio_value"
-            ) and self._owns(rule.home):
+        for rule_id in list(self._spanning):
+            rule = self.rules.get(rule_id)
+            if rule is not None and self._owns(rule.home):
                 symbols.update(s for s in self.rule_symbols(rule) if not self.owns(s))
         return symbols

@@ -40,33 +40,55 @@ class SeriesBuilding:
             inst.volumes[tracker.period] = (tracker, series)
             series.value = None
         elif source == "pattern":
-            frame = self._frame(inst, timeframe_minutes(rule.timeframe))
-            frame.keep_bars(max(kind.history(rule).values()))
+            keep = max(kind.history(rule).values())
+            frame = self._frame(inst, timeframe_minutes(rule.timeframe), keep)
             frame.patterns[rule.pattern] = series
         elif source == "anomaly":
             inst.anomalies[rule.anomaly] = series
         return series
 
-    def _frame(self, inst: InstrumentState, minutes: int) -> Frame:
+    def _frame(self, inst: InstrumentState, minutes: int, keep: int = 0) -> Frame:
+        """The instrument's frame of `minutes`, warmed from the seed when new;
+        `keep` > 0: it keeps that many OHLCV bars (pattern rules)."""
         frame = inst.frames.get(minutes)
         if frame is not None:
+            if keep and not frame.bars:
+                frame.keep_bars(keep)
+                self._frame_replay(inst, frame, closes=False)
+            elif keep:
+                frame.keep_bars(keep)
             return frame
         frame = inst.frames[minutes] = Frame(minutes)
+        if keep:
+            frame.keep_bars(keep)
+        self._frame_replay(inst, frame, closes=True)
+        return frame
+
+    def _frame_replay(self, inst: InstrumentState, frame: Frame, *, closes: bool):
+        """Closed buckets resampled by the database, then the minutes of the
+        bucket still open (only bars, when the closes are already there)."""
+        minutes = frame.minutes
         seed = self._seeding.get(inst.symbol)
         stored = seed.frames.get(minutes) if seed is not None else None
+        if not closes:
+            # An existing frame asked to keep bars: stored buckets only (its
+            # trackers have already seen every close).
+            for bar in stored[0] if stored is not None else ():
+                frame.bars.append(_bar_dict(bar))
+            if stored is None and minutes == 1:
+                for bar in self._history(inst):
+                    ts, close, volume, open_, high, low = bar
+                    frame.bars.append(_bar_dict((ts, open_, high, low, close, volume)))
+            return
         if stored is not None:
-            # Closed buckets resampled by the database, then the minutes of
-            # the bucket still open.
             bars, last_bucket = stored
-            frame.keep_bars(len(bars)) if bars and len(bars[0]) > 2 else None
             for bar in bars:
-                frame.closes.append(bar[4] if len(bar) > 2 else bar[1])
-                if frame.bars is not None and len(bar) > 2:
+                frame.closes.append(bar[4])
+                if frame.bars is not None:
                     frame.bars.append(_bar_dict(bar))
             frame.last_minute = last_bucket + timedelta(minutes=minutes) - MINUTE
         for bar in self._history(inst):
             frame.on_minute(bar)
-        return frame
 
     def _history(self, inst: InstrumentState):
         """Closed minutes to warm a new tracker: stored bars being applied

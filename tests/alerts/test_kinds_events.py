@@ -126,12 +126,12 @@ def seconds(fired) -> list[float]:
 
 def pattern_rule(user, instrument, **fields):
     fields.setdefault("cooldown_seconds", 0)
+    fields.setdefault("timeframe", "5m")
     return alert_rule_create(
         owner=user,
         instrument=instrument,
         kind="pattern",
         pattern="double_bottom",
-        timeframe="5m",
         **fields,
     )
 
@@ -385,3 +385,36 @@ def test_real_detectors_plug_in(user, instruments):
     )
     name = next(iter(anomalies.ANOMALY_KINDS))
     anomaly_rule(user, instruments["AAPL"], anomaly=name)
+
+
+@pytest.mark.parametrize("with_rsi", [False, True])
+def test_pattern_detector_sees_the_stored_history(
+    user, instruments, detectors, monkeypatch, with_rsi
+):
+    """The detector gets the stored bars on the first live close, also when
+    the frame was already built for an indicator rule."""
+    seen = []
+
+    def detect(bars, *, kinds=None):
+        seen.append(len(bars))
+        return fake_detect(bars, kinds=kinds) if len(bars) >= 30 else []
+
+    monkeypatch.setattr(sys.modules["marketdata.patterns"], "detect", detect)
+    aapl = instruments["AAPL"]
+    store(aapl, [100] * 60, start=T0 - timedelta(minutes=60))
+    if with_rsi:
+        alert_rule_create(
+            owner=user,
+            instrument=aapl,
+            kind="rsi",
+            level=70,
+            timeframe="1m",
+            period=14,
+        )
+    engine = AlertEngine()
+    engine.reload()
+    pattern_rule(user, aapl, timeframe="1m")
+    engine.reload()
+    fired = feed(engine, [planted_bar("AAPL", 0, 201)])
+    assert seen == [50]  # LOOKBACK_BARS of the fake
+    assert seconds(fired) == [60.0]
