@@ -18,7 +18,7 @@ def history_link() -> str:
 def event_lines(event) -> list[str]:
     lines = [
         event.message,
-        f"Instrument: {event.instrument.symbol}",
+        f"Instrument: {event.subject}",
         f"Time (UTC): {event.ts:%Y-%m-%d %H:%M:%S}",
     ]
     if event.price is not None:
@@ -58,7 +58,7 @@ def digest_message(*, events: list, delivery_id: int | None) -> Message:
     window = settings.ALERT_DIGEST_WINDOW_SECONDS
     head = f"{count} more alert{'s' if count != 1 else ''} within {window:g} s"
     lines = [head, ""]
-    lines += [f"• {e.ts:%H:%M:%S} {e.instrument.symbol}: {e.message}" for e in events]
+    lines += [f"• {e.ts:%H:%M:%S} {e.subject}: {e.message}" for e in events]
     link = history_link()
     return Message(
         subject=f"[Tapeline] Digest: {head}",

@@ -34,8 +34,8 @@ Message sent to the owner's group (JSON-safe; consumers relay `alert` as is)::
       "alert": {
         "id": 17,                     # AlertEvent id (POST it to mark seen)
         "rule_id": 5,                 # null when the rule was deleted since
-        "symbol": "AAPL",
-        "kind": "price",              # price | change_pct | rsi | ma_cross | volume_spike
+        "symbol": "AAPL",             # "" for portfolio alerts
+        "kind": "price",              # an alerts.kinds name (price, rsi, multi, ...)
         "direction": "above",         # above | below
         "level": "150",               # string; null for ma_cross
         "ts": "2024-05-01T14:30:01.123456+00:00",   # market time of the tick/bar
@@ -53,9 +53,11 @@ Message sent to the owner's group (JSON-safe; consumers relay `alert` as is)::
 
 Rule changes
 ------------
-Every rule write here (and any ORM save/delete of a rule, via
-`alerts.signals`) calls `rules_changed`, which on commit bumps a Redis counter
-and records the rule ids under it; running engines pick that up through
+One path: every save or delete of a rule (the services here, the admin, any
+ORM code) reaches `rules_changed` through the model signals
+(`alerts.signals`); only bulk `.update()`s, which send no signal, call it
+themselves. On commit it bumps a Redis counter and records the rule ids
+under it (once per change); running engines pick that up through
 `AlertEngine.maybe_reload()` within their check interval.
 
 Past ~400 lines (rules and fired alerts share their validation and
@@ -139,7 +141,6 @@ def alert_rule_create(
         rule.save()
         if channels is not None:
             alert_rule_channels_set(rule=rule, channels=channels)
-        rules_changed(rule_ids=[rule.pk])
     return rule
 
 
@@ -158,7 +159,6 @@ def alert_rule_update(
         rule.save()
         if channels is not None:
             alert_rule_channels_set(rule=rule, channels=channels)
-        rules_changed(rule_ids=[rule.pk])
     return rule
 
 
@@ -175,16 +175,13 @@ def alert_rule_set_active(*, rule: AlertRule, active: bool) -> AlertRule:
     with transaction.atomic():
         rule.active = active
         rule.save(update_fields=["active", "updated_at"])
-        rules_changed(rule_ids=[rule.pk])
     return rule
 
 
 def alert_rule_delete(*, rule: AlertRule) -> None:
     """Delete a rule; its alert history stays (with the rule unset)."""
-    rule_id = rule.pk
     with transaction.atomic():
         rule.delete()
-        rules_changed(rule_ids=[rule_id])
 
 
 # --- fired alerts ----------------------------------------------------------------------
@@ -217,6 +214,7 @@ def alert_events_record(
             r.pk: r
             for r in AlertRule.objects.select_for_update()
             .filter(pk__in=rule_ids)
+            .order_by("pk")  # no join: the instrument is nullable
             .only("pk", "owner", "one_shot", "active", "last_fired_at", "notify_email")
         }
         events = [
@@ -305,7 +303,9 @@ def alert_event_messages(
 def alert_payload(*, event: AlertEvent, fired: FiredAlert | None = None) -> dict:
     """The JSON-safe `alert` dict of an `alert.fired` message."""
     values = event.values or {}
-    symbol = fired.symbol if fired else event.instrument.symbol
+    symbol = fired.symbol if fired else values.get("symbol", "")
+    if not symbol and not fired and event.instrument_id:
+        symbol = event.instrument.symbol
     direction = fired.direction if fired else values.get("direction", "")
     level = values.get("level")
     try:

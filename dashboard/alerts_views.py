@@ -155,6 +155,8 @@ def _handle_rule_form(request, rule: AlertRule | None):
         messages.warning(
             request, "Your account has no email address, so no email will be sent."
         )
+    if rule.instrument_id is None:
+        return redirect("dashboard:alerts")
     return redirect(reverse("dashboard:alerts") + f"?symbol={rule.instrument.symbol}")
 
 
