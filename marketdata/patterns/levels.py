@@ -6,8 +6,10 @@ where u is ATR(14) at that anchor; the touches are the swings from the anchor
 on within that tolerance of the anchor's price. With LEVEL_MIN_TOUCHES or more
 the level is confirmed at the bar that confirmed the newest touch, priced at
 the touches' mean: support when that bar closes above it, resistance when it
-closes below. A level already reported (a touch within its tolerance while it
-is in the window) is not reported again.
+closes below. A level is reported by the touch that brings it to exactly
+LEVEL_MIN_TOUCHES (later touches of the same anchor do not repeat it); the
+rule reads only the window's swings, so a live caller's shorter history
+finds the same levels.
 """
 
 from __future__ import annotations
@@ -28,38 +30,26 @@ LABELS = {"support": "Support level", "resistance": "Resistance level"}
 
 def levels(series: Series) -> Iterator[Detection]:
     swings = series.swings
-    reported: list[tuple[float, float, int]] = []  # (price, tolerance, last touch)
     first = 0
     for j, s in enumerate(swings):
         while swings[first].index < s.index - LEVEL_WINDOW_BARS:
             first += 1
-        if any(
-            abs(s.price - price) <= tol and s.index - last <= LEVEL_WINDOW_BARS
-            for price, tol, last in reported
-        ):
-            # Another touch of a reported level: it stays reported, now longer.
-            reported = [
-                (p, t, s.index if abs(s.price - p) <= t else last)
-                for p, t, last in reported
-            ]
-            continue
+        # The anchor: the earliest swing in the window that s touches.
         for e in range(first, j):
             anchor = swings[e]
             tol = LEVEL_TOL_ATR * series.unit(anchor.index)
-            if not abs(s.price - anchor.price) <= tol:  # NaN-safe
-                continue
-            touches = [
-                t for t in swings[e : j + 1] if abs(t.price - anchor.price) <= tol
-            ]
-            if len(touches) >= LEVEL_MIN_TOUCHES:
+            if abs(s.price - anchor.price) <= tol:  # False while ATR is NaN
                 break
         else:
+            continue
+        touches = [t for t in swings[e : j + 1] if abs(t.price - anchor.price) <= tol]
+        # Exactly the minimum: s completes the level (later touches repeat it).
+        if len(touches) != LEVEL_MIN_TOUCHES:
             continue
         at = s.confirmed
         price = sum(t.price for t in touches) / len(touches)
         kind = "support" if series.close[at] > price else "resistance"
         spread = max(abs(t.price - anchor.price) for t in touches)
-        reported.append((price, tol, s.index))
         yield Detection(
             kind=kind,
             label=LABELS[kind],

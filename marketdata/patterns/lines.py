@@ -8,7 +8,8 @@ at least LINE_MIN_GAP_BARS between touches, draws a line; it is a trend line
 if s3 lies within LINE_TOL_ATR × u of it (u = ATR(14) at s1) and no close
 from s1 to the bar confirming s3 fell below it by more than BREAK_MARGIN_ATR ×
 u. The best-fitting pair wins; the line is confirmed at the bar that confirmed
-s3. A swing touching a line already reported and not broken adds no new line.
+s3. Only a line's third touch reports it: no other swing low of the window
+may lie within the tolerance of the line (a fourth touch repeats nothing).
 
 The line BREAKS (a separate detection) at the first later close below it by
 more than BREAK_MARGIN_ATR × u, within MAX_SPAN_BARS of its first touch.
@@ -57,44 +58,39 @@ def trend_lines(series: Series) -> Iterator[Detection]:
     up = series.sign == 1
     kind = "trendline_up" if up else "trendline_down"
     lows = [s for s in series.swings if s.kind == "low"]
-    active: list[tuple[Swing, Swing, float, int | None]] = []  # s1, s2, tol, break
     for k, s3 in enumerate(lows):
         c3 = s3.confirmed
-        if any(
-            (broken is None or broken >= c3)
-            and s3.index - a.index <= MAX_SPAN_BARS
-            and abs(s3.price - line_at(a.index, a.price, b.index, b.price, s3.index))
-            <= tol
-            for a, b, tol, broken in active
-        ):
-            continue
+        # Lows in the window: the pair comes from them, and no other of them
+        # may touch the line (s3 is its third touch, not a later one).
+        window = [s for s in lows[:k] if c3 - s.index <= LINE_WINDOW_BARS]
         best = None
-        for i2 in range(k - 1, 0, -1):
-            s2 = lows[i2]
+        for i2 in range(len(window) - 1, 0, -1):
+            s2 = window[i2]
             if s3.index - s2.index < LINE_MIN_GAP_BARS:
                 continue
-            for i1 in range(i2 - 1, -1, -1):
-                s1 = lows[i1]
-                if c3 - s1.index > LINE_WINDOW_BARS:
-                    break
+            for s1 in window[:i2]:
                 if s2.price <= s1.price or s2.index - s1.index < LINE_MIN_GAP_BARS:
                     continue
                 u = series.unit(s1.index)
                 tol = LINE_TOL_ATR * u
-                dev = abs(
-                    s3.price - line_at(s1.index, s1.price, s2.index, s2.price, s3.index)
-                )
+
+                def off(s, s1=s1, s2=s2):
+                    return abs(
+                        s.price
+                        - line_at(s1.index, s1.price, s2.index, s2.price, s.index)
+                    )
+
+                dev = off(s3)
                 if not dev <= tol or (best is not None and dev / tol >= best[0]):
+                    continue
+                if any(off(o) <= tol for o in window if o is not s1 and o is not s2):
                     continue
                 if _closes_hold(series, s1, s2, s1.index, c3, BREAK_MARGIN_ATR * u):
                     best = (dev / tol, s1, s2, tol, u)
-            if lows[i2].index < c3 - LINE_WINDOW_BARS:
-                break
         if best is None:
             continue
         fit, s1, s2, tol, u = best
         broken = _first_break(series, s1, s2, c3 + 1, BREAK_MARGIN_ATR * u)
-        active.append((s1, s2, tol, broken))
         end = line_at(s1.index, s1.price, s2.index, s2.price, c3)
         word = "lows" if up else "highs"
         yield Detection(

@@ -95,14 +95,15 @@ def double_tops(series: Series) -> Iterator[Detection]:
         if at is None or at - p1.index > MAX_SPAN_BARS:
             continue
         word = ("peaks", "below") if top else ("troughs", "above")
+        outer, inner = ("peak", "trough") if top else ("trough", "peak")
         yield Detection(
             kind=kind,
             label=LABELS[kind],
             direction="bearish" if top else "bullish",
             points=(
-                series.point(p1.index, p1.price, "peak"),
-                series.point(trough.index, trough.price, "trough"),
-                series.point(p2.index, p2.price, "peak"),
+                series.point(p1.index, p1.price, outer),
+                series.point(trough.index, trough.price, inner),
+                series.point(p2.index, p2.price, outer),
                 series.point(trough.index, neck, "neckline"),
                 series.point(at, neck, "neckline"),
                 series.point(at, float(series.close[at]), "break"),
