@@ -58,6 +58,11 @@ class LinePointOut(Schema):
     price: float
 
 
+class PatternLineOut(Schema):
+    role: str = Field(description="neckline, level, trendline, upper, lower or pole")
+    points: list[LinePointOut]
+
+
 class DetectionOut(Schema):
     kind: str
     label: str
@@ -66,7 +71,7 @@ class DetectionOut(Schema):
     confidence: float
     explain: str
     points: list[PatternPointOut]
-    lines: list[list[LinePointOut]]
+    lines: list[PatternLineOut]
 
 
 class PatternsOut(Schema):

@@ -36,7 +36,8 @@ endpoint would return for the same `timeframe`, `start`, `end` and `limit`;
 window is still found. `kinds`: optional comma-separated kind ids (default
 all). Response: `{"symbol", "timeframe", "bars", "kinds", "message",
 "detections": [{"kind", "label", "direction", "t", "confidence", "explain",
-"points": [{"t", "price", "role"}], "lines": [[{"t", "price"}, …], …]}]}`,
+"points": [{"t", "price", "role"}], "lines": [{"role", "points": [{"t",
+"price"}, …]}]}]}`,
 oldest confirmation first: `t` is the confirming bar's start (epoch
 seconds), `lines` the segments to draw (necklines, trend lines, levels,
 triangle and flag sides, the pole). `message` says why nothing was looked at
@@ -233,7 +234,8 @@ def detection_json(detection: Detection) -> dict:
             (p for p in detection.points if p.role == role), key=lambda p: p.index
         )
         if len(segment) >= 2:
-            lines.append([{"t": stamp(p), "price": p.price} for p in segment])
+            points = [{"t": stamp(p), "price": p.price} for p in segment]
+            lines.append({"role": role, "points": points})
     return {
         "kind": detection.kind,
         "label": detection.label,

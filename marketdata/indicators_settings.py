@@ -11,7 +11,11 @@ Shape (every indicator present after validation, in this order)::
         "macd": {"on": false, "fast": 12, "slow": 26, "signal": 9},
         "stoch": {"on": false, "k": 14, "d": 3, "smooth": 3},
         "willr": {"on": false, "period": 14},
-        "atr": {"on": false, "period": 14}}}
+        "atr": {"on": false, "period": 14}},
+     "patterns": {"on": false}}
+
+Besides the indicators, each marker layer of LAYERS (chart patterns; drawn by
+its own `static/js/chart_<layer>.js`) is saved as ``{"on": bool}``.
 
 Parameters of an indicator that is off are kept, so turning it back on brings
 the user's own period back. A partial document is completed with the
@@ -40,6 +44,8 @@ LABELS = {
     "willr": "Williams %R",
     "atr": "ATR",
 }
+# Marker layers over the candles: name -> label of its toggle.
+LAYERS = {"patterns": "Patterns"}
 # The chart's own defaults where they differ from the indicator's (EMA 50 is
 # what the chart has always offered).
 _DEFAULTS = {"ema": {"period": 50}}
@@ -57,7 +63,18 @@ def chart_defaults() -> dict[str, Any]:
                 for i, (p, v) in enumerate(params.items())
             },
         }
-    return {"indicators": indicators}
+    return {"indicators": indicators, **{name: {"on": False} for name in LAYERS}}
+
+
+def _layer_validate(name: str, entry: Any) -> dict[str, bool]:
+    if not isinstance(entry, dict):
+        raise ValidationError(f"{name}: expected an object")
+    unknown = sorted(set(entry) - {"on"})
+    if unknown:
+        raise ValidationError(f"{name}: unknown key(s) {', '.join(unknown)}")
+    if not isinstance(entry.get("on", False), bool):
+        raise ValidationError(f"{name}.on: expected true or false")
+    return {"on": entry.get("on", False)}
 
 
 def _number(field: str, value: Any, *, low: float, high: float, integer: bool):
@@ -82,9 +99,12 @@ def chart_settings_validate(value: Any) -> dict[str, Any]:
         return chart_defaults()
     if not isinstance(value, dict):
         raise ValidationError("chart: expected an object")
-    unknown = sorted(set(value) - {"indicators"})
+    unknown = sorted(set(value) - {"indicators", *LAYERS})
     if unknown:
         raise ValidationError(f"chart: unknown key(s) {', '.join(unknown)}")
+    layers = {
+        name: _layer_validate(name, value[name]) for name in LAYERS if name in value
+    }
     given = value.get("indicators", {})
     if not isinstance(given, dict):
         raise ValidationError("indicators: expected an object")
@@ -95,6 +115,7 @@ def chart_settings_validate(value: Any) -> dict[str, Any]:
             f"known: {', '.join(SPEC_KINDS)}"
         )
     result = chart_defaults()
+    result.update(layers)
     for name, entry in given.items():
         field = f"indicators.{name}"
         if not isinstance(entry, dict):
@@ -161,3 +182,11 @@ def chart_controls(settings: dict[str, Any]) -> list[dict[str, Any]]:
             {"name": name, "label": LABELS[name], "on": entry["on"], "params": params}
         )
     return controls
+
+
+def chart_layer_controls(settings: dict[str, Any]) -> list[dict[str, Any]]:
+    """One toggle per marker layer: name, label, on."""
+    return [
+        {"name": name, "label": label, "on": settings[name]["on"]}
+        for name, label in LAYERS.items()
+    ]

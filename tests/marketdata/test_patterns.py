@@ -371,7 +371,8 @@ def test_endpoint_serves_the_planted_double_top(client, user, planted_btc):
     assert top["kind"] == "double_top" and top["direction"] == "bearish"
     assert top["t"] == int(planted_btc[82]["ts"].timestamp())
     assert top["explain"].startswith("Double top: two peaks at 110.25 and 110.25")
-    neckline = top["lines"][0]
+    assert top["lines"][0]["role"] == "neckline"
+    neckline = top["lines"][0]["points"]
     assert [p["price"] for p in neckline] == [101.75, 101.75]
     assert [p["t"] for p in neckline] == [
         int(planted_btc[i]["ts"].timestamp()) for i in (55, 82)
@@ -417,3 +418,31 @@ def test_endpoint_unknown_symbol_and_timeframe_without_bars(client, user, plante
     body = client.get(url("ETH/USD"), {"timeframe": "1h"}).json()
     assert body["detections"] == []
     assert body["message"].startswith("No 1h bars stored for ETH/USD")
+
+
+# --- the saved "Patterns" toggle ------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_patterns_toggle_saved_with_the_indicators(client, user, instruments):
+    client.force_login(user)
+    page = client.get("/instruments/AAPL/").content.decode()
+    assert '<input type="checkbox" name="patterns">' in page
+    assert 'data-url="/api/instruments/AAPL/patterns"' in page
+    document = {"indicators": {"rsi": {"on": True}}, "patterns": {"on": True}}
+    response = client.post("/chart/settings", document, content_type="application/json")
+    assert response.status_code == 200
+    assert response.json()["chart"]["patterns"] == {"on": True}
+    assert response.json()["spec"] == "rsi:14"
+    page = client.get("/instruments/AAPL/").content.decode()
+    assert '<input type="checkbox" name="patterns" checked>' in page
+    for bad, message in [
+        ({"patterns": {"on": "yes"}}, "patterns.on: expected true or false"),
+        ({"patterns": {"on": True, "kinds": []}}, "patterns: unknown key(s) kinds"),
+        ({"patterns": True}, "patterns: expected an object"),
+    ]:
+        response = client.post("/chart/settings", bad, content_type="application/json")
+        assert response.status_code == 400 and message in response.json()["error"]
+    # Nothing of the refused documents was saved.
+    page = client.get("/instruments/AAPL/").content.decode()
+    assert '<input type="checkbox" name="patterns" checked>' in page
