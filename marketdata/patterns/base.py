@@ -80,7 +80,8 @@ class Series:
         return price * self.sign
 
     def point(self, index: int, price: float, role: str) -> Point:
-        return Point(index, self.ts[index], round(self.real(price), 10), role)
+        # Plain floats (not numpy's): callers serialize them.
+        return Point(index, self.ts[index], round(float(self.real(price)), 10), role)
 
     def unit(self, index: int) -> float:
         """ATR at `index`, or NaN while ATR warms up (no pattern starts there)."""
@@ -112,7 +113,7 @@ def confidence(*ratios: float) -> float:
     if not ratios:
         return 1.0
     mean = sum(min(1.0, max(0.0, r)) for r in ratios) / len(ratios)
-    return round(1.0 - 0.5 * mean, 3)
+    return round(float(1.0 - 0.5 * mean), 3)
 
 
 def line_at(i1: int, p1: float, i2: int, p2: float, i: float) -> float:

@@ -4,6 +4,8 @@
 // line series, a marker on each confirming bar in the "patterns" layer (see
 // chart_layers.js), and a list under the chart with each explanation. The
 // "Patterns" toggle sits with the indicators and is saved with them.
+import { fmtTime, resolveZone } from "./format.js";
+
 const LW = window.LightweightCharts;
 const LAYER = "patterns";
 const root = document.getElementById("instrument");
@@ -53,8 +55,12 @@ function segment(points, first) {
   return out;
 }
 
+// The confirming bar's time as the chart's axis shows it (days in the
+// exchange's session, intraday bars in the display zone).
 function when(t) {
-  return new Date(t * 1000).toISOString().slice(0, 16).replace("T", " ") + " UTC";
+  const exchange = root.dataset.tzExchange || "America/New_York";
+  if (view.timeframe === "1d") return fmtTime(t, { zone: exchange, fmt: "date", label: false });
+  return fmtTime(t, { zone: resolveZone(exchange), fmt: "datetime_minute" });
 }
 
 function draw(found) {

@@ -80,6 +80,8 @@ def test_planted_pattern_found_at_its_confirming_bar(name, flip):
     assert hit.label == PATTERN_KINDS[kind]
     assert {p.index for p in hit.points} >= set(point_bars)
     assert all(p.time == bars[p.index]["ts"] for p in hit.points)
+    assert all(type(p.price) is float for p in hit.points)  # JSON-ready
+    assert type(hit.confidence) is float
     assert 0.5 <= hit.confidence <= 1.0
     assert hit.explain.startswith(hit.label) and hit.explain.endswith(".")
     assert "\n" not in hit.explain
