@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
+from operator import attrgetter, itemgetter
 
 import numpy as np
 
@@ -69,18 +70,14 @@ _DETECTORS: tuple[
 )
 
 
-def _field(bar, name: str):
-    return bar[name] if isinstance(bar, Mapping) else getattr(bar, name)
-
-
 def series_of(bars: Sequence) -> Series:
     """The arrays, ATR and swings of `bars` (see the module doc)."""
-    ts: list[datetime] = [_field(b, "ts") for b in bars]
-    columns = np.array(
-        [[float(_field(b, f)) for f in ("high", "low", "close")] for b in bars],
-        dtype=np.float64,
-    ).reshape(len(bars), 3)
-    high, low, close = (np.ascontiguousarray(columns[:, k]) for k in range(3))
+    get = itemgetter if bars and isinstance(bars[0], Mapping) else attrgetter
+    ts: list[datetime] = list(map(get("ts"), bars))
+    high, low, close = (
+        np.fromiter(map(float, map(get(name), bars)), dtype=np.float64, count=len(bars))
+        for name in ("high", "low", "close")
+    )
     unit = atr(high, low, close, ATR_PERIOD)
     return Series(ts, high, low, close, unit, zigzag(high, low, unit))
 

@@ -58,11 +58,15 @@ def trend_lines(series: Series) -> Iterator[Detection]:
     up = series.sign == 1
     kind = "trendline_up" if up else "trendline_down"
     lows = [s for s in series.swings if s.kind == "low"]
+    units = series.atr.tolist()
+    start = 0
     for k, s3 in enumerate(lows):
         c3 = s3.confirmed
+        while start < k and c3 - lows[start].index > LINE_WINDOW_BARS:
+            start += 1
         # Lows in the window: the pair comes from them, and no other of them
         # may touch the line (s3 is its third touch, not a later one).
-        window = [s for s in lows[:k] if c3 - s.index <= LINE_WINDOW_BARS]
+        window = lows[start:k]
         best = None
         for i2 in range(len(window) - 1, 0, -1):
             s2 = window[i2]
@@ -71,19 +75,17 @@ def trend_lines(series: Series) -> Iterator[Detection]:
             for s1 in window[:i2]:
                 if s2.price <= s1.price or s2.index - s1.index < LINE_MIN_GAP_BARS:
                     continue
-                u = series.unit(s1.index)
+                u = units[s1.index]
                 tol = LINE_TOL_ATR * u
-
-                def off(s, s1=s1, s2=s2):
-                    return abs(
-                        s.price
-                        - line_at(s1.index, s1.price, s2.index, s2.price, s.index)
-                    )
-
-                dev = off(s3)
+                slope = (s2.price - s1.price) / (s2.index - s1.index)
+                dev = abs(s3.price - s1.price - slope * (s3.index - s1.index))
                 if not dev <= tol or (best is not None and dev / tol >= best[0]):
-                    continue
-                if any(off(o) <= tol for o in window if o is not s1 and o is not s2):
+                    continue  # off the line (or NaN while ATR warms up)
+                if any(
+                    abs(o.price - s1.price - slope * (o.index - s1.index)) <= tol
+                    for o in window
+                    if o is not s1 and o is not s2
+                ):
                     continue
                 if _closes_hold(series, s1, s2, s1.index, c3, BREAK_MARGIN_ATR * u):
                     best = (dev / tol, s1, s2, tol, u)
