@@ -77,7 +77,7 @@ def false_positives(walks: int, bars: int, seed: int) -> None:
         f"   (seeds {seed}..{seed + walks - 1}; detect: {wall:.1f} s wall, {cpu:.1f} s CPU)"
     )
     print(
-        f"   {'kind':<28}{'detections':>11}{'per 1,000 bars':>16}{'walks with one':>16}"
+        f"   {'kind':<28}{'detections':>11}{'per 1,000 bars':>16}{'bars between':>14}"
     )
     for kind in PATTERN_KINDS:
         print(
