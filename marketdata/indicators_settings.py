@@ -12,10 +12,11 @@ Shape (every indicator present after validation, in this order)::
         "stoch": {"on": false, "k": 14, "d": 3, "smooth": 3},
         "willr": {"on": false, "period": 14},
         "atr": {"on": false, "period": 14}},
+     "candles": {"on": false},
      "patterns": {"on": false}}
 
-Besides the indicators, each marker layer of LAYERS (chart patterns; drawn by
-its own `static/js/chart_<layer>.js`) is saved as ``{"on": bool}``.
+`candles` turns the candlestick-pattern markers (`marketdata.candles`) on,
+`patterns` the chart patterns (`marketdata.patterns`).
 
 Parameters of an indicator that is off are kept, so turning it back on brings
 the user's own period back. A partial document is completed with the
@@ -44,8 +45,8 @@ LABELS = {
     "willr": "Williams %R",
     "atr": "ATR",
 }
-# Marker layers over the candles: name -> label of its toggle.
-LAYERS = {"patterns": "Patterns"}
+# Marker layers over the candles, each saved as {"on": bool}.
+LAYERS = ("candles", "patterns")
 # The chart's own defaults where they differ from the indicator's (EMA 50 is
 # what the chart has always offered).
 _DEFAULTS = {"ema": {"period": 50}}
@@ -63,18 +64,10 @@ def chart_defaults() -> dict[str, Any]:
                 for i, (p, v) in enumerate(params.items())
             },
         }
-    return {"indicators": indicators, **{name: {"on": False} for name in LAYERS}}
-
-
-def _layer_validate(name: str, entry: Any) -> dict[str, bool]:
-    if not isinstance(entry, dict):
-        raise ValidationError(f"{name}: expected an object")
-    unknown = sorted(set(entry) - {"on"})
-    if unknown:
-        raise ValidationError(f"{name}: unknown key(s) {', '.join(unknown)}")
-    if not isinstance(entry.get("on", False), bool):
-        raise ValidationError(f"{name}.on: expected true or false")
-    return {"on": entry.get("on", False)}
+    return {
+        "indicators": indicators,
+        **{layer: {"on": False} for layer in LAYERS},
+    }
 
 
 def _number(field: str, value: Any, *, low: float, high: float, integer: bool):
@@ -102,9 +95,17 @@ def chart_settings_validate(value: Any) -> dict[str, Any]:
     unknown = sorted(set(value) - {"indicators", *LAYERS})
     if unknown:
         raise ValidationError(f"chart: unknown key(s) {', '.join(unknown)}")
-    layers = {
-        name: _layer_validate(name, value[name]) for name in LAYERS if name in value
-    }
+    result = chart_defaults()
+    for layer in LAYERS:
+        entry = value.get(layer, {})
+        if not isinstance(entry, dict) or set(entry) - {"on"}:
+            raise ValidationError(
+                f'{layer}: expected {{"on": true}} or {{"on": false}}'
+            )
+        if "on" in entry:
+            if not isinstance(entry["on"], bool):
+                raise ValidationError(f"{layer}.on: expected true or false")
+            result[layer]["on"] = entry["on"]
     given = value.get("indicators", {})
     if not isinstance(given, dict):
         raise ValidationError("indicators: expected an object")
@@ -114,8 +115,6 @@ def chart_settings_validate(value: Any) -> dict[str, Any]:
             f"indicators: unknown indicator(s) {', '.join(unknown)}; "
             f"known: {', '.join(SPEC_KINDS)}"
         )
-    result = chart_defaults()
-    result.update(layers)
     for name, entry in given.items():
         field = f"indicators.{name}"
         if not isinstance(entry, dict):
@@ -182,11 +181,3 @@ def chart_controls(settings: dict[str, Any]) -> list[dict[str, Any]]:
             {"name": name, "label": LABELS[name], "on": entry["on"], "params": params}
         )
     return controls
-
-
-def chart_layer_controls(settings: dict[str, Any]) -> list[dict[str, Any]]:
-    """One toggle per marker layer: name, label, on."""
-    return [
-        {"name": name, "label": label, "on": settings[name]["on"]}
-        for name, label in LAYERS.items()
-    ]

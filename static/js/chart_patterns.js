@@ -4,12 +4,14 @@
 // line series, a marker on each confirming bar in the "patterns" layer (see
 // chart_layers.js), and a list under the chart with each explanation. The
 // "Patterns" toggle sits with the indicators and is saved with them.
-import { fmtTime, resolveZone } from "./format.js";
+import { toast } from "./app.js";
+import { csrfToken, fmtTime, resolveZone } from "./format.js";
 
 const LW = window.LightweightCharts;
 const LAYER = "patterns";
 const root = document.getElementById("instrument");
-const toggle = document.querySelector('[data-layer="patterns"] input[type=checkbox]');
+const label = document.getElementById("patterns-toggle");
+const toggle = label?.querySelector("input[type=checkbox]");
 const panel = document.getElementById("patterns");
 const list = document.getElementById("pattern-list");
 const container = document.getElementById("chart");
@@ -135,7 +137,25 @@ async function refresh() {
   panel.dataset.state = "shown";
 }
 
+async function save() {
+  label.dataset.saved = "false";
+  try {
+    const response = await fetch(label.dataset.saveUrl, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken(), Accept: "application/json" },
+      body: JSON.stringify({ patterns: { on: toggle.checked } }),
+      credentials: "same-origin",
+    });
+    const payload = await response.json().catch(() => ({}));
+    if (!response.ok) throw new Error(payload.error || `Server answered ${response.status}`);
+    label.dataset.saved = "true";
+  } catch (err) {
+    toast(`Patterns choice not saved: ${err.message}`, { kind: "warn" });
+  }
+}
+
 function apply() {
+  save();
   panel.hidden = !toggle.checked;
   if (toggle.checked) refresh();
   else {

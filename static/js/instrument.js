@@ -10,6 +10,7 @@ import {
   zoneTitle,
 } from "./format.js";
 import { markerLayers } from "./chart_layers.js";
+import "./chart_candles.js";
 import "./chart_patterns.js";
 import { trackRow } from "./quotes.js";
 import { market } from "./socket.js";
@@ -161,10 +162,7 @@ function chartSettings() {
     }
     indicators[row.dataset.indicator] = entry;
   }
-  const settings = { indicators };
-  // Marker layers (patterns, ...) are saved with the indicators: {"on": bool}.
-  for (const row of controls.querySelectorAll("[data-layer]")) settings[row.dataset.layer] = { on: row.querySelector("input[type=checkbox]").checked };
-  return settings;
+  return { indicators };
 }
 
 function indicatorSpec() {

@@ -107,7 +107,7 @@ def test_patterns_drawn_and_explained_on_the_chart(
     page.screenshot(path=str(docs_dir / "chart-patterns.png"))
 
     # Remembered: saved with the indicators, drawn again after a reload.
-    expect(page.locator("#indicators")).to_have_attribute(
+    expect(page.locator("#patterns-toggle")).to_have_attribute(
         "data-saved", "true", timeout=LIVE_SECONDS
     )
     page.reload()

@@ -426,7 +426,7 @@ def test_endpoint_unknown_symbol_and_timeframe_without_bars(client, user, plante
 
 
 @pytest.mark.django_db
-def test_patterns_toggle_saved_with_the_indicators(client, user, instruments):
+def test_patterns_toggle_saved_in_the_chart_settings(client, user, instruments):
     client.force_login(user)
     page = client.get("/instruments/AAPL/").content.decode()
     assert '<input type="checkbox" name="patterns">' in page
@@ -438,10 +438,17 @@ def test_patterns_toggle_saved_with_the_indicators(client, user, instruments):
     assert response.json()["spec"] == "rsi:14"
     page = client.get("/instruments/AAPL/").content.decode()
     assert '<input type="checkbox" name="patterns" checked>' in page
+    # The page saves the toggle alone: the indicators stay as saved.
+    response = client.post(
+        "/chart/settings", {"patterns": {"on": False}}, content_type="application/json"
+    )
+    assert response.json()["chart"]["patterns"] == {"on": False}
+    assert response.json()["spec"] == "rsi:14"
+    client.post("/chart/settings", document, content_type="application/json")
     for bad, message in [
         ({"patterns": {"on": "yes"}}, "patterns.on: expected true or false"),
-        ({"patterns": {"on": True, "kinds": []}}, "patterns: unknown key(s) kinds"),
-        ({"patterns": True}, "patterns: expected an object"),
+        ({"patterns": {"on": True, "kinds": []}}, 'patterns: expected {"on": true}'),
+        ({"patterns": True}, 'patterns: expected {"on": true} or {"on": false}'),
     ]:
         response = client.post("/chart/settings", bad, content_type="application/json")
         assert response.status_code == 400 and message in response.json()["error"]
