@@ -97,8 +97,9 @@ def test_patterns_drawn_and_explained_on_the_chart(
         }""",
         arg=at,
     ).json_value()
+    chart.scroll_into_view_if_needed()
     box = chart.bounding_box()
-    page.mouse.move(box["x"] + x, box["y"] + box["height"] / 3)
+    page.mouse.move(box["x"] + x, box["y"] + box["height"] / 2)
     expect(page.locator(".pattern-tip")).to_contain_text(
         "Head and shoulders: head at 112.25"
     )
