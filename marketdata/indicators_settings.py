@@ -12,9 +12,11 @@ Shape (every indicator present after validation, in this order)::
         "stoch": {"on": false, "k": 14, "d": 3, "smooth": 3},
         "willr": {"on": false, "period": 14},
         "atr": {"on": false, "period": 14}},
-     "candles": {"on": false}}
+     "candles": {"on": false},
+     "patterns": {"on": false}}
 
-`candles` turns the candlestick-pattern markers (`marketdata.candles`) on.
+`candles` turns the candlestick-pattern markers (`marketdata.candles`) on,
+`patterns` the chart patterns (`marketdata.patterns`).
 
 Parameters of an indicator that is off are kept, so turning it back on brings
 the user's own period back. A partial document is completed with the
@@ -43,6 +45,8 @@ LABELS = {
     "willr": "Williams %R",
     "atr": "ATR",
 }
+# Marker layers over the candles, each saved as {"on": bool}.
+LAYERS = ("candles", "patterns")
 # The chart's own defaults where they differ from the indicator's (EMA 50 is
 # what the chart has always offered).
 _DEFAULTS = {"ema": {"period": 50}}
@@ -60,7 +64,10 @@ def chart_defaults() -> dict[str, Any]:
                 for i, (p, v) in enumerate(params.items())
             },
         }
-    return {"indicators": indicators, "candles": {"on": False}}
+    return {
+        "indicators": indicators,
+        **{layer: {"on": False} for layer in LAYERS},
+    }
 
 
 def _number(field: str, value: Any, *, low: float, high: float, integer: bool):
@@ -85,17 +92,20 @@ def chart_settings_validate(value: Any) -> dict[str, Any]:
         return chart_defaults()
     if not isinstance(value, dict):
         raise ValidationError("chart: expected an object")
-    unknown = sorted(set(value) - {"indicators", "candles"})
+    unknown = sorted(set(value) - {"indicators", *LAYERS})
     if unknown:
         raise ValidationError(f"chart: unknown key(s) {', '.join(unknown)}")
     result = chart_defaults()
-    candles = value.get("candles", {})
-    if not isinstance(candles, dict) or set(candles) - {"on"}:
-        raise ValidationError('candles: expected {"on": true} or {"on": false}')
-    if "on" in candles:
-        if not isinstance(candles["on"], bool):
-            raise ValidationError("candles.on: expected true or false")
-        result["candles"]["on"] = candles["on"]
+    for layer in LAYERS:
+        entry = value.get(layer, {})
+        if not isinstance(entry, dict) or set(entry) - {"on"}:
+            raise ValidationError(
+                f'{layer}: expected {{"on": true}} or {{"on": false}}'
+            )
+        if "on" in entry:
+            if not isinstance(entry["on"], bool):
+                raise ValidationError(f"{layer}.on: expected true or false")
+            result[layer]["on"] = entry["on"]
     given = value.get("indicators", {})
     if not isinstance(given, dict):
         raise ValidationError("indicators: expected an object")

@@ -11,6 +11,7 @@ import {
 } from "./format.js";
 import { markerLayers } from "./chart_layers.js";
 import "./chart_candles.js";
+import "./chart_patterns.js";
 import { trackRow } from "./quotes.js";
 import { market } from "./socket.js";
 

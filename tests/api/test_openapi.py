@@ -86,6 +86,11 @@ def calls(desk) -> dict[tuple[str, str], tuple[dict, dict | None, int]]:
             {"timeframe": "5m", "limit": "10", "indicators": "sma:3,rsi:14"},
             200,
         ),
+        ("get", "/api/instruments/{symbol}/patterns"): (
+            {"symbol": "BTC/USD"},
+            {"timeframe": "1m", "limit": "200", "kinds": "double_top,support"},
+            200,
+        ),
         ("get", "/api/instruments/{symbol}/candles"): (
             {"symbol": "BTC/USD"},
             {"timeframe": "5m", "limit": "10"},
