@@ -322,7 +322,9 @@ def prepare() -> list[str]:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--serve-simulator", nargs=2, metavar=("PORT", "RATE"))
-    parser.add_argument("--quick", action="store_true", help="skip the 50 Hz latency run")
+    parser.add_argument(
+        "--quick", action="store_true", help="skip the 50 Hz latency run"
+    )
     args = parser.parse_args(argv)
     if args.serve_simulator:
         serve_simulator(int(args.serve_simulator[0]), float(args.serve_simulator[1]))

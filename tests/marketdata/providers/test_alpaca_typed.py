@@ -60,7 +60,9 @@ timestamps = st.builds(
 symbols = st.sampled_from(["AAPL", "BRK.B", "META", "BTC/USD", "X"])
 strings = st.sampled_from(["", "V", "Q", "@"])
 # values a feed should never send; the dict path decides what they mean
-odd = st.sampled_from([None, True, "", "abc", float("nan"), float("inf"), 2**64 - 1, []])
+odd = st.sampled_from(
+    [None, True, "", "abc", float("nan"), float("inf"), 2**64 - 1, []]
+)
 
 
 def maybe(strategy):
