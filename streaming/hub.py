@@ -2,13 +2,20 @@
 
 `MarketHub`, fan-out and conflation: the consumers of one process do not each
 join the instrument groups. One hub per process (per event loop) joins each
-instrument's group once, keeps the latest document per instrument, and every
-`settings.WS_CONFLATE_MS` sends each client one `updates` frame with the
-latest document of every instrument it watches that changed (each document
-serialized once per flush, not once per client). A tick costs a dict write; a
-client costs at most one frame per interval, and always ends with the latest
-state. `WS_CONFLATE_MS=0` selects the naive design (every consumer in every
-group, one frame per tick), kept for `bench_fanout` to compare against.
+instrument's group once, keeps the latest document per instrument, and sends
+each client `updates` frames with the latest document of every instrument it
+watches that changed (each document serialized once per flush, not once per
+client). Leading edge: an update for clients that got no frame in the last
+`settings.WS_CONFLATE_MS` goes out at once; while they did (the process is
+busy sending to them), later updates are conflated into one frame at the end
+of that interval. A tick costs a dict write; a client costs at most one frame
+per interval, and always ends with the latest state. `WS_CONFLATE_MS=0`
+selects the naive design (every consumer in every group, one frame per tick),
+kept for `bench_fanout` to compare against.
+
+Each frame carries `sent_at` (epoch seconds when the hub sent it) beside the
+documents' `ts` (event time), `received_at` (worker receive) and
+`published_at` (worker send): `bench.bench_latency` reads the stages from them.
 
 `FeedWatch`: whether the live feed store (Redis: the channel layer and the
 snapshots) answers, as far as the process knows, checked once a second while a
@@ -22,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import weakref
 from typing import TYPE_CHECKING
 
@@ -46,10 +54,13 @@ FEED_UNAVAILABLE = (
 class MarketHub:
     """The process's single member of every watched instrument group.
 
-    Clients are spread over `SLOTS` flush slots, flushed in turn every
-    `interval / SLOTS`: each client still gets at most one frame per
-    interval, but the process sends a quarter of its frames at a time instead
-    of one burst (shorter queues in the server and in clients)."""
+    Clients are spread over `SLOTS` flush slots, each with its own leading
+    edge: a slot that sent nothing in the last interval flushes as soon as an
+    update arrives (on the next loop turn, so a burst read at once goes out in
+    one frame); otherwise at its last flush + interval. Each client still gets
+    at most one frame per interval, and a busy process sends a quarter of its
+    frames at a time instead of one burst (shorter queues in the server and
+    in clients)."""
 
     SLOTS = 4
 
@@ -63,7 +74,10 @@ class MarketHub:
         ]
         self.latest: dict[str, dict] = {}
         self.dirty: list[dict[str, dict]] = [{} for _ in range(self.SLOTS)]
-        self.tasks: list[asyncio.Task] = []
+        self.last_flush: list[float] = [float("-inf")] * self.SLOTS
+        self.timers: list[asyncio.TimerHandle | None] = [None] * self.SLOTS
+        self.flushing: set[asyncio.Task] = set()
+        self.reader: asyncio.Task | None = None
         self.lock = asyncio.Lock()
         self.next_slot = 0
         self.frames_sent = 0
@@ -76,10 +90,7 @@ class MarketHub:
         async with self.lock:
             if self.channel is None:
                 self.channel = await self.layer.new_channel("hub.")
-                self.tasks = [
-                    asyncio.create_task(self._read(self.channel)),
-                    asyncio.create_task(self._flush_forever()),
-                ]
+                self.reader = asyncio.create_task(self._read(self.channel))
             slot = self.slot_members[consumer.hub_slot]
             for symbol in symbols:
                 members = self.members.get(symbol)
@@ -108,11 +119,19 @@ class MarketHub:
                     self.latest.pop(symbol, None)
                     await self.layer.group_discard(symbol_group(symbol), self.channel)
             if not self.members and self.channel is not None:
-                tasks, self.tasks, self.channel = self.tasks, [], None
-                for task in tasks:
-                    task.cancel()
-                # Let the reader unsubscribe its channel before going on.
-                await asyncio.gather(*tasks, return_exceptions=True)
+                await self._stop()
+
+    async def _stop(self) -> None:
+        tasks = [*self.flushing, *([self.reader] if self.reader else [])]
+        self.reader, self.channel = None, None
+        for index, timer in enumerate(self.timers):
+            if timer is not None:
+                timer.cancel()
+                self.timers[index] = None
+        for task in tasks:
+            task.cancel()
+        # Let the reader unsubscribe its channel before going on.
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def latest_doc(self, symbol: str) -> dict | None:
         return self.latest.get(symbol)
@@ -130,21 +149,30 @@ class MarketHub:
             for slot, members in enumerate(self.slot_members):
                 if symbol in members:
                     self.dirty[slot][symbol] = snapshot
+                    if self.timers[slot] is None:
+                        self._schedule(slot)
 
-    async def _flush_forever(self) -> None:
+    def _schedule(self, slot: int) -> None:
         loop = asyncio.get_running_loop()
-        step = self.interval / self.SLOTS
-        slot = 0
-        next_at = loop.time()
-        while True:
-            if self.dirty[slot]:
-                try:
-                    await self.flush(slot)
-                except Exception:  # a bad document must not stop every client
-                    logger.exception("market hub flush failed")
-            slot = (slot + 1) % self.SLOTS
-            next_at = max(next_at + step, loop.time())
-            await asyncio.sleep(next_at - loop.time())
+        delay = self.last_flush[slot] + self.interval - loop.time()
+        self.timers[slot] = loop.call_later(max(0.0, delay), self._due, slot)
+
+    def _due(self, slot: int) -> None:
+        self.timers[slot] = None
+        if not self.dirty[slot]:
+            return
+        self.last_flush[slot] = asyncio.get_running_loop().time()
+        task = asyncio.create_task(self._flush_logged(slot))
+        self.flushing.add(task)
+        task.add_done_callback(self.flushing.discard)
+
+    async def _flush_logged(self, slot: int) -> None:
+        try:
+            await self.flush(slot)
+        except Exception:  # a bad document must not stop every client
+            logger.exception("market hub flush failed")
+        if self.dirty[slot] and self.timers[slot] is None:
+            self._schedule(slot)  # arrived while sending: the next edge
 
     async def flush(self, slot: int) -> None:
         dirty, self.dirty[slot] = self.dirty[slot], {}
@@ -154,10 +182,11 @@ class MarketHub:
             encoded = orjson.dumps(snapshot)
             for consumer in members.get(symbol, ()):
                 batches.setdefault(consumer, []).append(encoded)
+        head = b'{"type":"updates","sent_at":%.6f,"snapshots":[' % time.time()
         for consumer, docs in batches.items():
             if consumer.closed:
                 continue
-            frame = b'{"type":"updates","snapshots":[' + b",".join(docs) + b"]}"
+            frame = head + b",".join(docs) + b"]}"
             try:
                 await consumer.send(text_data=frame.decode())
                 self.frames_sent += 1
