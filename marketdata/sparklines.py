@@ -37,14 +37,17 @@ logger = logging.getLogger(__name__)
 SEEDED_TTL = 15 * 60
 UNSEEDED_TTL = 2 * 24 * 3600
 
-# ARGV: mode ("seed" | "add"), session start, bucket, ttl, then triples of
-# (bucket index, minute epoch, close). "add" keeps an equal minute's newer
-# version (a stored correction); "seed" never overwrites what is there.
+# KEYS: the hash, the line. ARGV: mode ("seed" | "add"), session start,
+# bucket, ttl, then triples of (bucket index, minute epoch, close). "add" keeps
+# an equal minute's newer version (a stored correction); "seed" never
+# overwrites what is there. A seeded hash also gets its line rewritten:
+# "<start> <bucket> <last index> <close> <close> ..." in bucket order, what a
+# page reads (one short string per instrument, no hash to parse).
 _MERGE = """
-local k = KEYS[1]
+local k, line = KEYS[1], KEYS[2]
 local mode, start = ARGV[1], ARGV[2]
 if redis.call('HGET', k, '_start') ~= start then
-  redis.call('DEL', k)
+  redis.call('DEL', k, line)
   redis.call('HSET', k, '_start', start)
 end
 for i = 5, #ARGV, 3 do
@@ -61,6 +64,21 @@ if mode == 'seed' then
 elseif redis.call('TTL', k) == -1 then
   redis.call('EXPIRE', k, tonumber(ARGV[4]))
 end
+if redis.call('HEXISTS', k, '_seeded') == 1 then
+  local h = redis.call('HGETALL', k)
+  local points = {}
+  for j = 1, #h, 2 do
+    if string.sub(h[j], 1, 1) ~= '_' then
+      points[#points + 1] = {tonumber(h[j]), string.match(h[j + 1], '%S+$')}
+    end
+  end
+  table.sort(points, function(a, b) return a[1] < b[1] end)
+  local last = points[#points] and points[#points][1] or -1
+  local parts = {start, redis.call('HGET', k, '_bucket'), string.format('%d', last)}
+  for _, p in ipairs(points) do parts[#parts + 1] = p[2] end
+  redis.call('SET', line, table.concat(parts, ' '))
+  redis.call('EXPIRE', line, redis.call('TTL', k))
+end
 return 1
 """
 
@@ -69,30 +87,33 @@ def sparkline_key(instrument_id: int) -> str:
     return key("spark", str(instrument_id))
 
 
+def _line_key(instrument_id: int) -> str:
+    return key("sparkline", str(instrument_id))
+
+
 def _merge(pipe, *, instrument_id: int, mode: str, start: float, bucket: int, ttl: int,
            points) -> None:  # fmt: skip
     args = [mode, str(int(start)), str(bucket), str(ttl)]
     for index, minute, close in points:
         args += [str(index), str(int(minute)), repr(float(close))]
-    pipe.eval(_MERGE, 1, sparkline_key(instrument_id), *args)
+    keys = (sparkline_key(instrument_id), _line_key(instrument_id))
+    pipe.eval(_MERGE, 2, *keys, *args)
 
 
-def _line(raw: dict[bytes, bytes], start: int) -> dict | None:
-    """The page's sparkline document from a hash, or None when the hash is
-    not a seeded line of the session starting at `start`."""
-    if raw.get(b"_start") != str(start).encode() or b"_seeded" not in raw:
+def _line(raw: bytes | None, start: int) -> dict | None:
+    """The page's sparkline document from a stored line, or None when there
+    is none for the session starting at `start`."""
+    if raw is None:
         return None
-    bucket = int(raw[b"_bucket"])
-    points = sorted(
-        (int(field), float(value.split(b" ", 1)[1]))
-        for field, value in raw.items()
-        if not field.startswith(b"_")
-    )
+    stored_start, bucket, last, *closes = raw.split()
+    if int(stored_start) != start:
+        return None
+    index = int(last)
     return {
-        "bucket": bucket,
+        "bucket": int(bucket),
         "start": float(start),
-        "points": [close for _, close in points],
-        "last": float(start + points[-1][0] * bucket * 60) if points else None,
+        "points": [float(close) for close in closes],
+        "last": float(start + index * int(bucket) * 60) if index >= 0 else None,
     }
 
 
@@ -114,13 +135,11 @@ def sparklines_get(*, instruments) -> dict[str, dict]:
     outage = redis_outage()
     reachable = outage.should_try()
     if reachable:
+        wanted = [i for i in instruments if starts[i.asset_class] is not None]
         try:
-            pipe = redis_client().pipeline(transaction=False)
-            for instrument in instruments:
-                pipe.hgetall(sparkline_key(instrument.pk))
-            for instrument, raw in zip(instruments, pipe.execute(), strict=True):
-                start = starts[instrument.asset_class]
-                line = _line(raw, start) if start is not None else None
+            answers = redis_client().mget([_line_key(i.pk) for i in wanted])
+            for instrument, raw in zip(wanted, answers, strict=True):
+                line = _line(raw, starts[instrument.asset_class])
                 if line is not None:
                     result[instrument.symbol] = line
             outage.succeeded()
@@ -211,6 +230,8 @@ def sparklines_forget(*, instrument_ids) -> None:
     if not ids:
         return
     try:
-        redis_client().delete(*(sparkline_key(i) for i in ids))
+        redis_client().delete(
+            *(sparkline_key(i) for i in ids), *(_line_key(i) for i in ids)
+        )
     except REDIS_ERRORS as exc:  # bounded by SEEDED_TTL
         redis_outage().failed(exc, doing="forgetting sparklines")

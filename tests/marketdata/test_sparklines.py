@@ -91,7 +91,7 @@ def test_a_redis_flush_falls_back_to_the_bars_and_reseeds(btc):
     # Minutes the worker stores into the empty Redis make a partial line,
     # which must not be shown as the whole session.
     live(instrument, start, range(50, 60), price="777")
-    assert redis_client().exists(sparkline_key(instrument.pk))
+    assert redis_client().exists(sparkline_key(instrument.pk))  # partial: hash only
 
     with CaptureQueriesContext(connection) as queries:
         line = sparklines_get(instruments=[instrument])["BTC/USD"]
