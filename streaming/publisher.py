@@ -12,8 +12,9 @@ Contract for consumers (`streaming.consumers`, the dashboard):
   is within its rate, so one that ticks slowly is never held; later changes
   are coalesced into one message carrying the latest state when the rate
   allows the next. `document["published_at"]` is the worker's epoch time of
-  the send (with `ts`, the event time, and `received_at`, the receive time:
-  the latency stages, `bench.bench_latency`). `snapshot["seq"]` increases by
+  the send and `document["pending_since"]` the receive time of the oldest
+  change it carries (with `ts`, the newest event's time, and `received_at`,
+  its receive time: the latency stages and the hold, `bench.bench_latency`). `snapshot["seq"]` increases by
   exactly 1 per published message per instrument (it continues from the stored
   snapshot across worker restarts), so a gap in `seq` means a lost message.
 * Group `core.groups.STATUS_GROUP` receives `{"type": "feed.status",
@@ -68,6 +69,7 @@ class Publisher:
         # Per instrument: the time its sends so far would end at the full
         # rate (the generic cell rate algorithm's TAT).
         self.tat: dict[str, float] = {}
+        self.pending_since: dict[str, float | None] = {}
         self.groups: dict[str, str] = {}
         self.published = 0
         self.failures = 0
@@ -87,7 +89,10 @@ class Publisher:
         self._redis_thread.shutdown(wait=False, cancel_futures=True)
 
     def mark(self, state) -> None:
-        self.dirty[state.symbol] = state
+        symbol = state.symbol
+        if symbol not in self.dirty:  # the oldest change the next message carries
+            self.pending_since[symbol] = state.received_at
+        self.dirty[symbol] = state
 
     def next_due(self) -> float | None:
         """Monotonic time at which the earliest held-back update is due."""
@@ -125,10 +130,12 @@ class Publisher:
             return 0
         documents = []
         published_at = time.time()
+        pending_since = self.pending_since
         for state in due:
             state.seq += 1
             document = state.document()
             document["published_at"] = published_at
+            document["pending_since"] = pending_since.get(state.symbol)
             documents.append(document)
         attempted_at = self.redis.clock()
         try:
@@ -140,6 +147,8 @@ class Publisher:
                 self.dirty[state.symbol] = state
             self.redis.failed(exc, doing="storing snapshots", impact=IMPACT)
             return 0
+        for state in due:
+            pending_since.pop(state.symbol, None)
         self._answered(published=due, attempted_at=attempted_at)
         await self.send_documents(documents)
         return len(documents)
