@@ -134,8 +134,8 @@ def sparklines_get(*, instruments) -> dict[str, dict]:
     result: dict[str, dict] = {}
     outage = redis_outage()
     reachable = outage.should_try()
-    if reachable:
-        wanted = [i for i in instruments if starts[i.asset_class] is not None]
+    wanted = [i for i in instruments if starts[i.asset_class] is not None]
+    if reachable and wanted:
         try:
             answers = redis_client().mget([_line_key(i.pk) for i in wanted])
             for instrument, raw in zip(wanted, answers, strict=True):
