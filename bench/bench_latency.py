@@ -186,6 +186,9 @@ async def browser_run(
                 "--disable-background-timer-throttling",
                 "--disable-renderer-backgrounding",
                 "--disable-backgrounding-occluded-windows", "--no-first-run",
+                # Light pages share a few renderer processes (memory: a
+                # renderer per page is ~140 MB; 500 of them do not fit here).
+                *(["--renderer-process-limit=8"] if kind == "light" else []),
             ],
         )  # fmt: skip
         pages = []
