@@ -216,11 +216,23 @@ async def browser_run(
                     pages.append(page)
             await asyncio.sleep(3.0)  # subscriptions and snapshots settle
             await asyncio.gather(
-                *(p.evaluate("window.__tapelinePaints.splice(0)") for p in pages)
+                *(
+                    asyncio.wait_for(
+                        p.evaluate("window.__tapelinePaints.splice(0)"), 60
+                    )
+                    for p in pages
+                ),
+                return_exceptions=True,
             )
             await asyncio.sleep(seconds)
+            # A page starved of CPU may not answer: it counts as not answered.
             chunks = await asyncio.gather(
-                *(p.evaluate("window.__tapelinePaints.splice(0)") for p in pages),
+                *(
+                    asyncio.wait_for(
+                        p.evaluate("window.__tapelinePaints.splice(0)"), 60
+                    )
+                    for p in pages
+                ),
                 return_exceptions=True,
             )
         finally:
