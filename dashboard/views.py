@@ -32,10 +32,10 @@ from marketdata.selectors import (
     bars_last_close,
     instrument_get,
     instruments_search,
-    session_sparklines,
     watchlist_get_for_owner,
     watchlists_for_user,
 )
+from marketdata.sparklines import sparklines_get
 from preferences.models import Landing
 from preferences.selectors import preferences_get
 from streaming.snapshots import snapshots_get_safe
@@ -75,7 +75,7 @@ def quote_rows(instruments, *, sparklines: bool = True) -> tuple[list[QuoteRow],
     """Rows of a quote table, and whether their prices are live."""
     instruments = list(instruments)
     snapshots, live = live_snapshots(instruments)
-    lines = session_sparklines(instruments=instruments) if sparklines else {}
+    lines = sparklines_get(instruments=instruments) if sparklines else {}
     rows = [
         QuoteRow(
             instrument=i,

@@ -132,44 +132,40 @@ def bars_last_close(*, instrument_ids) -> dict[int, tuple]:
 SPARKLINE_POINTS = 120
 
 
-def session_sparklines(*, instruments, at=None) -> dict[str, dict]:
-    """Closing prices of each instrument's latest session from the stored
-    minute bars, bucketed in SQL to at most `SPARKLINE_POINTS` points.
-
-    Returns `{symbol: {"bucket": minutes, "start": session open (epoch s),
-    "points": [float, ...], "last": start of the last point's bucket (epoch s)
-    or None}}` for every instrument, points possibly empty."""
+def sparkline_bucket(session) -> int:
+    """Minutes per sparkline point for `session` (at most `SPARKLINE_POINTS`)."""
     from math import ceil
 
+    return max(1, ceil(session.minutes / SPARKLINE_POINTS))
+
+
+def session_bucket_closes(*, instruments, at=None) -> dict[int, tuple]:
+    """The last stored minute of each sparkline bucket of each instrument's
+    latest session: `{id: (session or None, bucket minutes,
+    [(bucket start, minute start, close), ...])}`, times in epoch seconds,
+    buckets in order (`marketdata.sparklines` keeps the minute to merge)."""
     from django.db import connection
 
     by_class: dict[str, list] = {}
     for instrument in instruments:
         by_class.setdefault(instrument.asset_class, []).append(instrument)
-    result: dict[str, dict] = {}
+    result: dict[int, tuple] = {}
     with connection.cursor() as cursor:
         for asset_class, members in by_class.items():
             session = session_latest(asset_class=asset_class, at=at)
             if session is None:
                 for instrument in members:
-                    result[instrument.symbol] = {
-                        "bucket": 1,
-                        "start": 0,
-                        "points": [],
-                        "last": None,
-                    }
+                    result[instrument.pk] = (None, 1, [])
                 continue
-            bucket = max(1, ceil(session.minutes / SPARKLINE_POINTS))
-            start = session.open.timestamp()
-            points: dict[int, list[float]] = {i.pk: [] for i in members}
-            last: dict[int, float] = {}
+            bucket = sparkline_bucket(session)
+            closes: dict[int, list] = {i.pk: [] for i in members}
             # The last close of each bucket: one sort (DISTINCT ON), no
             # per-group array sorts; epoch seconds and float8 from the
             # database, as Python-side timestamptz/numeric loaders cost more.
             cursor.execute(
                 "SELECT DISTINCT ON (instrument_id, bucket) instrument_id, "
                 "extract(epoch FROM date_bin(%s::interval, ts, %s))::float8 AS bucket, "
-                "close::float8 "
+                "extract(epoch FROM ts)::float8, close::float8 "
                 "FROM marketdata_bar "
                 "WHERE timeframe = '1m' AND instrument_id = ANY(%s) "
                 "AND ts >= %s AND ts < %s "
@@ -177,21 +173,37 @@ def session_sparklines(*, instruments, at=None) -> dict[str, dict]:
                 [
                     f"{bucket} minutes",
                     session.open,
-                    list(points),
+                    list(closes),
                     session.open,
                     session.close,
                 ],
             )
-            for instrument_id, bucket_start, close in cursor.fetchall():
-                points[instrument_id].append(close)
-                last[instrument_id] = bucket_start
+            for instrument_id, bucket_start, ts, close in cursor.fetchall():
+                closes[instrument_id].append((bucket_start, ts, close))
             for instrument in members:
-                result[instrument.symbol] = {
-                    "bucket": bucket,
-                    "start": start,
-                    "points": points[instrument.pk],
-                    "last": last.get(instrument.pk),
-                }
+                result[instrument.pk] = (session, bucket, closes[instrument.pk])
+    return result
+
+
+def session_sparklines(*, instruments, at=None) -> dict[str, dict]:
+    """Closing prices of each instrument's latest session from the stored
+    minute bars, bucketed in SQL to at most `SPARKLINE_POINTS` points.
+
+    Returns `{symbol: {"bucket": minutes, "start": session open (epoch s),
+    "points": [float, ...], "last": start of the last point's bucket (epoch s)
+    or None}}` for every instrument, points possibly empty. Pages read the
+    copy kept in Redis (`marketdata.sparklines.sparklines_get`)."""
+    instruments = list(instruments)
+    closes = session_bucket_closes(instruments=instruments, at=at)
+    result: dict[str, dict] = {}
+    for instrument in instruments:
+        session, bucket, rows = closes[instrument.pk]
+        result[instrument.symbol] = {
+            "bucket": bucket,
+            "start": session.open.timestamp() if session is not None else 0,
+            "points": [close for _, _, close in rows],
+            "last": rows[-1][0] if rows else None,
+        }
     return result
 
 

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import partial
 
 import psycopg
 from django.db import IntegrityError, connection, transaction
@@ -75,6 +76,8 @@ def bars_upsert(
     if not latest:
         return UpsertResult(written=0, received=0)
     with transaction.atomic(), connection.cursor() as cursor:
+        if origin != BarOrigin.LIVE:  # live minutes: the worker merges them
+            transaction.on_commit(partial(_sparklines_forget, latest))
         if not replace:
             missing = missing_rows(cursor, latest)
             if missing is not None:
@@ -90,6 +93,12 @@ def bars_upsert(
             written=upsert_via_staging(cursor, latest.values(), replace=replace),
             received=received,
         )
+
+
+def _sparklines_forget(latest: dict[tuple, tuple]) -> None:
+    from marketdata.sparklines import sparklines_forget
+
+    sparklines_forget(instrument_ids={k[0] for k in latest if k[1] == "1m"})
 
 
 def instruments_upsert(*, rows: Iterable[dict]) -> tuple[int, int]:

@@ -19,7 +19,7 @@ Server → client:
      "instruments": {"AAPL": {"name": "Apple Inc.", "decimals": 2,
                               "asset_class": "equity"}, ...},
      "missing": ["XYZ"]}          # subscribed, but no data in Redis yet
-    {"type": "updates", "snapshots": [<doc>, ...]}
+    {"type": "updates", "sent_at": <epoch s>, "snapshots": [<doc>, ...]}
     {"type": "unsubscribed", "symbols": [...]}
     {"type": "alert", "alert": {...}}     # an alert of this user fired
     {"type": "ops_alert", "alert": {...}} # staff only: feed monitor raised or
@@ -36,7 +36,8 @@ it up to date.
 
 Fan-out and conflation: one `streaming.hub.MarketHub` per process joins each
 instrument's group once and sends each client at most one `updates` frame per
-`settings.WS_CONFLATE_MS` (see `streaming.hub`).
+`settings.WS_CONFLATE_MS`: at once when the client got none in the last
+interval, else conflated to the end of it (see `streaming.hub`).
 
 Redis away: the handshake still succeeds and the socket gets
 `{"type": "feed", "available": false, "message": "..."}` (also when Redis

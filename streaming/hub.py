@@ -2,13 +2,25 @@
 
 `MarketHub`, fan-out and conflation: the consumers of one process do not each
 join the instrument groups. One hub per process (per event loop) joins each
-instrument's group once, keeps the latest document per instrument, and every
-`settings.WS_CONFLATE_MS` sends each client one `updates` frame with the
-latest document of every instrument it watches that changed (each document
-serialized once per flush, not once per client). A tick costs a dict write; a
+instrument's group once, keeps the latest document per instrument, and sends
+each client `updates` frames with the latest document of every instrument it
+watches that changed (each document serialized once per flush, not once per
+client). Leading edge: an update for clients that got no frame in the last
+interval goes out at once; while they did, later updates are conflated into
+one frame at the end of that interval. The interval is the process's frame
+budget spent: `clients / FRAMES_PER_SECOND` (a Daphne process keeps p99 under
+100 ms up to about 5,000 frames/s, see the performance facts), never under
+one display frame and never over `settings.WS_CONFLATE_MS`. So a few clients
+get each change within a display frame, and many clients are conflated just
+enough to keep the process within its budget. A tick costs a dict write; a
 client costs at most one frame per interval, and always ends with the latest
-state. `WS_CONFLATE_MS=0` selects the naive design (every consumer in every
-group, one frame per tick), kept for `bench_fanout` to compare against.
+state. `WS_CONFLATE_MS=0`
+selects the naive design (every consumer in every group, one frame per tick),
+kept for `bench_fanout` to compare against.
+
+Each frame carries `sent_at` (epoch seconds when the hub sent it) beside the
+documents' `ts` (event time), `received_at` (worker receive) and
+`published_at` (worker send): `bench.bench_latency` reads the stages from them.
 
 `FeedWatch`: whether the live feed store (Redis: the channel layer and the
 snapshots) answers, as far as the process knows, checked once a second while a
@@ -22,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import weakref
 from typing import TYPE_CHECKING
 
@@ -46,16 +59,22 @@ FEED_UNAVAILABLE = (
 class MarketHub:
     """The process's single member of every watched instrument group.
 
-    Clients are spread over `SLOTS` flush slots, flushed in turn every
-    `interval / SLOTS`: each client still gets at most one frame per
-    interval, but the process sends a quarter of its frames at a time instead
-    of one burst (shorter queues in the server and in clients)."""
+    Clients are spread over `SLOTS` flush slots, each with its own leading
+    edge: a slot that sent nothing in the last interval flushes as soon as an
+    update arrives (on the next loop turn, so a burst read at once goes out in
+    one frame); otherwise at its last flush + interval. Each client still gets
+    at most one frame per interval, and a busy process sends a quarter of its
+    frames at a time instead of one burst (shorter queues in the server and
+    in clients)."""
 
     SLOTS = 4
+    FRAMES_PER_SECOND = 4000.0  # the process's budget, below its ~5,000 limit
+    MIN_INTERVAL = 1 / 60  # a browser shows at most one change per frame
 
     def __init__(self, layer, interval: float) -> None:
         self.layer = layer
-        self.interval = interval
+        self.max_interval = interval
+        self.consumers: set[MarketConsumer] = set()
         self.channel: str | None = None
         self.members: dict[str, set[MarketConsumer]] = {}
         self.slot_members: list[dict[str, set[MarketConsumer]]] = [
@@ -63,10 +82,19 @@ class MarketHub:
         ]
         self.latest: dict[str, dict] = {}
         self.dirty: list[dict[str, dict]] = [{} for _ in range(self.SLOTS)]
-        self.tasks: list[asyncio.Task] = []
+        self.last_flush: list[float] = [float("-inf")] * self.SLOTS
+        self.timers: list[asyncio.TimerHandle | None] = [None] * self.SLOTS
+        self.flushing: set[asyncio.Task] = set()
+        self.reader: asyncio.Task | None = None
         self.lock = asyncio.Lock()
         self.next_slot = 0
         self.frames_sent = 0
+
+    @property
+    def interval(self) -> float:
+        """Seconds between two frames to one client (see the module doc)."""
+        spent = len(self.consumers) / self.FRAMES_PER_SECOND
+        return min(self.max_interval, max(self.MIN_INTERVAL, spent))
 
     def assign_slot(self) -> int:
         self.next_slot = (self.next_slot + 1) % self.SLOTS
@@ -76,11 +104,10 @@ class MarketHub:
         async with self.lock:
             if self.channel is None:
                 self.channel = await self.layer.new_channel("hub.")
-                self.tasks = [
-                    asyncio.create_task(self._read(self.channel)),
-                    asyncio.create_task(self._flush_forever()),
-                ]
+                self.reader = asyncio.create_task(self._read(self.channel))
             slot = self.slot_members[consumer.hub_slot]
+            if symbols:
+                self.consumers.add(consumer)
             for symbol in symbols:
                 members = self.members.get(symbol)
                 if members is None:
@@ -107,12 +134,22 @@ class MarketHub:
                     del self.members[symbol]
                     self.latest.pop(symbol, None)
                     await self.layer.group_discard(symbol_group(symbol), self.channel)
+            if not any(consumer in members for members in slot.values()):
+                self.consumers.discard(consumer)
             if not self.members and self.channel is not None:
-                tasks, self.tasks, self.channel = self.tasks, [], None
-                for task in tasks:
-                    task.cancel()
-                # Let the reader unsubscribe its channel before going on.
-                await asyncio.gather(*tasks, return_exceptions=True)
+                await self._stop()
+
+    async def _stop(self) -> None:
+        tasks = [*self.flushing, *([self.reader] if self.reader else [])]
+        self.reader, self.channel = None, None
+        for index, timer in enumerate(self.timers):
+            if timer is not None:
+                timer.cancel()
+                self.timers[index] = None
+        for task in tasks:
+            task.cancel()
+        # Let the reader unsubscribe its channel before going on.
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def latest_doc(self, symbol: str) -> dict | None:
         return self.latest.get(symbol)
@@ -130,21 +167,30 @@ class MarketHub:
             for slot, members in enumerate(self.slot_members):
                 if symbol in members:
                     self.dirty[slot][symbol] = snapshot
+                    if self.timers[slot] is None:
+                        self._schedule(slot)
 
-    async def _flush_forever(self) -> None:
+    def _schedule(self, slot: int) -> None:
         loop = asyncio.get_running_loop()
-        step = self.interval / self.SLOTS
-        slot = 0
-        next_at = loop.time()
-        while True:
-            if self.dirty[slot]:
-                try:
-                    await self.flush(slot)
-                except Exception:  # a bad document must not stop every client
-                    logger.exception("market hub flush failed")
-            slot = (slot + 1) % self.SLOTS
-            next_at = max(next_at + step, loop.time())
-            await asyncio.sleep(next_at - loop.time())
+        delay = self.last_flush[slot] + self.interval - loop.time()
+        self.timers[slot] = loop.call_later(max(0.0, delay), self._due, slot)
+
+    def _due(self, slot: int) -> None:
+        self.timers[slot] = None
+        if not self.dirty[slot]:
+            return
+        self.last_flush[slot] = asyncio.get_running_loop().time()
+        task = asyncio.create_task(self._flush_logged(slot))
+        self.flushing.add(task)
+        task.add_done_callback(self.flushing.discard)
+
+    async def _flush_logged(self, slot: int) -> None:
+        try:
+            await self.flush(slot)
+        except Exception:  # a bad document must not stop every client
+            logger.exception("market hub flush failed")
+        if self.dirty[slot] and self.timers[slot] is None:
+            self._schedule(slot)  # arrived while sending: the next edge
 
     async def flush(self, slot: int) -> None:
         dirty, self.dirty[slot] = self.dirty[slot], {}
@@ -154,10 +200,11 @@ class MarketHub:
             encoded = orjson.dumps(snapshot)
             for consumer in members.get(symbol, ()):
                 batches.setdefault(consumer, []).append(encoded)
+        head = b'{"type":"updates","sent_at":%.6f,"snapshots":[' % time.time()
         for consumer, docs in batches.items():
             if consumer.closed:
                 continue
-            frame = b'{"type":"updates","snapshots":[' + b",".join(docs) + b"]}"
+            frame = head + b",".join(docs) + b"]}"
             try:
                 await consumer.send(text_data=frame.decode())
                 self.frames_sent += 1

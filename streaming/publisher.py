@@ -7,9 +7,14 @@ Contract for consumers (`streaming.consumers`, the dashboard):
   snapshot described in `streaming.snapshots` (also stored in Redis under
   `snap:<symbol>` before the send, so a reader never sees Redis behind the
   group). At most `settings.STREAM_PUBLISH_HZ` messages per second per
-  instrument: the first change after a quiet period goes out at once, later
-  changes within the interval are coalesced into one message carrying the
-  latest state at the end of the interval. `snapshot["seq"]` increases by
+  instrument on average (a generic cell rate: `BURST` messages may go back to
+  back after a quiet period): a change goes out at once while the instrument
+  is within its rate, so one that ticks slowly is never held; later changes
+  are coalesced into one message carrying the latest state when the rate
+  allows the next. `document["published_at"]` is the worker's epoch time of
+  the send and `document["pending_since"]` the receive time of the oldest
+  change it carries (with `ts`, the newest event's time, and `received_at`,
+  its receive time: the latency stages and the hold, `bench.bench_latency`). `snapshot["seq"]` increases by
   exactly 1 per published message per instrument (it continues from the stored
   snapshot across worker restarts), so a gap in `seq` means a lost message.
 * Group `core.groups.STATUS_GROUP` receives `{"type": "feed.status",
@@ -48,6 +53,8 @@ from streaming.snapshots import snapshots_put
 
 MARKET_UPDATE = "market.update"
 FEED_STATUS = "feed.status"
+# Messages an instrument may send back to back after a quiet period.
+BURST = 2
 IMPACT = (
     "Live updates wait (the latest state of each instrument goes out when it "
     "answers) and health reports are skipped; bars are still stored in PostgreSQL"
@@ -59,7 +66,10 @@ class Publisher:
         self.layer = layer
         self.interval = 1.0 / hz if hz > 0 else 0.0
         self.dirty: dict[str, object] = {}
-        self.last_sent: dict[str, float] = {}
+        # Per instrument: the time its sends so far would end at the full
+        # rate (the generic cell rate algorithm's TAT).
+        self.tat: dict[str, float] = {}
+        self.pending_since: dict[str, float | None] = {}
         self.groups: dict[str, str] = {}
         self.published = 0
         self.failures = 0
@@ -79,28 +89,36 @@ class Publisher:
         self._redis_thread.shutdown(wait=False, cancel_futures=True)
 
     def mark(self, state) -> None:
-        self.dirty[state.symbol] = state
+        symbol = state.symbol
+        if symbol not in self.dirty:  # the oldest change the next message carries
+            self.pending_since[symbol] = state.received_at
+        self.dirty[symbol] = state
 
     def next_due(self) -> float | None:
         """Monotonic time at which the earliest held-back update is due."""
         if not self.dirty:
             return None
-        interval, last_sent = self.interval, self.last_sent
-        due = min(last_sent.get(s, 0.0) + interval for s in self.dirty)
+        slack, tat = self._slack(), self.tat
+        due = min(tat.get(s, 0.0) - slack for s in self.dirty)
         if self.redis.down:  # no busy loop while nothing may be tried
             due = max(due, self.redis.retry_at)
         return due
 
+    def _slack(self) -> float:
+        return (BURST - 1) * self.interval
+
     def take_due(self, now: float) -> list:
-        interval, last_sent = self.interval, self.last_sent
+        interval, tat = self.interval, self.tat
+        slack = self._slack()
         due = [
             state
             for symbol, state in self.dirty.items()
-            if now - last_sent.get(symbol, -1e9) >= interval
+            if interval == 0.0 or now >= tat.get(symbol, -1e9) - slack
         ]
         for state in due:
             del self.dirty[state.symbol]
-            last_sent[state.symbol] = now
+            # Theoretical arrival time: one interval per message sent.
+            tat[state.symbol] = max(tat.get(state.symbol, now), now) + interval
         return due
 
     async def publish_due(self, now: float | None = None) -> int:
@@ -111,9 +129,14 @@ class Publisher:
         if not due:
             return 0
         documents = []
+        published_at = time.time()
+        pending_since = self.pending_since
         for state in due:
             state.seq += 1
-            documents.append(state.document())
+            document = state.document()
+            document["published_at"] = published_at
+            document["pending_since"] = pending_since.get(state.symbol)
+            documents.append(document)
         attempted_at = self.redis.clock()
         try:
             await self._off_loop(snapshots_put, snapshots=documents)
@@ -124,6 +147,8 @@ class Publisher:
                 self.dirty[state.symbol] = state
             self.redis.failed(exc, doing="storing snapshots", impact=IMPACT)
             return 0
+        for state in due:
+            pending_since.pop(state.symbol, None)
         self._answered(published=due, attempted_at=attempted_at)
         await self.send_documents(documents)
         return len(documents)

@@ -86,6 +86,7 @@ def live_bars_store(*, rows: dict[str, list[tuple]], partial: dict[str, str]) ->
     from marketdata.models import BarOrigin
     from marketdata.rollups import rollups_refresh
     from marketdata.services import bars_upsert
+    from marketdata.sparklines import sparklines_minutes_stored
 
     if partial and not _partial_bars_mark(partial):
         rows = _without_partial(rows, partial)
@@ -117,6 +118,11 @@ def live_bars_store(*, rows: dict[str, list[tuple]], partial: dict[str, str]) ->
                 )
             except Exception as exc:  # noqa: BLE001 - rollups catch up on the next write
                 logger.warning("rollup refresh failed for %s: %s", instrument_id, exc)
+        # The session sparklines pages read from Redis (no bar scan per page).
+        sparklines_minutes_stored(
+            bars=[(r[0], r[2], r[6]) for rs in rows.values() for r in rs],
+            asset_classes=classes,
+        )
     return written
 
 

@@ -167,6 +167,23 @@ function onFrame() {
     if (state) paint(state, doc);
   }
   for (const fn of listeners) fn(batch);
+  if (window.__tapelinePaints) probePainted(batch);
+}
+
+// Latency probe (bench.bench_latency, see socket.js): a message posted from
+// the animation frame runs once the frame's rendering work is done, so its
+// time stands for "on screen". Records ms since the epoch per painted doc.
+function probePainted(batch) {
+  const channel = new MessageChannel();
+  channel.port1.onmessage = () => {
+    const painted = performance.timeOrigin + performance.now();
+    for (const d of batch) {
+      if (!d.__probe) continue;
+      window.__tapelinePaints.push([Date.parse(d.ts), d.received_at * 1000, (d.published_at || 0) * 1000,
+        d.__probe.sent, d.__probe.arrived, painted, (d.pending_since || d.received_at) * 1000]);
+    }
+  };
+  channel.port2.postMessage(null);
 }
 
 market.addEventListener("quotes", (e) => {
