@@ -840,6 +840,11 @@ class AlertEngine:
             self._on_bar(inst, event, fired)
         return fired
 
+    def on_anomaly(self, anomaly) -> list[FiredAlert]:
+        """A market anomaly the stream worker detected
+        (`marketdata.anomalies.Anomaly`); anomaly rules fire here."""
+        return []
+
     def on_clock(self, now: datetime, grace: float = 3.0) -> list[FiredAlert]:
         """Close minutes built from trades once `now` is `grace` seconds past
         their end (so a quiet instrument's bar still closes). Optional."""

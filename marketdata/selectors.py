@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
 
-from marketdata.models import Bar, Instrument, Position, Watchlist, WatchlistItem
+from marketdata.models import (
+    Anomaly,
+    Bar,
+    Instrument,
+    Position,
+    Watchlist,
+    WatchlistItem,
+)
 
 
 def instrument_get(*, symbol: str) -> Instrument | None:
@@ -287,3 +294,42 @@ def gaps_for_instrument(*, instrument: Instrument, limit: int = 50) -> list:
     from marketdata.models import Gap
 
     return list(Gap.objects.filter(instrument=instrument).order_by("-start")[:limit])
+
+
+def anomalies_filtered(
+    *,
+    symbol: str | None = None,
+    kind: str | None = None,
+    start=None,
+    end=None,
+    min_score: float | None = None,
+) -> QuerySet[Anomaly]:
+    """Detected anomalies, newest first, with their instrument."""
+    queryset = Anomaly.objects.select_related("instrument")
+    if symbol:
+        queryset = queryset.filter(instrument__symbol=symbol)
+    if kind:
+        queryset = queryset.filter(kind=kind)
+    if start is not None:
+        queryset = queryset.filter(ts__gte=start)
+    if end is not None:
+        queryset = queryset.filter(ts__lt=end)
+    if min_score is not None:
+        queryset = queryset.filter(score__gte=min_score)
+    return queryset.order_by("-ts", "instrument__symbol", "kind")
+
+
+def minute_bars_since(*, instrument_ids, since) -> dict[int, list[Bar]]:
+    """Stored 1-minute bars of each instrument from `since`, oldest first
+    (what the stream worker's anomaly detectors start from)."""
+    out: dict[int, list[Bar]] = {i: [] for i in instrument_ids}
+    rows = (
+        Bar.objects.filter(
+            instrument_id__in=list(instrument_ids), timeframe="1m", ts__gte=since
+        )
+        .only("instrument_id", "ts", "close", "volume", "trade_count")
+        .order_by("instrument_id", "ts")
+    )
+    for bar in rows.iterator(chunk_size=5000):
+        out[bar.instrument_id].append(bar)
+    return out

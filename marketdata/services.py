@@ -1,4 +1,5 @@
-"""Writes for market data: instruments, watchlists and the bar table."""
+"""Writes for market data: instruments, watchlists, the bar table and
+detected anomalies."""
 
 from __future__ import annotations
 
@@ -18,7 +19,13 @@ from audit.services import (
     snapshot_for_audit,
 )
 from marketdata.bar_copy import rows_write
-from marketdata.models import BarOrigin, Instrument, Watchlist, WatchlistItem
+from marketdata.models import (
+    Anomaly,
+    BarOrigin,
+    Instrument,
+    Watchlist,
+    WatchlistItem,
+)
 
 BAR_COLUMNS = (
     "instrument_id",
@@ -374,3 +381,27 @@ def instruments_viewed(*, instrument_ids: list[int]) -> int:
         .exclude(viewed_at__gte=now - timedelta(minutes=1))
         .update(viewed_at=now)
     )
+
+
+def anomalies_record(*, anomalies: Sequence[tuple[int, object]]) -> int:
+    """Store detected anomalies, given as (instrument id,
+    `marketdata.anomalies.Anomaly`); one already stored for the same
+    instrument, kind and minute is left as it is (a replay or a restart
+    writes nothing twice). Returns how many were given."""
+    rows = [
+        Anomaly(
+            instrument_id=instrument_id,
+            kind=a.kind,
+            ts=a.ts,
+            score=a.score,
+            value=a.value,
+            baseline=a.baseline,
+            direction=a.direction,
+            explain=a.explain[:300],
+        )
+        for instrument_id, a in anomalies
+    ]
+    if not rows:
+        return 0
+    Anomaly.objects.bulk_create(rows, ignore_conflicts=True)
+    return len(rows)

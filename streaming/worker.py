@@ -17,6 +17,10 @@ steps delegate to the parts:
   `step_reconcile`, `step_sweep`);
 - `streaming.alerting.AlertBridge`: the alert engine and fired alerts kept
   until recorded (`step_alerts`);
+- `streaming.suspect.SuspectFilter` (one per instrument, in `process`):
+  trades far outside the recent range held until confirmed;
+- `streaming.anomaly_watch.AnomalyWatch`: market anomalies of each minute
+  as it is stored, recorded and published (`step_store_bars`);
 - `streaming.publisher.Publisher`: health reports (`step_health`);
 - `streaming.monitor.FeedMonitor`: connection health scores, stats lines,
   connection events and ops alerts (`step_monitor`).
@@ -47,9 +51,11 @@ from django.db import close_old_connections
 
 from core.outage import Outage
 from core.redis import redis_outage
+from marketdata.anomalies import AnomalyConfig
 from marketdata.events import ControlType
 from streaming.aggregator import MINUTE, MinuteAggregator, floor_minute
 from streaming.alerting import AlertBridge, AlertOutbox
+from streaming.anomaly_watch import AnomalyWatch, anomaly_config
 from streaming.coldstart import ColdStart
 from streaming.connection import FeedConnection
 from streaming.crosscheck import CrossCheck
@@ -108,6 +114,9 @@ class WorkerOptions:
     # Suspect ticks (streaming.suspect): a config, True/False, or None for the
     # STREAM_SUSPECT_* settings.
     suspect: SuspectConfig | bool | None = None
+    # Market anomalies (streaming.anomaly_watch): a config, True/False, or None
+    # for the ANOMALY_* settings.
+    anomalies: AnomalyConfig | bool | None = None
 
     def __post_init__(self) -> None:
         if self.suspect is None:
@@ -116,6 +125,12 @@ class WorkerOptions:
             self.suspect = suspect_config()
         elif self.suspect is False:
             self.suspect = None
+        if self.anomalies is None:
+            self.anomalies = bool(settings.ANOMALY_ENABLED)
+        if self.anomalies is True:
+            self.anomalies = anomaly_config()
+        elif self.anomalies is False:
+            self.anomalies = None
         if self.publish_hz is None:
             self.publish_hz = float(settings.STREAM_PUBLISH_HZ)
         if self.stale_after is None:
@@ -200,6 +215,9 @@ class StreamWorker:
         self.db_outage = Outage("PostgreSQL", logger=logger)
         # The parts (each in its own module, tests call their steps here).
         self.alert_bridge = AlertBridge(self, engine=alert_engine)
+        self.anomalies = AnomalyWatch(
+            self, config=o.anomalies, kept=settings.ANOMALY_KEPT
+        )
         self.subscriptions = Subscriptions(self)
         self.watchdog = Watchdog(self)
         self.coldstart = ColdStart(self)
@@ -668,6 +686,7 @@ class StreamWorker:
         suspect trades past their time are rejected first."""
         self.suspects_expire(final=final)
         await self.ledger.store(final=final)
+        await self.anomalies.step()
         return not self.shutdown
 
     # --- freshness, health, watchdog (streaming.watchdog.Watchdog), gaps --------------
