@@ -7,7 +7,8 @@ instrument's group once, keeps the latest document per instrument, and every
 latest document of every instrument it watches that changed (each document
 serialized once per flush, not once per client). A tick costs a dict write; a
 client costs at most one frame per interval, and always ends with the latest
-state. `WS_CONFLATE_MS=0` selects the naive design (every consumer in every
+state. Market anomalies (`market.anomaly`, `streaming.anomaly_watch`) are
+rare and go to the instrument's watchers at once as an `anomaly` frame. `WS_CONFLATE_MS=0` selects the naive design (every consumer in every
 group, one frame per tick), kept for `bench_fanout` to compare against.
 
 `FeedWatch`: whether the live feed store (Redis: the channel layer and the
@@ -120,6 +121,9 @@ class MarketHub:
     async def _read(self, channel: str) -> None:
         while True:
             message = await self.layer.receive(channel)
+            if message.get("type") == "market.anomaly":
+                await self._anomaly(message.get("anomaly") or {})
+                continue
             if message.get("type") != "market.update":
                 continue
             snapshot = message.get("snapshot") or {}
@@ -130,6 +134,21 @@ class MarketHub:
             for slot, members in enumerate(self.slot_members):
                 if symbol in members:
                     self.dirty[slot][symbol] = snapshot
+
+    async def _anomaly(self, anomaly: dict) -> None:
+        """A market anomaly (rare: at most a few per instrument and minute)
+        goes to the instrument's watchers at once, not conflated."""
+        members = self.members.get(anomaly.get("symbol"))
+        if not members:
+            return
+        frame = orjson.dumps({"type": "anomaly", "anomaly": anomaly}).decode()
+        for consumer in list(members):
+            if consumer.closed:
+                continue
+            try:
+                await consumer.send(text_data=frame)
+            except Exception:  # the socket went away meanwhile
+                logger.debug("dropping an anomaly for a closed socket", exc_info=True)
 
     async def _flush_forever(self) -> None:
         loop = asyncio.get_running_loop()
