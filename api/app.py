@@ -12,9 +12,16 @@ from ninja import NinjaAPI
 
 from api import errors
 from api.auth import AUTH
-from api.endpoints import alerts, instruments, positions, transactions, watchlists
+from api.endpoints import (
+    alerts,
+    anomalies,
+    instruments,
+    positions,
+    transactions,
+    watchlists,
+)
 
-ROUTERS = (instruments, watchlists, positions, transactions, alerts)
+ROUTERS = (instruments, watchlists, positions, transactions, alerts, anomalies)
 
 api = NinjaAPI(
     title="Tapeline API",
