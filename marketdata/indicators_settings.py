@@ -1,7 +1,8 @@
 """The instrument chart's indicator choices as saved per user
 (`Preferences.chart`), their validation, and the spec the bars endpoint takes.
 
-Shape (every indicator present after validation, in this order)::
+Shape (every indicator and marker layer present after validation, in this
+order)::
 
     {"indicators": {
         "sma": {"on": true, "period": 20},
@@ -11,7 +12,11 @@ Shape (every indicator present after validation, in this order)::
         "macd": {"on": false, "fast": 12, "slow": 26, "signal": 9},
         "stoch": {"on": false, "k": 14, "d": 3, "smooth": 3},
         "willr": {"on": false, "period": 14},
-        "atr": {"on": false, "period": 14}}}
+        "atr": {"on": false, "period": 14}},
+     "layers": {"anomalies": {"on": true}}}
+
+`layers` are the chart's marker layers (`static/js/chart_layers.js`), each
+only on or off; `LAYERS` names them.
 
 Parameters of an indicator that is off are kept, so turning it back on brings
 the user's own period back. A partial document is completed with the
@@ -43,6 +48,8 @@ LABELS = {
 # The chart's own defaults where they differ from the indicator's (EMA 50 is
 # what the chart has always offered).
 _DEFAULTS = {"ema": {"period": 50}}
+# Marker layers: name -> (label, on by default).
+LAYERS = {"anomalies": ("Anomalies", True)}
 
 
 def chart_defaults() -> dict[str, Any]:
@@ -57,7 +64,25 @@ def chart_defaults() -> dict[str, Any]:
                 for i, (p, v) in enumerate(params.items())
             },
         }
-    return {"indicators": indicators}
+    layers = {name: {"on": on} for name, (_, on) in LAYERS.items()}
+    return {"indicators": indicators, "layers": layers}
+
+
+def _layers(given: Any, result: dict[str, Any]) -> None:
+    if not isinstance(given, dict):
+        raise ValidationError("layers: expected an object")
+    unknown = sorted(set(given) - set(LAYERS))
+    if unknown:
+        raise ValidationError(
+            f"layers: unknown layer(s) {', '.join(unknown)}; known: {', '.join(LAYERS)}"
+        )
+    for name, entry in given.items():
+        if not isinstance(entry, dict) or set(entry) - {"on"}:
+            raise ValidationError(f'layers.{name}: expected {{"on": true|false}}')
+        if "on" in entry:
+            if not isinstance(entry["on"], bool):
+                raise ValidationError(f"layers.{name}.on: expected true or false")
+            result["layers"][name]["on"] = entry["on"]
 
 
 def _number(field: str, value: Any, *, low: float, high: float, integer: bool):
@@ -82,7 +107,7 @@ def chart_settings_validate(value: Any) -> dict[str, Any]:
         return chart_defaults()
     if not isinstance(value, dict):
         raise ValidationError("chart: expected an object")
-    unknown = sorted(set(value) - {"indicators"})
+    unknown = sorted(set(value) - {"indicators", "layers"})
     if unknown:
         raise ValidationError(f"chart: unknown key(s) {', '.join(unknown)}")
     given = value.get("indicators", {})
@@ -95,6 +120,7 @@ def chart_settings_validate(value: Any) -> dict[str, Any]:
             f"known: {', '.join(SPEC_KINDS)}"
         )
     result = chart_defaults()
+    _layers(value.get("layers", {}), result)
     for name, entry in given.items():
         field = f"indicators.{name}"
         if not isinstance(entry, dict):
@@ -161,3 +187,12 @@ def chart_controls(settings: dict[str, Any]) -> list[dict[str, Any]]:
             {"name": name, "label": LABELS[name], "on": entry["on"], "params": params}
         )
     return controls
+
+
+def chart_layer_controls(settings: dict[str, Any]) -> list[dict[str, Any]]:
+    """One entry per marker layer for the page's controls: name, label, on."""
+    layers = settings.get("layers") or {}
+    return [
+        {"name": name, "label": label, "on": layers.get(name, {}).get("on", on)}
+        for name, (label, on) in LAYERS.items()
+    ]

@@ -12,7 +12,7 @@ The test (robust, adapted to the instrument's volatility):
   does not flag the next tick;
 * a trade is *suspect* when |price − median| > `threshold` · spread (default
   8). The statistics are refreshed every `refresh` accepted trades (default
-  8; the cost per trade is then one float comparison). The test starts once
+  16; the cost per trade is then one float comparison). The test starts once
   `min_trades` prices are known (default 20): earlier trades pass.
 
 A suspect trade is held: it is not applied to the instrument, the minute bar
@@ -55,7 +55,7 @@ class SuspectConfig:
     floor_ticks: float = 2.0
     confirm_trades: int = 3
     max_hold: float = 2.0
-    refresh: int = 8
+    refresh: int = 16
 
     def __post_init__(self) -> None:
         if self.window < 5 or not 3 <= self.min_trades <= self.window:
@@ -187,11 +187,18 @@ class SuspectFilter:
         c = self.config
         self.since_refresh = 0
         ordered = sorted(self.prices)
-        self.ready = len(ordered) >= c.min_trades
-        if not ordered:
+        n = len(ordered)
+        self.ready = n >= c.min_trades
+        if not n:
             return
         median = _median(ordered)
-        mad = _median(sorted(abs(x - median) for x in ordered))
+        # The deviations are two ascending runs (below and above the median):
+        # sorting them is one merge.
+        half = n // 2
+        deviations = [median - x for x in ordered[half - 1 :: -1]] if half else []
+        deviations += [x - median for x in ordered[half:]]
+        deviations.sort()
+        mad = _median(deviations)
         floor = max(c.floor_rel * abs(median), c.floor_ticks * (self.tick or 0.0))
         self.median = median
         self.band = c.threshold * max(MAD_TO_SIGMA * mad, floor)
