@@ -12,7 +12,8 @@ The test (robust, adapted to the instrument's volatility):
   does not flag the next tick;
 * a trade is *suspect* when |price − median| > `threshold` · spread (default
   8). The statistics are refreshed every `refresh` accepted trades (default
-  16; the cost per trade is then one float comparison). The test starts once
+  16; the cost per trade is then one float comparison), and again before a
+  trade is held, so the decision is made on the exact window. The test starts once
   `min_trades` prices are known (default 20): earlier trades pass.
 
 A suspect trade is held: it is not applied to the instrument, the minute bar
@@ -102,8 +103,11 @@ class SuspectFilter:
         if self.held:
             return self._while_held(item, price, p, ts)
         if self.ready and abs(p - self.median) > self.band:
-            self._hold(item, p, ts)
-            return []
+            if self.since_refresh:  # decide on exact statistics
+                self._refresh()
+            if abs(p - self.median) > self.band:
+                self._hold(item, p, ts)
+                return []
         self._accept(p, price)
         return None
 

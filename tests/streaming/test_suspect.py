@@ -99,14 +99,21 @@ def test_nothing_is_tested_before_min_trades():
     assert f.trade("jump", Decimal("150.00"), at(6)) is None
 
 
-def test_a_long_quiet_random_walk_has_no_suspects():
-    f = SuspectFilter(SuspectConfig())
-    rng = random.Random(7)
-    price = 100.0
-    for i in range(100_000):
-        price *= 1 + rng.gauss(0, 0.0002)
-        assert f.trade(i, Decimal(f"{price:.2f}"), at(i * 0.01)) is None
-    assert f.suspect == 0
+def test_long_quiet_random_walks_have_no_suspects():
+    """300,000 trades of quiet markets (0.02 % per trade, three seeds): the
+    false-suspect rate at the default threshold, printed for the README."""
+    suspects = trades = 0
+    for seed in (7, 8, 9):
+        f = SuspectFilter(SuspectConfig())
+        rng = random.Random(seed)
+        price = 100.0
+        for i in range(100_000):
+            price *= 1 + rng.gauss(0, 0.0002)
+            f.trade(i, Decimal(f"{price:.2f}"), at(i * 0.01))
+        suspects += f.suspect
+        trades += 100_000
+    print(f"false suspects: {suspects} in {trades} quiet trades")
+    assert suspects == 0
 
 
 @pytest.mark.parametrize(
