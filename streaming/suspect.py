@@ -11,10 +11,11 @@ The test (robust, adapted to the instrument's volatility):
   one seen in the prices), so a market that printed the same price 50 times
   does not flag the next tick;
 * a trade is *suspect* when |price − median| > `threshold` · spread (default
-  8). The statistics are refreshed every `refresh` accepted trades (default
-  16; the cost per trade is then one float comparison), and again before a
-  trade is held, so the decision is made on the exact window. The test starts once
-  `min_trades` prices are known (default 20): earlier trades pass.
+  8). The test itself is two Decimal comparisons with the band's edges;
+  the window's statistics are recomputed every `refresh` accepted trades
+  (default 64) and again before a trade is held, so a trade is only ever
+  held on the exact statistics of the last `window` trades. The test starts
+  once `min_trades` prices are known (default 20): earlier trades pass.
 
 A suspect trade is held: it is not applied to the instrument, the minute bar
 or the alerts. Then, with the same band (`threshold` · spread):
@@ -45,6 +46,7 @@ from datetime import datetime
 from decimal import Decimal
 
 MAD_TO_SIGMA = 1.4826
+NO_LOW, NO_HIGH = Decimal("-Infinity"), Decimal("Infinity")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +58,7 @@ class SuspectConfig:
     floor_ticks: float = 2.0
     confirm_trades: int = 3
     max_hold: float = 2.0
-    refresh: int = 16
+    refresh: int = 64
 
     def __post_init__(self) -> None:
         if self.window < 5 or not 3 <= self.min_trades <= self.window:
@@ -81,17 +83,20 @@ class SuspectFilter:
     apply now, in their order (possibly empty: the trade is held)."""
 
     __slots__ = (
-        "config", "prices", "since_refresh", "ready", "median", "band", "tick",
+        "config", "prices", "since_refresh", "refresh_every", "ready", "median",
+        "band", "low", "high", "tick",
         "held", "held_since", "suspect", "confirmed", "rejected",
     )  # fmt: skip
 
     def __init__(self, config: SuspectConfig) -> None:
         self.config = config
-        self.prices: deque[float] = deque(maxlen=config.window)
+        self.prices: deque[Decimal] = deque(maxlen=config.window)
         self.since_refresh = 0
+        self.refresh_every = 1
         self.ready = False
         self.median = 0.0
         self.band = 0.0
+        self.low, self.high = NO_LOW, NO_HIGH  # Decimal bounds once ready
         self.tick: float | None = None
         self.held: list[tuple[object, float]] = []
         self.held_since: datetime | None = None
@@ -99,16 +104,20 @@ class SuspectFilter:
 
     # --- events ---------------------------------------------------------------------
     def trade(self, item, price: Decimal, ts: datetime) -> list | None:
-        p = float(price)
+        # The per-trade path: two Decimal comparisons and one append; prices
+        # become floats only when the window is refreshed.
         if self.held:
-            return self._while_held(item, price, p, ts)
-        if self.ready and abs(p - self.median) > self.band:
+            return self._while_held(item, price, float(price), ts)
+        if not self.low <= price <= self.high:
             if self.since_refresh:  # decide on exact statistics
                 self._refresh()
-            if abs(p - self.median) > self.band:
-                self._hold(item, p, ts)
+            if not self.low <= price <= self.high:
+                self._hold(item, float(price), ts)
                 return []
-        self._accept(p, price)
+        self.prices.append(price)
+        self.since_refresh += 1
+        if self.since_refresh >= self.refresh_every:
+            self._refresh()
         return None
 
     def quote(self, bid: Decimal | None, ask: Decimal | None) -> list | None:
@@ -150,7 +159,8 @@ class SuspectFilter:
             return []
         self._reject()
         if abs(p - self.median) <= self.band:
-            self._accept(p, price)
+            self.prices.append(price)
+            self.since_refresh += 1
             return None
         self._hold(item, p, ts)
         return []
@@ -164,9 +174,9 @@ class SuspectFilter:
         held, self.held, self.held_since = self.held, [], None
         self.confirmed += len(held)
         # The new level becomes the reference; the window keeps its spread.
-        shift = held[-1][1] - self.median
+        shift = Decimal(repr(held[-1][1] - self.median))
         self.prices = deque((x + shift for x in self.prices), maxlen=self.config.window)
-        self.prices.extend(p for _, p in held)
+        self.prices.extend(Decimal(repr(p)) for _, p in held)
         self._refresh()
         return [item for item, _ in held]
 
@@ -176,21 +186,16 @@ class SuspectFilter:
         self.held, self.held_since = [], None
         return count
 
-    def _accept(self, p: float, price: Decimal) -> None:
-        self.prices.append(p)
-        self.since_refresh += 1
-        if self.since_refresh >= self.config.refresh or not self.ready:
-            exponent = price.as_tuple().exponent
+    def _refresh(self) -> None:
+        c = self.config
+        self.since_refresh = 0
+        if self.prices:
+            exponent = self.prices[-1].as_tuple().exponent
             if isinstance(exponent, int):
                 tick = 10.0**exponent
                 if self.tick is None or tick < self.tick:
                     self.tick = tick
-            self._refresh()
-
-    def _refresh(self) -> None:
-        c = self.config
-        self.since_refresh = 0
-        ordered = sorted(self.prices)
+        ordered = sorted(map(float, self.prices))
         n = len(ordered)
         self.ready = n >= c.min_trades
         if not n:
@@ -206,3 +211,10 @@ class SuspectFilter:
         floor = max(c.floor_rel * abs(median), c.floor_ticks * (self.tick or 0.0))
         self.median = median
         self.band = c.threshold * max(MAD_TO_SIGMA * mad, floor)
+        if self.ready:
+            self.low = Decimal(median - self.band)
+            self.high = Decimal(median + self.band)
+        else:
+            self.low, self.high = NO_LOW, NO_HIGH
+        # Until the window is ready every accepted trade refreshes it.
+        self.refresh_every = c.refresh if self.ready else 1
