@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from decimal import Decimal
+from typing import NamedTuple
+
 from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
 
 from marketdata.models import (
@@ -319,17 +323,24 @@ def anomalies_filtered(
     return queryset.order_by("-ts", "instrument__symbol", "kind")
 
 
-def minute_bars_since(*, instrument_ids, since) -> dict[int, list[Bar]]:
+class StoredMinute(NamedTuple):
+    ts: datetime
+    close: Decimal
+    volume: Decimal
+    trade_count: int | None
+
+
+def minute_bars_since(*, instrument_ids, since) -> dict[int, list[StoredMinute]]:
     """Stored 1-minute bars of each instrument from `since`, oldest first
     (what the stream worker's anomaly detectors start from)."""
-    out: dict[int, list[Bar]] = {i: [] for i in instrument_ids}
+    out: dict[int, list[StoredMinute]] = {i: [] for i in instrument_ids}
     rows = (
         Bar.objects.filter(
             instrument_id__in=list(instrument_ids), timeframe="1m", ts__gte=since
         )
-        .only("instrument_id", "ts", "close", "volume", "trade_count")
         .order_by("instrument_id", "ts")
+        .values_list("instrument_id", "ts", "close", "volume", "trade_count")
     )
-    for bar in rows.iterator(chunk_size=5000):
-        out[bar.instrument_id].append(bar)
+    for instrument_id, *minute in rows.iterator(chunk_size=5000):
+        out[instrument_id].append(StoredMinute(*minute))
     return out

@@ -31,7 +31,7 @@ from marketdata.calendar import ALWAYS_OPEN_CLASSES, NEW_YORK
 logger = logging.getLogger(__name__)
 
 MARKET_ANOMALY = "market.anomaly"
-WARM_PER_STEP = 20  # instruments whose history loads in one step
+WARM_PER_STEP = 5  # instruments whose history loads in one step
 WAITING_LIMIT = 1440  # closed minutes kept per instrument while it warms up
 
 

@@ -69,11 +69,13 @@ def _age(epoch: float | None, now: float) -> float | None:
 
 
 SUSPECT_COUNTS = ("suspect", "confirmed", "rejected")
+SUSPECT_LISTED = 50  # instruments listed in the report
 
 
 def suspect_counts(worker) -> tuple[dict[str, dict], dict[str, dict]]:
     """Suspect-tick counts (streaming.suspect) by connection key (summed over
-    the instruments it serves now) and by instrument (those with any)."""
+    the instruments it serves now) and by instrument (the `SUSPECT_LISTED`
+    with the most)."""
     by_connection: dict[str, dict] = {}
     by_symbol: dict[str, dict] = {}
     for symbol, state in worker.states.items():
@@ -89,6 +91,9 @@ def suspect_counts(worker) -> tuple[dict[str, dict], dict[str, dict]]:
             )
             for name in SUSPECT_COUNTS:
                 total[name] += counts[name]
+    if len(by_symbol) > SUSPECT_LISTED:
+        top = sorted(by_symbol, key=lambda s: -by_symbol[s]["suspect"])
+        by_symbol = {s: by_symbol[s] for s in top[:SUSPECT_LISTED]}
     return by_connection, by_symbol
 
 
