@@ -13,7 +13,7 @@ The test (robust, adapted to the instrument's volatility):
 * a trade is *suspect* when |price − median| > `threshold` · spread (default
   8). The test itself is two Decimal comparisons with the band's edges;
   the window's statistics are recomputed every `refresh` accepted trades
-  (default 64) and again before a trade is held, so a trade is only ever
+  (default 128) and again before a trade is held, so a trade is only ever
   held on the exact statistics of the last `window` trades. The test starts
   once `min_trades` prices are known (default 20): earlier trades pass.
 
@@ -58,7 +58,7 @@ class SuspectConfig:
     floor_ticks: float = 2.0
     confirm_trades: int = 3
     max_hold: float = 2.0
-    refresh: int = 64
+    refresh: int = 128
 
     def __post_init__(self) -> None:
         if self.window < 5 or not 3 <= self.min_trades <= self.window:
