@@ -14,6 +14,7 @@ from api import errors
 from api.auth import AUTH
 from api.endpoints import (
     alerts,
+    anomalies,
     candles,
     instruments,
     positions,
@@ -23,7 +24,7 @@ from api.endpoints import (
 
 # `instruments` ends with `/instruments/{path:symbol}`, which would also match
 # "AAPL/candles": routers with deeper instrument paths come before it.
-ROUTERS = (candles, instruments, watchlists, positions, transactions, alerts)
+ROUTERS = (candles, instruments, watchlists, positions, transactions, alerts, anomalies)
 
 api = NinjaAPI(
     title="Tapeline API",

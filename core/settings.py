@@ -484,6 +484,29 @@ STREAM_HEALTH_WINDOW = env.float("STREAM_HEALTH_WINDOW", default=600.0)
 STREAM_HEALTH_DOWN_GRACE = env.float("STREAM_HEALTH_DOWN_GRACE", default=5.0)
 STREAM_HEALTH_SILENT_AFTER = env.float("STREAM_HEALTH_SILENT_AFTER", default=60.0)
 
+# Anomaly detection (README "Anomaly detection"). Suspect ticks
+# (streaming.suspect): a trade more than THRESHOLD robust deviations (scaled MAD
+# of the last WINDOW trade prices, floored at FLOOR_BP basis points of the
+# median and FLOOR_TICKS price increments) from the median is held until
+# CONFIRM trades or a quote midpoint agree with it, rejected after MAX_HOLD s.
+STREAM_SUSPECT_ENABLED = env.bool("STREAM_SUSPECT_ENABLED", default=True)
+STREAM_SUSPECT_WINDOW = env.int("STREAM_SUSPECT_WINDOW", default=50)
+STREAM_SUSPECT_THRESHOLD = env.float("STREAM_SUSPECT_THRESHOLD", default=8.0)
+STREAM_SUSPECT_FLOOR_BP = env.float("STREAM_SUSPECT_FLOOR_BP", default=5.0)
+STREAM_SUSPECT_FLOOR_TICKS = env.float("STREAM_SUSPECT_FLOOR_TICKS", default=2.0)
+STREAM_SUSPECT_CONFIRM = env.int("STREAM_SUSPECT_CONFIRM", default=3)
+STREAM_SUSPECT_MAX_HOLD = env.float("STREAM_SUSPECT_MAX_HOLD", default=2.0)
+# Market anomalies on closed minutes (marketdata.anomalies): robust z of
+# 1-minute returns at or past RETURN_Z against the last WINDOW minutes and the
+# same minute of day over the last DAYS days; volume and trade-count surges at
+# SURGE times the median (and past RETURN_Z on the log scale).
+ANOMALY_ENABLED = env.bool("ANOMALY_ENABLED", default=True)
+ANOMALY_WINDOW = env.int("ANOMALY_WINDOW", default=120)
+ANOMALY_DAYS = env.int("ANOMALY_DAYS", default=20)
+ANOMALY_RETURN_Z = env.float("ANOMALY_RETURN_Z", default=6.0)
+ANOMALY_SURGE = env.float("ANOMALY_SURGE", default=5.0)
+ANOMALY_KEPT = env.int("ANOMALY_KEPT", default=10000)
+
 # --- Token API (api app) -----------------------------------------------------
 # Requests each API token may make per window (seconds); past it a 429 with
 # Retry-After. 0 turns the limit off. Session (browser) requests are not counted.

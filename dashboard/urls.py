@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import include, path
 
-from dashboard import chart_views, status_views, views
+from dashboard import anomaly_views, chart_views, status_views, views
 
 app_name = "dashboard"
 
@@ -19,6 +19,7 @@ urlpatterns = [
         name="watchlist_export",
     ),
     path("status/", status_views.system_status, name="status"),
+    path("anomalies/", anomaly_views.anomalies_index, name="anomalies"),
     path("api/search", views.search, name="search"),
     path("watchlists/create", views.watchlist_create, name="watchlist_create"),
     path("watchlists/reorder", views.watchlist_reorder, name="watchlist_reorder"),

@@ -26,7 +26,11 @@ from dashboard.quotes import (
     stored_snapshot,
 )
 from marketdata import services
-from marketdata.indicators_settings import chart_controls, chart_spec
+from marketdata.indicators_settings import (
+    chart_controls,
+    chart_layer_controls,
+    chart_spec,
+)
 from marketdata.models import Watchlist
 from marketdata.selectors import (
     bars_last_close,
@@ -145,6 +149,7 @@ def instrument_detail(request, symbol: str):
         {
             "instrument": instrument,
             "indicator_controls": chart_controls(chart),
+            "layer_controls": chart_layer_controls(chart),
             "indicator_spec": chart_spec(chart),
             "candles_on": chart["candles"]["on"],
             "patterns_on": chart["patterns"]["on"],

@@ -1,7 +1,8 @@
 """The instrument chart's indicator choices as saved per user
 (`Preferences.chart`), their validation, and the spec the bars endpoint takes.
 
-Shape (every indicator present after validation, in this order)::
+Shape (every indicator and marker layer present after validation, in this
+order)::
 
     {"indicators": {
         "sma": {"on": true, "period": 20},
@@ -13,10 +14,16 @@ Shape (every indicator present after validation, in this order)::
         "willr": {"on": false, "period": 14},
         "atr": {"on": false, "period": 14}},
      "candles": {"on": false},
-     "patterns": {"on": false}}
+     "patterns": {"on": false},
+     "layers": {"anomalies": {"on": true}}}
 
 `candles` turns the candlestick-pattern markers (`marketdata.candles`) on,
-`patterns` the chart patterns (`marketdata.patterns`).
+`patterns` the chart patterns (`marketdata.patterns`) — each a toggle of its
+own beside the indicators (`TOGGLES`). `layers` are the other marker layers
+(`static/js/chart_layers.js`), drawn as rows of the indicator controls, each
+only on or off; `LAYERS` names them. (Two shapes for one idea: candles and
+patterns came first with their own toggles; folding them into `layers` is
+left for the chart's next change.)
 
 Parameters of an indicator that is off are kept, so turning it back on brings
 the user's own period back. A partial document is completed with the
@@ -45,11 +52,13 @@ LABELS = {
     "willr": "Williams %R",
     "atr": "ATR",
 }
-# Marker layers over the candles, each saved as {"on": bool}.
-LAYERS = ("candles", "patterns")
+# Marker toggles of their own over the candles, each saved as {"on": bool}.
+TOGGLES = ("candles", "patterns")
 # The chart's own defaults where they differ from the indicator's (EMA 50 is
 # what the chart has always offered).
 _DEFAULTS = {"ema": {"period": 50}}
+# Marker layers: name -> (label, on by default).
+LAYERS = {"anomalies": ("Anomalies", True)}
 
 
 def chart_defaults() -> dict[str, Any]:
@@ -66,8 +75,26 @@ def chart_defaults() -> dict[str, Any]:
         }
     return {
         "indicators": indicators,
-        **{layer: {"on": False} for layer in LAYERS},
+        **{toggle: {"on": False} for toggle in TOGGLES},
+        "layers": {name: {"on": on} for name, (_, on) in LAYERS.items()},
     }
+
+
+def _layers(given: Any, result: dict[str, Any]) -> None:
+    if not isinstance(given, dict):
+        raise ValidationError("layers: expected an object")
+    unknown = sorted(set(given) - set(LAYERS))
+    if unknown:
+        raise ValidationError(
+            f"layers: unknown layer(s) {', '.join(unknown)}; known: {', '.join(LAYERS)}"
+        )
+    for name, entry in given.items():
+        if not isinstance(entry, dict) or set(entry) - {"on"}:
+            raise ValidationError(f'layers.{name}: expected {{"on": true|false}}')
+        if "on" in entry:
+            if not isinstance(entry["on"], bool):
+                raise ValidationError(f"layers.{name}.on: expected true or false")
+            result["layers"][name]["on"] = entry["on"]
 
 
 def _number(field: str, value: Any, *, low: float, high: float, integer: bool):
@@ -92,11 +119,11 @@ def chart_settings_validate(value: Any) -> dict[str, Any]:
         return chart_defaults()
     if not isinstance(value, dict):
         raise ValidationError("chart: expected an object")
-    unknown = sorted(set(value) - {"indicators", *LAYERS})
+    unknown = sorted(set(value) - {"indicators", "layers", *TOGGLES})
     if unknown:
         raise ValidationError(f"chart: unknown key(s) {', '.join(unknown)}")
     result = chart_defaults()
-    for layer in LAYERS:
+    for layer in TOGGLES:
         entry = value.get(layer, {})
         if not isinstance(entry, dict) or set(entry) - {"on"}:
             raise ValidationError(
@@ -115,6 +142,7 @@ def chart_settings_validate(value: Any) -> dict[str, Any]:
             f"indicators: unknown indicator(s) {', '.join(unknown)}; "
             f"known: {', '.join(SPEC_KINDS)}"
         )
+    _layers(value.get("layers", {}), result)
     for name, entry in given.items():
         field = f"indicators.{name}"
         if not isinstance(entry, dict):
@@ -181,3 +209,12 @@ def chart_controls(settings: dict[str, Any]) -> list[dict[str, Any]]:
             {"name": name, "label": LABELS[name], "on": entry["on"], "params": params}
         )
     return controls
+
+
+def chart_layer_controls(settings: dict[str, Any]) -> list[dict[str, Any]]:
+    """One entry per marker layer for the page's controls: name, label, on."""
+    layers = settings.get("layers") or {}
+    return [
+        {"name": name, "label": label, "on": layers.get(name, {}).get("on", on)}
+        for name, (label, on) in LAYERS.items()
+    ]

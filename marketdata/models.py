@@ -1,4 +1,6 @@
-"""Instruments, watchlists, positions and bars."""
+"""Instruments, watchlists, positions, bars, the gap ledger and detected
+anomalies. Over 400 lines: one model module for the app's tables, each model
+small."""
 
 from __future__ import annotations
 
@@ -401,3 +403,41 @@ class BarRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.instrument_id} {self.timeframe} {self.ts:%Y-%m-%d %H:%M}"
+
+
+class AnomalyKind(models.TextChoices):
+    """The kinds of `marketdata.anomalies.ANOMALY_KINDS`."""
+
+    RETURN_SPIKE = "return_spike", "Return spike"
+    VOLUME_SURGE = "volume_surge", "Volume surge"
+    TRADE_RATE_SURGE = "trade_rate_surge", "Trade-rate surge"
+
+
+class Anomaly(models.Model):
+    """A market anomaly of one instrument in one minute
+    (`marketdata.anomalies`): at most one per (instrument, kind, minute), so
+    a replay or a restart never records it twice."""
+
+    instrument = models.ForeignKey(
+        Instrument, on_delete=models.CASCADE, related_name="anomalies"
+    )
+    kind = models.CharField(max_length=16, choices=AnomalyKind.choices)
+    ts = models.DateTimeField(help_text="The minute (bar start, UTC).")
+    score = models.FloatField(help_text="Robust z-score, or multiple for surges.")
+    value = models.FloatField(help_text="The return, volume or trade count.")
+    baseline = models.FloatField(help_text="The median it was compared with.")
+    direction = models.CharField(max_length=4, blank=True)
+    explain = models.CharField(max_length=300)
+    detected_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-ts", "instrument_id", "kind"]
+        indexes = [models.Index(fields=["ts"]), models.Index(fields=["kind", "ts"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["instrument", "kind", "ts"], name="anomaly_once_per_minute"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.instrument_id} {self.kind} {self.ts:%Y-%m-%d %H:%M}"

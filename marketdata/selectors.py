@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from decimal import Decimal
+from typing import NamedTuple
+
 from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
 
-from marketdata.models import Bar, Instrument, Position, Watchlist, WatchlistItem
+from marketdata.models import (
+    Anomaly,
+    Bar,
+    Instrument,
+    Position,
+    Watchlist,
+    WatchlistItem,
+)
 
 
 def instrument_get(*, symbol: str) -> Instrument | None:
@@ -299,3 +310,49 @@ def gaps_for_instrument(*, instrument: Instrument, limit: int = 50) -> list:
     from marketdata.models import Gap
 
     return list(Gap.objects.filter(instrument=instrument).order_by("-start")[:limit])
+
+
+def anomalies_filtered(
+    *,
+    symbol: str | None = None,
+    kind: str | None = None,
+    start=None,
+    end=None,
+    min_score: float | None = None,
+) -> QuerySet[Anomaly]:
+    """Detected anomalies, newest first, with their instrument."""
+    queryset = Anomaly.objects.select_related("instrument")
+    if symbol:
+        queryset = queryset.filter(instrument__symbol=symbol)
+    if kind:
+        queryset = queryset.filter(kind=kind)
+    if start is not None:
+        queryset = queryset.filter(ts__gte=start)
+    if end is not None:
+        queryset = queryset.filter(ts__lt=end)
+    if min_score is not None:
+        queryset = queryset.filter(score__gte=min_score)
+    return queryset.order_by("-ts", "instrument__symbol", "kind")
+
+
+class StoredMinute(NamedTuple):
+    ts: datetime
+    close: Decimal
+    volume: Decimal
+    trade_count: int | None
+
+
+def minute_bars_since(*, instrument_ids, since) -> dict[int, list[StoredMinute]]:
+    """Stored 1-minute bars of each instrument from `since`, oldest first
+    (what the stream worker's anomaly detectors start from)."""
+    out: dict[int, list[StoredMinute]] = {i: [] for i in instrument_ids}
+    rows = (
+        Bar.objects.filter(
+            instrument_id__in=list(instrument_ids), timeframe="1m", ts__gte=since
+        )
+        .order_by("instrument_id", "ts")
+        .values_list("instrument_id", "ts", "close", "volume", "trade_count")
+    )
+    for instrument_id, *minute in rows.iterator(chunk_size=5000):
+        out[instrument_id].append(StoredMinute(*minute))
+    return out

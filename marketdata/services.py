@@ -1,4 +1,5 @@
-"""Writes for market data: instruments, watchlists and the bar table."""
+"""Writes for market data: instruments, watchlists, the bar table and
+detected anomalies."""
 
 from __future__ import annotations
 
@@ -24,7 +25,13 @@ from marketdata.bar_copy import (
     rows_write,
     upsert_via_staging,
 )
-from marketdata.models import BarOrigin, Instrument, Watchlist, WatchlistItem
+from marketdata.models import (
+    Anomaly,
+    BarOrigin,
+    Instrument,
+    Watchlist,
+    WatchlistItem,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,3 +283,27 @@ def instruments_viewed(*, instrument_ids: list[int]) -> int:
         .exclude(viewed_at__gte=now - timedelta(minutes=1))
         .update(viewed_at=now)
     )
+
+
+def anomalies_record(*, anomalies: Sequence[tuple[int, object]]) -> int:
+    """Store detected anomalies, given as (instrument id,
+    `marketdata.anomalies.Anomaly`); one already stored for the same
+    instrument, kind and minute is left as it is (a replay or a restart
+    writes nothing twice). Returns how many were given."""
+    rows = [
+        Anomaly(
+            instrument_id=instrument_id,
+            kind=a.kind,
+            ts=a.ts,
+            score=a.score,
+            value=a.value,
+            baseline=a.baseline,
+            direction=a.direction,
+            explain=a.explain[:300],
+        )
+        for instrument_id, a in anomalies
+    ]
+    if not rows:
+        return 0
+    Anomaly.objects.bulk_create(rows, ignore_conflicts=True)
+    return len(rows)

@@ -120,6 +120,23 @@ class AlertBridge:
         if fired:
             self.outbox.add(fired)
 
+    def on_anomaly(self, anomaly) -> None:
+        """A market anomaly (`marketdata.anomalies.Anomaly`) for the engine."""
+        if self.engine is None:
+            return
+        try:
+            fired = self.engine.on_anomaly(anomaly)
+        except Exception:  # noqa: BLE001 - one bad rule must not stop the rest
+            self.worker.problems.warning(
+                "alerts-anomaly",
+                "alert evaluation failed for an anomaly of %s",
+                anomaly.symbol,
+            )
+            logger.debug("alert evaluation of an anomaly failed", exc_info=True)
+            return
+        if fired:
+            self.outbox.add(fired)
+
     def on_freshness(self, symbol: str, freshness: str) -> None:
         if self.engine is None:
             return
@@ -129,20 +146,6 @@ class AlertBridge:
             self.worker.problems.warning(
                 "alerts-freshness", "alert freshness update failed"
             )
-
-    def on_anomaly(self, anomaly) -> None:
-        """An anomaly from `marketdata.anomalies` (anomaly rules)."""
-        if self.engine is None:
-            return
-        try:
-            fired = self.engine.on_anomaly(anomaly)
-        except Exception:  # noqa: BLE001 - one bad rule must not stop the feed
-            self.worker.problems.warning(
-                "alerts-anomaly", "anomaly alert evaluation failed"
-            )
-            logger.debug("anomaly alert evaluation failed", exc_info=True)
-            return
-        self.outbox.add(fired)
 
     async def build(self) -> None:
         try:

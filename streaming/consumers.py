@@ -21,6 +21,8 @@ Server → client:
      "missing": ["XYZ"]}          # subscribed, but no data in Redis yet
     {"type": "updates", "sent_at": <epoch s>, "snapshots": [<doc>, ...]}
     {"type": "unsubscribed", "symbols": [...]}
+    {"type": "anomaly", "anomaly": {...}} # a market anomaly of a watched
+                                          # instrument (marketdata.anomalies)
     {"type": "alert", "alert": {...}}     # an alert of this user fired
     {"type": "ops_alert", "alert": {...}} # staff only: feed monitor raised or
                                           # cleared an ops alert (alerts.ops_services)
@@ -297,6 +299,12 @@ class MarketConsumer(AsyncJsonWebsocketConsumer):
         snapshot = event.get("snapshot") or {}
         if snapshot.get("symbol") in self.symbols and not self.closed:
             await self.send_json({"type": "updates", "snapshots": [snapshot]})
+
+    async def market_anomaly(self, event: dict) -> None:
+        """Naive mode only (`WS_CONFLATE_MS=0`; the hub sends them otherwise)."""
+        anomaly = event.get("anomaly") or {}
+        if anomaly.get("symbol") in self.symbols and not self.closed:
+            await self.send_json({"type": "anomaly", "anomaly": anomaly})
 
     async def alert_fired(self, event: dict) -> None:
         await self.send_json({"type": "alert", "alert": event.get("alert")})

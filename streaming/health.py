@@ -28,6 +28,7 @@ exported on `/metrics`. One document per worker:
         "totals": {"trade": 10, "quote": 20, "bar": 1, "status": 0},
         "malformed": 0, "errors": 0, "unknown_symbols": 0, "duplicates": 0,
         "out_of_order": 0, "quotes_unchanged": 5,
+        "suspect_ticks": {"suspect": 2, "confirmed": 1, "rejected": 1},
         "reconnects": 1, "connects": 2, "connect_failures": 0,
         "last_message_age_s": 0.2,      # any frame
         "last_event_age_s": 0.2,        # market data
@@ -38,6 +39,10 @@ exported on `/metrics`. One document per worker:
                    "parts": {"uptime": 1.0, "reconnects": 1.0, ...}},
         "history": [[<epoch s>, <msgs/s>, <lag p99 ms|null>, <score>], ...]
       }],                               # health/history: streaming.monitor
+      "suspect_ticks": {"AAPL": {"suspect": 2, "confirmed": 1,
+                                 "rejected": 1, "held": 0}},
+      "anomalies": {"detected": 3, "recorded": 3, "waiting": 0,
+                    "dropped": 0, "instruments": 40},
       "monitor": {"ops_alerts": [<active ops alert>], "database": "ok",
                   "ops_alerts_waiting": 0, "ops_alerts_dropped": 0},
       "process": {"role": "stream", "pid": 123, "cpu_s": 1.2,
@@ -63,9 +68,41 @@ def _age(epoch: float | None, now: float) -> float | None:
     return None if epoch is None else round(max(0.0, now - epoch), 3)
 
 
-def connection_health(connection, *, now: float, monitor=None) -> dict:
+SUSPECT_COUNTS = ("suspect", "confirmed", "rejected")
+SUSPECT_LISTED = 50  # instruments listed in the report
+
+
+def suspect_counts(worker) -> tuple[dict[str, dict], dict[str, dict]]:
+    """Suspect-tick counts (streaming.suspect) by connection key (summed over
+    the instruments it serves now) and by instrument (the `SUSPECT_LISTED`
+    with the most)."""
+    by_connection: dict[str, dict] = {}
+    by_symbol: dict[str, dict] = {}
+    for symbol, state in worker.states.items():
+        test = state.suspect
+        if test is None or not test.suspect:
+            continue
+        counts = test.counts()
+        by_symbol[symbol] = counts
+        connection = worker.routes.get(symbol)
+        if connection is not None:
+            total = by_connection.setdefault(
+                connection.key, dict.fromkeys(SUSPECT_COUNTS, 0)
+            )
+            for name in SUSPECT_COUNTS:
+                total[name] += counts[name]
+    if len(by_symbol) > SUSPECT_LISTED:
+        top = sorted(by_symbol, key=lambda s: -by_symbol[s]["suspect"])
+        by_symbol = {s: by_symbol[s] for s in top[:SUSPECT_LISTED]}
+    return by_connection, by_symbol
+
+
+def connection_health(
+    connection, *, now: float, monitor=None, suspects: dict | None = None
+) -> dict:
     stats = connection.stats
     report = {} if monitor is None else monitor.connection_report(connection)
+    suspects = (suspects or {}).get(connection.key) or {}
     return {
         "id": connection.key,
         "provider": connection.provider_name,
@@ -81,6 +118,7 @@ def connection_health(connection, *, now: float, monitor=None) -> dict:
         "duplicates": stats.duplicates,
         "out_of_order": stats.out_of_order,
         "quotes_unchanged": stats.quotes_unchanged,
+        "suspect_ticks": {name: suspects.get(name, 0) for name in SUSPECT_COUNTS},
         "reconnects": stats.reconnects,
         "connects": stats.connects,
         "connect_failures": stats.connect_failures,
@@ -121,6 +159,7 @@ def worker_health(worker, *, state: str = "running") -> dict:
     rates = worker.rates(
         {"events": worker.events_total, "published": worker.publisher.published}
     )
+    by_connection, by_symbol = suspect_counts(worker)
     return {
         "id": worker.id,
         "host": socket.gethostname(),
@@ -158,8 +197,13 @@ def worker_health(worker, *, state: str = "running") -> dict:
         "crosscheck": worker.crosscheck.document(),
         "monitor": worker.monitor.report(),
         "process": process_usage(role="stream"),
+        # streaming.suspect and streaming.anomaly_watch
+        "suspect_ticks": by_symbol,
+        "anomalies": worker.anomalies.document(),
         "connections": [
-            connection_health(c, now=now, monitor=worker.monitor)
+            connection_health(
+                c, now=now, monitor=worker.monitor, suspects=by_connection
+            )
             for c in worker.connections.values()
         ],
     }

@@ -14,7 +14,8 @@ one display frame and never over `settings.WS_CONFLATE_MS`. So a few clients
 get each change within a display frame, and many clients are conflated just
 enough to keep the process within its budget. A tick costs a dict write; a
 client costs at most one frame per interval, and always ends with the latest
-state. `WS_CONFLATE_MS=0`
+state. Market anomalies (`market.anomaly`, `streaming.anomaly_watch`) are
+rare and go to the instrument's watchers at once as an `anomaly` frame. `WS_CONFLATE_MS=0`
 selects the naive design (every consumer in every group, one frame per tick),
 kept for `bench_fanout` to compare against.
 
@@ -157,6 +158,9 @@ class MarketHub:
     async def _read(self, channel: str) -> None:
         while True:
             message = await self.layer.receive(channel)
+            if message.get("type") == "market.anomaly":
+                await self._anomaly(message.get("anomaly") or {})
+                continue
             if message.get("type") != "market.update":
                 continue
             snapshot = message.get("snapshot") or {}
@@ -169,6 +173,21 @@ class MarketHub:
                     self.dirty[slot][symbol] = snapshot
                     if self.timers[slot] is None:
                         self._schedule(slot)
+
+    async def _anomaly(self, anomaly: dict) -> None:
+        """A market anomaly (rare: at most a few per instrument and minute)
+        goes to the instrument's watchers at once, not conflated."""
+        members = self.members.get(anomaly.get("symbol"))
+        if not members:
+            return
+        frame = orjson.dumps({"type": "anomaly", "anomaly": anomaly}).decode()
+        for consumer in list(members):
+            if consumer.closed:
+                continue
+            try:
+                await consumer.send(text_data=frame)
+            except Exception:  # the socket went away meanwhile
+                logger.debug("dropping an anomaly for a closed socket", exc_info=True)
 
     def _schedule(self, slot: int) -> None:
         loop = asyncio.get_running_loop()

@@ -56,6 +56,7 @@ class MinuteLedger:
         """Store closed minutes (and on shutdown the forming ones) in one batch."""
         w = self.worker
         closed = w.aggregator.due(now=w.now(), final=final)
+        w.anomalies.on_closed(closed, before=floor_minute(w.now()))
         self._overflow_to_gaps()
         if not closed:
             return

@@ -112,6 +112,18 @@ class StreamMetricsCollector(Collector):
             "Malformed frames, provider errors, unknown symbols, duplicates, out-of-order events.",
             labels=[*CONNECTION_LABELS, "problem"],
         )
+        suspects = CounterMetricFamily(
+            "tapeline_stream_suspect_ticks",
+            "Trades held out of bars and alerts as suspect (streaming.suspect), "
+            "and how many of them were confirmed or rejected.",
+            labels=[*CONNECTION_LABELS, "outcome"],
+        )
+        anomalies = CounterMetricFamily(
+            "tapeline_stream_anomalies",
+            "Market anomalies detected, recorded and dropped "
+            "(streaming.anomaly_watch).",
+            labels=[*w_labels, "what"],
+        )
         reconnects = CounterMetricFamily(
             "tapeline_stream_reconnects",
             "Sessions lost and re-established.",
@@ -171,6 +183,10 @@ class StreamMetricsCollector(Collector):
             bars.add_metric(wl, float(worker.get("bars_stored") or 0))
             gaps.add_metric(wl, float(worker.get("gaps_reported") or 0))
             inbox.add_metric(wl, float(worker.get("inbox_depth") or 0))
+            for what in ("detected", "recorded", "dropped"):
+                value = (worker.get("anomalies") or {}).get(what)
+                if value is not None:
+                    anomalies.add_metric([*wl, what], float(value))
             for what, value in (worker.get("ledger") or {}).items():
                 ledger.add_metric([*wl, what], float(value or 0))
             for freshness, count in (worker.get("freshness") or {}).items():
@@ -220,6 +236,8 @@ class StreamMetricsCollector(Collector):
                     "out_of_order",
                 ):
                     problems.add_metric([*cl, problem], float(c.get(problem) or 0))
+                for outcome, value in (c.get("suspect_ticks") or {}).items():
+                    suspects.add_metric([*cl, outcome], float(value or 0))
                 reconnects.add_metric(cl, float(c.get("reconnects") or 0))
                 if c.get("last_message_age_s") is not None:
                     last_age.add_metric(cl, float(c["last_message_age_s"]))
@@ -235,7 +253,8 @@ class StreamMetricsCollector(Collector):
         yield from (
             up, age, events, published, bars, gaps, ledger, inbox, instruments, c_up,
             c_state,
-            messages, rate, problems, reconnects, last_age, lag, subscribed, rejected,
+            messages, rate, problems, suspects, anomalies, reconnects, last_age, lag,
+            subscribed, rejected,
             wanted, budget, provider_healthy, diverged,
         )  # fmt: skip
 

@@ -40,7 +40,7 @@ class InstrumentState:
         "day_start", "day_end", "daily_from_provider", "halted", "halt_reason",
         "freshness", "last_event_at", "subscribed_at", "recent_ids", "recent_order",
         "minute", "first_event_pending", "gap_start", "quote_ts", "reconciled_until",
-        "unsubscribed",
+        "unsubscribed", "suspect",
         "__weakref__",  # streaming.publisher.Publisher.known
     )  # fmt: skip
 
@@ -73,6 +73,7 @@ class InstrumentState:
         self.recent_ids: set[str] = set()
         self.recent_order: list[str] = []
         self.minute = None  # the forming MinuteBar, set by the worker
+        self.suspect = None  # its streaming.suspect.SuspectFilter, set by the worker
         self.first_event_pending = True  # see StreamWorker._first_event
         # minutes before this one are reconciled (streaming.ledger)
         self.reconciled_until: datetime | None = None

@@ -140,6 +140,7 @@ class Subscriptions:
             w.states.pop(symbol, None)
             w.routes.pop(symbol, None)
             w.publisher.dirty.pop(symbol, None)
+            w.anomalies.forget(symbol)
         for symbol in added:
             row = wanted[symbol]
             name = allocation.streaming.get(symbol) or allocation.over_budget.get(

@@ -17,6 +17,10 @@ steps delegate to the parts:
   `step_reconcile`, `step_sweep`);
 - `streaming.alerting.AlertBridge`: the alert engine and fired alerts kept
   until recorded (`step_alerts`);
+- `streaming.suspect.SuspectFilter` (one per instrument, in `process`):
+  trades far outside the recent range held until confirmed;
+- `streaming.anomaly_watch.AnomalyWatch`: market anomalies of each minute
+  as it is stored, recorded and published (`step_store_bars`);
 - `streaming.publisher.Publisher`: health reports (`step_health`);
 - `streaming.monitor.FeedMonitor`: connection health scores, stats lines,
   connection events and ops alerts (`step_monitor`).
@@ -47,9 +51,11 @@ from django.db import close_old_connections
 
 from core.outage import Outage
 from core.redis import redis_outage
+from marketdata.anomalies import AnomalyConfig
 from marketdata.events import ControlType
 from streaming.aggregator import MINUTE, MinuteAggregator, floor_minute
 from streaming.alerting import AlertBridge, AlertOutbox
+from streaming.anomaly_watch import AnomalyWatch, anomaly_config
 from streaming.coldstart import ColdStart
 from streaming.connection import FeedConnection
 from streaming.crosscheck import CrossCheck
@@ -63,6 +69,7 @@ from streaming.shard import Shard
 from streaming.state import InstrumentState
 from streaming.stats import RateLimitedLog
 from streaming.subscriptions import Subscriptions
+from streaming.suspect import SuspectConfig, SuspectFilter
 from streaming.watchdog import Watchdog
 
 logger = logging.getLogger("streaming.worker")
@@ -104,8 +111,26 @@ class WorkerOptions:
     failover_after: float | None = None
     failback_hold: float | None = None
     shutdown_timeout: float = 4.0
+    # Suspect ticks (streaming.suspect): a config, True/False, or None for the
+    # STREAM_SUSPECT_* settings.
+    suspect: SuspectConfig | bool | None = None
+    # Market anomalies (streaming.anomaly_watch): a config, True/False, or None
+    # for the ANOMALY_* settings.
+    anomalies: AnomalyConfig | bool | None = None
 
     def __post_init__(self) -> None:
+        if self.suspect is None:
+            self.suspect = bool(settings.STREAM_SUSPECT_ENABLED)
+        if self.suspect is True:
+            self.suspect = suspect_config()
+        elif self.suspect is False:
+            self.suspect = None
+        if self.anomalies is None:
+            self.anomalies = bool(settings.ANOMALY_ENABLED)
+        if self.anomalies is True:
+            self.anomalies = anomaly_config()
+        elif self.anomalies is False:
+            self.anomalies = None
         if self.publish_hz is None:
             self.publish_hz = float(settings.STREAM_PUBLISH_HZ)
         if self.stale_after is None:
@@ -127,6 +152,20 @@ class WorkerOptions:
             # open is broken (Alpaca's mute-but-open socket); twice the
             # per-instrument threshold, so a few quiet symbols do not churn it.
             self.feed_stale_after = 2 * self.stale_after
+
+
+def suspect_config() -> SuspectConfig:
+    """The suspect-tick test as configured (STREAM_SUSPECT_* settings)."""
+    window = settings.STREAM_SUSPECT_WINDOW
+    return SuspectConfig(
+        window=window,
+        min_trades=min(20, window),
+        threshold=settings.STREAM_SUSPECT_THRESHOLD,
+        floor_rel=settings.STREAM_SUSPECT_FLOOR_BP / 10_000,
+        floor_ticks=settings.STREAM_SUSPECT_FLOOR_TICKS,
+        confirm_trades=settings.STREAM_SUSPECT_CONFIRM,
+        max_hold=settings.STREAM_SUSPECT_MAX_HOLD,
+    )
 
 
 class StreamWorker:
@@ -176,6 +215,9 @@ class StreamWorker:
         self.db_outage = Outage("PostgreSQL", logger=logger)
         # The parts (each in its own module, tests call their steps here).
         self.alert_bridge = AlertBridge(self, engine=alert_engine)
+        self.anomalies = AnomalyWatch(
+            self, config=o.anomalies, kept=settings.ANOMALY_KEPT
+        )
         self.subscriptions = Subscriptions(self)
         self.watchdog = Watchdog(self)
         self.coldstart = ColdStart(self)
@@ -350,6 +392,7 @@ class StreamWorker:
         for connection in self.connections.values():
             connection.stop(timeout=max(0.1, deadline - time.monotonic() - 1.0))
         self.step_ingest(limit=None)
+        self.suspects_expire(final=True)
         try:
             await asyncio.wait_for(
                 self._final_flush(), max(0.5, deadline - time.monotonic())
@@ -404,6 +447,7 @@ class StreamWorker:
         states, routes, stats = self.states, self.routes, connection.stats
         publisher, printer = self.publisher, self._print
         alerts = self.alert_bridge if self.alert_engine is not None else None
+        suspect = self.options.suspect
         first_ts = last_ts = None
         for event in events:
             kind = event.kind
@@ -438,6 +482,14 @@ class StreamWorker:
                     stats.by_kind[kind] -= 1
                     continue
                 stats.lags.append(received_at - ts.timestamp())
+                if suspect is not None:
+                    test = state.suspect
+                    if test is None:
+                        test = state.suspect = SuspectFilter(suspect)
+                    released = test.trade(event, event.price, ts)
+                    if released is not None:  # held, or held ones released
+                        self._release(state, released, received_at, alerts)
+                        continue
                 if not state.apply_trade(ts, event.price, event.size):
                     stats.out_of_order += 1
                 state.minute = (
@@ -446,6 +498,11 @@ class StreamWorker:
                 )
             elif kind == "quote":
                 stats.lags.append(received_at - ts.timestamp())
+                test = state.suspect
+                if test is not None and test.held:
+                    released = test.quote(event.bid_price, event.ask_price)
+                    if released:
+                        self._release(state, released, received_at, alerts)
                 changed = state.apply_quote(
                     ts,
                     event.bid_price,
@@ -478,6 +535,46 @@ class StreamWorker:
                 self.event_clock = last_ts
             if connection.gap_start is not None:
                 self._close_gap(connection, first_ts)
+
+    def _release(self, state: InstrumentState, trades: list, received_at, alerts):
+        """Apply trades the suspect-tick test held, now confirmed, in order."""
+        for event in trades:
+            state.apply_trade(event.ts, event.price, event.size)
+            state.minute = (
+                self.aggregator.add_trade(
+                    event.symbol, event.ts, event.price, event.size
+                )
+                or state.minute
+            )
+            if alerts is not None:
+                alerts.on_event(event)
+        if trades:
+            state.received_at = received_at
+            self.publisher.mark(state)
+
+    def suspects_expire(self, *, final: bool = False) -> int:
+        """Reject held trades nothing confirmed within `max_hold` of feed time
+        (or of wall time when the instrument went silent; everything at
+        shutdown). Returns how many were rejected."""
+        config = self.options.suspect
+        if config is None:
+            return 0
+        clock, wall, rejected = self.event_clock, time.time(), 0
+        silent = 5 * config.max_hold
+        for state in self.states.values():
+            test = state.suspect
+            if test is None or not test.held:
+                continue
+            if final:
+                rejected += test.drop_held()
+                continue
+            if clock is not None:
+                rejected += test.expire(clock)
+            if test.held and wall - (state.last_event_at or wall) > silent:
+                rejected += test.drop_held()
+        if final and rejected:
+            logger.info("%d held suspect trade(s) rejected at shutdown", rejected)
+        return rejected
 
     def now(self) -> datetime:
         """The later of the wall clock and the feed's clock (a replayed or
@@ -585,8 +682,11 @@ class StreamWorker:
 
     # --- bars ----------------------------------------------------------------------------
     async def step_store_bars(self, final: bool = False) -> bool:
-        """Store closed minutes (and on shutdown the forming ones)."""
+        """Store closed minutes (and on shutdown the forming ones); held
+        suspect trades past their time are rejected first."""
+        self.suspects_expire(final=final)
         await self.ledger.store(final=final)
+        await self.anomalies.step()
         return not self.shutdown
 
     # --- freshness, health, watchdog (streaming.watchdog.Watchdog), gaps --------------

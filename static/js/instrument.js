@@ -162,7 +162,12 @@ function chartSettings() {
     }
     indicators[row.dataset.indicator] = entry;
   }
-  return { indicators };
+  // Marker layers (chart_layers.js): on or off, saved with the indicators.
+  const layers = {};
+  for (const row of controls.querySelectorAll("[data-layer]")) {
+    layers[row.dataset.layer] = { on: row.querySelector("input[type=checkbox]").checked };
+  }
+  return { indicators, layers };
 }
 
 function indicatorSpec() {
@@ -434,8 +439,9 @@ document.querySelectorAll("button[data-tf]").forEach((button) => {
   });
 });
 
-controls.addEventListener("change", () => {
-  if (chartSettings()) loadIndicators(generation);
+controls.addEventListener("change", (e) => {
+  // A marker layer redraws itself (its own module listens to its checkbox).
+  if (!e.target.closest("[data-layer]") && chartSettings()) loadIndicators(generation);
   controls.dataset.saved = "false";
   clearTimeout(saveTimer);
   saveTimer = setTimeout(saveSettings, 300);

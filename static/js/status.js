@@ -12,6 +12,7 @@ const SVG = "http://www.w3.org/2000/svg";
 const SPARK_W = 120;
 const SPARK_H = 24;
 const workerBody = document.querySelector("#workers tbody");
+const suspectBody = document.querySelector("#suspect-ticks tbody");
 const feedOk = document.getElementById("feed-ok");
 const updated = document.getElementById("feed-updated");
 
@@ -66,8 +67,40 @@ function renderHealth(connections) {
   if (rows.length) healthBody.replaceChildren(...rows);
 }
 
+// Suspect ticks (streaming.suspect): held out of bars / confirmed / rejected.
+function suspectCell(counts) {
+  const td = cell("td", `${counts?.suspect ?? 0} / ${counts?.confirmed ?? 0} / ${counts?.rejected ?? 0}`, "num");
+  td.dataset.suspect = "";
+  return td;
+}
+
+function renderSuspects(workers) {
+  if (!suspectBody) return;
+  const rows = [];
+  for (const w of workers) {
+    for (const [symbol, n] of Object.entries(w.suspect_ticks || {})) {
+      const tr = document.createElement("tr");
+      tr.dataset.symbol = symbol;
+      const th = cell("th", symbol);
+      th.scope = "row";
+      tr.append(th, cell("td", w.id, "mono"), ...["suspect", "confirmed", "rejected", "held"].map((k) => cell("td", String(n[k] ?? 0), "num")));
+      rows.push(tr);
+    }
+  }
+  if (!rows.length) {
+    const tr = document.createElement("tr");
+    tr.className = "none";
+    const td = cell("td", "No suspect ticks.", "empty");
+    td.colSpan = 6;
+    tr.append(td);
+    rows.push(tr);
+  }
+  suspectBody.replaceChildren(...rows);
+}
+
 function render(status) {
   if (healthBody) renderHealth(status.connections || []);
+  renderSuspects(status.workers || []);
   const rows = (status.connections || []).map((c) => {
     const tr = document.createElement("tr");
     tr.dataset.id = c.id;
@@ -87,6 +120,7 @@ function render(status) {
       cell("td", `${fixed(c.lag_ms?.p99)} ms`, "num"),
       cell("td", `${fixed(c.last_message_age_s)} s`, "num"),
       cell("td", String(c.subscribed ?? "—"), "num"),
+      suspectCell(c.suspect_ticks),
       cell("td", c.last_error || ""),
     );
     return tr;
@@ -94,7 +128,7 @@ function render(status) {
   if (!rows.length) {
     const tr = document.createElement("tr");
     const td = cell("td", "No stream worker is reporting. Start one with python manage.py start_streams.", "empty");
-    td.colSpan = 10;
+    td.colSpan = 11;
     tr.append(td);
     rows.push(tr);
   }

@@ -13,11 +13,19 @@ from django.utils import timezone
 
 from alerts.models import AlertEvent, AlertRule
 from alerts.services import alert_rule_create
+from marketdata.anomalies import Anomaly
 from marketdata.models import Position
-from marketdata.services import bars_upsert, watchlist_create
+from marketdata.services import anomalies_record, bars_upsert, watchlist_create
 from portfolio.services import transaction_add
 
 pytestmark = pytest.mark.django_db
+
+
+def anomaly_found(symbol, ts):
+    return Anomaly(
+        symbol=symbol, kind="return_spike", ts=ts, score=7.0, value=0.03,
+        baseline=0.0, direction="up", explain="+3.00% in one minute.",
+    )  # fmt: skip
 
 
 @pytest.fixture
@@ -35,6 +43,7 @@ def desk(user, instruments):
         )  # fmt: skip
         price = close
     bars_upsert(rows=rows, provider="test")
+    anomalies_record(anomalies=[(btc.id, anomaly_found(btc.symbol, now))])
     watchlist = watchlist_create(owner=user, name="Core", symbols=["AAPL", "MSFT"])
     position = Position.objects.create(
         owner=user, instrument=instruments["AAPL"], quantity=10, average_cost=150
@@ -96,6 +105,7 @@ def calls(desk) -> dict[tuple[str, str], tuple[dict, dict | None, int]]:
             {"timeframe": "5m", "limit": "10"},
             200,
         ),
+        ("get", "/api/anomalies"): ({}, {"symbol": "BTC/USD", "min_score": 5}, 200),
         ("get", "/api/watchlists"): ({}, None, 200),
         ("post", "/api/watchlists"): ({}, {"name": "New", "symbols": ["SPY"]}, 201),
         ("get", "/api/watchlists/{watchlist_id}"): ({"watchlist_id": wl}, None, 200),
@@ -281,6 +291,7 @@ def test_each_documented_operation_answers_as_documented(spec, desk, token, bear
         ]
         assert conforms(body, schema, spec) == [], (method, path, body)
 
+    assert [a["kind"] for a in bodies["get", "/api/anomalies"]] == ["return_spike"]
     bars = bodies["get", "/api/instruments/{symbol}/bars"]
     assert len(bars["bars"]) == 10 and set(bars["indicators"]) == {"sma:3", "rsi:14"}
     assert bodies["post", "/api/alerts/dry-run"]["bars"] > 200

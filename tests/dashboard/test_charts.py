@@ -119,7 +119,27 @@ def test_chosen_indicators_are_remembered_per_user(logged_in, other_user, instru
     other = Client()
     other.force_login(other_user)
     html = other.get(reverse("dashboard:instrument", args=["MSFT"])).content.decode()
-    assert 'data-spec=""' in html and "checked" not in html
+    indicators = html[: html.index('data-layer="anomalies"')]
+    assert 'data-spec=""' in html and "checked" not in indicators
+
+
+def test_marker_layers_are_toggled_and_remembered(logged_in, instruments):
+    def anomalies_box():
+        html = logged_in.get(reverse("dashboard:instrument", args=["AAPL"]))
+        html = html.content.decode()
+        start = html.index('data-layer="anomalies"')
+        return html[start : html.index("</span>", start)]
+
+    assert 'name="layer-anomalies" checked' in anomalies_box()  # on by default
+    status, payload = save(logged_in, {"layers": {"anomalies": {"on": False}}})
+    assert status == 200 and payload["chart"]["layers"] == {"anomalies": {"on": False}}
+    assert "checked" not in anomalies_box()
+    # Saving the indicators (the page always sends both) keeps the choice.
+    status, payload = save(
+        logged_in,
+        {"indicators": {"rsi": {"on": True}}, "layers": {"anomalies": {"on": False}}},
+    )
+    assert payload["chart"]["layers"]["anomalies"] == {"on": False}
 
 
 @pytest.mark.parametrize(
@@ -139,6 +159,9 @@ def test_chosen_indicators_are_remembered_per_user(logged_in, other_user, instru
         ({"indicators": {"bb": {"k": 50}}}, "indicators.bb.k"),
         ({"indicators": []}, "indicators: expected an object"),
         ({"colors": {}}, "unknown key(s) colors"),
+        ({"layers": {"ghosts": {"on": True}}}, "unknown layer(s) ghosts"),
+        ({"layers": {"anomalies": {"on": 1}}}, "layers.anomalies.on"),
+        ({"layers": {"anomalies": True}}, "layers.anomalies: expected"),
         ("{not json", "body: malformed JSON"),
     ],
 )

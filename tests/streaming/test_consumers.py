@@ -358,3 +358,29 @@ def test_ops_alerts_reach_staff_sockets_only(user, staff_user):
         await staff.disconnect()
 
     run(scenario)
+
+
+def test_anomalies_reach_the_watchers_of_their_instrument(user, instruments):
+    anomaly = {
+        "symbol": "AAPL", "kind": "volume_surge", "ts": "2026-11-20T15:00:00+00:00",
+        "score": 7.5, "value": 9000.0, "baseline": 1200.0, "direction": "",
+        "explain": "9000 volume in one minute is 7.5x the median.",
+    }  # fmt: skip
+
+    async def scenario():
+        watcher, other = await open_socket(user), await open_socket(user)
+        await watcher.send_json_to({"action": "subscribe", "symbols": ["AAPL"]})
+        await other.send_json_to({"action": "subscribe", "symbols": ["MSFT"]})
+        await receive_until(watcher, "snapshot")
+        await receive_until(other, "snapshot")
+        layer = get_channel_layer()
+        await layer.group_send(
+            symbol_group("AAPL"), {"type": "market.anomaly", "anomaly": anomaly}
+        )
+        frame = await receive_until(watcher, "anomaly")
+        assert frame["anomaly"] == anomaly
+        assert await other.receive_nothing(timeout=0.5)
+        await watcher.disconnect()
+        await other.disconnect()
+
+    run(scenario)

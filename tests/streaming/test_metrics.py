@@ -32,8 +32,10 @@ WORKER = {
             "lag_ms": {"p50": 4.0, "p99": 40.0, "samples": 10},
             "subscribed": 3,
             "rejected": {"XYZ": "invalid symbol"},
+            "suspect_ticks": {"suspect": 5, "confirmed": 3, "rejected": 2},
         }
     ],
+    "anomalies": {"detected": 4, "recorded": 3, "waiting": 1, "dropped": 0},
 }
 
 
@@ -78,6 +80,9 @@ def test_metrics_exposes_worker_and_connection_health(client):
         found, "tapeline_stream_lag_seconds", quantile="0.99"
     ) == pytest.approx(0.04)
     assert value(found, "tapeline_stream_rejected_instruments") == 1
+    assert value(found, "tapeline_stream_suspect_ticks_total", outcome="rejected") == 2
+    assert value(found, "tapeline_stream_suspect_ticks_total", outcome="suspect") == 5
+    assert value(found, "tapeline_stream_anomalies_total", what="recorded") == 3
 
 
 @pytest.mark.django_db
