@@ -122,3 +122,58 @@ def test_patterns_drawn_and_explained_on_the_chart(
         page.evaluate("window.tapelineChart.panes()[0].getSeries().length")
         == series_before
     )
+
+
+def test_patterns_and_anomalies_drawn_together(
+    page, login, stack, planted, docs_dir, django_db_blocker
+):
+    """Both analytics layers on one chart: the planted patterns' lines and
+    markers, and anomaly markers a few bars after the head and shoulders'
+    breakdown and the double bottom's breakout (clear of the patterns' own
+    markers). TAPELINE_SCREENSHOTS=1 writes
+    docs/chart-analytics.png."""
+    from marketdata.anomalies import Anomaly
+    from marketdata.models import Instrument
+    from marketdata.services import anomalies_record
+
+    expected = detect(planted)
+    head = next(d for d in expected if d.kind == "head_and_shoulders")
+    bottom = next(d for d in expected if d.kind == "double_bottom")
+    spike_at = head.confirmed_at + timedelta(hours=4, minutes=20)
+    surge_at = bottom.confirmed_at + timedelta(hours=3, minutes=5)
+    with database_access(django_db_blocker):
+        instrument = Instrument.objects.get(symbol=SYMBOL)
+        anomalies_record(
+            anomalies=[
+                (instrument.id, Anomaly(SYMBOL, "return_spike", spike_at, 7.4, -0.021,
+                                        0.0, "down", "-2.10% in one minute is 7.4 "
+                                        "robust deviations.")),
+                (instrument.id, Anomaly(SYMBOL, "volume_surge", surge_at, 6.3, 63.0,
+                                        10.0, "", "63 volume is 6.3x usual.")),
+            ]
+        )  # fmt: skip
+    page.set_viewport_size({"width": 1280, "height": 1000})
+    login(page)
+    page.goto(f"{stack.url}/instruments/{SYMBOL}/?tf=1h")
+    page.wait_for_selector("body[data-ready]", state="attached")
+    chart = page.locator("#chart")
+    expect(chart).to_have_attribute("data-timeframe", "1h", timeout=LIVE_SECONDS)
+    page.get_by_label("Patterns", exact=True).check()
+    expect(page.get_by_label("Anomalies", exact=True)).to_be_checked()
+    expect(page.locator("#pattern-list li")).to_have_count(
+        len(expected), timeout=LIVE_SECONDS
+    )
+    expect(chart).to_have_attribute("data-patterns", str(len(expected)))
+    expect(chart).to_have_attribute("data-anomalies", "2", timeout=LIVE_SECONDS)
+    anomalies = page.locator("#chart-anomalies")
+    anomalies.locator("summary").click()
+    expect(anomalies.locator("li")).to_have_count(2)
+    expect(anomalies.locator('li[data-kind="return_spike"]')).to_contain_text(
+        "7.4 robust deviations"
+    )
+    expect(anomalies.locator('li[data-kind="volume_surge"]')).to_contain_text(
+        "6.3x usual"
+    )
+    page.evaluate("window.tapelineChart.timeScale().fitContent()")
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(docs_dir / "chart-analytics.png"), full_page=True)
