@@ -93,7 +93,7 @@ def simulator_answering() -> Iterator[None]:
     if settings.TAPELINE_PROVIDER == "simulator" and not _port_open(
         settings.SIMULATOR_HOST, settings.SIMULATOR_PORT
     ):
-        from marketdata.simulator.server import Simulator
+        from simulator.server import Simulator
 
         simulator = Simulator(
             host=settings.SIMULATOR_HOST,

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from marketdata.simulator.tape import Tape
+from simulator.tape import Tape
 
 
 def _ns(at: datetime) -> int:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 import requests
 
-from marketdata.simulator import prices
+from simulator import prices
 from tests.plugins.simulator import start_simulator
 
 # Saturday 2025-01-04 15:00 UTC: the stock market is closed since Friday's

@@ -22,8 +22,8 @@ from functools import lru_cache
 import orjson
 from aiohttp import web
 
-from marketdata.simulator import candles, prices
-from marketdata.simulator.server import SIM, Session, TickContext, json_response
+from simulator import candles, prices
+from simulator.server import SIM, Session, TickContext, json_response
 
 _RESOLUTIONS = {
     "1": ("min", 1),

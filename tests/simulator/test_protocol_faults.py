@@ -16,8 +16,8 @@ import requests
 import websocket
 import websockets
 
-from marketdata.simulator.alpaca import parse_time_ns
-from tests.marketdata.simulator.helpers import alpaca_login, recv_json, wait_for
+from simulator.alpaca import parse_time_ns
+from tests.simulator.helpers import alpaca_login, recv_json, wait_for
 
 
 def _faults(sim, **body) -> dict:

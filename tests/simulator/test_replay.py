@@ -9,14 +9,14 @@ from datetime import UTC, datetime
 import msgpack
 import pytest
 
-from marketdata.simulator.replay import FrameRecorder, daily_path, read_frames
-from tests.marketdata.simulator.helpers import (
+from simulator.replay import FrameRecorder, daily_path, read_frames
+from tests.plugins.simulator import start_simulator
+from tests.simulator.helpers import (
     alpaca_login,
     collect,
     recv_json,
     recv_msgpack,
 )
-from tests.plugins.simulator import start_simulator
 
 DAY1 = datetime(2026, 3, 2, 14, 30, tzinfo=UTC).timestamp()
 DAY2 = datetime(2026, 3, 3, 14, 30, tzinfo=UTC).timestamp()

@@ -32,8 +32,8 @@ import asyncio
 import orjson
 from aiohttp import web
 
-from marketdata.simulator import candles, prices
-from marketdata.simulator.alpaca import (
+from simulator import candles, prices
+from simulator.alpaca import (
     _DELAY_NS,
     _FEEDS,
     _FORBIDDEN,
@@ -45,15 +45,15 @@ from marketdata.simulator.alpaca import (
     bar_json,
     feed_symbols,
 )
-from marketdata.simulator.binance import (
+from simulator.binance import (
     _SYMBOL_CHARS,
     _error,
     _num,
     _weight,
     binance_symbols,
 )
-from marketdata.simulator.server import SIM, json_response
-from marketdata.simulator.tape import NS, Tape, rfc3339_s
+from simulator.server import SIM, json_response
+from simulator.tape import NS, Tape, rfc3339_s
 
 DAY = 86400
 

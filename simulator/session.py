@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from aiohttp import WSMsgType, web
 
 if TYPE_CHECKING:
-    from marketdata.simulator.server import Simulator, TickContext
+    from simulator.server import Simulator, TickContext
 
 #: frames queued for one client before it counts as too slow
 MAX_QUEUED_FRAMES = 20_000

@@ -9,8 +9,8 @@ import pytest
 import requests
 import websockets
 
-from marketdata.simulator import prices
-from tests.marketdata.simulator.helpers import collect, recv_json
+from simulator import prices
+from tests.simulator.helpers import collect, recv_json
 
 
 def _url(sim, token=None):

@@ -40,7 +40,7 @@ from urllib.parse import urlparse
 import msgpack
 import orjson
 
-log = logging.getLogger("marketdata.simulator.replay")
+log = logging.getLogger("simulator.replay")
 
 _DATE = re.compile(r"\.(\d{4}-\d{2}-\d{2})(\.[^/]*)?$")
 
@@ -232,7 +232,7 @@ def _alpaca_messages(frame: str | bytes) -> list[dict]:
 
 def _to_timestamp(value):
     if isinstance(value, str):
-        from marketdata.simulator.alpaca import parse_time_ns
+        from simulator.alpaca import parse_time_ns
 
         try:
             return msgpack.Timestamp.from_unix_nano(parse_time_ns(value))
@@ -243,7 +243,7 @@ def _to_timestamp(value):
 
 def _to_text_time(value):
     if isinstance(value, msgpack.Timestamp):
-        from marketdata.simulator.tape import rfc3339_ns
+        from simulator.tape import rfc3339_ns
 
         return rfc3339_ns(value.to_unix_nano())
     return value
@@ -328,8 +328,8 @@ class Replayer:
             self._deliver_binance(sim, url, frame)
 
     def _deliver_alpaca(self, sim, url: str, frame) -> None:
-        from marketdata.simulator.alpaca import AlpacaSession
-        from marketdata.simulator.server import json_frame, msgpack_frame
+        from simulator.alpaca import AlpacaSession
+        from simulator.server import json_frame, msgpack_frame
 
         messages = _alpaca_messages(frame)
         if not messages:
@@ -364,7 +364,7 @@ class Replayer:
             self.delivered += 1
 
     def _deliver_finnhub(self, sim, frame) -> None:
-        from marketdata.simulator.finnhub import FinnhubSession
+        from simulator.finnhub import FinnhubSession
 
         try:
             data = orjson.loads(frame)
@@ -382,7 +382,7 @@ class Replayer:
                 self.delivered += 1
 
     def _deliver_binance(self, sim, url: str, frame) -> None:
-        from marketdata.simulator.binance import BinanceSession
+        from simulator.binance import BinanceSession
 
         try:
             data = orjson.loads(frame)

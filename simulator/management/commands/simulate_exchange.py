@@ -1,7 +1,7 @@
 """`manage.py simulate_exchange`: the built-in exchange simulator.
 
 Serves the Alpaca, Finnhub and Binance stream and REST paths on one loopback
-port (see `marketdata.simulator`), or replays a recorded session.
+port (see `simulator`), or replays a recorded session.
 `--symbol-cap alpaca=30,finnhub=50` enforces plan symbol caps per connection
 (off by default; Binance always caps at 1,024 streams unless told otherwise).
 """
@@ -13,9 +13,9 @@ from datetime import datetime
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from marketdata.simulator.faults import Faults, parse_caps
-from marketdata.simulator.prices import HOURS_CHOICES
-from marketdata.simulator.server import Simulator
+from simulator.faults import Faults, parse_caps
+from simulator.prices import HOURS_CHOICES
+from simulator.server import Simulator
 
 
 def _caps(value: str) -> dict[str, int | None]:

@@ -11,7 +11,7 @@ import pytest
 import requests
 import websockets
 
-from tests.marketdata.simulator.helpers import alpaca_login, collect, recv_json
+from tests.simulator.helpers import alpaca_login, collect, recv_json
 
 
 def _subscribe(ws, **channels):
@@ -112,7 +112,7 @@ def test_control_endpoint_changes_faults_of_a_running_server(simulator):
 
 
 def test_slow_client_gets_407_and_is_disconnected(simulator, monkeypatch):
-    from marketdata.simulator import session
+    from simulator import session
 
     monkeypatch.setattr(session, "MAX_QUEUED_FRAMES", 5)
     simulator.clock.set(speed=50)

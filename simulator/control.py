@@ -21,8 +21,8 @@ from datetime import datetime
 import orjson
 from aiohttp import web
 
-from marketdata.simulator.faults import Faults
-from marketdata.simulator.server import SIM, json_response
+from simulator.faults import Faults
+from simulator.server import SIM, json_response
 
 
 def provider_of(path: str) -> str:

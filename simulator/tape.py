@@ -16,7 +16,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from marketdata.simulator import prices
+from simulator import prices
 
 NS = 1_000_000_000
 MINUTE_NS = 60 * NS

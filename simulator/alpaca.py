@@ -35,8 +35,8 @@ import orjson
 from aiohttp import WSMsgType, web
 
 from marketdata.calendar import NEW_YORK
-from marketdata.simulator import candles, prices
-from marketdata.simulator.server import (
+from simulator import candles, prices
+from simulator.server import (
     NS,
     SIM,
     Session,
@@ -45,7 +45,7 @@ from marketdata.simulator.server import (
     json_response,
     msgpack_frame,
 )
-from marketdata.simulator.tape import (
+from simulator.tape import (
     _second_text,
     rfc3339_ns,
     rfc3339_s,

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from marketdata.simulator import prices
+from simulator import prices
 
 SEED = 4242
 SYMBOLS = ["AAPL", "SPY", "BRK.B", "BTC/USD", "DOGE/USD", "SOL/USD", "XRP/USD"]

@@ -18,8 +18,8 @@ from alpaca.data.requests import (
 )
 from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
 
-from marketdata.simulator import prices
-from tests.marketdata.simulator.helpers import StreamRunner, wait_for
+from simulator import prices
+from tests.simulator.helpers import StreamRunner, wait_for
 
 
 def test_stock_data_stream_receives_trades_quotes_and_bars(simulator):

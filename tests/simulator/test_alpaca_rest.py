@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 import requests
 
-from marketdata.simulator import prices
+from simulator import prices
 
 
 def _get(sim, path, params=None, auth=True, **kwargs):

@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from marketdata.simulator import prices
-from marketdata.simulator.tape import NS, Tape
+from simulator import prices
+from simulator.tape import NS, Tape
 
 #: Binance kline interval -> (unit, amount)
 INTERVALS: dict[str, tuple[str, int]] = {

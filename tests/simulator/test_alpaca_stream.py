@@ -12,9 +12,9 @@ import pytest
 import requests
 import websockets
 
-from marketdata.simulator import prices
-from marketdata.simulator.alpaca import parse_time_ns
-from tests.marketdata.simulator.helpers import (
+from simulator import prices
+from simulator.alpaca import parse_time_ns
+from tests.simulator.helpers import (
     alpaca_login,
     collect,
     recv_json,
@@ -363,9 +363,9 @@ def test_wildcard_bars_cover_the_feed(simulator):
     ],
 )
 def test_json_and_msgpack_encodings_carry_the_same_messages(symbol, crypto, iex):
-    from marketdata.simulator.alpaca import _encode
-    from marketdata.simulator.server import TickContext
-    from marketdata.simulator.tape import NS, Tape
+    from simulator.alpaca import _encode
+    from simulator.server import TickContext
+    from simulator.tape import NS, Tape
 
     tape = Tape(seed=9, hours="always", rate=50)
     start = int(datetime(2025, 2, 3, 15, tzinfo=UTC).timestamp()) * NS

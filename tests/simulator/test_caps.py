@@ -17,8 +17,8 @@ from marketdata.events import Control, ControlType
 from marketdata.providers.alpaca import AlpacaProvider
 from marketdata.providers.binance import BinanceProvider
 from marketdata.providers.finnhub import FinnhubProvider
-from tests.marketdata.simulator.helpers import alpaca_login, collect, recv_json
 from tests.plugins.simulator import start_simulator
+from tests.simulator.helpers import alpaca_login, collect, recv_json
 
 LIMIT_405 = [{"T": "error", "code": 405, "msg": "symbol limit exceeded"}]
 FINNHUB_TOO_MANY = {"type": "error", "msg": "Subscribing to too many symbols"}

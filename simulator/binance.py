@@ -31,9 +31,9 @@ from functools import lru_cache
 import orjson
 from aiohttp import WSMsgType, web
 
-from marketdata.simulator import candles, prices
-from marketdata.simulator.server import SIM, Session, TickContext, json_response
-from marketdata.simulator.tape import NS
+from simulator import candles, prices
+from simulator.server import SIM, Session, TickContext, json_response
+from simulator.tape import NS
 
 MAX_INCOMING_PER_SECOND = 5
 KLINE_PUSH_NS = 2 * NS

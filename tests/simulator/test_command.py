@@ -8,9 +8,9 @@ import sys
 
 import requests
 
-from marketdata.simulator import prices
-from tests.marketdata.simulator.helpers import alpaca_login, collect, recv_json
+from simulator import prices
 from tests.plugins.simulator import ROOT, free_port
+from tests.simulator.helpers import alpaca_login, collect, recv_json
 
 
 def test_command_serves_all_providers_and_takes_faults_at_run_time(simulator_process):

@@ -21,12 +21,12 @@ from datetime import datetime
 import orjson
 from aiohttp import web
 
-from marketdata.simulator import prices
-from marketdata.simulator.faults import PROTOCOLS, Faults
-from marketdata.simulator.session import Session
-from marketdata.simulator.tape import NS, SimClock, Tape, Window
+from simulator import prices
+from simulator.faults import PROTOCOLS, Faults
+from simulator.session import Session
+from simulator.tape import NS, SimClock, Tape, Window
 
-log = logging.getLogger("marketdata.simulator")
+log = logging.getLogger("simulator")
 
 #: after a stall (e.g. a suspended laptop) the ticker catches up at most this
 #: many real seconds of simulated time; shorter delays lose no trade
@@ -199,7 +199,7 @@ class Simulator:
 
     # --- application --------------------------------------------------------
     def make_app(self) -> web.Application:
-        from marketdata.simulator import alpaca, binance, control, finnhub, snapshots
+        from simulator import alpaca, binance, control, finnhub, snapshots
 
         app = web.Application(middlewares=[control.fault_middleware])
         app[SIM] = self
@@ -212,7 +212,7 @@ class Simulator:
 
     async def start(self) -> None:
         if self.replay_path:
-            from marketdata.simulator.replay import Replayer
+            from simulator.replay import Replayer
 
             self.replayer = Replayer(self.replay_path, speed=self.replay_speed)
         self._runner = web.AppRunner(
