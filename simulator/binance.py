@@ -32,8 +32,9 @@ import orjson
 from aiohttp import WSMsgType, web
 
 from simulator import candles, prices
-from simulator.server import SIM, Session, TickContext, json_response
+from simulator.session import Session, TickContext
 from simulator.tape import NS
+from simulator.wire import SIM, json_response
 
 MAX_INCOMING_PER_SECOND = 5
 KLINE_PUSH_NS = 2 * NS

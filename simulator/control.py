@@ -22,7 +22,7 @@ import orjson
 from aiohttp import web
 
 from simulator.faults import Faults
-from simulator.server import SIM, json_response
+from simulator.wire import SIM, json_response
 
 
 def provider_of(path: str) -> str:

@@ -23,7 +23,8 @@ import orjson
 from aiohttp import web
 
 from simulator import candles, prices
-from simulator.server import SIM, Session, TickContext, json_response
+from simulator.session import Session, TickContext
+from simulator.wire import SIM, json_response
 
 _RESOLUTIONS = {
     "1": ("min", 1),

@@ -1,4 +1,5 @@
-"""One simulated WebSocket client session: output queue, writer, reading loop.
+"""One simulated WebSocket client session (output queue, writer, reading
+loop) and the per-tick window cache sessions are pumped with (`TickContext`).
 
 Protocol modules subclass `Session` (`alpaca.AlpacaSession`, ...): they parse
 client messages (`on_message`) and turn tick windows into frames (`pump`).
@@ -16,16 +17,52 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 from aiohttp import WSMsgType, web
 
-if TYPE_CHECKING:
-    from simulator.server import Simulator, TickContext
+from simulator.state import ExchangeState
+from simulator.tape import Tape, Window
 
 #: frames queued for one client before it counts as too slow
 MAX_QUEUED_FRAMES = 20_000
 _CLOSE = object()
+
+
+class TickContext:
+    """Per-tick cache so a window and its encodings are built once per tick
+    whatever the number of sessions wanting them."""
+
+    def __init__(
+        self, tape: Tape, t0_ns: int, t1_ns: int, *, quote_window_ns: int | None = None
+    ) -> None:
+        self.tape = tape
+        self.t0_ns = t0_ns
+        self.t1_ns = t1_ns
+        self.quote_window_ns = quote_window_ns
+        self.windows: dict[tuple[str, int], Window | None] = {}
+        self.cache: dict[tuple, object] = {}
+
+    def window(self, symbol: str, shift_ns: int = 0) -> Window | None:
+        key = (symbol, shift_ns)
+        if key not in self.windows:
+            quotes_after = None
+            if self.quote_window_ns is not None:
+                quotes_after = self.t1_ns - shift_ns - self.quote_window_ns
+            self.windows[key] = self.tape.window(
+                symbol,
+                self.t0_ns - shift_ns,
+                self.t1_ns - shift_ns,
+                quotes_after_ns=quotes_after,
+            )
+        return self.windows[key]
+
+    def memo(self, key: tuple, build: Callable[[], object]) -> object:
+        value = self.cache.get(key)
+        if value is None:
+            value = build()
+            self.cache[key] = value
+        return value
 
 
 class Session:
@@ -33,7 +70,9 @@ class Session:
 
     provider = ""
 
-    def __init__(self, sim: Simulator, request: web.Request, ws: web.WebSocketResponse):
+    def __init__(
+        self, sim: ExchangeState, request: web.Request, ws: web.WebSocketResponse
+    ):
         self.sim = sim
         self.request = request
         self.ws = ws

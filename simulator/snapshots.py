@@ -33,17 +33,14 @@ import orjson
 from aiohttp import web
 
 from simulator import candles, prices
-from simulator.alpaca import (
-    _DELAY_NS,
-    _FEEDS,
-    _FORBIDDEN,
+from simulator.alpaca_common import DELAY_NS, bar_json, feed_symbols, latest
+from simulator.alpaca_rest import (
+    FEEDS,
+    FORBIDDEN,
     RestError,
-    _authorized,
-    _error_response,
-    _latest,
-    _symbols_param,
-    bar_json,
-    feed_symbols,
+    authorized,
+    error_response,
+    symbols_param,
 )
 from simulator.binance import (
     _SYMBOL_CHARS,
@@ -52,8 +49,8 @@ from simulator.binance import (
     _weight,
     binance_symbols,
 )
-from simulator.server import SIM, json_response
 from simulator.tape import NS, Tape, rfc3339_s
+from simulator.wire import SIM, json_response
 
 DAY = 86400
 
@@ -114,14 +111,14 @@ def daily_bars(tape: Tape, symbol: str, now_ns: int) -> tuple[dict | None, dict 
 
 def snapshot(sim, symbol: str, *, crypto: bool, now_ns: int) -> dict | None:
     """One Alpaca snapshot object of canonical `symbol`, None without data."""
-    trade = _latest(sim, symbol, "trades", crypto=crypto, now_ns=now_ns)
+    trade = latest(sim, symbol, "trades", crypto=crypto, now_ns=now_ns)
     if trade is None:
         return None
     daily, previous = daily_bars(sim.tape, symbol, now_ns)
     return {
         "latestTrade": trade,
-        "latestQuote": _latest(sim, symbol, "quotes", crypto=crypto, now_ns=now_ns),
-        "minuteBar": _latest(sim, symbol, "bars", crypto=crypto, now_ns=now_ns),
+        "latestQuote": latest(sim, symbol, "quotes", crypto=crypto, now_ns=now_ns),
+        "minuteBar": latest(sim, symbol, "bars", crypto=crypto, now_ns=now_ns),
         "dailyBar": daily,
         "prevDailyBar": previous,
     }
@@ -148,23 +145,23 @@ async def _in_thread(func, *args, **kwargs):
 
 def _stock_now(request: web.Request) -> int:
     feed = request.query.get("feed", "iex")
-    if feed not in _FEEDS:
+    if feed not in FEEDS:
         raise RestError(400, f"invalid feed: {feed}", 40010001)
     now = request.app[SIM].now_ns()
-    return now - _DELAY_NS if feed == "delayed_sip" else now
+    return now - DELAY_NS if feed == "delayed_sip" else now
 
 
 async def stock_snapshots(request: web.Request) -> web.Response:
-    if not _authorized(request, required=True):
-        return json_response(_FORBIDDEN, status=403)
+    if not authorized(request, required=True):
+        return json_response(FORBIDDEN, status=403)
     sim = request.app[SIM]
     mapping = feed_symbols()["stock"] | feed_symbols()["test"]
     try:
         now = _stock_now(request)
         single = request.match_info.get("symbol")
-        symbols = [single] if single else _symbols_param(request)
+        symbols = [single] if single else symbols_param(request)
     except RestError as exc:
-        return _error_response(exc)
+        return error_response(exc)
     out = await _in_thread(_snapshots, sim, symbols, mapping, crypto=False, now_ns=now)
     if not single:
         return json_response(out)
@@ -177,13 +174,13 @@ async def stock_snapshots(request: web.Request) -> web.Response:
 
 
 async def crypto_snapshots(request: web.Request) -> web.Response:
-    if not _authorized(request, required=False):
-        return json_response(_FORBIDDEN, status=403)
+    if not authorized(request, required=False):
+        return json_response(FORBIDDEN, status=403)
     sim = request.app[SIM]
     try:
-        symbols = _symbols_param(request)
+        symbols = symbols_param(request)
     except RestError as exc:
-        return _error_response(exc)
+        return error_response(exc)
     out = await _in_thread(
         _snapshots,
         sim,

@@ -9,6 +9,7 @@ Times are integer nanoseconds since the epoch on the simulator's clock.
 from __future__ import annotations
 
 import math
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -273,17 +274,28 @@ def _tick(
 
 
 @lru_cache(maxsize=4096)
-def _second_text(seconds: int) -> str:
+def second_text(seconds: int) -> str:
     return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def rfc3339_ns(ts_ns: int) -> str:
     """RFC-3339 UTC with up to 9 fractional digits, trailing zeros trimmed."""
     seconds, frac = divmod(ts_ns, NS)
-    base = _second_text(seconds)
+    base = second_text(seconds)
     if frac:
         return f"{base}.{frac:09d}".rstrip("0") + "Z"
     return base + "Z"
+
+
+def parse_time_ns(value: str) -> int:
+    """RFC-3339 with 0-9 fractional digits -> epoch nanoseconds."""
+    match = re.match(r"^(.*T\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|z|[+-]\d\d:\d\d)$", value)
+    if not match:
+        raise ValueError(f"not an RFC-3339 time: {value!r}")
+    zone = "+00:00" if match.group(3) in ("Z", "z") else match.group(3)
+    seconds = int(datetime.fromisoformat(match.group(1) + zone).timestamp())
+    fraction = (match.group(2) or "").ljust(9, "0")
+    return seconds * NS + int(fraction)
 
 
 def rfc3339_s(ts: int) -> str:

@@ -222,7 +222,7 @@ class StreamWorker:
                 else (lambda data: out.write(data.decode()))
             )
         if self.options.record:
-            from simulator.replay import FrameRecorder
+            from streaming.recording import FrameRecorder
 
             # Thread-safe: every receive thread writes to it.
             self.recorder = FrameRecorder(self.options.record)

@@ -13,7 +13,7 @@ import requests
 import websockets
 
 from simulator import prices
-from simulator.alpaca import parse_time_ns
+from simulator.tape import parse_time_ns
 from tests.simulator.helpers import (
     alpaca_login,
     collect,
@@ -363,8 +363,8 @@ def test_wildcard_bars_cover_the_feed(simulator):
     ],
 )
 def test_json_and_msgpack_encodings_carry_the_same_messages(symbol, crypto, iex):
-    from simulator.alpaca import _encode
-    from simulator.server import TickContext
+    from simulator.alpaca_frames import encode
+    from simulator.session import TickContext
     from simulator.tape import NS, Tape
 
     tape = Tape(seed=9, hours="always", rate=50)
@@ -374,11 +374,11 @@ def test_json_and_msgpack_encodings_carry_the_same_messages(symbol, crypto, iex)
     for kind in ("t", "q"):
         text = [
             json.loads(f)
-            for f in _encode(kind, window, symbol, (False, iex, crypto), ctx)
+            for f in encode(kind, window, symbol, (False, iex, crypto), ctx)
         ]
         packed = [
             msgpack.unpackb(f)
-            for f in _encode(kind, window, symbol, (True, iex, crypto), ctx)
+            for f in encode(kind, window, symbol, (True, iex, crypto), ctx)
         ]
         assert text and len(text) == len(packed)
         for as_json, as_msgpack in zip(text, packed, strict=True):

@@ -16,7 +16,7 @@ import requests
 import websocket
 import websockets
 
-from simulator.alpaca import parse_time_ns
+from simulator.tape import parse_time_ns
 from tests.simulator.helpers import alpaca_login, recv_json, wait_for
 
 

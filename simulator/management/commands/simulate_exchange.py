@@ -1,7 +1,7 @@
 """`manage.py simulate_exchange`: the built-in exchange simulator.
 
 Serves the Alpaca, Finnhub and Binance stream and REST paths on one loopback
-port (see `simulator`), or replays a recorded session.
+port (see `simulator`), or replays a recorded session (`--replay`).
 `--symbol-cap alpaca=30,finnhub=50` enforces plan symbol caps per connection
 (off by default; Binance always caps at 1,024 streams unless told otherwise).
 """
@@ -15,6 +15,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from simulator.faults import Faults, parse_caps
 from simulator.prices import HOURS_CHOICES
+from simulator.replay import Replayer
 from simulator.server import Simulator
 
 
@@ -106,6 +107,11 @@ class Command(BaseCommand):
 
                 start = start.replace(tzinfo=UTC)
         try:
+            replayer = (
+                Replayer(options["replay"], speed=options["speed"])
+                if options["replay"]
+                else None
+            )
             simulator = Simulator(
                 host=options["host"],
                 port=options["port"],
@@ -115,10 +121,9 @@ class Command(BaseCommand):
                 faults=faults,
                 clock_speed=options["clock_speed"],
                 clock_start=start,
-                replay=options["replay"],
-                replay_speed=options["speed"],
+                replayer=replayer,
             )
-        except ValueError as exc:
+        except (ValueError, FileNotFoundError) as exc:
             raise CommandError(str(exc)) from exc
 
         def ready(sim: Simulator) -> None:
@@ -141,8 +146,6 @@ class Command(BaseCommand):
 
         try:
             simulator.run_forever(on_ready=ready)
-        except FileNotFoundError as exc:
-            raise CommandError(str(exc)) from exc
         except OSError as exc:
             raise CommandError(
                 f"cannot listen on {options['host']}:{options['port']}: {exc}"
