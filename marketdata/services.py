@@ -18,7 +18,7 @@ from audit.services import (
     snapshot_for_audit,
 )
 from marketdata.bar_copy import rows_write
-from marketdata.models import BarOrigin, Instrument, Watchlist, WatchlistItem
+from marketdata.models import Bar, BarOrigin, Instrument, Watchlist, WatchlistItem
 
 BAR_COLUMNS = (
     "instrument_id",
@@ -197,6 +197,15 @@ def _upsert_via_staging(cursor, rows: Iterable[tuple], *, replace: bool) -> int:
     # call again before that.
     cursor.execute("TRUNCATE bar_staging")
     return written
+
+
+def bar_live_minute_discard(*, instrument_id: int, ts: datetime) -> int:
+    """Delete a live minute known to be incomplete, so the gap backfill (which
+    never overwrites) can store the provider's full bar. Returns 0 or 1."""
+    deleted, _ = Bar.objects.filter(
+        instrument_id=instrument_id, timeframe="1m", ts=ts, origin=BarOrigin.LIVE
+    ).delete()
+    return deleted
 
 
 def instruments_upsert(*, rows: Iterable[dict]) -> tuple[int, int]:

@@ -6,7 +6,6 @@ import logging
 from datetime import datetime, timedelta
 
 import orjson
-from django.db import connection
 from django.utils import timezone
 
 from core.redis import REDIS_ERRORS, key, redis_client, redis_outage
@@ -177,18 +176,6 @@ def partial_bars_take(*, symbols: list[str]) -> dict[str, datetime]:
     if found:
         client.hdel(partial_key(), *found)
     return found
-
-
-def bar_partial_discard(*, instrument_id: int, ts: datetime) -> int:
-    """Delete a live minute known to be incomplete, so the gap backfill (which
-    never overwrites) can store the provider's full bar."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "DELETE FROM marketdata_bar WHERE instrument_id = %s AND timeframe = '1m' "
-            "AND ts = %s AND origin = 'live'",
-            [instrument_id, ts],
-        )
-        return cursor.rowcount
 
 
 def gaps_report(*, gaps) -> list:
