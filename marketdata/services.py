@@ -1,4 +1,6 @@
-"""Writes for market data: instruments, watchlists and the bar table."""
+"""Writes for market data: instruments (and their stream-error marks),
+watchlists and the bar table. Past 400 lines: it is the one place other apps
+write market data through (STYLE: reads in selectors, writes in services)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ from decimal import Decimal
 
 import psycopg
 from django.db import IntegrityError, connection, transaction
+from django.db.models import F
+from django.db.models.functions import Least
 from django.utils import timezone
 
 from audit.services import (
@@ -237,6 +241,48 @@ def instruments_upsert(*, rows: Iterable[dict]) -> tuple[int, int]:
             Instrument.objects.bulk_update(existing.values(), sorted(fields))
             audit_bulk_updated(objects=existing.values(), before=before)
     return len(new), len(existing)
+
+
+# Unknown-symbol marks are retried after 15 minutes, doubling, at most daily.
+STREAM_ERROR_RETRY_FIRST = 15 * 60
+STREAM_ERROR_RETRY_MAX = 24 * 3600
+
+
+def instrument_stream_error_set(*, symbols: list[str], message: str) -> int:
+    """Mark instruments a provider named as unknown (shown in admin and on the
+    status page). The worker stops asking for them until the retry is due
+    (15 min after the first refusal, doubling, at most daily) or the mark is
+    cleared in admin."""
+    now = timezone.now()
+    updated = 0
+    for instrument in Instrument.objects.filter(symbol__in=symbols).only(
+        "id", "stream_error_retries"
+    ):
+        delay = min(
+            STREAM_ERROR_RETRY_FIRST * 2 ** min(instrument.stream_error_retries, 16),
+            STREAM_ERROR_RETRY_MAX,
+        )
+        updated += Instrument.objects.filter(id=instrument.id).update(
+            stream_error=message[:300],
+            stream_error_at=now,
+            stream_error_retry_at=now + timedelta(seconds=delay),
+            stream_error_retries=Least(F("stream_error_retries") + 1, 1000),
+        )
+    return updated
+
+
+def instrument_stream_error_clear(*, symbols: list[str]) -> int:
+    """A marked instrument streams again: forget its mark and back-off."""
+    return (
+        Instrument.objects.filter(symbol__in=symbols)
+        .exclude(stream_error="")
+        .update(
+            stream_error="",
+            stream_error_at=None,
+            stream_error_retry_at=None,
+            stream_error_retries=0,
+        )
+    )
 
 
 def watchlist_create(*, owner, name: str, symbols: Iterable[str] = ()) -> Watchlist:

@@ -1,7 +1,8 @@
 """`manage.py demo_setup`: the demo login, its watchlists, positions and alert
 rules (`marketdata.demo`, `alerts.demo`). The price alert rules are placed
 around the price now, asked of the provider (a temporary simulator when the
-demo's own is not running yet)."""
+demo's own is not running yet). In `accounts`, the app above both it sets up
+(the import-linter layers in `pyproject.toml`)."""
 
 from __future__ import annotations
 
