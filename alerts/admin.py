@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from alerts.models import AlertEvent, AlertRule
+from alerts.kinds import OPTIONAL_FIELDS, kind_fields
+from alerts.models import AlertEvent, AlertRule, Delivery, DeliveryChannel
 from alerts.services import alert_events_mark_seen, rules_changed
 from audit.services import audit_queryset_update
 
@@ -25,27 +26,27 @@ class AlertRuleAdmin(admin.ModelAdmin):
         "last_fired_at",
     )
     list_filter = ("kind", "active", "one_shot", "notify_email", "timeframe")
-    search_fields = ("instrument__symbol", "owner__username", "note")
+    search_fields = ("instrument__symbol", "owner__username", "note", "conditions")
     autocomplete_fields = ("instrument",)
     raw_id_fields = ("owner",)
     readonly_fields = ("last_fired_at", "created_at", "updated_at")
     list_select_related = ("owner", "instrument")
+    ordering = ("owner", "instrument__symbol", "id")
     actions = ("activate", "deactivate")
     fieldsets = (
         (None, {"fields": ("owner", "instrument", "kind", "direction", "active")}),
         (
             "Condition",
             {
-                "fields": (
-                    "level",
-                    "hysteresis",
-                    "timeframe",
-                    "period",
-                    "fast_period",
-                    "slow_period",
-                    "ma_type",
-                ),
-                "description": "Only the fields the kind uses are kept; the rest are cleared.",
+                "fields": OPTIONAL_FIELDS,
+                "description": "Only the fields the kind uses are kept; the rest "
+                "are cleared. "
+                + "; ".join(
+                    f"{kind}: {', '.join(fields)}"
+                    for kind, fields in kind_fields().items()
+                )
+                + ". Conditions (multi): a list of objects with kind, symbol, "
+                "direction and that kind's fields.",
             },
         ),
         (
@@ -74,9 +75,7 @@ class AlertRuleAdmin(admin.ModelAdmin):
         self.message_user(request, f"{count} rule(s) deactivated.")
 
     def delete_queryset(self, request, queryset):
-        ids = list(queryset.values_list("pk", flat=True))
-        super().delete_queryset(request, queryset)
-        rules_changed(rule_ids=ids)
+        super().delete_queryset(request, queryset)  # signals tell the engines
 
 
 @admin.register(AlertEvent)
@@ -120,3 +119,50 @@ class AlertEventAdmin(admin.ModelAdmin):
             ids = queryset.filter(owner_id=owner_id).values_list("pk", flat=True)
             count += alert_events_mark_seen(user=owner_id, ids=list(ids))
         self.message_user(request, f"{count} alert(s) marked as seen.")
+
+
+@admin.register(DeliveryChannel)
+class DeliveryChannelAdmin(admin.ModelAdmin):
+    """Owners manage their channels on their page; staff see state and
+    failures here, never the URL or secret."""
+
+    list_display = ("name", "owner", "kind", "enabled", "consecutive_failures")
+    list_filter = ("kind", "enabled")
+    search_fields = ("name", "owner__username")
+    list_select_related = ("owner",)
+    fields = (
+        "owner",
+        "name",
+        "kind",
+        "enabled",
+        "consecutive_failures",
+        "disabled_at",
+        "disabled_reason",
+    )
+    readonly_fields = fields
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(admin.ModelAdmin):
+    list_display = ("id", "owner", "event", "channel", "status", "attempts")
+    list_filter = ("status",)
+    search_fields = ("owner__username", "last_error")
+    list_select_related = ("owner", "event", "channel")
+    readonly_fields = (
+        "owner",
+        "event",
+        "channel",
+        "parent",
+        "status",
+        "attempts",
+        "last_error",
+        "next_attempt_at",
+        "delivered_at",
+        "created_at",
+    )
+
+    def has_add_permission(self, request) -> bool:
+        return False

@@ -9,18 +9,31 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from alerts.kinds import (
+    EMPTY,
+    OPTIONAL_FIELDS,
+    TIMEFRAME_MINUTES,
+    kind_choices,
+    kind_get,
+)
+from alerts.kinds.portfolio import MEASURES
 from marketdata.models import PRICE, Instrument
 
-TIMEFRAME_MINUTES = {"1m": 1, "5m": 5, "15m": 15, "1h": 60}
+
+def _timeframe_label(name: str) -> str:
+    minutes = TIMEFRAME_MINUTES[name]
+    if minutes % 60 == 0:
+        hours = minutes // 60
+        return f"{hours} hour" + ("s" if hours > 1 else "")
+    return f"{minutes} minute" + ("s" if minutes > 1 else "")
+
+
 MAX_COOLDOWN_SECONDS = 7 * 24 * 3600
 
-
-class RuleKind(models.TextChoices):
-    PRICE = "price", "Price crosses a level"
-    CHANGE_PCT = "change_pct", "Change % vs previous close"
-    RSI = "rsi", "RSI crosses a level"
-    MA_CROSS = "ma_cross", "Moving-average crossover"
-    VOLUME_SPIKE = "volume_spike", "Volume spike"
+# The kinds and their fields come from the registry (`alerts.kinds`).
+RuleKind = models.TextChoices(
+    "RuleKind", [(name.upper(), (name, label)) for name, label in kind_choices()]
+)
 
 
 class Direction(models.TextChoices):
@@ -28,11 +41,13 @@ class Direction(models.TextChoices):
     BELOW = "below", "Crosses below"
 
 
-class AlertTimeframe(models.TextChoices):
-    M1 = "1m", "1 minute"
-    M5 = "5m", "5 minutes"
-    M15 = "15m", "15 minutes"
-    H1 = "1h", "1 hour"
+AlertTimeframe = models.TextChoices(
+    "AlertTimeframe",
+    [
+        (f"T{name.upper()}", (name, _timeframe_label(name)))
+        for name in TIMEFRAME_MINUTES
+    ],
+)
 
 
 class MovingAverage(models.TextChoices):
@@ -40,23 +55,9 @@ class MovingAverage(models.TextChoices):
     EMA = "ema", "Exponential (EMA)"
 
 
-# Which optional fields each kind uses; the others are cleared by `clean`.
-KIND_FIELDS = {
-    RuleKind.PRICE: {"level", "hysteresis"},
-    RuleKind.CHANGE_PCT: {"level", "hysteresis"},
-    RuleKind.RSI: {"level", "hysteresis", "timeframe", "period"},
-    RuleKind.MA_CROSS: {"timeframe", "fast_period", "slow_period", "ma_type"},
-    RuleKind.VOLUME_SPIKE: {"level", "period"},
-}
-OPTIONAL_FIELDS = (
-    "level",
-    "hysteresis",
-    "timeframe",
-    "period",
-    "fast_period",
-    "slow_period",
-    "ma_type",
-)
+class Combine(models.TextChoices):
+    AND = "and", "All conditions (AND)"
+    OR = "or", "Any condition (OR)"
 
 
 # What a user may set on a rule (forms and services accept exactly these).
@@ -73,22 +74,26 @@ RULE_FIELDS = (
 
 
 class AlertRule(models.Model):
-    """One user's condition on one instrument.
+    """One user's condition: on one instrument, on their portfolio, or
+    several conditions joined by AND / OR (`kind` = "multi").
 
-    Every kind is "a value crosses a level": the last price (price), the change
-    in % against the previous close (change_pct), RSI on closed bars of
-    `timeframe` (rsi), fast MA minus slow MA against 0 (ma_cross), or the
-    current minute's volume divided by the average of the last `period` minutes
-    against the multiple `level` (volume_spike). A rule fires on the tick that
-    crosses, then re-arms only after the value has gone back beyond
-    `level ∓ hysteresis`.
+    Level kinds are "a value crosses a level" (see `alerts.kinds`): a rule
+    fires on the tick that crosses, then re-arms only after the value has
+    gone back beyond `level ∓ hysteresis`. Event kinds (pattern, anomaly)
+    fire on the event. Each kind's fields, checks and wording live in its
+    `alerts.kinds` module.
     """
 
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="alert_rules"
     )
     instrument = models.ForeignKey(
-        Instrument, on_delete=models.CASCADE, related_name="alert_rules"
+        Instrument,
+        on_delete=models.CASCADE,
+        related_name="alert_rules",
+        null=True,
+        blank=True,
+        help_text="Empty for portfolio and multi-condition rules.",
     )
     kind = models.CharField(max_length=16, choices=RuleKind.choices)
     direction = models.CharField(
@@ -98,7 +103,8 @@ class AlertRule(models.Model):
         **PRICE,
         null=True,
         blank=True,
-        help_text="Price, percent, RSI level or volume multiple, by kind.",
+        help_text="Price, percent, RSI level, volume multiple or portfolio "
+        "amount, by kind.",
     )
     hysteresis = models.DecimalField(
         **PRICE,
@@ -115,6 +121,29 @@ class AlertRule(models.Model):
     fast_period = models.PositiveIntegerField(null=True, blank=True)
     slow_period = models.PositiveIntegerField(null=True, blank=True)
     ma_type = models.CharField(max_length=3, choices=MovingAverage.choices, blank=True)
+    measure = models.CharField(
+        max_length=8,
+        choices=list(MEASURES.items()),
+        blank=True,
+        help_text="Portfolio rules: market value or day P/L.",
+    )
+    pattern = models.CharField(
+        max_length=32, blank=True, help_text="Pattern rules: the pattern kind."
+    )
+    anomaly = models.CharField(
+        max_length=24, blank=True, help_text="Anomaly rules: the anomaly kind."
+    )
+    combine = models.CharField(
+        max_length=3,
+        choices=Combine.choices,
+        blank=True,
+        help_text="Multi-condition rules: how the conditions combine.",
+    )
+    conditions = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Multi-condition rules: up to 5 conditions (see alerts.kinds.multi).",
+    )
     cooldown_seconds = models.PositiveIntegerField(
         default=300, help_text="No second alert from this rule within this time."
     )
@@ -123,48 +152,43 @@ class AlertRule(models.Model):
     )
     active = models.BooleanField(default=True)
     notify_email = models.BooleanField(default=False)
+    channels = models.ManyToManyField(
+        "alerts.DeliveryChannel",
+        blank=True,
+        related_name="rules",
+        help_text="Where else the alert is sent (the owner's channels).",
+    )
     note = models.CharField(max_length=200, blank=True)
     last_fired_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        ordering = ["owner", "instrument__symbol", "id"]
+        # No join in the default order: rows are locked (select_for_update)
+        # and the instrument is nullable. Pages order by symbol themselves.
+        ordering = ["owner", "id"]
         indexes = [
             models.Index(fields=["instrument", "active"]),
             models.Index(fields=["owner", "active"]),
         ]
 
     def __str__(self) -> str:
-        return f"{self.instrument.symbol if self.instrument_id else '?'}: {self.describe()}"
+        if self.instrument_id:
+            return f"{self.instrument.symbol}: {self.describe()}"
+        if self.kind in (RuleKind.PORTFOLIO_VALUE, RuleKind.MULTI):
+            return self.describe()
+        return f"?: {self.describe()}"
+
+    @property
+    def kind_spec(self):
+        return kind_get(self.kind)
 
     def describe(self) -> str:
         """Human wording of the condition, e.g. 'price crosses above 150'."""
-        arrow = "above" if self.direction == Direction.ABOVE else "below"
-        level = _plain(self.level)
-        if self.kind == RuleKind.PRICE:
-            text = f"price crosses {arrow} {level}"
-        elif self.kind == RuleKind.CHANGE_PCT:
-            text = f"change vs previous close crosses {arrow} {level}%"
-        elif self.kind == RuleKind.RSI:
-            text = f"RSI({self.period}, {self.timeframe}) crosses {arrow} {level}"
-        elif self.kind == RuleKind.MA_CROSS:
-            ma = (self.ma_type or "sma").upper()
-            text = (
-                f"{ma}({self.fast_period}) crosses {arrow} {ma}({self.slow_period}) "
-                f"on {self.timeframe}"
-            )
-        elif self.kind == RuleKind.VOLUME_SPIKE:
-            text = f"minute volume ≥ {level}× the average of the last {self.period} minutes"
-        else:
-            text = self.kind
-        if self.hysteresis and self.kind in (
-            RuleKind.PRICE,
-            RuleKind.CHANGE_PCT,
-            RuleKind.RSI,
-        ):
-            text += f" (re-arm band {_plain(self.hysteresis)})"
-        return text
+        try:
+            return kind_get(self.kind).describe(self)
+        except KeyError:
+            return self.kind
 
     def clean(self) -> None:
         errors: dict[str, list[str]] = {}
@@ -173,77 +197,27 @@ class AlertRule(models.Model):
             errors.setdefault(field, []).append(message)
 
         try:
-            kind = RuleKind(self.kind)
-        except ValueError:
+            kind = kind_get(self.kind)
+        except KeyError:
             raise ValidationError(
                 {"kind": f"Choose a rule kind: {', '.join(RuleKind.values)}."}
             ) from None
-        used = KIND_FIELDS[kind]
         # Fields the kind does not use are cleared, so a stale value never
         # changes what the rule means.
         for name in OPTIONAL_FIELDS:
-            if name not in used:
-                setattr(
-                    self, name, None if name not in ("timeframe", "ma_type") else ""
-                )
+            if name not in kind.fields:
+                setattr(self, name, EMPTY.get(name))
         if self.hysteresis is None:
             self.hysteresis = Decimal(0)
-
-        if "level" in used and self.level is None:
-            err("level", "Enter a level.")
-        level = self.level
-        if kind == RuleKind.PRICE and level is not None and level <= 0:
-            err("level", "A price level must be greater than 0.")
-        if kind == RuleKind.CHANGE_PCT and level is not None:
-            if level == 0:
-                err("level", "Enter a non-zero percent, e.g. 3 or -3.")
-            elif not Decimal(-100) < level <= Decimal(10000):
-                err("level", "The percent must be above -100 and at most 10000.")
-        if kind == RuleKind.RSI and level is not None and not 0 < level < 100:
-            err("level", "An RSI level must be between 0 and 100 (exclusive).")
-        if kind == RuleKind.VOLUME_SPIKE:
-            if level is not None and not Decimal(1) <= level <= Decimal(1000):
-                err("level", "The volume multiple must be between 1 and 1000.")
-            if self.direction != Direction.ABOVE:
-                err("direction", "A volume spike can only cross above.")
-        if self.hysteresis < 0:
-            err("hysteresis", "The re-arm band cannot be negative.")
-        elif (
-            kind in (RuleKind.PRICE, RuleKind.RSI)
-            and level is not None
-            and self.hysteresis
-            and self.direction == Direction.ABOVE
-            and self.hysteresis >= level
-        ):
-            err("hysteresis", "The re-arm band must be smaller than the level.")
-        elif (
-            kind == RuleKind.RSI
-            and level is not None
-            and self.direction == Direction.BELOW
-            and level + self.hysteresis >= 100
-        ):
-            err("hysteresis", "Level plus re-arm band must stay below 100.")
-
-        if "timeframe" in used and self.timeframe not in TIMEFRAME_MINUTES:
-            err("timeframe", "Choose a timeframe: 1m, 5m, 15m or 1h.")
-        if kind == RuleKind.RSI and (
-            self.period is None or not 2 <= self.period <= 200
-        ):
-            err("period", "The RSI period must be between 2 and 200.")
-        if kind == RuleKind.VOLUME_SPIKE and (
-            self.period is None or not 1 <= self.period <= 1440
-        ):
-            err("period", "Average over 1 to 1440 minutes.")
-        if kind == RuleKind.MA_CROSS:
-            if self.ma_type not in MovingAverage.values:
-                err("ma_type", "Choose SMA or EMA.")
-            fast, slow = self.fast_period, self.slow_period
-            if fast is None or not 1 <= fast <= 500:
-                err("fast_period", "The fast period must be between 1 and 500.")
-            if slow is None or not 2 <= slow <= 500:
-                err("slow_period", "The slow period must be between 2 and 500.")
-            if fast is not None and slow is not None and fast >= slow:
-                err("slow_period", "The slow period must be longer than the fast one.")
+        if kind.needs_instrument:
+            if not self.instrument_id:
+                err("instrument", "Choose an instrument.")
+        else:
+            self.instrument = None
+        kind.check(self, err)
+        check_data = getattr(kind, "check_data", None)
+        if check_data is not None and self.instrument_id and not errors:
+            check_data(self, self.instrument, err)
         if (
             self.cooldown_seconds is not None
             and self.cooldown_seconds > MAX_COOLDOWN_SECONDS
@@ -253,8 +227,11 @@ class AlertRule(models.Model):
             raise ValidationError(errors)
 
     @property
-    def timeframe_minutes(self) -> int:
-        return TIMEFRAME_MINUTES.get(self.timeframe, 1)
+    def symbols(self) -> list[str]:
+        """The instruments the rule watches (empty for a portfolio rule)."""
+        if self.kind == RuleKind.MULTI:
+            return [c["symbol"] for c in self.conditions or [] if c.get("symbol")]
+        return [self.instrument.symbol] if self.instrument_id else []
 
 
 DELAYED_AFTER = timedelta(seconds=30)
@@ -274,7 +251,12 @@ class AlertEvent(models.Model):
         related_name="events",
     )
     instrument = models.ForeignKey(
-        Instrument, on_delete=models.CASCADE, related_name="alert_events"
+        Instrument,
+        on_delete=models.CASCADE,
+        related_name="alert_events",
+        null=True,
+        blank=True,
+        help_text="Empty for portfolio and multi-condition alerts.",
     )
     kind = models.CharField(max_length=16, choices=RuleKind.choices)
     ts = models.DateTimeField(help_text="Market time of the tick or bar that fired.")
@@ -321,6 +303,14 @@ class AlertEvent(models.Model):
         return f"{self.instrument_id} {self.ts:%Y-%m-%d %H:%M:%S}: {self.message}"
 
     @property
+    def subject(self) -> str:
+        """What the alert is about: the instrument's symbol, else the symbols
+        recorded when it fired (multi-condition), else "portfolio"."""
+        if self.instrument_id:
+            return self.instrument.symbol
+        return (self.values or {}).get("symbol") or "portfolio"
+
+    @property
     def delayed(self) -> bool:
         """Recorded well after it fired (the database was away meanwhile)."""
         return (
@@ -328,13 +318,6 @@ class AlertEvent(models.Model):
             and self.created_at is not None
             and self.created_at - self.fired_at > DELAYED_AFTER
         )
-
-
-def _plain(value) -> str:
-    if value is None:
-        return "?"
-    text = format(Decimal(value).normalize(), "f")
-    return text
 
 
 class OpsAlertKind(models.TextChoices):
@@ -372,3 +355,22 @@ class OpsAlert(models.Model):
     @property
     def active(self) -> bool:
         return self.cleared_at is None
+
+
+# Channels and delivery records live in their own module (kept small).
+from alerts.delivery_models import (  # noqa: E402
+    ChannelKind,
+    Delivery,
+    DeliveryChannel,
+    DeliveryStatus,
+)
+
+__all__ = [
+    "AlertEvent",
+    "AlertRule",
+    "ChannelKind",
+    "Delivery",
+    "DeliveryChannel",
+    "DeliveryStatus",
+    "OpsAlert",
+]

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from alerts.models import AlertEvent, AlertRule, OpsAlert
+from alerts.models import RULE_FIELDS, AlertEvent, AlertRule, OpsAlert
 from core.redis import key, redis_client
 from marketdata.models import Instrument
 from marketdata.selectors import bars_page, bars_resampled, instrument_get
@@ -27,23 +27,13 @@ def changes_key() -> str:
 # Beyond this many changed ids since the engine's version, reload everything.
 MAX_PARTIAL_RELOAD = 5_000
 
+# What the engine reads of a rule: the user's fields (one list, in models)
+# plus identity and firing history.
 ENGINE_FIELDS = (
     "id",
     "owner_id",
     "instrument_id",
-    "kind",
-    "direction",
-    "level",
-    "hysteresis",
-    "timeframe",
-    "period",
-    "fast_period",
-    "slow_period",
-    "ma_type",
-    "cooldown_seconds",
-    "one_shot",
-    "notify_email",
-    "note",
+    *(name for name in RULE_FIELDS if name != "active"),
     "last_fired_at",
 )
 
@@ -75,7 +65,11 @@ def rules_active_for_engine(
     """Active rules as plain dicts (ENGINE_FIELDS + symbol) for the engine."""
     queryset = AlertRule.objects.filter(active=True)
     if symbols is not None:
-        queryset = queryset.filter(instrument__symbol__in=list(symbols))
+        # Rules without one instrument (multi, portfolio) go to every engine,
+        # which decides (`AlertEngine._owns`).
+        queryset = queryset.filter(
+            Q(instrument__symbol__in=list(symbols)) | Q(instrument__isnull=True)
+        )
     if ids is not None:
         ids = list(ids)
         if not ids:
@@ -84,7 +78,7 @@ def rules_active_for_engine(
     rows = queryset.values(*ENGINE_FIELDS, "instrument__symbol").order_by()
     result = []
     for row in rows.iterator(chunk_size=5000):
-        row["symbol"] = row.pop("instrument__symbol")
+        row["symbol"] = row.pop("instrument__symbol") or ""
         result.append(row)
     return result
 
@@ -112,7 +106,8 @@ def minute_bars_before(
 def minute_bars_for_seeding(
     *, instrument_id: int, limit: int, before: datetime | None = None
 ) -> list[tuple[datetime, float, float]]:
-    """The last `limit` stored 1-minute bars as (ts, close, volume), oldest first."""
+    """The last `limit` stored 1-minute bars as (ts, close, volume, open,
+    high, low), oldest first."""
     rows = bars_resampled(
         instrument=Instrument(pk=instrument_id),
         timeframe="1m",
@@ -121,14 +116,15 @@ def minute_bars_for_seeding(
         limit=limit,
         as_float=True,
     )
-    return [(row[0], row[4], row[5]) for row in rows]
+    return [(row[0], row[4], row[5], row[1], row[2], row[3]) for row in rows]
 
 
 def closed_bars_for_seeding(
     *, instrument_id: int, timeframe: str, end: datetime, limit: int
 ) -> list[tuple[datetime, float]]:
     """The last `limit` bars of `timeframe` starting before `end`, resampled
-    by the database, as (bucket start, close), oldest first."""
+    by the database, as (bucket start, open, high, low, close, volume),
+    oldest first."""
     instrument = Instrument.objects.only("id", "asset_class").get(pk=instrument_id)
     rows = bars_resampled(
         instrument=instrument,
@@ -138,7 +134,7 @@ def closed_bars_for_seeding(
         limit=limit,
         as_float=True,
     )
-    return [(row[0], row[4]) for row in rows]
+    return [tuple(row[:6]) for row in rows]
 
 
 def minute_bars_between(*, instrument, start: datetime, end: datetime) -> list:
@@ -158,8 +154,37 @@ def minute_bars_between(*, instrument, start: datetime, end: datetime) -> list:
     return collected
 
 
+def bars_exist(*, instrument, timeframe: str) -> bool:
+    """Whether any bar of `timeframe` can be built for the instrument."""
+    rows = bars_resampled(
+        instrument=instrument,
+        timeframe=timeframe,
+        start=SEED_START,
+        end=timezone.now() + timedelta(minutes=1),
+        limit=1,
+    )
+    return bool(rows)
+
+
+def instruments_by_symbol(*, symbols: Iterable[str]) -> dict[str, Instrument]:
+    symbols = [s.strip().upper() for s in symbols if s]
+    if not symbols:
+        return {}
+    return {i.symbol: i for i in Instrument.objects.filter(symbol__in=symbols)}
+
+
 def rules_for_user(*, user) -> QuerySet[AlertRule]:
-    return AlertRule.objects.filter(owner=user).select_related("instrument")
+    return (
+        AlertRule.objects.filter(owner=user)
+        .select_related("instrument")
+        .order_by("instrument__symbol", "id")
+    )
+
+
+def instruments_of_rules(*, rules: Iterable[AlertRule]) -> dict[str, Instrument]:
+    """The instruments named by rules' conditions, by symbol (one query)."""
+    symbols = {c.get("symbol") for r in rules for c in r.conditions or []}
+    return instruments_by_symbol(symbols=symbols - {None, ""})
 
 
 def rule_for_user(*, user, rule_id: int) -> AlertRule | None:
@@ -210,3 +235,24 @@ def ops_alerts_recent(*, limit: int = 50) -> list[OpsAlert]:
 
 def ops_alerts_active() -> list[OpsAlert]:
     return list(OpsAlert.objects.filter(cleared_at__isnull=True))
+
+
+def channels_for_user(*, user) -> QuerySet:
+    from alerts.models import DeliveryChannel
+
+    return DeliveryChannel.objects.filter(owner=user)
+
+
+def channel_for_user(*, user, channel_id: int):
+    return channels_for_user(user=user).filter(pk=channel_id).first()
+
+
+def channels_disabled_for_user(*, user) -> list:
+    """Channels turned off after failing (the alerts page's notice)."""
+    from alerts.delivery_models import TURNED_OFF_BY_OWNER
+
+    return list(
+        channels_for_user(user=user)
+        .filter(enabled=False, disabled_at__isnull=False)
+        .exclude(disabled_reason=TURNED_OFF_BY_OWNER)
+    )

@@ -3,14 +3,16 @@
 Fired alerts
 ------------
 `alert_events_record(*, fired)` stores one `AlertEvent` per `FiredAlert`,
-stamps the rules' `last_fired_at`, deactivates one-shot rules and, after the
-transaction commits, sends each alert to its owner's channel-layer group
-(`core.groups.user_group(owner_id)`) and enqueues an email (Dramatiq actor
-`alerts.tasks.alert_email_send`) when the rule asks for one. The owner's
-notification preferences (`preferences.selectors.delivery_for`) are read as
-the alert is recorded: toasts or emails turned off, or quiet hours, hold them
-back (the event is still stored, `quiet` marks the quiet-hours ones, and the
-browser message carries `toast: false` so the page counts it silently).
+stamps the rules' `last_fired_at`, deactivates one-shot rules, stores one
+`Delivery` per email and channel the rule sends to (`alerts.delivery`:
+retries, digests, disabled channels) and, after the transaction commits,
+sends each alert to its owner's channel-layer group
+(`core.groups.user_group(owner_id)`) and enqueues each delivery (Dramatiq
+actor `alerts.tasks.delivery_send`). The owner's notification preferences
+(`preferences.selectors.delivery_for`) are read as the alert is recorded:
+toasts or emails turned off, or quiet hours, hold them back (the event is
+still stored, `quiet` marks the quiet-hours ones, and the browser message
+carries `toast: false` so the page counts it silently).
 
 It is synchronous (it touches the database). From the stream worker's asyncio
 loop call it in a thread::
@@ -32,8 +34,8 @@ Message sent to the owner's group (JSON-safe; consumers relay `alert` as is)::
       "alert": {
         "id": 17,                     # AlertEvent id (POST it to mark seen)
         "rule_id": 5,                 # null when the rule was deleted since
-        "symbol": "AAPL",
-        "kind": "price",              # price | change_pct | rsi | ma_cross | volume_spike
+        "symbol": "AAPL",             # "" for portfolio alerts
+        "kind": "price",              # an alerts.kinds name (price, rsi, multi, ...)
         "direction": "above",         # above | below
         "level": "150",               # string; null for ma_cross
         "ts": "2024-05-01T14:30:01.123456+00:00",   # market time of the tick/bar
@@ -51,9 +53,11 @@ Message sent to the owner's group (JSON-safe; consumers relay `alert` as is)::
 
 Rule changes
 ------------
-Every rule write here (and any ORM save/delete of a rule, via
-`alerts.signals`) calls `rules_changed`, which on commit bumps a Redis counter
-and records the rule ids under it; running engines pick that up through
+One path: every save or delete of a rule (the services here, the admin, any
+ORM code) reaches `rules_changed` through the model signals
+(`alerts.signals`); only bulk `.update()`s, which send no signal, call it
+themselves. On commit it bumps a Redis counter and records the rule ids
+under it (once per change); running engines pick that up through
 `AlertEngine.maybe_reload()` within their check interval.
 
 Past ~400 lines (rules and fired alerts share their validation and
@@ -64,13 +68,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from datetime import timedelta
 from decimal import Decimal
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
+from alerts.delivery import deliveries_create, deliveries_enqueue
 from alerts.engine import FiredAlert
 from alerts.models import RULE_FIELDS, AlertEvent, AlertRule
 from alerts.selectors import changes_key, version_key
@@ -122,8 +127,11 @@ def rules_changed(*, rule_ids: Iterable[int]) -> None:
 # --- rules ---------------------------------------------------------------------------
 
 
-def alert_rule_create(*, owner, instrument, **fields) -> AlertRule:
-    """Validate and store a new rule (raises ValidationError on bad input)."""
+def alert_rule_create(
+    *, owner, instrument, channels: Iterable | None = None, **fields
+) -> AlertRule:
+    """Validate and store a new rule (raises ValidationError on bad input);
+    `channels`: the owner's delivery channels it also sends to."""
     unknown = set(fields) - set(RULE_FIELDS)
     if unknown:
         raise TypeError(f"unknown rule fields: {', '.join(sorted(unknown))}")
@@ -131,12 +139,16 @@ def alert_rule_create(*, owner, instrument, **fields) -> AlertRule:
     rule.full_clean()
     with transaction.atomic():
         rule.save()
-        rules_changed(rule_ids=[rule.pk])
+        if channels is not None:
+            alert_rule_channels_set(rule=rule, channels=channels)
     return rule
 
 
-def alert_rule_update(*, rule: AlertRule, **fields) -> AlertRule:
-    """Change a rule's fields (and optionally its instrument), validated."""
+def alert_rule_update(
+    *, rule: AlertRule, channels: Iterable | None = None, **fields
+) -> AlertRule:
+    """Change a rule's fields (and optionally its instrument and channels),
+    validated."""
     unknown = set(fields) - set(RULE_FIELDS) - {"instrument"}
     if unknown:
         raise TypeError(f"unknown rule fields: {', '.join(sorted(unknown))}")
@@ -145,24 +157,31 @@ def alert_rule_update(*, rule: AlertRule, **fields) -> AlertRule:
     rule.full_clean()
     with transaction.atomic():
         rule.save()
-        rules_changed(rule_ids=[rule.pk])
+        if channels is not None:
+            alert_rule_channels_set(rule=rule, channels=channels)
     return rule
+
+
+def alert_rule_channels_set(*, rule: AlertRule, channels: Iterable) -> None:
+    """Where the rule's alerts are delivered besides toasts and email; only
+    the rule owner's channels (another user's is a ValidationError)."""
+    channels = list(channels)
+    if any(channel.owner_id != rule.owner_id for channel in channels):
+        raise ValidationError({"channels": "Choose among your own channels."})
+    rule.channels.set(channels)
 
 
 def alert_rule_set_active(*, rule: AlertRule, active: bool) -> AlertRule:
     with transaction.atomic():
         rule.active = active
         rule.save(update_fields=["active", "updated_at"])
-        rules_changed(rule_ids=[rule.pk])
     return rule
 
 
 def alert_rule_delete(*, rule: AlertRule) -> None:
     """Delete a rule; its alert history stays (with the rule unset)."""
-    rule_id = rule.pk
     with transaction.atomic():
         rule.delete()
-        rules_changed(rule_ids=[rule_id])
 
 
 # --- fired alerts ----------------------------------------------------------------------
@@ -195,6 +214,7 @@ def alert_events_record(
             r.pk: r
             for r in AlertRule.objects.select_for_update()
             .filter(pk__in=rule_ids)
+            .order_by("pk")  # no join: the instrument is nullable
             .only("pk", "owner", "one_shot", "active", "last_fired_at", "notify_email")
         }
         events = [
@@ -244,21 +264,15 @@ def alert_events_record(
                 )
         if deactivated:
             rules_changed(rule_ids=deactivated)
-        emails = [
-            event.pk
-            for event, f in zip(events, fired, strict=True)
-            if f.notify_email
-            and event.rule_id is not None
-            and deliveries[event.owner_id].email
-        ]
+        outgoing = deliveries_create(
+            events=events, fired=fired, preferences=deliveries, now=timezone.now()
+        )
         messages = (
             alert_event_messages(events=events, fired=fired, deliveries=deliveries)
             if send
             else []
         )
-        transaction.on_commit(
-            lambda: _deliver(messages=messages, email_event_ids=emails)
-        )
+        transaction.on_commit(lambda: _deliver(messages=messages, outgoing=outgoing))
     return events
 
 
@@ -289,7 +303,9 @@ def alert_event_messages(
 def alert_payload(*, event: AlertEvent, fired: FiredAlert | None = None) -> dict:
     """The JSON-safe `alert` dict of an `alert.fired` message."""
     values = event.values or {}
-    symbol = fired.symbol if fired else event.instrument.symbol
+    symbol = fired.symbol if fired else values.get("symbol", "")
+    if not symbol and not fired and event.instrument_id:
+        symbol = event.instrument.symbol
     direction = fired.direction if fired else values.get("direction", "")
     level = values.get("level")
     try:
@@ -347,10 +363,11 @@ def deliver(
             logger.exception("could not enqueue the email of %s %s", what, row_id)
 
 
-def _deliver(*, messages: list[tuple[str, dict]], email_event_ids: list[int]) -> None:
-    from alerts.tasks import alert_email_send
-
-    deliver(messages=messages, email_ids=email_event_ids, email_task=alert_email_send)
+def _deliver(
+    *, messages: list[tuple[str, dict]], outgoing: list[tuple[int, float]]
+) -> None:
+    deliver(messages=messages, email_ids=[], email_task=None)
+    deliveries_enqueue(deliveries=outgoing)
 
 
 def _group_send_all(messages: list[tuple[str, dict]]) -> None:
@@ -372,50 +389,6 @@ def alert_events_mark_seen(*, user, ids: Iterable[int] | None = None) -> int:
     if ids is not None:
         queryset = queryset.filter(pk__in=list(ids))
     return queryset.update(seen_at=timezone.now())
-
-
-def alert_emails_resend(*, older_than: timedelta, within: timedelta) -> int:
-    """Enqueue again the emails of alerts recorded between `within` and
-    `older_than` ago that were never sent (Redis was away when they fired, so
-    the job was never queued). The email job skips events already sent."""
-    from alerts.tasks import alert_email_send
-
-    now = timezone.now()
-    ids = list(
-        AlertEvent.objects.filter(
-            emailed_at__isnull=True,
-            quiet=False,
-            rule__notify_email=True,
-            created_at__lt=now - older_than,
-            created_at__gte=now - within,
-        )
-        .exclude(owner__email="")
-        .exclude(owner__preferences__notify_email=False)
-        .values_list("pk", flat=True)[:1000]
-    )
-    for event_id in ids:
-        alert_email_send.send(event_id)
-    return len(ids)
-
-
-def alert_emails_reclaim() -> int:
-    """The reclaimer's pass (`core.reclaim`, RECLAIM_SERVICES): when the
-    alerts queue holds no message, re-send the emails of the last day that
-    were never queued (older than a minute, so a send under way is left be)."""
-    import dramatiq
-
-    from marketdata.reclaim import messages_waiting
-
-    if messages_waiting(dramatiq.get_broker(), "alerts"):
-        return 0
-    return alert_emails_resend(
-        older_than=timedelta(minutes=1), within=timedelta(days=1)
-    )
-
-
-def alert_event_mark_emailed(*, event: AlertEvent) -> None:
-    event.emailed_at = timezone.now()
-    event.save(update_fields=["emailed_at"])
 
 
 def _price(value) -> Decimal | None:

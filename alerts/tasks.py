@@ -6,49 +6,15 @@ import dramatiq
 from django.conf import settings
 from django.core.mail import send_mail
 
-from alerts.models import AlertEvent
-from alerts.services import alert_event_mark_emailed
+from alerts.delivery import delivery_attempt
 
 
-@dramatiq.actor(queue_name="alerts", max_retries=5, time_limit=60_000)
-def alert_email_send(event_id: int) -> None:
-    """Email one fired alert to its owner; idempotent (skips if already sent)."""
-    event = (
-        AlertEvent.objects.select_related("owner", "instrument", "rule")
-        .filter(pk=event_id)
-        .first()
-    )
-    if event is None or event.emailed_at is not None or not event.owner.email:
-        return
-    if event.quiet or not _email_wanted(event.owner_id):
-        return  # quiet hours when it fired, or the owner turned emails off since
-    lines = [
-        event.message,
-        "",
-        f"Instrument: {event.instrument.symbol}",
-        f"Time (UTC): {event.ts:%Y-%m-%d %H:%M:%S}",
-    ]
-    if event.price is not None:
-        lines.append(f"Last price: {event.price.normalize():f}")
-    if event.note:
-        lines.append(f"Note: {event.note}")
-    if event.rule is not None:
-        lines.append(f"Rule: {event.rule.describe()}")
-    send_mail(
-        subject=f"[Tapeline] {event.message}"[:150],
-        message="\n".join(lines) + "\n",
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        recipient_list=[event.owner.email],
-    )
-    alert_event_mark_emailed(event=event)
-
-
-def _email_wanted(owner_id: int) -> bool:
-    # Quiet hours were judged when the alert was recorded (`event.quiet`);
-    # here only whether the owner still wants emails at all.
-    from preferences.selectors import email_wanted
-
-    return email_wanted(user_id=owner_id)
+@dramatiq.actor(queue_name="alerts", max_retries=0, time_limit=120_000)
+def delivery_send(delivery_id: int) -> None:
+    """Attempt one alert delivery (email, webhook, chat); idempotent. Retries
+    are delayed messages sent by the service (`alerts.delivery`), not
+    Dramatiq's, so each attempt and its back-off are recorded on the row."""
+    delivery_attempt(delivery_id=delivery_id)
 
 
 @dramatiq.actor(queue_name="alerts", max_retries=5, time_limit=60_000)

@@ -12,9 +12,18 @@ from ninja import NinjaAPI
 
 from api import errors
 from api.auth import AUTH
-from api.endpoints import alerts, instruments, positions, transactions, watchlists
+from api.endpoints import (
+    alerts,
+    candles,
+    instruments,
+    positions,
+    transactions,
+    watchlists,
+)
 
-ROUTERS = (instruments, watchlists, positions, transactions, alerts)
+# `instruments` ends with `/instruments/{path:symbol}`, which would also match
+# "AAPL/candles": routers with deeper instrument paths come before it.
+ROUTERS = (candles, instruments, watchlists, positions, transactions, alerts)
 
 api = NinjaAPI(
     title="Tapeline API",

@@ -47,6 +47,42 @@ class BarsOut(Schema):
     indicators: dict[str, dict[str, list[float | None]]] | None = None
 
 
+class PatternPointOut(Schema):
+    t: int
+    price: float
+    role: str
+
+
+class LinePointOut(Schema):
+    t: int
+    price: float
+
+
+class PatternLineOut(Schema):
+    role: str = Field(description="neckline, level, trendline, upper, lower or pole")
+    points: list[LinePointOut]
+
+
+class DetectionOut(Schema):
+    kind: str
+    label: str
+    direction: str = Field(description="bullish, bearish or neutral")
+    t: int = Field(description="Start of the confirming bar, epoch seconds.")
+    confidence: float
+    explain: str
+    points: list[PatternPointOut]
+    lines: list[PatternLineOut]
+
+
+class PatternsOut(Schema):
+    symbol: str
+    timeframe: str
+    bars: int = Field(description="Bars looked at (older ones only warm up).")
+    kinds: dict[str, str]
+    message: str | None = Field(description="Why nothing was looked at, if so.")
+    detections: list[DetectionOut]
+
+
 class ItemOut(Schema):
     symbol: str = Field(alias="instrument.symbol")
     name: str = Field(alias="instrument.name")

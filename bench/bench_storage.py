@@ -6,6 +6,11 @@ Django `bulk_create(..., ignore_conflicts=True)` on the same rows, same run.
 Rows are 1-minute bars with numeric(20, 8) prices, written in pages of
 10,000 (a provider page). Figures: fresh range (nothing stored), re-run (all
 stored: the idempotent case), half overlap; then bulk_create on the same rows.
+Then where the time goes, per stage of `bars_upsert` on a fresh range
+(`marketdata.bar_copy`: building the rows, the existence check, the COPY, the
+commit) and on a re-run, beside a bare COPY of the same rows (no checks, one
+transaction: the ceiling) and the client-side encoding alone (COPY into an
+unindexed, unlogged temporary table).
 """
 
 from __future__ import annotations
@@ -133,12 +138,90 @@ def main() -> None:
     peer_rerun = timed("Django bulk_create(ignore_conflicts=True), re-run", django_bulk)
     assert scope.count() == n
     scope.delete()
+    stages(instrument, rows, scope)
     print()
     print(f"ratio, empty range: {ours / peer:.1f}x bulk_create (target >= 10x)")
     print(f"ratio, re-run:      {rerun / peer_rerun:.1f}x bulk_create")
     print(
         f"idempotent path:    {ours:,.0f} rows/s fresh, {rerun:,.0f} rows/s re-run (target >= 300,000)"
     )
+
+
+def stages(instrument, rows, scope) -> None:
+    """Seconds per stage of `bars_upsert`, fresh and re-run, per 1,000 rows."""
+    from django.db import connection, transaction
+
+    from marketdata.bar_copy import latest_rows, missing_rows, rows_write
+
+    n = len(rows)
+    tail = ("bench", "history")
+
+    def run():
+        spent = {"rows": 0.0, "check": 0.0, "copy": 0.0, "commit": 0.0}
+        for page in pages(rows):
+            t0 = time.perf_counter()
+            latest = latest_rows(page, tail=tail)
+            t1 = time.perf_counter()
+            atomic = transaction.atomic()
+            atomic.__enter__()
+            with connection.cursor() as cursor:
+                missing = missing_rows(cursor, latest)
+                t2 = time.perf_counter()
+                assert missing is not None  # one page of fresh or stored rows
+                if missing:
+                    with transaction.atomic():
+                        rows_write(cursor, table="marketdata_bar", rows=missing)
+            t3 = time.perf_counter()
+            atomic.__exit__(None, None, None)
+            t4 = time.perf_counter()
+            for name, seconds in zip(
+                spent, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True
+            ):
+                spent[name] += seconds
+        return spent
+
+    scope.delete()
+    fresh = run()
+    rerun = run()
+    scope.delete()
+
+    def bare(table: str) -> float:
+        started = time.perf_counter()
+        with transaction.atomic(), connection.cursor() as cursor:
+            rows_write(cursor, table=table, rows=[r + tail for r in rows])
+        return time.perf_counter() - started
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS bench_encode "
+            "(LIKE marketdata_bar INCLUDING DEFAULTS)"
+        )
+        cursor.execute("TRUNCATE bench_encode")
+    ceiling = bare("marketdata_bar")
+    scope.delete()
+    encode = bare("bench_encode")
+    print()
+    print(f"where the time goes (s per {n:,} rows; rows/s of the stage alone)")
+    print(f"{'stage':<44} {'fresh':>14} {'re-run':>14}")
+    for name, label in (
+        ("rows", "latest_rows: dedupe, provider/origin"),
+        ("check", "missing_rows: existence check"),
+        ("copy", "COPY (savepoint, encode, server insert)"),
+        ("commit", "commit"),
+    ):
+        cells = "".join(
+            f" {s[name]:6.2f}s {n / max(s[name], 1e-9) / 1000:>5,.0f}k"
+            for s in (fresh, rerun)
+        )
+        print(f"{label:<44}{cells}")
+    total_fresh, total_rerun = sum(fresh.values()), sum(rerun.values())
+    print(f"{'total':<44} {total_fresh:6.2f}s {n / total_fresh / 1000:>5,.0f}k"
+          f" {total_rerun:6.2f}s {n / total_rerun / 1000:>5,.0f}k")  # fmt: skip
+    print(f"{'bare COPY into marketdata_bar (ceiling)':<44} {ceiling:6.2f}s"
+          f" {n / ceiling / 1000:>5,.0f}k")  # fmt: skip
+    print(f"{'client encoding alone (COPY to temp table)':<44} {encode:6.2f}s"
+          f" {n / encode / 1000:>5,.0f}k")  # fmt: skip
+    print(f"fresh bars_upsert reaches {ceiling / total_fresh:.0%} of the bare COPY")
 
 
 if __name__ == "__main__":

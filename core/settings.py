@@ -393,7 +393,8 @@ HISTORY_STALE_SECONDS = env.int("HISTORY_STALE_SECONDS", default=180)
 HISTORY_RECLAIM_EVERY = env.float("HISTORY_RECLAIM_EVERY", default=30.0)
 RECLAIM_SERVICES = [
     "marketdata.reclaim.work_reclaim",
-    "alerts.services.alert_emails_reclaim",
+    # Alert deliveries (email, webhooks, chats) whose message was lost.
+    "alerts.delivery.deliveries_reclaim",
     "alerts.ops_services.ops_alert_emails_reclaim",
     "core.process.process_report",
     # BAR_RETENTION_DAYS: old 1-minute bars deleted in batches.
@@ -401,6 +402,37 @@ RECLAIM_SERVICES = [
     # AUDIT_RETENTION_DAYS: old audit events deleted in batches.
     "audit.retention.audit_retention_reclaim",
 ]
+
+# --- Alert delivery (alerts.delivery, alerts.transports) -------------------------
+# Each fired alert is one Delivery row per channel (email, webhook, Slack,
+# Discord, Telegram), sent by the Dramatiq actor `alerts.tasks.delivery_send`.
+# Seconds to connect and, separately, to read the answer of an endpoint.
+ALERT_DELIVERY_TIMEOUT = env.float("ALERT_DELIVERY_TIMEOUT", default=5.0)
+# Attempts per delivery (then `abandoned`); retries wait BACKOFF s doubling
+# per attempt up to BACKOFF_MAX s, at least the endpoint's Retry-After.
+ALERT_DELIVERY_MAX_ATTEMPTS = env.int("ALERT_DELIVERY_MAX_ATTEMPTS", default=8)
+ALERT_DELIVERY_BACKOFF_SECONDS = env.float(
+    "ALERT_DELIVERY_BACKOFF_SECONDS", default=2.0
+)
+ALERT_DELIVERY_BACKOFF_MAX_SECONDS = env.float(
+    "ALERT_DELIVERY_BACKOFF_MAX_SECONDS", default=600.0
+)
+# Deliveries in flight per channel across all workers (alerts.throttle): a
+# slow endpoint holds at most this many worker threads. 0: no limit.
+ALERT_CHANNEL_CONCURRENCY = env.int("ALERT_CHANNEL_CONCURRENCY", default=2)
+# A channel failing this many attempts in a row is disabled and its owner told.
+ALERT_CHANNEL_MAX_FAILURES = env.int("ALERT_CHANNEL_MAX_FAILURES", default=10)
+# Aggregation: past THRESHOLD alert messages to one channel within WINDOW
+# seconds, the next alerts are folded into one digest sent WINDOW s later.
+ALERT_DIGEST_THRESHOLD = env.int("ALERT_DIGEST_THRESHOLD", default=5)
+ALERT_DIGEST_WINDOW_SECONDS = env.float("ALERT_DIGEST_WINDOW_SECONDS", default=60.0)
+# Webhook addresses resolving to loopback, private, link-local or reserved
+# addresses are refused (at save and at send) unless this is on.
+ALERT_WEBHOOK_ALLOW_PRIVATE = env.bool("ALERT_WEBHOOK_ALLOW_PRIVATE", default=False)
+# Telegram Bot API base (tests point it at a local fake).
+TELEGRAM_API_BASE = env.str("TELEGRAM_API_BASE", default="https://api.telegram.org")
+# Public address of the site, for links in messages ("" leaves them out).
+SITE_URL = env.str("SITE_URL", default="")
 
 # --- Audit log (audit app) ------------------------------------------------------
 # Days of audit events kept (0 keeps all); older ones are deleted in batches by

@@ -20,6 +20,7 @@ from alerts.backtest import rule_dry_run
 from alerts.forms import AlertRuleForm, DryRunForm, HistoryFilterForm
 from alerts.models import AlertRule
 from alerts.selectors import (
+    channels_disabled_for_user,
     events_for_user,
     events_unseen_count,
     rule_for_user,
@@ -69,8 +70,9 @@ def alerts_index(request):
         unseen=bool(criteria.get("unseen")),
         since=since_days(criteria["days"]) if criteria.get("days") else None,
     )
+    events = events.prefetch_related("deliveries__channel", "deliveries__parent")
     page = Paginator(events, EVENTS_PER_PAGE).get_page(request.GET.get("page"))
-    rules = rules_for_user(user=request.user)
+    rules = rules_for_user(user=request.user).prefetch_related("channels")
     symbol = (request.GET.get("symbol") or "").strip().upper()
     if symbol:
         rules = rules.filter(instrument__symbol=symbol)
@@ -88,6 +90,7 @@ def alerts_index(request):
             "symbol": symbol,
             "query": query.urlencode(),
             "dry_run_form": DryRunForm(),
+            "disabled_channels": channels_disabled_for_user(user=request.user),
         },
     )
 
@@ -130,14 +133,20 @@ def _handle_rule_form(request, rule: AlertRule | None):
         result = rule_dry_run(rule=form.instance, days=days_form.cleaned_data["days"])
         return _rule_form_page(request, form, rule, dry_run=result)
     fields = form.rule_fields()
+    channels = form.cleaned_data.get("channels") or []
     try:
         if rule is None:
             rule = alert_rule_create(
-                owner=request.user, instrument=form.instrument, **fields
+                owner=request.user,
+                instrument=form.instrument,
+                channels=channels,
+                **fields,
             )
             messages.success(request, f"Alert created: {rule}.")
         else:
-            rule = alert_rule_update(rule=rule, instrument=form.instrument, **fields)
+            rule = alert_rule_update(
+                rule=rule, instrument=form.instrument, channels=channels, **fields
+            )
             messages.success(request, f"Alert saved: {rule}.")
     except ValidationError as error:
         form.add_error(None, error)
@@ -146,6 +155,8 @@ def _handle_rule_form(request, rule: AlertRule | None):
         messages.warning(
             request, "Your account has no email address, so no email will be sent."
         )
+    if rule.instrument_id is None:
+        return redirect("dashboard:alerts")
     return redirect(reverse("dashboard:alerts") + f"?symbol={rule.instrument.symbol}")
 
 

@@ -2,7 +2,9 @@
 the pages show: an instrument's bars with indicator columns, a watchlist.
 
 POST /chart/settings            JSON body: the chart document of
-                                `marketdata.indicators_settings`; answers the
+                                `marketdata.indicators_settings`, or some of
+                                its sections (`indicators`, `candles`): the
+                                others keep their saved values; answers the
                                 saved (completed) document and its spec, or
                                 400 `{"error": "indicators.rsi.period: ..."}`.
 GET  /export/bars.csv?symbol=AAPL&timeframe=1h&start=…&end=…&indicators=…
@@ -69,6 +71,9 @@ def chart_settings_save(request):
         document = orjson.loads(request.body)
     except orjson.JSONDecodeError:
         return _error("body: malformed JSON")
+    if isinstance(document, dict):
+        # Each chart feature saves its own section; the others stay as saved.
+        document = {**chart_settings_of(request.user), **document}
     try:
         preferences = preferences_update(user=request.user, chart=document)
     except ValidationError as exc:

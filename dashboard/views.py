@@ -146,6 +146,8 @@ def instrument_detail(request, symbol: str):
             "instrument": instrument,
             "indicator_controls": chart_controls(chart),
             "indicator_spec": chart_spec(chart),
+            "candles_on": chart["candles"]["on"],
+            "patterns_on": chart["patterns"]["on"],
             "row": row,
             "market": instrument_hours(instrument.asset_class, market_clock()[0]),
             "timeframes": TIMEFRAMES,

@@ -27,6 +27,21 @@ values: exact to display precision, what lightweight-charts expects).
 pass it as `end` to scroll back; null otherwise. Errors: 400 with
 `{"error": "..."}` for bad parameters, 401 when not logged in, 404 for an
 unknown symbol.
+
+GET /api/instruments/<symbol>/patterns?timeframe=1h&start=…&end=…&limit=…&kinds=…
+
+Chart patterns (`marketdata.patterns`) confirmed on the bars the bars
+endpoint would return for the same `timeframe`, `start`, `end` and `limit`;
+`LOOKBACK_BARS` older bars are read first so a pattern that begins before the
+window is still found. `kinds`: optional comma-separated kind ids (default
+all). Response: `{"symbol", "timeframe", "bars", "kinds", "message",
+"detections": [{"kind", "label", "direction", "t", "confidence", "explain",
+"points": [{"t", "price", "role"}], "lines": [{"role", "points": [{"t",
+"price"}, …]}]}]}`,
+oldest confirmation first: `t` is the confirming bar's start (epoch
+seconds), `lines` the segments to draw (necklines, trend lines, levels,
+triangle and flag sides, the pole). `message` says why nothing was looked at
+(no stored bars for the timeframe) and is null otherwise.
 """
 
 from __future__ import annotations
@@ -41,6 +56,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 from django.views.decorators.http import require_GET
 
 from marketdata.indicators import indicator_payload, indicators_warmup
+from marketdata.patterns import LOOKBACK_BARS, PATTERN_KINDS, Detection, detect
 from marketdata.rollups import TIMEFRAMES
 from marketdata.selectors import bars_exist_before, bars_resampled, instrument_get
 
@@ -187,4 +203,107 @@ def instrument_bars(request: HttpRequest, symbol: str) -> HttpResponse:
     }
     if indicators is not None:
         payload["indicators"] = indicators
+    return _json(payload)
+
+
+# Point roles drawn as line segments (one polyline per role, in time order).
+LINE_ROLES = ("neckline", "level", "trendline", "upper", "lower", "pole")
+
+
+def _parse_kinds(value: str | None) -> list[str] | None:
+    if not value:
+        return None
+    kinds = [k.strip() for k in value.split(",") if k.strip()]
+    unknown = sorted(set(kinds) - set(PATTERN_KINDS))
+    if unknown:
+        raise BadParameter(
+            f"kinds: unknown {', '.join(unknown)}; known: {', '.join(PATTERN_KINDS)}"
+        )
+    return kinds
+
+
+def detection_json(detection: Detection) -> dict:
+    """A detection for the chart: epoch-second times and the lines to draw."""
+
+    def stamp(point):
+        return int(point.time.timestamp())
+
+    lines = []
+    for role in LINE_ROLES:
+        segment = sorted(
+            (p for p in detection.points if p.role == role), key=lambda p: p.index
+        )
+        if len(segment) >= 2:
+            points = [{"t": stamp(p), "price": p.price} for p in segment]
+            lines.append({"role": role, "points": points})
+    return {
+        "kind": detection.kind,
+        "label": detection.label,
+        "direction": detection.direction,
+        "t": int(detection.confirmed_at.timestamp()),
+        "confidence": detection.confidence,
+        "explain": detection.explain,
+        "points": [
+            {"t": stamp(p), "price": p.price, "role": p.role} for p in detection.points
+        ],
+        "lines": lines,
+    }
+
+
+@require_GET
+def instrument_patterns(request: HttpRequest, symbol: str) -> HttpResponse:
+    if not request.user.is_authenticated:
+        return _json({"error": "authentication required"}, status=401)
+    params = request.GET
+    try:
+        if "indicators" in params:
+            raise BadParameter("unknown parameter: indicators")
+        query = bars_query_parse(params, allowed={"limit", "kinds"})
+        limit = _parse_limit(params.get("limit"))
+        kinds = _parse_kinds(params.get("kinds"))
+    except BadParameter as exc:
+        return _json({"error": str(exc)}, status=400)
+    instrument = instrument_get(symbol=symbol.strip().upper())
+    if instrument is None:
+        return _json({"error": f"unknown instrument {symbol!r}"}, status=404)
+    timeframe = query.timeframe
+    rows = bars_resampled(
+        instrument=instrument,
+        timeframe=timeframe,
+        start=query.start,
+        end=query.end,
+        limit=limit,
+        as_float=True,
+    )
+    payload = {
+        "symbol": instrument.symbol,
+        "timeframe": timeframe,
+        "bars": len(rows),
+        "kinds": PATTERN_KINDS,
+        "message": None,
+        "detections": [],
+    }
+    if not rows:
+        payload["message"] = (
+            f"No {timeframe} bars stored for {instrument.symbol} in this range: "
+            "no patterns to look for. Load history or pick another timeframe."
+        )
+        return _json(payload)
+    older = bars_resampled(
+        instrument=instrument,
+        timeframe=timeframe,
+        start=EARLIEST,
+        end=rows[0][0],
+        limit=LOOKBACK_BARS,
+        as_float=True,
+    )
+    bars = [
+        {"ts": ts, "open": o, "high": h, "low": lo, "close": c, "volume": v}
+        for ts, o, h, lo, c, v, _n in [*older, *rows]
+    ]
+    payload["detections"] = [
+        detection_json(d)
+        for d in detect(bars, kinds=kinds)
+        if d.confirmed_index >= len(older)
+    ]
     return _json(payload)

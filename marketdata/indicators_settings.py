@@ -11,7 +11,12 @@ Shape (every indicator present after validation, in this order)::
         "macd": {"on": false, "fast": 12, "slow": 26, "signal": 9},
         "stoch": {"on": false, "k": 14, "d": 3, "smooth": 3},
         "willr": {"on": false, "period": 14},
-        "atr": {"on": false, "period": 14}}}
+        "atr": {"on": false, "period": 14}},
+     "candles": {"on": false},
+     "patterns": {"on": false}}
+
+`candles` turns the candlestick-pattern markers (`marketdata.candles`) on,
+`patterns` the chart patterns (`marketdata.patterns`).
 
 Parameters of an indicator that is off are kept, so turning it back on brings
 the user's own period back. A partial document is completed with the
@@ -40,6 +45,8 @@ LABELS = {
     "willr": "Williams %R",
     "atr": "ATR",
 }
+# Marker layers over the candles, each saved as {"on": bool}.
+LAYERS = ("candles", "patterns")
 # The chart's own defaults where they differ from the indicator's (EMA 50 is
 # what the chart has always offered).
 _DEFAULTS = {"ema": {"period": 50}}
@@ -57,7 +64,10 @@ def chart_defaults() -> dict[str, Any]:
                 for i, (p, v) in enumerate(params.items())
             },
         }
-    return {"indicators": indicators}
+    return {
+        "indicators": indicators,
+        **{layer: {"on": False} for layer in LAYERS},
+    }
 
 
 def _number(field: str, value: Any, *, low: float, high: float, integer: bool):
@@ -82,9 +92,20 @@ def chart_settings_validate(value: Any) -> dict[str, Any]:
         return chart_defaults()
     if not isinstance(value, dict):
         raise ValidationError("chart: expected an object")
-    unknown = sorted(set(value) - {"indicators"})
+    unknown = sorted(set(value) - {"indicators", *LAYERS})
     if unknown:
         raise ValidationError(f"chart: unknown key(s) {', '.join(unknown)}")
+    result = chart_defaults()
+    for layer in LAYERS:
+        entry = value.get(layer, {})
+        if not isinstance(entry, dict) or set(entry) - {"on"}:
+            raise ValidationError(
+                f'{layer}: expected {{"on": true}} or {{"on": false}}'
+            )
+        if "on" in entry:
+            if not isinstance(entry["on"], bool):
+                raise ValidationError(f"{layer}.on: expected true or false")
+            result[layer]["on"] = entry["on"]
     given = value.get("indicators", {})
     if not isinstance(given, dict):
         raise ValidationError("indicators: expected an object")
@@ -94,7 +115,6 @@ def chart_settings_validate(value: Any) -> dict[str, Any]:
             f"indicators: unknown indicator(s) {', '.join(unknown)}; "
             f"known: {', '.join(SPEC_KINDS)}"
         )
-    result = chart_defaults()
     for name, entry in given.items():
         field = f"indicators.{name}"
         if not isinstance(entry, dict):

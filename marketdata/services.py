@@ -1,6 +1,5 @@
 """Writes for market data: instruments (and their stream-error marks),
-watchlists and the bar table. Past 400 lines: it is the one place other apps
-write market data through (STYLE: reads in selectors, writes in services)."""
+watchlists and the bar table."""
 
 from __future__ import annotations
 
@@ -21,25 +20,13 @@ from audit.services import (
     audit_order_changed,
     snapshot_for_audit,
 )
-from marketdata.bar_copy import rows_write
-from marketdata.models import Bar, BarOrigin, Instrument, Watchlist, WatchlistItem
-
-BAR_COLUMNS = (
-    "instrument_id",
-    "timeframe",
-    "ts",
-    "open",
-    "high",
-    "low",
-    "close",
-    "volume",
-    "vwap",
-    "trade_count",
-    "provider",
-    "origin",
+from marketdata.bar_copy import (
+    latest_rows,
+    missing_rows,
+    rows_write,
+    upsert_via_staging,
 )
-_KEY = "instrument_id, timeframe, ts"
-_VALUES = ("open", "high", "low", "close", "volume", "vwap", "trade_count")
+from marketdata.models import Bar, BarOrigin, Instrument, Watchlist, WatchlistItem
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,13 +47,6 @@ class BarRow:
 class UpsertResult:
     written: int  # rows inserted, or changed when replacing
     received: int
-
-
-def _staging_table(cursor) -> None:
-    cursor.execute(
-        "CREATE TEMP TABLE IF NOT EXISTS bar_staging "
-        "(LIKE marketdata_bar INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-    )
 
 
 def bars_upsert(
@@ -92,115 +72,27 @@ def bars_upsert(
     than `str(Decimal)` (measured 180,000 vs 410,000 rows/s), and text keeps
     every digit the provider sent.
     """
-    tail = (provider, str(origin))
     rows = rows if isinstance(rows, list) else list(rows)
+    latest = latest_rows(rows, tail=(provider, str(origin)))
     received = len(rows)
-    if all(type(row) is tuple for row in rows):
-        latest = {row[:3]: row + tail for row in rows}
-    else:
-        latest = {}
-        for row in rows:
-            values = (
-                (
-                    row.instrument_id,
-                    row.timeframe,
-                    row.ts,
-                    row.open,
-                    row.high,
-                    row.low,
-                    row.close,
-                    row.volume,
-                    row.vwap,
-                    row.trade_count,
-                )
-                if isinstance(row, BarRow)
-                else tuple(row)
-            )
-            latest[values[:3]] = values + tail
     if not latest:
         return UpsertResult(written=0, received=0)
-
     with transaction.atomic(), connection.cursor() as cursor:
         if not replace:
-            missing = _missing_rows(cursor, latest)
+            missing = missing_rows(cursor, latest)
             if missing is not None:
                 if not missing:
                     return UpsertResult(written=0, received=received)
                 try:
                     with transaction.atomic():
-                        _copy(cursor, "marketdata_bar", missing)
+                        rows_write(cursor, table="marketdata_bar", rows=missing)
                     return UpsertResult(written=len(missing), received=received)
                 except (IntegrityError, psycopg.IntegrityError):
                     pass  # a concurrent writer stored some meanwhile: safe path
         return UpsertResult(
-            written=_upsert_via_staging(cursor, latest.values(), replace=replace),
+            written=upsert_via_staging(cursor, latest.values(), replace=replace),
             received=received,
         )
-
-
-def _copy(cursor, table: str, rows: Iterable[tuple]) -> None:
-    # COPY, or INSERTs on a server that cannot take COPY (marketdata.bar_copy).
-    rows_write(cursor, table=table, columns=BAR_COLUMNS, rows=rows)
-
-
-def _missing_rows(cursor, latest: dict[tuple, tuple]) -> list[tuple] | None:
-    """The rows whose key is not stored yet, found with one index-only range
-    scan per (instrument, timeframe) over the rows' time span; None when the
-    span holds far more stored bars than the rows (then the staging path is
-    cheaper)."""
-    spans: dict[tuple, list] = {}
-    for instrument_id, timeframe, ts in latest:
-        span = spans.get((instrument_id, timeframe))
-        if span is None:
-            spans[(instrument_id, timeframe)] = [ts, ts]
-        elif ts < span[0]:
-            span[0] = ts
-        elif ts > span[1]:
-            span[1] = ts
-    cap = 2 * len(latest) + 100
-    stored: set[tuple] = set()
-    for (instrument_id, timeframe), (lo, hi) in spans.items():
-        cursor.execute(
-            "SELECT ts FROM marketdata_bar WHERE instrument_id = %s AND timeframe = %s "
-            "AND ts >= %s AND ts <= %s LIMIT %s",
-            [instrument_id, timeframe, lo, hi, cap + 1],
-        )
-        found = cursor.fetchall()
-        if len(found) > cap:
-            return None
-        stored.update((instrument_id, timeframe, ts) for (ts,) in found)
-    if not stored:
-        return list(latest.values())
-    return [values for key, values in latest.items() if key not in stored]
-
-
-def _upsert_via_staging(cursor, rows: Iterable[tuple], *, replace: bool) -> int:
-    columns = ", ".join(BAR_COLUMNS)
-    if replace:
-        updates = ", ".join(f"{name} = EXCLUDED.{name}" for name in _VALUES)
-        changed = " OR ".join(
-            f"marketdata_bar.{name} IS DISTINCT FROM EXCLUDED.{name}"
-            for name in _VALUES
-        )
-        conflict = (
-            f"DO UPDATE SET {updates}, provider = EXCLUDED.provider, "
-            "origin = EXCLUDED.origin, revision = marketdata_bar.revision + 1 "
-            f"WHERE {changed}"
-        )
-    else:
-        conflict = "DO NOTHING"
-    _staging_table(cursor)
-    _copy(cursor, "bar_staging", rows)
-    cursor.execute(
-        f"INSERT INTO marketdata_bar ({columns}) "
-        f"SELECT {columns} FROM bar_staging ORDER BY {_KEY} "
-        f"ON CONFLICT ({_KEY}) {conflict}"
-    )
-    written = cursor.rowcount
-    # ON COMMIT DELETE ROWS empties it at commit; an enclosing transaction may
-    # call again before that.
-    cursor.execute("TRUNCATE bar_staging")
-    return written
 
 
 def bar_live_minute_discard(*, instrument_id: int, ts: datetime) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
+from typing import NamedTuple
 
 from django.db.models import QuerySet
 
@@ -180,3 +181,41 @@ def portfolio_value(
             row.weight = row.value / valuation.value * 100
     valuation.total = valuation.realized + valuation.unrealized
     return valuation
+
+
+class PortfolioTerm(NamedTuple):
+    """What a position adds to its owner's value and day P/L besides prices
+    (for the alert engine, which prices them live): value = quantity × last,
+    day P/L = `day_pl(quantity, held_before, flow, last, prev_close)`."""
+
+    symbol: str
+    quantity: Decimal
+    held_before: Decimal
+    flow: Decimal
+
+
+def portfolio_terms(*, owner_ids, at: datetime) -> dict[int, list[PortfolioTerm]]:
+    """Per owner, the positions that count in `portfolio_value` for the
+    session holding `at`: open ones, and closed ones traded in the session
+    (their day P/L). Same folding as `portfolio_value`."""
+    positions = list(
+        Position.objects.filter(owner_id__in=list(owner_ids))
+        .select_related("instrument")
+        .order_by("owner_id", "instrument__symbol")
+    )
+    by_position = _entries(positions)
+    stamp = {"ts": at.isoformat()}
+    terms: dict[int, list[PortfolioTerm]] = {}
+    for position in positions:
+        entries = by_position[position.pk]
+        holding = fold(entries)
+        day = session_day(asset_class=position.instrument.asset_class, snapshot=stamp)
+        held_before, flow = day_split(entries, day=day)
+        if not (holding.quantity or held_before or flow):
+            continue
+        terms.setdefault(position.owner_id, []).append(
+            PortfolioTerm(
+                position.instrument.symbol, holding.quantity, held_before, flow
+            )
+        )
+    return terms

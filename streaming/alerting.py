@@ -13,25 +13,25 @@ from uuid import uuid4
 logger = logging.getLogger("streaming.worker")
 
 
-def alert_engine_build():
-    """The alert engine with every active rule loaded (database access), or
-    None when the alerts app has no engine. Events reach it only for the
-    worker's own instruments, so each rule is evaluated by one shard."""
-    try:
-        from alerts.engine import AlertEngine
-    except ImportError:
-        logger.info("alerts.engine is not available: alerts are not evaluated")
-        return None
-    engine = AlertEngine(symbols=None)
+def alert_engine_build(shard=None):
+    """The alert engine with every active rule loaded (database access).
+    Events reach it only for the worker's own instruments, so each
+    single-instrument rule is evaluated by one shard; multi-condition and
+    portfolio rules fire only on the shard owning their home symbol (see
+    `alerts.engine`), which reads other shards' prices from the snapshots."""
+    from alerts.engine import AlertEngine
+
+    owns = shard.owns if shard is not None and shard.count > 1 else None
+    engine = AlertEngine(symbols=None, owns=owns)
     engine.reload()
     return engine
 
 
 def alert_symbols(engine) -> set[str]:
-    """Symbols with active alert rules: the worker streams them too."""
+    """Symbols alert rules read: the worker streams them too."""
     if engine is None:
         return set()
-    return {rule.symbol for rule in list(engine.rules.values())}
+    return engine.watched_symbols()
 
 
 class AlertOutbox:
@@ -130,9 +130,24 @@ class AlertBridge:
                 "alerts-freshness", "alert freshness update failed"
             )
 
+    def on_anomaly(self, anomaly) -> None:
+        """An anomaly from `marketdata.anomalies` (anomaly rules)."""
+        if self.engine is None:
+            return
+        try:
+            fired = self.engine.on_anomaly(anomaly)
+        except Exception:  # noqa: BLE001 - one bad rule must not stop the feed
+            self.worker.problems.warning(
+                "alerts-anomaly", "anomaly alert evaluation failed"
+            )
+            logger.debug("anomaly alert evaluation failed", exc_info=True)
+            return
+        self.outbox.add(fired)
+
     async def build(self) -> None:
         try:
-            self.engine = await self.worker._in_db(alert_engine_build)
+            shard = getattr(self.worker.options, "shard", None)
+            self.engine = await self.worker._in_db(alert_engine_build, shard)
             self._build_pending = False
         except Exception:  # noqa: BLE001 - the database may come up later
             if not self._build_pending:
@@ -153,6 +168,7 @@ class AlertBridge:
             except Exception:  # noqa: BLE001 - one bad rule must not stop the rest
                 w.problems.warning("alerts-clock", "alert clock step failed")
                 logger.debug("alert clock step failed", exc_info=True)
+            await self._foreign_step(engine)
             try:
                 changes = await w._in_db(engine.fetch_changes)
             except Exception as exc:  # noqa: BLE001 - the database is away
@@ -161,3 +177,21 @@ class AlertBridge:
                 if changes is not None:
                     engine.apply_changes(changes)
         await self.outbox.record(w._in_db)
+
+    async def _foreign_step(self, engine) -> None:
+        """Prices of other shards' instruments that this shard's multi and
+        portfolio rules read, from the snapshot store."""
+        symbols = engine.foreign_symbols()
+        if not symbols:
+            return
+        from streaming.snapshots import snapshots_get_safe
+
+        snapshots = await self.worker._in_db(snapshots_get_safe, symbols=symbols)
+        if snapshots:
+            try:
+                self.outbox.add(engine.apply_foreign(snapshots))
+            except Exception:  # noqa: BLE001 - one bad rule must not stop the rest
+                self.worker.problems.warning(
+                    "alerts-foreign", "applying other shards' prices failed"
+                )
+                logger.debug("applying foreign snapshots failed", exc_info=True)

@@ -140,18 +140,27 @@ class Publisher:
                     self.dirty.setdefault(symbol, state)
 
     async def send_documents(self, documents: list[dict]) -> None:
-        sends = []
+        groups = self.groups
+        messages = []
         for document in documents:
             symbol = document["symbol"]
-            group = self.groups.get(symbol)
+            group = groups.get(symbol)
             if group is None:
-                group = self.groups[symbol] = symbol_group(symbol)
-            sends.append(
-                self.layer.group_send(
-                    group, {"type": MARKET_UPDATE, "snapshot": document}
-                )
-            )
-        results = await asyncio.gather(*sends, return_exceptions=True)
+                group = groups[symbol] = symbol_group(symbol)
+            messages.append((group, {"type": MARKET_UPDATE, "snapshot": document}))
+        send_many = getattr(self.layer, "group_send_many", None)
+        if send_many is not None:  # one pipelined round trip (core.channel_layer)
+            try:
+                await send_many(messages)
+            except Exception as exc:  # noqa: BLE001 - counted, reported below
+                self.failures += len(messages)
+                self.redis.failed(exc, doing="sending live updates", impact=IMPACT)
+            else:
+                self.published += len(messages)
+            return
+        results = await asyncio.gather(
+            *(self.layer.group_send(g, m) for g, m in messages), return_exceptions=True
+        )
         error = None
         for result in results:
             if isinstance(result, BaseException):

@@ -368,16 +368,16 @@ class Subscriptions:
     # --- connections -------------------------------------------------------------
     def _connection_for(self, name: str, asset_class: str) -> FeedConnection:
         w = self.worker
-        o = w.options
+        for connection in w.connections.values():
+            if connection.provider_name == name and asset_class in connection.serves:
+                return connection
         options = {}
         accepts = inspect.signature(provider_class(name).__init__).parameters
+        o = w.options
         if o.msgpack and "use_msgpack" in accepts:
             # Binary frames decode with timestamps already parsed: ~30 % less
             # CPU per event than JSON text (Alpaca and the simulator).
             options["use_msgpack"] = True
-        for connection in w.connections.values():
-            if connection.provider_name == name and asset_class in connection.serves:
-                return connection
         provider = routing.provider_build(
             name=name, instruments=[], rate_limited=False, **options
         )

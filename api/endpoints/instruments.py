@@ -6,9 +6,10 @@ from django.http import Http404
 from ninja import Field as F
 from ninja import Query, Router, Schema
 
-from api.schemas import BarsOut, Error, InstrumentOut
+from api.schemas import BarsOut, Error, InstrumentOut, PatternsOut
 from api.selectors import instruments_listed
 from marketdata.api import instrument_bars as bars_view
+from marketdata.api import instrument_patterns as patterns_view
 from marketdata.selectors import instrument_get, instruments_search
 
 router = Router(tags=["instruments"])
@@ -57,6 +58,28 @@ def instrument_bars(request, symbol: str, params: Query[BarsQuery]):
 )
 def instrument_bars_slash(request, symbol: str):
     return bars_view(request, symbol)
+
+
+class PatternsQuery(Schema):
+    timeframe: str | None = F(default=None, description="1m, 5m, 15m, 1h or 1d.")
+    start: str | None = F(default=None, description="ISO 8601 or epoch seconds.")
+    end: str | None = F(default=None, description="ISO 8601 or epoch seconds.")
+    limit: str | None = F(default=None, description="Bars looked at: 1…5000 (1000).")
+    kinds: str | None = F(
+        default=None, description="Comma-separated pattern kinds, e.g. double_top."
+    )
+
+
+@router.get(
+    "/instruments/{path:symbol}/patterns",
+    response={200: PatternsOut, 400: Error, 404: Error},
+    url_name="instrument_patterns",
+)
+def instrument_patterns(request, symbol: str, params: Query[PatternsQuery]):
+    """Chart patterns confirmed on the bars of one instrument and timeframe
+    (the same window as the bars endpoint), oldest first, each with its
+    points, the lines to draw and a one-sentence explanation."""
+    return patterns_view(request, symbol)
 
 
 @router.get("/instruments/{path:symbol}", response={200: InstrumentOut, 404: Error})

@@ -36,6 +36,7 @@ from marketdata.events import (
     Status,
     Trade,
 )
+from marketdata.providers.alpaca_wire import NotTyped, typed_events
 from marketdata.providers.base import (
     AuthenticationError,
     Provider,
@@ -79,6 +80,8 @@ ERROR_REASON = {405: Control.PLAN_LIMIT, 410: Control.INVALID_REQUEST}
 HALT_CODES = frozenset({"2", "H", "Q", "P"})
 RESUME_CODES = frozenset({"3", "T"})
 LULD_CODE = "F"
+# A binary frame starting like this is JSON sent as bytes.
+_JSON_START = (b"[", b"{", b" ", b"\n", b"\r", b"\t")
 
 
 def is_crypto_symbol(provider_symbol: str) -> bool:
@@ -229,13 +232,25 @@ class AlpacaProvider(Provider):
         if isinstance(frame, str):
             return orjson.loads(frame)
         data = bytes(frame)
-        if data[:1] in (b"[", b"{", b" ", b"\n", b"\r", b"\t"):
+        if data[:1] in _JSON_START:
             return orjson.loads(data)
         return msgpack.unpackb(data, timestamp=3, raw=False, strict_map_key=False)
 
     def parse_frame(
         self, frame: str | bytes, received_at: datetime | None = None
     ) -> list[Event]:
+        if type(frame) is not str and frame[:1] not in _JSON_START:
+            try:  # msgpack frames of market data: typed, no dicts
+                return typed_events(
+                    frame, provider=self.name, to_canonical=self.to_canonical
+                )
+            except NotTyped:
+                pass  # anything else: the dict path decides
+        return self.parse_frame_dicts(frame)
+
+    def parse_frame_dicts(self, frame: str | bytes) -> list[Event]:
+        """`parse_frame` through dicts: every frame the typed path does not
+        take, and the reference the typed path must equal."""
         try:
             data = self._decode(frame)
         except Exception as exc:  # any decoder failure is a malformed frame

@@ -95,12 +95,50 @@ function wireMarkSeen() {
   }
 }
 
+// Condition rows of a multi-condition rule: each row shows the inputs of its
+// kind; empty rows beyond the first two stay hidden until "Add condition".
+function wireConditionRows() {
+  const box = document.querySelector("[data-conditions]");
+  if (!box) return;
+  const rows = [...box.querySelectorAll("[data-condition-row]")];
+  const kindOf = (row) => row.querySelector("[data-condition-kind]");
+  const showFields = (row) => {
+    const kind = kindOf(row).value;
+    for (const input of row.querySelectorAll("[data-kinds]")) {
+      const field = input.closest(".field");
+      if (field) field.hidden = !kind || !input.dataset.kinds.split(" ").includes(kind);
+    }
+  };
+  const addButton = box.querySelector("[data-condition-add]");
+  const refresh = () => {
+    addButton.hidden = rows.every((row) => !row.hidden);
+  };
+  rows.forEach((row, index) => {
+    row.hidden = index >= 2 && !kindOf(row).value;
+    kindOf(row).addEventListener("change", () => showFields(row));
+    row.querySelector("[data-condition-remove]").addEventListener("click", () => {
+      for (const input of row.querySelectorAll("input, select")) input.value = "";
+      showFields(row);
+      row.hidden = true;
+      refresh();
+    });
+    showFields(row);
+  });
+  addButton.addEventListener("click", () => {
+    const next = rows.find((row) => row.hidden);
+    if (next) next.hidden = false;
+    refresh();
+  });
+  refresh();
+}
+
 function wireRuleForm() {
   const kind = document.querySelector("select[data-kind-select]");
   if (!kind) return;
   const update = () => {
     for (const input of document.querySelectorAll("[data-kinds]")) {
-      const field = input.closest(".field");
+      if (input.closest("[data-condition-row]")) continue;
+      const field = input.closest(".field") || (input.matches("fieldset") ? input : null);
       if (field) field.hidden = !input.dataset.kinds.split(" ").includes(kind.value);
     }
     const direction = document.querySelector("select[name=direction]");
@@ -116,5 +154,6 @@ function wireRuleForm() {
 
 wireMarkSeen();
 wireRuleForm();
+wireConditionRows();
 // The alerts page lists unseen alerts itself.
 if (!location.pathname.startsWith("/alerts/")) showUnseen();

@@ -10,6 +10,8 @@ import {
   zoneTitle,
 } from "./format.js";
 import { markerLayers } from "./chart_layers.js";
+import "./chart_candles.js";
+import "./chart_patterns.js";
 import { trackRow } from "./quotes.js";
 import { market } from "./socket.js";
 

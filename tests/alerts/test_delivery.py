@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import timedelta
 
 import dramatiq
@@ -16,7 +17,7 @@ from dramatiq.brokers.redis import RedisBroker
 from alerts.engine import AlertEngine
 from alerts.models import AlertEvent
 from alerts.services import alert_events_record, alert_rule_create
-from alerts.tasks import alert_email_send
+from alerts.tasks import delivery_send
 from core.groups import user_group
 from core.redis import key, redis_client
 from tests.alerts.helpers import feed, trade, transactional
@@ -132,8 +133,9 @@ def test_email_is_enqueued_and_sent_when_asked(user, instruments):
     before = client.llen(key("dramatiq", "alerts"))
     [event] = alert_events_record(fired=fired, send=False)
     assert client.llen(key("dramatiq", "alerts")) == before + 1
-    alert_email_send.fn(event.pk)
-    alert_email_send.fn(event.pk)  # idempotent: one email
+    delivery = event.deliveries.get()
+    delivery_send.fn(delivery.pk)
+    delivery_send.fn(delivery.pk)  # idempotent: one email
     assert len(mail.outbox) == 1
     assert mail.outbox[0].to == ["trader@example.com"]
     assert "AAPL crossed above 150" in mail.outbox[0].subject
@@ -176,7 +178,8 @@ def broker_away():
 
 @transactional()
 def test_emails_never_queued_while_redis_was_away_are_sent_later(user, instruments):
-    from alerts.services import alert_emails_reclaim, alert_emails_resend
+    from alerts.delivery import deliveries_reclaim
+    from alerts.models import Delivery
 
     user.email = "trader@example.com"
     user.save()
@@ -185,13 +188,54 @@ def test_emails_never_queued_while_redis_was_away_are_sent_later(user, instrumen
         [event] = alert_events_record(fired=fired)  # recorded; the enqueue fails
     client = redis_client()
     assert client.llen(key("dramatiq", "alerts")) == 0
-    AlertEvent.objects.filter(pk=event.pk).update(
-        created_at=event.created_at - timedelta(minutes=2)
+    delivery = event.deliveries.get()
+    assert delivery.status == "pending"
+    Delivery.objects.filter(pk=delivery.pk).update(
+        next_attempt_at=delivery.next_attempt_at - timedelta(minutes=2)
     )
-    window = {"older_than": timedelta(minutes=1), "within": timedelta(days=1)}
-    assert alert_emails_reclaim() == 1  # what the reclaimer thread runs
-    assert alert_emails_reclaim() == 0  # the message waits: not sent twice
+    assert deliveries_reclaim() == 1  # what the reclaimer thread runs
+    assert deliveries_reclaim() == 0  # the message waits: not sent twice
     assert client.llen(key("dramatiq", "alerts")) == 1
-    alert_email_send.fn(event.pk)
+    delivery_send.fn(delivery.pk)
     assert len(mail.outbox) == 1
-    assert alert_emails_resend(**window) == 0
+    delivery.refresh_from_db()
+    assert delivery.status == "sent" and delivery.attempts == 1
+    assert deliveries_reclaim() == 0
+
+
+@transactional()
+def test_emails_not_sent_before_the_upgrade_become_deliveries(user, instruments):
+    """The 0005 data step (run here on the current models): the old email
+    job's unsent emails of the last day are handed to the reclaimer."""
+    import importlib
+
+    from django.apps import apps
+
+    from alerts.delivery import deliveries_reclaim
+    from alerts.models import Delivery
+
+    migration = importlib.import_module("alerts.migrations.0005_delivery_channels")
+    user.email = "trader@example.com"
+    user.save()
+    _rule, fired = fire_for(user, instruments["AAPL"], 150, notify_email=True)
+    [event] = alert_events_record(fired=fired, send=False)
+    event.deliveries.all().delete()  # as recorded before deliveries existed
+    old = alert_events_record(
+        fired=[replace(fired[0], key="old", ts=fired[0].ts + timedelta(seconds=1))],
+        send=False,
+    )[0]
+    old.deliveries.all().delete()
+    AlertEvent.objects.filter(pk=old.pk).update(
+        created_at=old.created_at - timedelta(days=2)
+    )
+
+    migration.unsent_emails_to_deliveries(apps, None)
+
+    [delivery] = Delivery.objects.all()
+    assert delivery.event == event and delivery.channel is None
+    Delivery.objects.update(
+        next_attempt_at=delivery.next_attempt_at - timedelta(minutes=2)
+    )
+    assert deliveries_reclaim() == 1
+    delivery_send.fn(delivery.pk)
+    assert len(mail.outbox) == 1

@@ -13,9 +13,10 @@ from channels.layers import get_channel_layer
 from django.core import mail
 from django.utils import timezone
 
+from alerts.delivery import deliveries_reclaim
 from alerts.models import AlertEvent
-from alerts.services import alert_emails_resend, alert_events_record
-from alerts.tasks import alert_email_send
+from alerts.services import alert_events_record
+from alerts.tasks import delivery_send
 from core.groups import user_group
 from core.redis import key, redis_client
 from preferences.selectors import in_quiet_hours, preferences_get
@@ -80,11 +81,10 @@ def test_in_quiet_hours_no_toast_no_email_but_the_alert_is_recorded(
     assert queued == 0
     event = AlertEvent.objects.get(owner=trader)
     assert event.quiet and "crossed above 150" in event.message
-    # Neither a stray job nor the reclaimer's later pass sends it.
-    alert_email_send.fn(event.pk)
+    # No delivery to send, now or by the reclaimer's later pass.
+    assert not event.deliveries.exists()
+    assert deliveries_reclaim() == 0
     assert mail.outbox == []
-    window = {"older_than": timedelta(0), "within": timedelta(days=1)}
-    assert alert_emails_resend(**window) == 0
 
 
 @transactional()
@@ -96,7 +96,8 @@ def test_outside_quiet_hours_toast_and_email_as_usual(trader, instruments):
 
     assert alert["toast"] is True and alert["quiet"] is False
     assert queued == 1
-    alert_email_send.fn(AlertEvent.objects.get(owner=trader).pk)
+    delivery = AlertEvent.objects.get(owner=trader).deliveries.get()
+    delivery_send.fn(delivery.pk)
     assert len(mail.outbox) == 1
 
 
@@ -110,9 +111,24 @@ def test_toasts_and_emails_turned_off(trader, instruments):
     assert alert["toast"] is False and alert["quiet"] is False
     assert queued == 0
     event = AlertEvent.objects.get(owner=trader)
-    alert_email_send.fn(event.pk)  # e.g. queued before emails were turned off
+    assert not event.deliveries.exists()
+    assert deliveries_reclaim() == 0
     assert mail.outbox == []
-    assert alert_emails_resend(older_than=timedelta(0), within=timedelta(1)) == 0
+
+
+@transactional()
+def test_emails_turned_off_after_the_alert_was_queued(trader, instruments):
+    _rule, fired = fire_for(trader, instruments["AAPL"], 150, notify_email=True)
+    [event] = alert_events_record(fired=fired, send=False)
+    preferences_update(user=trader, notify_email=False)
+
+    delivery = event.deliveries.get()
+    delivery_send.fn(delivery.pk)
+
+    assert mail.outbox == []
+    delivery.refresh_from_db()
+    assert delivery.status == "failed"
+    assert delivery.last_error == "alert emails are turned off"
 
 
 @pytest.mark.django_db

@@ -86,6 +86,16 @@ def calls(desk) -> dict[tuple[str, str], tuple[dict, dict | None, int]]:
             {"timeframe": "5m", "limit": "10", "indicators": "sma:3,rsi:14"},
             200,
         ),
+        ("get", "/api/instruments/{symbol}/patterns"): (
+            {"symbol": "BTC/USD"},
+            {"timeframe": "1m", "limit": "200", "kinds": "double_top,support"},
+            200,
+        ),
+        ("get", "/api/instruments/{symbol}/candles"): (
+            {"symbol": "BTC/USD"},
+            {"timeframe": "5m", "limit": "10"},
+            200,
+        ),
         ("get", "/api/watchlists"): ({}, None, 200),
         ("post", "/api/watchlists"): ({}, {"name": "New", "symbols": ["SPY"]}, 201),
         ("get", "/api/watchlists/{watchlist_id}"): ({"watchlist_id": wl}, None, 200),

@@ -43,7 +43,7 @@ INSTALLATION_B = f"""
 import time
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from alerts.tasks import alert_email_send
+from alerts.tasks import delivery_send
 from core.groups import symbol_group
 from marketdata.ratelimit import RedisRateLimiter
 from streaming.services import feed_health_put
@@ -57,7 +57,7 @@ async_to_sync(get_channel_layer().group_send)(
     symbol_group("AAPL"), {{"type": "bar.closed", "from": "B"}})
 limiter = RedisRateLimiter(provider="alpaca", per_minute=1, burst=1)
 print("first", limiter.try_acquire(), "second", limiter.try_acquire())
-alert_email_send.send(1)
+delivery_send.send(1)
 """
 
 
