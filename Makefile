@@ -78,9 +78,11 @@ chaos: venv-test static services
 bench: venv-test static services
 	$(PY) -m bench
 
+# Style, formatting, and the import layers (`[tool.importlinter]` in pyproject.toml).
 lint: venv-test
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf $(VENV) node_modules static/vendor staticfiles

@@ -89,8 +89,8 @@ def main() -> None:
 
     from marketdata.models import Bar, BarRollup, Instrument, LoadJob
     from marketdata.services import instruments_upsert
-    from marketdata.simulator.prices import minute_bars
     from marketdata.universe import universe_rows
+    from simulator.prices import minute_bars
 
     instruments_upsert(rows=universe_rows())
     symbols = SYMBOLS[: args.instruments]

@@ -70,7 +70,7 @@ def serve_simulator(port: int, rate: float) -> None:
     import django
 
     django.setup()
-    from marketdata.simulator.server import Simulator
+    from simulator.server import Simulator
 
     Simulator(port=port, rate=rate, hours="always", tick_interval=0.02).run_forever(
         on_ready=lambda sim: print("ready", flush=True)

@@ -238,7 +238,7 @@ def stream_rows() -> list[tuple[str, float, float, float]]:
 def rest_rows() -> list[tuple[str, int, float]]:
     from datetime import UTC, datetime
 
-    from marketdata.simulator import prices
+    from simulator import prices
 
     symbols = ["AAPL", "MSFT", "NVDA", "SPY", "QQQ"]
     start, end = "2020-01-01T00:00:00Z", "2024-12-31T23:59:00Z"

@@ -66,6 +66,9 @@ INSTALLED_APPS = [
     "ninja",  # django-ninja: its Swagger UI files, served locally at /api/docs
     "api",
     "audit",
+    # The exchange simulator (`simulate_exchange`): a separate process, here only
+    # for its command; nothing in production imports it.
+    "simulator",
 ]
 
 MIDDLEWARE = [

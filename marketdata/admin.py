@@ -19,6 +19,7 @@ from marketdata.models import (
     WatchlistItem,
 )
 from marketdata.selectors import bars_page
+from marketdata.services import instrument_stream_error_clear
 
 BARS_PER_PAGE = 100
 
@@ -71,8 +72,6 @@ class InstrumentAdmin(admin.ModelAdmin):
 
     @admin.action(description="Clear stream errors (stream them again now)")
     def clear_stream_error(self, request, queryset):
-        from streaming.services import instrument_stream_error_clear
-
         symbols = list(queryset.values_list("symbol", flat=True))
         count = instrument_stream_error_clear(symbols=symbols)
         self.message_user(

@@ -2,13 +2,20 @@
 
 `simulator_answering` lets the demo's setup commands (run before the demo's
 own simulator starts) ask the simulator: when the configured provider is the
-built-in simulator and none answers on its port, a temporary one serves in
-this process (the same seed, so the same prices) until the block ends.
+built-in simulator and none answers on its port, a temporary
+`manage.py simulate_exchange` process serves (the same seed, so the same
+prices) until the block ends. A process, not an import: production code does
+not import the simulator package (import-linter).
 """
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
+import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -85,24 +92,75 @@ def _port_open(host: str, port: int) -> bool:
         return False
 
 
+#: how long a temporary simulator may take to answer (Django and numpy import)
+SIMULATOR_START_SECONDS = 60.0
+
+
+def _simulator_start() -> subprocess.Popen:
+    """Start `manage.py simulate_exchange` on the configured address and wait
+    until its port answers; a clear error with its output if it does not."""
+    env = os.environ | {
+        "SIMULATOR_KEY_ID": settings.SIMULATOR_KEY_ID,
+        "SIMULATOR_SECRET": settings.SIMULATOR_SECRET,
+        "SIMULATOR_FINNHUB_TOKEN": settings.SIMULATOR_FINNHUB_TOKEN,
+    }
+    host, port = settings.SIMULATOR_HOST, settings.SIMULATOR_PORT
+    output = tempfile.TemporaryFile()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            str(settings.BASE_DIR / "manage.py"),
+            "simulate_exchange",
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--seed",
+            str(settings.SIMULATOR_SEED),
+            "--hours",
+            "extended",  # as the Procfile's simulator
+        ],
+        cwd=settings.BASE_DIR,
+        env=env,
+        stdout=output,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + SIMULATOR_START_SECONDS
+    while process.poll() is None and time.monotonic() < deadline:
+        if _port_open(host, port):
+            output.close()
+            return process
+        time.sleep(0.1)
+    _simulator_stop(process)
+    output.seek(0)
+    tail = output.read().decode(errors="replace")[-1000:]
+    output.close()
+    raise RuntimeError(
+        f"the simulator did not start on {host}:{port}: {tail.strip() or 'no output'}"
+    )
+
+
+def _simulator_stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
 @contextmanager
 def simulator_answering() -> Iterator[None]:
     """Within the block the configured simulator answers (see the module
     docstring); nothing is started for other providers or a running one."""
-    simulator = None
+    process = None
     if settings.TAPELINE_PROVIDER == "simulator" and not _port_open(
         settings.SIMULATOR_HOST, settings.SIMULATOR_PORT
     ):
-        from marketdata.simulator.server import Simulator
-
-        simulator = Simulator(
-            host=settings.SIMULATOR_HOST,
-            port=settings.SIMULATOR_PORT,
-            seed=settings.SIMULATOR_SEED,
-            hours="extended",  # as the Procfile's simulator
-        ).start_in_thread()
+        process = _simulator_start()
     try:
         yield
     finally:
-        if simulator is not None:
-            simulator.stop_thread()
+        if process is not None:
+            _simulator_stop(process)

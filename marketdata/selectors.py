@@ -6,7 +6,17 @@ from datetime import datetime
 from decimal import Decimal
 from typing import NamedTuple
 
-from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
+from django.db.models import (
+    Case,
+    IntegerField,
+    Max,
+    Min,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+    When,
+)
 
 from marketdata.models import (
     Anomaly,
@@ -255,6 +265,69 @@ def bars_exist_before(*, instrument: Instrument, timeframe: str, before, start) 
     return Bar.objects.filter(
         instrument=instrument, ts__lt=before, ts__gte=start, timeframe__in=sources
     ).exists()
+
+
+def bars_session_figures(
+    *, instrument_id: int, day_start: datetime, day_end: datetime
+) -> dict:
+    """Session open/high/low/volume from today's stored minute bars and the
+    previous close (the last daily bar before today, else the last minute bar
+    before today). Lets a restarted stream worker show the whole day at once."""
+    minutes = Bar.objects.filter(
+        instrument_id=instrument_id, timeframe="1m", ts__gte=day_start, ts__lt=day_end
+    )
+    today = minutes.aggregate(
+        high=Max("high"),
+        low=Min("low"),
+        volume=Sum("volume"),
+        first=Min("ts"),
+        last_ts=Max("ts"),
+    )
+    figures: dict = {"day_start": day_start, "day_end": day_end}
+    if today["first"] is not None:
+        first = minutes.filter(ts=today["first"]).values_list("open", flat=True).first()
+        last = (
+            minutes.filter(ts=today["last_ts"]).values_list("close", flat=True).first()
+        )
+        figures.update(
+            open=first,
+            high=today["high"],
+            low=today["low"],
+            volume=today["volume"] or Decimal(0),
+            last=last,
+        )
+    previous_daily = (
+        Bar.objects.filter(
+            instrument_id=instrument_id, timeframe="1d", ts__lt=day_start
+        )
+        .order_by("-ts")
+        .values_list("close", "ts")
+        .first()
+    )
+    previous_minute = (
+        Bar.objects.filter(
+            instrument_id=instrument_id, timeframe="1m", ts__lt=day_start
+        )
+        .order_by("-ts")
+        .values_list("close", "ts")
+        .first()
+    )
+    candidates = [c for c in (previous_daily, previous_minute) if c is not None]
+    if candidates:
+        # The newer of the two: a daily bar stamped at midnight may be older
+        # than the last minute of the previous session.
+        figures["prev_close"] = max(candidates, key=lambda c: c[1])[0]
+    return figures
+
+
+def bar_last_minute_ts(*, instrument_id: int) -> datetime | None:
+    """The start of the newest stored minute bar of an instrument."""
+    return (
+        Bar.objects.filter(instrument_id=instrument_id, timeframe="1m")
+        .order_by("-ts")
+        .values_list("ts", flat=True)
+        .first()
+    )
 
 
 def load_jobs_recent(*, limit: int = 10) -> list[dict]:

@@ -1,5 +1,5 @@
-"""Writes for market data: instruments, watchlists, the bar table and
-detected anomalies."""
+"""Writes for market data: instruments (and their stream-error marks),
+watchlists, the bar table and detected anomalies."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from functools import partial
 
 import psycopg
 from django.db import IntegrityError, connection, transaction
+from django.db.models import F
+from django.db.models.functions import Least
 from django.utils import timezone
 
 from audit.services import (
@@ -27,6 +29,7 @@ from marketdata.bar_copy import (
 )
 from marketdata.models import (
     Anomaly,
+    Bar,
     BarOrigin,
     Instrument,
     Watchlist,
@@ -108,6 +111,15 @@ def _sparklines_forget(latest: dict[tuple, tuple]) -> None:
     sparklines_forget(instrument_ids={k[0] for k in latest if k[1] == "1m"})
 
 
+def bar_live_minute_discard(*, instrument_id: int, ts: datetime) -> int:
+    """Delete a live minute known to be incomplete, so the gap backfill (which
+    never overwrites) can store the provider's full bar. Returns 0 or 1."""
+    deleted, _ = Bar.objects.filter(
+        instrument_id=instrument_id, timeframe="1m", ts=ts, origin=BarOrigin.LIVE
+    ).delete()
+    return deleted
+
+
 def instruments_upsert(*, rows: Iterable[dict]) -> tuple[int, int]:
     """Create or update instruments by symbol; returns (created, updated).
 
@@ -137,6 +149,48 @@ def instruments_upsert(*, rows: Iterable[dict]) -> tuple[int, int]:
             Instrument.objects.bulk_update(existing.values(), sorted(fields))
             audit_bulk_updated(objects=existing.values(), before=before)
     return len(new), len(existing)
+
+
+# Unknown-symbol marks are retried after 15 minutes, doubling, at most daily.
+STREAM_ERROR_RETRY_FIRST = 15 * 60
+STREAM_ERROR_RETRY_MAX = 24 * 3600
+
+
+def instrument_stream_error_set(*, symbols: list[str], message: str) -> int:
+    """Mark instruments a provider named as unknown (shown in admin and on the
+    status page). The worker stops asking for them until the retry is due
+    (15 min after the first refusal, doubling, at most daily) or the mark is
+    cleared in admin."""
+    now = timezone.now()
+    updated = 0
+    for instrument in Instrument.objects.filter(symbol__in=symbols).only(
+        "id", "stream_error_retries"
+    ):
+        delay = min(
+            STREAM_ERROR_RETRY_FIRST * 2 ** min(instrument.stream_error_retries, 16),
+            STREAM_ERROR_RETRY_MAX,
+        )
+        updated += Instrument.objects.filter(id=instrument.id).update(
+            stream_error=message[:300],
+            stream_error_at=now,
+            stream_error_retry_at=now + timedelta(seconds=delay),
+            stream_error_retries=Least(F("stream_error_retries") + 1, 1000),
+        )
+    return updated
+
+
+def instrument_stream_error_clear(*, symbols: list[str]) -> int:
+    """A marked instrument streams again: forget its mark and back-off."""
+    return (
+        Instrument.objects.filter(symbol__in=symbols)
+        .exclude(stream_error="")
+        .update(
+            stream_error="",
+            stream_error_at=None,
+            stream_error_retry_at=None,
+            stream_error_retries=0,
+        )
+    )
 
 
 def watchlist_create(*, owner, name: str, symbols: Iterable[str] = ()) -> Watchlist:

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from streaming import selectors, services
+from marketdata.selectors import bar_last_minute_ts, bars_session_figures
+from marketdata.services import bar_live_minute_discard
+from streaming import services
 from streaming.aggregator import MINUTE
 from streaming.snapshots import snapshots_get_safe
 from streaming.state import day_bounds
@@ -33,12 +35,12 @@ def subscription_contexts(*, rows: list[dict], now: float) -> dict[str, dict]:
     for row in rows:
         symbol = row["symbol"]
         if symbol in partial:
-            services.bar_partial_discard(instrument_id=row["id"], ts=partial[symbol])
+            bar_live_minute_discard(instrument_id=row["id"], ts=partial[symbol])
         day_start, day_end = day_bounds(row["asset_class"], at)
-        session = selectors.session_figures(
+        session = bars_session_figures(
             instrument_id=row["id"], day_start=day_start, day_end=day_end
         )
-        last_ts = selectors.last_minute_bar_ts(instrument_id=row["id"])
+        last_ts = bar_last_minute_ts(instrument_id=row["id"])
         gap_start = None if last_ts is None else last_ts + MINUTE
         contexts[symbol] = {
             "snapshot": snapshots.get(symbol),

@@ -23,11 +23,9 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from decimal import Decimal
 
 import orjson
 from django.conf import settings
-from django.db.models import Max, Min, Sum
 
 from core.redis import REDIS_ERRORS, key, redis_client, redis_outage
 
@@ -141,61 +139,6 @@ def instruments_to_stream(
     return rows
 
 
-def session_figures(
-    *, instrument_id: int, day_start: datetime, day_end: datetime
-) -> dict:
-    """Session open/high/low/volume from today's stored minute bars and the
-    previous close (the last daily bar before today, else the last minute bar
-    before today). Lets a restarted worker show the whole day at once."""
-    from marketdata.models import Bar
-
-    minutes = Bar.objects.filter(
-        instrument_id=instrument_id, timeframe="1m", ts__gte=day_start, ts__lt=day_end
-    )
-    today = minutes.aggregate(
-        high=Max("high"),
-        low=Min("low"),
-        volume=Sum("volume"),
-        first=Min("ts"),
-        last_ts=Max("ts"),
-    )
-    figures: dict = {"day_start": day_start, "day_end": day_end}
-    if today["first"] is not None:
-        first = minutes.filter(ts=today["first"]).values_list("open", flat=True).first()
-        last = (
-            minutes.filter(ts=today["last_ts"]).values_list("close", flat=True).first()
-        )
-        figures.update(
-            open=first,
-            high=today["high"],
-            low=today["low"],
-            volume=today["volume"] or Decimal(0),
-            last=last,
-        )
-    previous_daily = (
-        Bar.objects.filter(
-            instrument_id=instrument_id, timeframe="1d", ts__lt=day_start
-        )
-        .order_by("-ts")
-        .values_list("close", "ts")
-        .first()
-    )
-    previous_minute = (
-        Bar.objects.filter(
-            instrument_id=instrument_id, timeframe="1m", ts__lt=day_start
-        )
-        .order_by("-ts")
-        .values_list("close", "ts")
-        .first()
-    )
-    candidates = [c for c in (previous_daily, previous_minute) if c is not None]
-    if candidates:
-        # The newer of the two: a daily bar stamped at midnight may be older
-        # than the last minute of the previous session.
-        figures["prev_close"] = max(candidates, key=lambda c: c[1])[0]
-    return figures
-
-
 def feed_status_get_safe() -> dict:
     """`feed_status_get()`, or an "unknown" document (with `error`) when Redis
     does not answer; while it is known to be down, tried once a second."""
@@ -218,17 +161,6 @@ def feed_status_get_safe() -> dict:
         "workers": [],
         "connections": [],
     }
-
-
-def last_minute_bar_ts(*, instrument_id: int) -> datetime | None:
-    from marketdata.models import Bar
-
-    return (
-        Bar.objects.filter(instrument_id=instrument_id, timeframe="1m")
-        .order_by("-ts")
-        .values_list("ts", flat=True)
-        .first()
-    )
 
 
 def ops_status_get(*, feed: dict) -> dict:

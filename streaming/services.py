@@ -1,4 +1,5 @@
-"""Writes of the stream worker: its health report and rejected symbols."""
+"""Writes of the stream worker: its health report, live minute bars, partly stored
+minutes and gap reports (bars and instruments through `marketdata.services`)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,6 @@ import logging
 from datetime import datetime, timedelta
 
 import orjson
-from django.db import connection
-from django.utils import timezone
 
 from core.redis import REDIS_ERRORS, key, redis_client, redis_outage
 from streaming.selectors import health_key
@@ -27,55 +26,6 @@ def feed_health_put(*, worker_id: str, document: dict) -> None:
 
 def feed_health_forget(*, worker_id: str) -> None:
     redis_client().hdel(health_key(), worker_id)
-
-
-# Unknown-symbol marks are retried after 15 minutes, doubling, at most daily.
-STREAM_ERROR_RETRY_FIRST = 15 * 60
-STREAM_ERROR_RETRY_MAX = 24 * 3600
-
-
-def instrument_stream_error_set(*, symbols: list[str], message: str) -> int:
-    """Mark instruments a provider named as unknown (shown in admin and on the
-    status page). The worker stops asking for them until the retry is due
-    (15 min after the first refusal, doubling, at most daily) or the mark is
-    cleared in admin."""
-    from django.db.models import F
-    from django.db.models.functions import Least
-
-    from marketdata.models import Instrument
-
-    now = timezone.now()
-    updated = 0
-    for instrument in Instrument.objects.filter(symbol__in=symbols).only(
-        "id", "stream_error_retries"
-    ):
-        delay = min(
-            STREAM_ERROR_RETRY_FIRST * 2 ** min(instrument.stream_error_retries, 16),
-            STREAM_ERROR_RETRY_MAX,
-        )
-        updated += Instrument.objects.filter(id=instrument.id).update(
-            stream_error=message[:300],
-            stream_error_at=now,
-            stream_error_retry_at=now + timedelta(seconds=delay),
-            stream_error_retries=Least(F("stream_error_retries") + 1, 1000),
-        )
-    return updated
-
-
-def instrument_stream_error_clear(*, symbols: list[str]) -> int:
-    """A marked instrument streams again: forget its mark and back-off."""
-    from marketdata.models import Instrument
-
-    return (
-        Instrument.objects.filter(symbol__in=symbols)
-        .exclude(stream_error="")
-        .update(
-            stream_error="",
-            stream_error_at=None,
-            stream_error_retry_at=None,
-            stream_error_retries=0,
-        )
-    )
 
 
 def live_bars_store(*, rows: dict[str, list[tuple]], partial: dict[str, str]) -> int:
@@ -183,18 +133,6 @@ def partial_bars_take(*, symbols: list[str]) -> dict[str, datetime]:
     if found:
         client.hdel(partial_key(), *found)
     return found
-
-
-def bar_partial_discard(*, instrument_id: int, ts: datetime) -> int:
-    """Delete a live minute known to be incomplete, so the gap backfill (which
-    never overwrites) can store the provider's full bar."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "DELETE FROM marketdata_bar WHERE instrument_id = %s AND timeframe = '1m' "
-            "AND ts = %s AND origin = 'live'",
-            [instrument_id, ts],
-        )
-        return cursor.rowcount
 
 
 def gaps_report(*, gaps) -> list:

@@ -84,7 +84,8 @@ class InstrumentState:
     # --- restoring --------------------------------------------------------------------
     def restore(self, *, snapshot: dict | None, session: dict | None) -> None:
         """Continue from the stored snapshot (seq keeps increasing) and the
-        session figures stored bars give (`streaming.selectors.session_figures`)."""
+        session figures stored bars give
+        (`marketdata.selectors.bars_session_figures`)."""
         if snapshot:
             self.seq = int(snapshot.get("seq") or 0)
             for name in ("last", "bid", "bid_size", "ask", "ask_size", "last_size"):

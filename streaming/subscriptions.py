@@ -22,7 +22,11 @@ from django.db import DatabaseError
 
 from marketdata.events import PLAN_LIMIT, UNKNOWN_SYMBOL
 from marketdata.providers import provider_class, routing
-from streaming import selectors, services
+from marketdata.services import (
+    instrument_stream_error_clear,
+    instrument_stream_error_set,
+)
+from streaming import selectors
 from streaming.aggregator import MINUTE, floor_minute
 from streaming.backoff import Backoff
 from streaming.budget import NO_PROVIDER, OVER_LIMIT, Allocation, allocate, plan_limit
@@ -111,7 +115,7 @@ class Subscriptions:
             try:
                 for symbols, message in rejections:
                     await w._in_db(
-                        services.instrument_stream_error_set,
+                        instrument_stream_error_set,
                         symbols=symbols,
                         message=message,
                     )
@@ -121,7 +125,7 @@ class Subscriptions:
         if self.to_clear:
             symbols, self.to_clear = sorted(self.to_clear), set()
             try:
-                await w._in_db(services.instrument_stream_error_clear, symbols=symbols)
+                await w._in_db(instrument_stream_error_clear, symbols=symbols)
             except DatabaseError:
                 self.to_clear.update(symbols)
                 raise

@@ -264,7 +264,7 @@ class StreamWorker:
                 else (lambda data: out.write(data.decode()))
             )
         if self.options.record:
-            from marketdata.simulator.replay import FrameRecorder
+            from streaming.recording import FrameRecorder
 
             # Thread-safe: every receive thread writes to it.
             self.recorder = FrameRecorder(self.options.record)

@@ -15,10 +15,9 @@ def security_events_recent(context, count: int = 5) -> dict:
     user = context["request"].user
     if not user.is_authenticated:
         return {"events": []}
-    from preferences.selectors import preferences_get
-
     return {
         "events": list(security_events_for_user(user=user)[:count]),
-        # The inclusion's own context: `{% show_time %}` reads the zone here.
-        "display_time_zone": preferences_get(user=user).time_zone,
+        # The inclusion's own context: `{% show_time %}` reads the zone here,
+        # as the page has it (`preferences.context_processors.display`).
+        "display_time_zone": context.get("display_time_zone"),
     }

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from marketdata.simulator import prices
+from simulator import prices
 from tests.chaos.stack import SIM_KEY, SIM_SECRET, USER, Stack
 
 MINUTE = timedelta(minutes=1)

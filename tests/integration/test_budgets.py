@@ -38,8 +38,7 @@ def provider_subscriptions(simulator, protocol: str) -> set[str]:
     """What the simulator's sessions of `protocol` hold (its own record)."""
     symbols: set[str] = set()
     for session in list(simulator.sessions):
-        module = type(session).__module__
-        if not module.endswith(protocol):
+        if session.provider != protocol:
             continue
         subs = getattr(session, "subs", None) or {}
         if protocol == "alpaca" and getattr(session, "authenticated", False):

@@ -12,7 +12,7 @@ import pytest
 
 from marketdata.models import Bar
 from marketdata.services import watchlist_create
-from marketdata.simulator import prices
+from simulator import prices
 from streaming.snapshots import snapshots_get
 from tests.integration.test_stream_worker import WorkerThread, wait_for
 from tests.markers import TRANSACTIONAL

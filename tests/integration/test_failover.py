@@ -24,7 +24,7 @@ def test_a_frozen_provider_fails_over_and_back_without_losing_a_minute(
     sim, user, instruments
 ):
     from marketdata.gaps import gap_repair
-    from marketdata.simulator import prices
+    from simulator import prices
 
     watchlist_create(owner=user, name="Crypto", symbols=["BTC/USD"])
     sim.clock.set(speed=20.0)  # a simulated minute every 3 s

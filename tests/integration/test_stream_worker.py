@@ -217,7 +217,7 @@ def test_after_drops_every_minute_is_stored_once_and_equals_the_exchange(
     sim, user, instruments, settings, crypto_provider, origins
 ):
     from marketdata.gaps import gap_repair
-    from marketdata.simulator import prices
+    from simulator import prices
 
     symbols = ["BTC/USD", "ETH/USD"]
     watchlist_create(owner=user, name="Crypto", symbols=symbols)

@@ -140,8 +140,8 @@ def test_bar_browser_pages_by_time_without_counting(
 def test_clearing_a_stream_error_in_admin_retries_the_symbol_now(
     client, staff_user, instruments
 ):
+    from marketdata.services import instrument_stream_error_set
     from streaming.selectors import instruments_to_stream
-    from streaming.services import instrument_stream_error_set
 
     client.force_login(staff_user)
     instrument_stream_error_set(symbols=["AAPL"], message="invalid symbol AAPL")

@@ -86,7 +86,7 @@ def test_extended_session_ends_at_five_on_early_close_days():
 
 
 def test_simulator_extended_hours_trade_across_midnight_utc():
-    from marketdata.simulator.prices import open_mask
+    from simulator.prices import open_mask
 
     day = (date(2025, 12, 3) - date(1970, 1, 1)).days  # Wednesday, UTC
     mask = open_mask("AAPL", day, "extended")

@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+import requests
 from django.core.management import call_command
 
 from alerts.demo import DEMO_NOTE
@@ -100,3 +101,18 @@ def test_demo_price_rules_fall_back_to_the_latest_stored_close(
     )
     call_command("demo_setup", "--username", "demo", "--password", "demo-pass-123")
     assert _rules("price") == {"above": Decimal("40020"), "below": Decimal("39980")}
+
+
+def test_simulator_answering_serves_the_configured_simulator_for_the_block(settings):
+    from marketdata.demo import _port_open, simulator_answering
+    from tests.plugins.simulator import free_port
+
+    settings.TAPELINE_PROVIDER = "simulator"
+    settings.SIMULATOR_HOST = "127.0.0.1"
+    settings.SIMULATOR_PORT = free_port()
+    settings.SIMULATOR_SEED = 777
+    url = f"http://127.0.0.1:{settings.SIMULATOR_PORT}/_sim/health"
+    with simulator_answering():
+        health = requests.get(url, timeout=5).json()
+    assert (health["seed"], health["hours"]) == (777, "extended")
+    assert not _port_open("127.0.0.1", settings.SIMULATOR_PORT)

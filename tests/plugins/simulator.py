@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from marketdata.simulator.server import Simulator
+from simulator.server import Simulator
 
 SIMULATOR_TEST_SEED = 4242
 ROOT = Path(__file__).resolve().parents[2]

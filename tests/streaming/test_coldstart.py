@@ -15,7 +15,7 @@ from channels.layers import get_channel_layer
 from alerts.services import alert_rule_create
 from marketdata.events import Trade
 from marketdata.providers import provider_class
-from marketdata.simulator import prices
+from simulator import prices
 from streaming.alerting import alert_engine_build
 from streaming.connection import FeedConnection
 from streaming.publisher import Publisher

@@ -13,7 +13,7 @@ from django.core.management import call_command
 from marketdata import calendar
 from marketdata.history import load_job_plan, range_covered
 from marketdata.models import Bar, ChunkState, LoadJob
-from marketdata.simulator.prices import minute_bars
+from simulator.prices import minute_bars
 
 pytestmark = pytest.mark.django_db
 

@@ -12,8 +12,8 @@ from django.utils import timezone
 
 from marketdata.gaps import GapRepairRetry, gap_repair, gap_report
 from marketdata.models import Gap, GapState
-from marketdata.simulator.prices import minute_bars
 from marketdata.sweep import gaps_sweep
+from simulator.prices import minute_bars
 
 pytestmark = pytest.mark.django_db
 

@@ -10,7 +10,7 @@ import pytest
 
 from marketdata.gaps import gap_repair, gap_report, gaps_repair_range
 from marketdata.models import Bar, Gap, GapState
-from marketdata.simulator.prices import minute_bars
+from simulator.prices import minute_bars
 
 pytestmark = pytest.mark.django_db
 

@@ -8,7 +8,7 @@ import pytest
 from django.core.management import call_command
 
 from marketdata.models import Bar, ChunkState, LoadJob
-from marketdata.simulator.prices import minute_bars
+from simulator.prices import minute_bars
 
 pytestmark = pytest.mark.django_db
 
@@ -48,7 +48,7 @@ def test_sync_load_matches_truth_and_second_run_adds_nothing(
 
 
 def test_daily_load_and_chart_read(simulator_settings, instruments, client, user):
-    from marketdata.simulator.prices import daily_bars
+    from simulator.prices import daily_bars
 
     sim = simulator_settings
     sim.hours = "nyse"

@@ -12,7 +12,7 @@ from django.core.management import call_command
 
 from core.redis import redis_client
 from marketdata.models import Bar, ChunkState, LoadJob
-from marketdata.simulator.prices import minute_bars
+from simulator.prices import minute_bars
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from marketdata.simulator.prices import minute_bars
+from simulator.prices import minute_bars
 from tests.marketdata.history.conftest import ROOT, WorkerProcess
 from tests.plugins.simulator import free_port
 

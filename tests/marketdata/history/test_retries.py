@@ -17,8 +17,8 @@ from marketdata.events import BarEvent
 from marketdata.history import _claim, load_chunk_run, load_job_plan, load_job_run_sync
 from marketdata.models import Bar, ChunkState, LoadChunk
 from marketdata.providers.base import ProviderError, RateLimitedError
-from marketdata.simulator.prices import minute_bars
 from marketdata.tasks import _retry_when, load_chunk
+from simulator.prices import minute_bars
 from tests.marketdata.history.test_history_units import ListProvider
 
 pytestmark = pytest.mark.django_db
