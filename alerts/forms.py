@@ -96,6 +96,11 @@ class AlertRuleForm(forms.ModelForm):
         )
         if self.instance.pk and not self.is_bound:
             self.fields["channels"].initial = list(self.instance.channels.all())
+        if not self.fields["channels"].queryset.exists():
+            self.fields["channels"].help_text = (
+                "You have no channels yet: add a webhook, Slack, Discord or "
+                "Telegram channel under Alerts › Channels."
+            )
         self.fields["level"].help_text = (
             "Price level, percent (e.g. 3 or -2), RSI level (0-100), volume "
             "multiple (e.g. 3) or portfolio amount, depending on the kind."
@@ -116,6 +121,9 @@ class AlertRuleForm(forms.ModelForm):
             self.fields[name].required = False
         self.fields["symbol"].widget.attrs["data-kinds"] = " ".join(
             k.name for k in kinds_all() if k.needs_instrument
+        )
+        self.fields["direction"].widget.attrs["data-kinds"] = " ".join(
+            k.name for k in kinds_all() if k.directional
         )
         self._add_condition_rows()
 
@@ -149,7 +157,11 @@ class AlertRuleForm(forms.ModelForm):
                 field.initial = row.get(name, "")
                 if name == "kind":
                     field.widget.attrs["data-condition-kind"] = "1"
-                elif name not in ("symbol", "direction"):
+                elif name == "direction":
+                    field.widget.attrs["data-kinds"] = " ".join(
+                        k.name for k in kinds_all() if k.directional
+                    )
+                elif name != "symbol":
                     field.widget.attrs["data-kinds"] = " ".join(uses.get(name, []))
                 elif name == "symbol":
                     field.widget.attrs["data-kinds"] = " ".join(

@@ -87,6 +87,8 @@ class Kind:
     event = False
     #: may be a condition of a multi-condition rule
     condition = True
+    #: the rule fires on a cross above or below (events and multi rules do not)
+    directional = True
 
     def check(self, values, err: Err) -> None:
         """Validate the kind's fields (`values` has the rule's attributes)."""

@@ -19,7 +19,7 @@ from alerts.kinds import (
     timeframe_minutes,
 )
 
-# The anomaly kinds `marketdata.anomalies.ANOMALY_KINDS` names.
+# Short names of the anomaly kinds `marketdata.anomalies.ANOMALY_KINDS` names.
 DEFAULT_ANOMALY_KINDS = {
     "return_spike": "Return spike",
     "volume_surge": "Volume surge",
@@ -48,12 +48,11 @@ def lookback_bars() -> int:
 
 
 def anomaly_kinds() -> dict[str, str]:
+    """Anomaly kind -> its short name (the detector's labels explain more)."""
     try:
         from marketdata.anomalies import ANOMALY_KINDS
     except ImportError:
         return dict(DEFAULT_ANOMALY_KINDS)
-    if isinstance(ANOMALY_KINDS, dict):
-        return dict(ANOMALY_KINDS)
     return {name: DEFAULT_ANOMALY_KINDS.get(name, name) for name in ANOMALY_KINDS}
 
 
@@ -61,6 +60,7 @@ class PatternKind(Kind):
     name = "pattern"
     label = "Chart pattern confirms"
     fields = ("timeframe", "pattern")
+    directional = False
     source = "pattern"
     event = True
 
@@ -117,6 +117,7 @@ class AnomalyKind(Kind):
     name = "anomaly"
     label = "Anomaly (spike or surge)"
     fields = ("anomaly",)
+    directional = False
     source = "anomaly"
     event = True
 

@@ -151,6 +151,7 @@ class MultiKind(Kind):
     name = "multi"
     label = "Several conditions (AND / OR)"
     fields = ("combine", "conditions")
+    directional = False
     source = "multi"
     needs_instrument = False
     condition = False

@@ -49,10 +49,10 @@ def test_rule_from_the_page_fires_on_live_trades(page, login, stack, django_db_b
     # Two paused rules from the form; armed later just around the last trade.
     for direction, level in (("above", price * 2), ("below", price / 2)):
         page.goto(stack.url + "/alerts/new?symbol=BTC/USD")
-        expect(page.get_by_label("Symbol")).to_have_value("BTC/USD")
-        page.get_by_label("Kind").select_option("price")
-        page.get_by_label("Direction").select_option(direction)
-        page.get_by_label("Level").fill(str(level))
+        expect(page.locator("#id_symbol")).to_have_value("BTC/USD")
+        page.locator("#id_kind").select_option("price")
+        page.locator("#id_direction").select_option(direction)
+        page.locator("#id_level").fill(str(level))
         page.get_by_label("Cooldown (seconds)").fill("3600")
         page.get_by_label("Note").fill(f"e2e {direction}")
         page.get_by_label("Active").uncheck()
@@ -63,9 +63,9 @@ def test_rule_from_the_page_fires_on_live_trades(page, login, stack, django_db_b
 
     # The RSI fields are hidden for a price rule and shown for RSI.
     page.goto(stack.url + "/alerts/new")
-    expect(page.get_by_label("Fast period")).to_be_hidden()
-    page.get_by_label("Kind").select_option("rsi")
-    expect(page.get_by_label("Timeframe")).to_be_visible()
+    expect(page.locator("#id_fast_period")).to_be_hidden()
+    page.locator("#id_kind").select_option("rsi")
+    expect(page.locator("#id_timeframe")).to_be_visible()
 
     page.goto(stack.url + "/")
     expect(page.locator("#conn-badge")).to_have_text("connected", timeout=LIVE_MS)

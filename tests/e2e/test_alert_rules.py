@@ -47,6 +47,8 @@ def test_multi_condition_rule_built_in_the_form(
     expect(conditions).to_be_visible()
     # The single-instrument inputs step aside; two rows are offered.
     expect(page.locator("[data-field=symbol]")).to_be_hidden()
+    # Each condition has its own direction: the rule-wide one is not asked.
+    expect(page.locator("[data-field=direction]")).to_be_hidden()
     expect(condition(page, 1)).to_be_visible()
     expect(condition(page, 2)).to_be_visible()
     expect(condition(page, 3)).to_be_hidden()

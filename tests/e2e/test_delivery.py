@@ -58,8 +58,8 @@ def test_alert_delivered_to_a_webhook_and_listed_in_history(
         expect(page.locator("body")).not_to_contain_text(secret)
 
         page.goto(stack.url + "/alerts/new?symbol=BTC/USD")
-        page.get_by_label("Kind").select_option("price")
-        page.get_by_label("Level").fill("1")
+        page.locator("#id_kind").select_option("price")
+        page.locator("#id_level").fill("1")
         page.get_by_label("Cooldown (seconds)").fill("3600")
         page.get_by_label("Note").fill("to the algo desk")
         page.get_by_label("Active").uncheck()
