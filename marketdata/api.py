@@ -250,31 +250,56 @@ def detection_json(detection: Detection) -> dict:
     }
 
 
-@require_GET
-def instrument_patterns(request: HttpRequest, symbol: str) -> HttpResponse:
+@dataclass(frozen=True)
+class BarWindow:
+    """The bars an analysis endpoint scans, and the `warmup` bars before them."""
+
+    instrument: object
+    timeframe: str
+    rows: list
+    older: list
+
+
+def bars_window_read(
+    request: HttpRequest, symbol: str, *, allowed: set[str], warmup: int
+) -> BarWindow | HttpResponse:
+    """Parse an analysis request the way the bars endpoint does (its window,
+    `limit`, no `indicators`) and read the bars plus `warmup` older ones; or
+    the error answer (401 not logged in, 400 bad parameter, 404 unknown)."""
     if not request.user.is_authenticated:
         return _json({"error": "authentication required"}, status=401)
     params = request.GET
     try:
         if "indicators" in params:
             raise BadParameter("unknown parameter: indicators")
-        query = bars_query_parse(params, allowed={"limit", "kinds"})
+        query = bars_query_parse(params, allowed={"limit", *allowed})
         limit = _parse_limit(params.get("limit"))
-        kinds = _parse_kinds(params.get("kinds"))
     except BadParameter as exc:
         return _json({"error": str(exc)}, status=400)
     instrument = instrument_get(symbol=symbol.strip().upper())
     if instrument is None:
         return _json({"error": f"unknown instrument {symbol!r}"}, status=404)
-    timeframe = query.timeframe
-    rows = bars_resampled(
-        instrument=instrument,
-        timeframe=timeframe,
-        start=query.start,
-        end=query.end,
-        limit=limit,
-        as_float=True,
+    read = {"instrument": instrument, "timeframe": query.timeframe, "as_float": True}
+    rows = bars_resampled(start=query.start, end=query.end, limit=limit, **read)
+    older = (
+        bars_resampled(start=EARLIEST, end=rows[0][0], limit=warmup, **read)
+        if rows
+        else []
     )
+    return BarWindow(instrument, query.timeframe, rows, older)
+
+
+@require_GET
+def instrument_patterns(request: HttpRequest, symbol: str) -> HttpResponse:
+    window = bars_window_read(request, symbol, allowed={"kinds"}, warmup=LOOKBACK_BARS)
+    if isinstance(window, HttpResponse):
+        return window
+    try:
+        kinds = _parse_kinds(request.GET.get("kinds"))
+    except BadParameter as exc:
+        return _json({"error": str(exc)}, status=400)
+    instrument, timeframe = window.instrument, window.timeframe
+    rows, older = window.rows, window.older
     payload = {
         "symbol": instrument.symbol,
         "timeframe": timeframe,
@@ -289,14 +314,6 @@ def instrument_patterns(request: HttpRequest, symbol: str) -> HttpResponse:
             "no patterns to look for. Load history or pick another timeframe."
         )
         return _json(payload)
-    older = bars_resampled(
-        instrument=instrument,
-        timeframe=timeframe,
-        start=EARLIEST,
-        end=rows[0][0],
-        limit=LOOKBACK_BARS,
-        as_float=True,
-    )
     bars = [
         {"ts": ts, "open": o, "high": h, "low": lo, "close": c, "volume": v}
         for ts, o, h, lo, c, v, _n in [*older, *rows]

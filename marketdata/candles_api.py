@@ -25,9 +25,8 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_GET
 
-from marketdata.api import EARLIEST, BadParameter, _json, _parse_limit, bars_query_parse
+from marketdata.api import _json, bars_window_read
 from marketdata.candles import CANDLE_PATTERNS, EXPLANATIONS, WARMUP, candle_events
-from marketdata.selectors import bars_resampled, instrument_get
 
 PATTERNS = {
     name: {"label": label, "explanation": EXPLANATIONS[name]}
@@ -37,43 +36,14 @@ PATTERNS = {
 
 @require_GET
 def instrument_candles(request: HttpRequest, symbol: str) -> HttpResponse:
-    if not request.user.is_authenticated:
-        return _json({"error": "authentication required"}, status=401)
-    params = request.GET
-    try:
-        if "indicators" in params:
-            raise BadParameter("unknown parameter: indicators")
-        query = bars_query_parse(params, allowed={"limit"})
-        limit = _parse_limit(params.get("limit"))
-    except BadParameter as exc:
-        return _json({"error": str(exc)}, status=400)
-    instrument = instrument_get(symbol=symbol.strip().upper())
-    if instrument is None:
-        return _json({"error": f"unknown instrument {symbol!r}"}, status=404)
-    rows = bars_resampled(
-        instrument=instrument,
-        timeframe=query.timeframe,
-        start=query.start,
-        end=query.end,
-        limit=limit,
-        as_float=True,
-    )
-    older = (
-        bars_resampled(
-            instrument=instrument,
-            timeframe=query.timeframe,
-            start=EARLIEST,
-            end=rows[0][0],
-            limit=WARMUP,
-            as_float=True,
-        )
-        if rows
-        else []
-    )
+    window = bars_window_read(request, symbol, allowed=set(), warmup=WARMUP)
+    if isinstance(window, HttpResponse):
+        return window
+    rows, older = window.rows, window.older
     return _json(
         {
-            "symbol": instrument.symbol,
-            "timeframe": query.timeframe,
+            "symbol": window.instrument.symbol,
+            "timeframe": window.timeframe,
             "bars": len(rows),
             "first": int(rows[0][0].timestamp()) if rows else None,
             "last": int(rows[-1][0].timestamp()) if rows else None,
