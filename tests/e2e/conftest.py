@@ -94,7 +94,9 @@ def ensure_test_database(django_db_blocker) -> None:
     from django.db import connection
     from django.test.utils import setup_databases
 
-    if connection.settings_dict["NAME"] != connection.creation._get_test_db_name():
+    # Set up once (pytest-django's `django_db_setup` usually has): comparing
+    # with `_get_test_db_name()` would prefix "test_" again on every module.
+    if not connection.settings_dict["NAME"].startswith("test_"):
         with database_access(django_db_blocker):
             setup_databases(
                 verbosity=0, interactive=False, keepdb=True, aliases={"default"}
