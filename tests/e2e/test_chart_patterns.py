@@ -89,20 +89,29 @@ def test_patterns_drawn_and_explained_on_the_chart(
     # its explanation.
     hs.click()
     at = head.confirmed_at.timestamp()
-    x = page.wait_for_function(
-        """(t) => {
-          const x = window.tapelineChart.timeScale().timeToCoordinate(t);
-          const width = document.getElementById("chart").clientWidth;
-          return x !== null && x > 0 && x < width - 80 ? x : null;
-        }""",
-        arg=at,
-    ).json_value()
+    tip = page.locator(".pattern-tip")
     chart.scroll_into_view_if_needed()
-    box = chart.bounding_box()
-    page.mouse.move(box["x"] + x, box["y"] + box["height"] / 2)
-    expect(page.locator(".pattern-tip")).to_contain_text(
-        "Head and shoulders: head at 112.25"
-    )
+    for _ in range(5):
+        # Where the bar is now (the scroll may still be moving, a live bar may
+        # close): measured again before each move of the pointer.
+        x = page.wait_for_function(
+            """(t) => {
+              const x = window.tapelineChart.timeScale().timeToCoordinate(t);
+              const width = document.getElementById("chart").clientWidth;
+              return x !== null && x > 0 && x < width - 80 ? x : null;
+            }""",
+            arg=at,
+        ).json_value()
+        box = chart.bounding_box()
+        page.mouse.move(box["x"] + x, box["y"] + box["height"] / 2)
+        try:
+            expect(tip).to_contain_text(
+                "Head and shoulders: head at 112.25", timeout=2000
+            )
+            break
+        except AssertionError:
+            page.mouse.move(box["x"] + 5, box["y"] + 5)  # off the bar, then again
+    expect(tip).to_contain_text("Head and shoulders: head at 112.25")
     page.evaluate("window.tapelineChart.timeScale().fitContent()")
     page.wait_for_timeout(500)
     page.screenshot(path=str(docs_dir / "chart-patterns.png"))
