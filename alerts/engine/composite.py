@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from alerts.kinds import kind_get
+from alerts.kinds import OPTIONAL_FIELDS, kind_get
 from portfolio.ledger import day_pl
 
 
@@ -145,14 +145,12 @@ def _describe(kind, sub) -> str:
     return kind.describe(values)
 
 
+# A condition's own fields (level and band come from the condition as numbers).
 _FIELDS = (
     "direction",
-    "timeframe",
-    "period",
-    "fast_period",
-    "slow_period",
-    "ma_type",
-    "measure",
-    "pattern",
-    "anomaly",
+    *(
+        name
+        for name in OPTIONAL_FIELDS
+        if name not in ("level", "hysteresis", "combine", "conditions")
+    ),
 )
