@@ -102,11 +102,15 @@ class AnomalyConfig:
             raise ValueError("anomalies: return_z > 0, surge > 1, surge_z > 0")
 
 
-def _median(values: Iterable[float]) -> float:
-    ordered = sorted(values)
+def median_sorted(ordered: list[float]) -> float:
+    """The median of an already sorted, non-empty list."""
     n = len(ordered)
     mid = n // 2
     return ordered[mid] if n % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def _median(values: Iterable[float]) -> float:
+    return median_sorted(sorted(values))
 
 
 def _robust(values: Iterable[float], floor: float) -> tuple[float, float]:

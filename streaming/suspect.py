@@ -45,7 +45,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-MAD_TO_SIGMA = 1.4826
+from marketdata.anomalies import MAD_TO_SIGMA, median_sorted
+
 NO_LOW, NO_HIGH = Decimal("-Infinity"), Decimal("Infinity")
 
 
@@ -69,12 +70,6 @@ class SuspectConfig:
             raise ValueError(
                 "suspect ticks: confirm_trades >= 2, max_hold > 0, refresh >= 1"
             )
-
-
-def _median(ordered: list[float]) -> float:
-    n = len(ordered)
-    mid = n // 2
-    return ordered[mid] if n % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
 class SuspectFilter:
@@ -200,14 +195,14 @@ class SuspectFilter:
         self.ready = n >= c.min_trades
         if not n:
             return
-        median = _median(ordered)
+        median = median_sorted(ordered)
         # The deviations are two ascending runs (below and above the median):
         # sorting them is one merge.
         half = n // 2
         deviations = [median - x for x in ordered[half - 1 :: -1]] if half else []
         deviations += [x - median for x in ordered[half:]]
         deviations.sort()
-        mad = _median(deviations)
+        mad = median_sorted(deviations)
         floor = max(c.floor_rel * abs(median), c.floor_ticks * (self.tick or 0.0))
         self.median = median
         self.band = c.threshold * max(MAD_TO_SIGMA * mad, floor)
