@@ -295,8 +295,8 @@ def item_add(request, pk: int):
         return _error(request, exc, pk)
     (row,), _live = quote_rows([item.instrument])
     html = render_to_string(
-        "dashboard/_quote_row.html",
-        {"row": row, "watchlist": watchlist},
+        "dashboard/_quote_rows.html",
+        {"rows": [row], "watchlist": watchlist},
         request=request,
     )
     return _done(request, watchlist_id=pk, symbol=item.instrument.symbol, row_html=html)
