@@ -404,7 +404,7 @@ def test_a_restart_backfills_since_the_last_stored_minute_and_redoes_a_partial_o
     instruments,
 ):
     from marketdata.services import bars_upsert
-    from streaming.aggregator import floor_minute
+    from core.minutes import floor_minute
     from streaming.services import live_bars_store, partial_bars_take
 
     aapl = instruments["AAPL"]
@@ -448,7 +448,7 @@ def test_a_restart_gap_runs_on_the_feeds_clock(instruments):
     Minutes older than the restart window are left to history and the sweep.
     (The chaos suite's killed worker lost three minutes to this.)"""
     from marketdata.services import bars_upsert
-    from streaming.aggregator import floor_minute
+    from core.minutes import floor_minute
 
     aapl = instruments["AAPL"]
     wall = datetime.now(UTC)
