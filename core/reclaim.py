@@ -95,8 +95,8 @@ class ReclaimMiddleware(dramatiq.Middleware):
         self.reclaimer: Reclaimer | None = None
 
     def after_worker_boot(self, broker: dramatiq.Broker, worker) -> None:
-        every = float(getattr(settings, "HISTORY_RECLAIM_EVERY", 30))
-        services = list(getattr(settings, "RECLAIM_SERVICES", []))
+        every = float(settings.HISTORY_RECLAIM_EVERY)
+        services = list(settings.RECLAIM_SERVICES)
         if every > 0 and services:
             self.reclaimer = Reclaimer(services=services, every=every)
             self.reclaimer.start()

@@ -23,6 +23,8 @@ from zoneinfo import ZoneInfo
 
 import holidays
 
+from core.minutes import MINUTE, ceil_minute
+
 NEW_YORK = ZoneInfo("America/New_York")
 REGULAR_OPEN = time(9, 30)
 REGULAR_CLOSE = time(16, 0)
@@ -144,19 +146,13 @@ def market_state(asset_class: str, at: datetime) -> dict:
     return {"open": False, "opens_at": next_open(asset_class, at), "early_close": False}
 
 
-def _ceil_minute(at: datetime) -> datetime:
-    if at.second or at.microsecond:
-        return at.replace(second=0, microsecond=0) + timedelta(minutes=1)
-    return at
-
-
 def _session_windows(
     asset_class: str, start: datetime, end: datetime, extended: bool = False
 ):
     first_day = _local_day(asset_class, start) - timedelta(days=1)
     last_day = _local_day(asset_class, end)
     for session in sessions(asset_class, first_day, last_day, extended=extended):
-        lo, hi = _ceil_minute(max(session.open, start)), min(session.close, end)
+        lo, hi = ceil_minute(max(session.open, start)), min(session.close, end)
         if hi > lo:
             yield lo, hi
 
@@ -165,12 +161,11 @@ def expected_minutes(
     asset_class: str, start: datetime, end: datetime, *, extended: bool = False
 ) -> Iterator[datetime]:
     """Every minute-bar start in [start, end) during which the market is open."""
-    one_minute = timedelta(minutes=1)
     for lo, hi in _session_windows(asset_class, start, end, extended):
         minute = lo
         while minute < hi:
             yield minute
-            minute += one_minute
+            minute += MINUTE
 
 
 def expected_minute_count(

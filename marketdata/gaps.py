@@ -30,6 +30,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from core.minutes import ceil_minute, floor_minute
 from marketdata.coverage import minutes_coverage
 from marketdata.history import (
     ProviderFactory,
@@ -46,7 +47,6 @@ from marketdata.transient import is_transient, one_line, retry_after_of, warn_li
 
 logger = logging.getLogger(__name__)
 
-ONE_MINUTE = timedelta(minutes=1)
 # A provider's REST history may lag its stream by a few seconds: a fetch counts
 # as a check of the range only this long after the range ended.
 REPAIR_SETTLE = timedelta(seconds=30)
@@ -63,15 +63,6 @@ def _stale() -> datetime:
     return timezone.now() - timedelta(seconds=settings.HISTORY_STALE_SECONDS)
 
 
-def _floor_minute(at: datetime) -> datetime:
-    return at.replace(second=0, microsecond=0)
-
-
-def _ceil_minute(at: datetime) -> datetime:
-    floor = _floor_minute(at)
-    return floor if floor == at else floor + ONE_MINUTE
-
-
 def gap_report(
     *,
     instrument: Instrument,
@@ -85,7 +76,7 @@ def gap_report(
     instead; a range already inside a known gap (being repaired, or checked
     with the provider after it was over) is ignored: that gap is returned and
     nothing new is enqueued."""
-    start, end = _floor_minute(start), _ceil_minute(end)
+    start, end = floor_minute(start), ceil_minute(end)
     if end <= start:
         raise ValueError("gap end must be after its start")
     with transaction.atomic():
@@ -178,7 +169,7 @@ def gaps_repair_range(
 ) -> Gap:
     """Admin "repair range": a gap for the whole range, repaired whatever its
     past (a repaired or unrepairable range is tried again)."""
-    start, end = _floor_minute(start), _ceil_minute(end)
+    start, end = floor_minute(start), ceil_minute(end)
     with transaction.atomic():
         gap = Gap.objects.create(
             instrument=instrument,

@@ -26,13 +26,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-MINUTE = timedelta(minutes=1)
+from core.minutes import MINUTE, floor_minute
+
 LATE_MINUTES = 5  # trades this late still count in their minute
 ZERO = Decimal(0)
-
-
-def floor_minute(ts: datetime) -> datetime:
-    return ts.replace(second=0, microsecond=0)
 
 
 @dataclass(slots=True)

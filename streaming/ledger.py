@@ -28,10 +28,10 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
+from core.minutes import MINUTE, floor_minute
 from marketdata import calendar
 from marketdata.providers import serves_extended_hours
 from streaming import services
-from streaming.aggregator import MINUTE, floor_minute
 
 logger = logging.getLogger("streaming.worker")
 

@@ -49,11 +49,12 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.db import close_old_connections
 
+from core.minutes import MINUTE, floor_minute
 from core.outage import Outage
 from core.redis import redis_outage
 from marketdata.anomalies import AnomalyConfig
 from marketdata.events import ControlType
-from streaming.aggregator import MINUTE, MinuteAggregator, floor_minute
+from streaming.aggregator import MinuteAggregator
 from streaming.alerting import AlertBridge, AlertOutbox
 from streaming.anomaly_watch import AnomalyWatch, anomaly_config
 from streaming.coldstart import ColdStart

@@ -15,7 +15,8 @@ from alerts.engine.index import CrossSeries, EngineRule
 from alerts.engine.loading import Loading, Seed, portfolio_owners
 from alerts.engine.messages import Fire, FiredAlert, fired_build, price_text
 from alerts.engine.series import SeriesBuilding, change_pct
-from alerts.engine.trackers import MINUTE, InstrumentState, floor_minute
+from alerts.engine.trackers import InstrumentState
+from core.minutes import MINUTE, floor_minute
 
 
 class AlertEngine(Loading, SeriesBuilding, Events):

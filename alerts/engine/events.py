@@ -24,8 +24,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from alerts.engine.messages import FiredAlert
-from alerts.engine.trackers import MINUTE, floor_minute
 from alerts.kinds.events import patterns_module
+from core.minutes import MINUTE, floor_minute
 
 logger = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ logger = logging.getLogger("marketdata.history")
 
 def _stale_after() -> timedelta:
     """A running chunk whose heartbeat is older than this is presumed dead."""
-    return timedelta(seconds=getattr(settings, "HISTORY_STALE_SECONDS", 180))
+    return timedelta(seconds=settings.HISTORY_STALE_SECONDS)
 
 
 CHUNK_MONTHS = 1  # minutes: one chunk per calendar month

@@ -33,6 +33,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
+from core.minutes import floor_minute
 from marketdata import history
 from marketdata.models import Instrument, Timeframe
 from marketdata.providers.routing import history_provider_name
@@ -143,7 +144,7 @@ class Command(BaseCommand):
 
     # --- argument handling ---------------------------------------------------------
     def _range(self, options) -> tuple[datetime, datetime]:
-        now = timezone.now().replace(second=0, microsecond=0)
+        now = floor_minute(timezone.now())
         if options["year"]:
             if options["start"] or options["end"]:
                 raise CommandError("Use --year or --start/--end, not both.")
