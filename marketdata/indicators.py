@@ -340,15 +340,6 @@ def williams_r(highs, lows, closes, period: int = 14) -> np.ndarray:
     return out
 
 
-def true_range(highs, lows, closes) -> np.ndarray:
-    h, lo, c = _as_array(highs), _as_array(lows), _as_array(closes)
-    out = np.empty(c.size)
-    out[:1] = np.nan
-    if c.size > 1:
-        _true_range_into(h, lo, c, out)
-    return out
-
-
 def _true_range_into(
     h: np.ndarray, lo: np.ndarray, c: np.ndarray, out: np.ndarray
 ) -> None:

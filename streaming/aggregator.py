@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 MINUTE = timedelta(minutes=1)
@@ -288,7 +288,3 @@ class MinuteAggregator:
             if start <= minute and (end is None or minute < end):
                 return True
         return False
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)

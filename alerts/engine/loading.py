@@ -94,27 +94,6 @@ class Loading:
         self.apply_changes(changes)
         return True
 
-    async def areload(self) -> None:
-        from asgiref.sync import sync_to_async
-
-        changes = await sync_to_async(self.fetch_changes, thread_sensitive=False)(
-            full=True
-        )
-        self.apply_changes(changes)
-
-    async def amaybe_reload(self) -> bool:
-        from asgiref.sync import sync_to_async
-
-        now = time.monotonic()
-        if now - self._checked_at < self.check_interval:
-            return False
-        self._checked_at = now
-        changes = await sync_to_async(self.fetch_changes, thread_sensitive=False)()
-        if changes is None:
-            return False
-        self.apply_changes(changes)
-        return True
-
     def fetch_changes(self, *, full: bool = False) -> RuleChanges | None:
         """Read what changed (Redis, then the DB). None when nothing did.
 

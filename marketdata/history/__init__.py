@@ -37,7 +37,6 @@ from marketdata.history.plan import (
     load_job_enqueue,
     load_job_plan,
     load_jobs_close_finished,
-    parse_day,
 )
 from marketdata.history.progress import (
     JobProgress,
@@ -93,7 +92,6 @@ __all__ = [
     "load_job_run_sync",
     "load_job_summary",
     "load_jobs_close_finished",
-    "parse_day",
     "provider_build",
     "range_covered",
     "stored_coverage",
