@@ -25,7 +25,7 @@ def changes_apply(engine: AlertEngine) -> None:
 
 class RunningEngine:
     """An engine whose owner reads and applies rule changes in a loop, like
-the worker's alert step."""
+    the worker's alert step."""
 
     def __init__(self, symbols: set[str]) -> None:
         self.engine = AlertEngine(symbols=symbols)
