@@ -125,27 +125,6 @@ def is_open(asset_class: str, at: datetime, *, extended: bool = False) -> bool:
     return session is not None and session.open <= at < session.close
 
 
-def next_open(asset_class: str, at: datetime) -> datetime:
-    day = _local_day(asset_class, at)
-    for offset in range(0, 15):
-        session = session_for(asset_class, day + timedelta(days=offset))
-        if session is not None and session.open > at:
-            return session.open
-    raise ValueError("no session within 15 days")  # pragma: no cover
-
-
-def market_state(asset_class: str, at: datetime) -> dict:
-    """What the dashboard shows: open/closed and the next transition."""
-    session = session_for(asset_class, _local_day(asset_class, at))
-    if session is not None and session.open <= at < session.close:
-        return {
-            "open": True,
-            "closes_at": None if asset_class in ALWAYS_OPEN_CLASSES else session.close,
-            "early_close": session.early_close,
-        }
-    return {"open": False, "opens_at": next_open(asset_class, at), "early_close": False}
-
-
 def _session_windows(
     asset_class: str, start: datetime, end: datetime, extended: bool = False
 ):

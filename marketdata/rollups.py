@@ -34,7 +34,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
 from functools import partial
 
 from django.db import connection, transaction
@@ -343,18 +342,6 @@ def _cagg_refresh(*, lo: datetime, hi: datetime) -> None:
 
 
 # --- reads ----------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class ResampledBar:
-    ts: datetime
-    open: Decimal
-    high: Decimal
-    low: Decimal
-    close: Decimal
-    volume: Decimal
-    trade_count: int | None
-    minutes: int
-
-
 def _rollup_tail_start(cursor, *, instrument_id: int, timeframe: str, before: datetime):
     """Where stored rollups stop: the last stored bucket before `before` is
     recomputed live, so bars written since the last refresh still show."""

@@ -246,29 +246,3 @@ def verify_instrument(
     report.missing_minutes = sum(g.missing for g in gaps)
     report.gaps = sorted(gaps, key=lambda g: (-g.missing, g.start))[:largest]
     return report
-
-
-def verify_instruments(
-    *,
-    instruments,
-    start: datetime | None = None,
-    end: datetime | None = None,
-    largest: int = 10,
-) -> list[InstrumentReport]:
-    return [
-        verify_instrument(instrument=i, start=start, end=end, largest=largest)
-        for i in instruments
-    ]
-
-
-def all_gaps(
-    *, instrument: Instrument, start: datetime, end: datetime, min_minutes: int = 1
-) -> list[GapFound]:
-    """Every gap in [start, end) with at least `min_minutes` expected minutes
-    missing, oldest first (for recording in the gap ledger)."""
-    report = verify_instrument(
-        instrument=instrument, start=start, end=end, largest=10**9
-    )
-    return sorted(
-        (g for g in report.gaps if g.missing >= min_minutes), key=lambda g: g.start
-    )

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from core.minutes import MINUTE, floor_minute
@@ -285,7 +285,3 @@ class MinuteAggregator:
             if start <= minute and (end is None or minute < end):
                 return True
         return False
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)

@@ -24,10 +24,6 @@ def feed_health_put(*, worker_id: str, document: dict) -> None:
     redis_client().hset(health_key(), worker_id, orjson.dumps(document))
 
 
-def feed_health_forget(*, worker_id: str) -> None:
-    redis_client().hdel(health_key(), worker_id)
-
-
 def live_bars_store(*, rows: dict[str, list[tuple]], partial: dict[str, str]) -> int:
     """Upsert closed live minutes (per provider, replacing earlier versions:
     corrections bump `revision`) and refresh the rollups they touch. `partial`

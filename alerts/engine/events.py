@@ -138,9 +138,10 @@ class Events:
 
     # -- other shards' instruments --------------------------------------------------
     def apply_foreign(self, snapshots: dict[str, dict]) -> list[FiredAlert]:
-        """Prices of instruments other shards own (from `fetch_foreign`): each
-        new last price is applied like a trade of size 0, so price, change %
-        and portfolio conditions see it; freshness and previous close too."""
+        """Prices of instruments other shards own (the snapshots of
+        `foreign_symbols`): each new last price is applied like a trade of
+        size 0, so price, change % and portfolio conditions see it; freshness
+        and previous close too."""
         from marketdata.events import Trade
 
         fired: list[FiredAlert] = []

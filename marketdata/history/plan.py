@@ -8,7 +8,7 @@ import hashlib
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -209,7 +209,3 @@ def _job_refresh_quietly(job_id: int) -> None:
         if not is_transient(exc):
             raise
         logger.info("job %s not closed yet (%s)", job_id, one_line(exc))
-
-
-def parse_day(value: str) -> date:
-    return date.fromisoformat(value)
