@@ -56,7 +56,7 @@ class Reclaimer(threading.Thread):
             finally:
                 try:
                     connection.close()  # this thread's own; reopened next pass
-                except Exception:  # noqa: BLE001 - a broken connection is gone anyway
+                except Exception:  # a broken connection is gone anyway
                     pass
 
     def once(self) -> dict[str, object]:
@@ -65,7 +65,7 @@ class Reclaimer(threading.Thread):
         for path in self.services:
             try:
                 result = import_string(path)()
-            except Exception as exc:  # noqa: BLE001 - outages are waited out
+            except Exception as exc:  # outages are waited out
                 if path not in self.failing_since:
                     self.failing_since[path] = time.monotonic()
                     logger.warning(

@@ -162,7 +162,7 @@ def gap_enqueue(*, gap_id: int) -> None:
     def send() -> None:
         try:
             gap_backfill.send(gap_id)
-        except Exception as exc:  # noqa: BLE001 - recorded; the reclaimer re-sends
+        except Exception as exc:  # recorded; the reclaimer re-sends
             warn_limited(
                 logger,
                 "gap backfill not enqueued (%s): the gap stays open and the "
@@ -317,6 +317,6 @@ def _reopen(gap: Gap, exc: BaseException) -> None:
         Gap.objects.filter(id=gap.id, state=GapState.REPAIRING).update(
             state=GapState.OPEN, error=one_line(exc)[:2000], updated_at=timezone.now()
         )
-    except Exception as again:  # noqa: BLE001 - the reclaimer takes it up later
+    except Exception as again:  # the reclaimer takes it up later
         if not is_transient(again):
             raise

@@ -332,7 +332,7 @@ def _cagg_refresh(*, lo: datetime, hi: datetime) -> None:
                 "CALL refresh_continuous_aggregate(%s, %s, %s)",
                 [TIMESCALE_HOURLY_VIEW, lo, hi],
             )
-    except Exception:  # noqa: BLE001 - the minutes are stored; reads fall back
+    except Exception:  # the minutes are stored; reads fall back
         logger.warning(
             "rollups: refreshing %s over [%s, %s) failed",
             TIMESCALE_HOURLY_VIEW,

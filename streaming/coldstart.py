@@ -186,7 +186,7 @@ class ColdStart:
                     found = await w.loop.run_in_executor(
                         self._pool, client.fetch_snapshots, batch
                     )
-                except Exception as exc:  # noqa: BLE001 - retried with back-off
+                except Exception as exc:  # retried with back-off
                     self._failed(name, batch, exc)
                     return
                 self.failures.pop(name, None)
@@ -194,7 +194,7 @@ class ColdStart:
         except asyncio.CancelledError:
             self.close()  # the loop is ending: let the threads finish fast
             raise
-        except Exception:  # noqa: BLE001 - a bug here must not stop streaming
+        except Exception:  # a bug here must not stop streaming
             logger.exception("%s: applying snapshots failed", name)
 
     def _client(self, name: str) -> Provider | None:
@@ -205,7 +205,7 @@ class ColdStart:
                 client = provider_build(
                     name=name, instruments=[], max_retries=self.max_retries
                 )
-            except Exception:  # noqa: BLE001 - a provider without REST options
+            except Exception:  # a provider without REST options
                 logger.warning("no snapshot client for provider %s", name)
                 client = None
             if client is not None and client.snapshot_batch:
@@ -273,7 +273,7 @@ class ColdStart:
             if engine is not None and state.prev_close is not None:
                 try:
                     engine.set_prev_close(symbol, state.prev_close)
-                except Exception:  # noqa: BLE001 - alerts must not stop quotes
+                except Exception:  # alerts must not stop quotes
                     logger.debug("set_prev_close failed", exc_info=True)
         missing = [s for s in batch if s not in found]
         logger.info(

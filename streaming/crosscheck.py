@@ -121,7 +121,7 @@ class CrossCheck:
                             w.coldstart._pool, client.fetch_snapshots, part
                         )
                     )
-                except Exception as exc:  # noqa: BLE001 - tried again next round
+                except Exception as exc:  # tried again next round
                     w.problems.warning(
                         f"crosscheck:{name}",
                         "cross-check against %s failed: %s",

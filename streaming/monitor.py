@@ -272,7 +272,7 @@ class FeedMonitor:
                 self._orphans_cleared = True
             if batch:
                 await self.worker._in_db(ops_alerts_record, changes=batch)
-        except Exception as exc:  # noqa: BLE001 - kept, retried next step
+        except Exception as exc:  # kept, retried next step
             outage.failed(
                 exc,
                 doing="recording ops alerts",

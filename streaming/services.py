@@ -66,7 +66,7 @@ def live_bars_store(*, rows: dict[str, list[tuple]], partial: dict[str, str]) ->
                     start=low,
                     end=high + timedelta(minutes=1),
                 )
-            except Exception as exc:  # noqa: BLE001 - rollups catch up on the next write
+            except Exception as exc:  # rollups catch up on the next write
                 logger.warning("rollup refresh failed for %s: %s", instrument_id, exc)
         # The session sparklines pages read from Redis (no bar scan per page).
         sparklines_minutes_stored(
@@ -79,7 +79,7 @@ def live_bars_store(*, rows: dict[str, list[tuple]], partial: dict[str, str]) ->
 def _partial_bars_mark(partial: dict[str, str]) -> bool:
     try:
         redis_client().hset(partial_key(), mapping=partial)
-    except Exception as exc:  # noqa: BLE001 - Redis away: see _without_partial
+    except Exception as exc:  # Redis away: see _without_partial
         logger.warning("forming minutes not stored at shutdown: %s", exc)
         return False
     return True
@@ -162,7 +162,7 @@ def gaps_report(*, gaps) -> list:
             failed.append(gap)
         except ValueError as exc:
             logger.warning("gap report for %s refused: %s", gap.symbol, exc)
-        except Exception as exc:  # noqa: BLE001 - stored; the enqueue is retried
+        except Exception as exc:  # stored; the enqueue is retried
             reported += 1
             logger.warning("gap backfill for %s not enqueued: %s", gap.symbol, exc)
     if reported:

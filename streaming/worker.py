@@ -339,7 +339,7 @@ class StreamWorker:
                     keep_going = await keep_going
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - the step runs again
+            except Exception as exc:  # the step runs again
                 self._step_failed(step.__name__, exc)
                 keep_going = True
             if not keep_going:

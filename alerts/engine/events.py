@@ -57,7 +57,7 @@ class Events:
         last = len(bars) - 1
         try:
             detections = module.detect(bars, kinds=set(watched))
-        except Exception:  # noqa: BLE001 - a detector bug must not stop the feed
+        except Exception:  # a detector bug must not stop the feed
             logger.warning("pattern detection failed for %s", inst.symbol)
             logger.debug("pattern detection failed", exc_info=True)
             return

@@ -167,7 +167,7 @@ def load_chunk_run(
             state=ChunkState.PENDING, error="interrupted", heartbeat_at=None
         )
         raise
-    except Exception as exc:  # noqa: BLE001 — retried or recorded, never lost
+    except Exception as exc:  # retried or recorded, never lost
         if is_transient(exc):
             return _retry_later(chunk.id, token=token, exc=exc, sleep=sleep)
         if isinstance(exc, ProviderError):
@@ -299,7 +299,7 @@ def _release(
                 error=reason[:2000],
             )
             return True
-        except Exception as exc:  # noqa: BLE001 - retried below or left to the reclaimer
+        except Exception as exc:  # retried below or left to the reclaimer
             if not is_database_error(exc) or time.monotonic() + delay > deadline:
                 logger.warning(
                     "chunk %s not queued again (%s): the reclaimer hands it out "

@@ -269,7 +269,7 @@ class Command(BaseCommand):
         while True:
             try:
                 result = read()
-            except Exception as exc:  # noqa: BLE001 - only outages are waited out
+            except Exception as exc:  # only outages are waited out
                 if not is_transient(exc):
                     raise
                 self._outage(exc)
