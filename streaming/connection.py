@@ -29,12 +29,15 @@ from urllib.parse import urlsplit, urlunsplit
 
 import websocket
 
+from core.logs import RateLimitedLog
 from marketdata.events import Control, ControlType
 from streaming.backoff import Backoff
 from streaming.feed_symbols import SymbolSubscriptions
 from streaming.stats import ConnectionStats
 
-logger = logging.getLogger("streaming.connection")
+logger = logging.getLogger(__name__)
+# Connection attempts back off to one a minute; the lines go with them.
+connect_failures = RateLimitedLog(logger)
 
 
 class State:
@@ -216,7 +219,7 @@ class FeedConnection(SymbolSubscriptions):
             return self._handshake_refused(exc)
         except Exception as exc:  # any failure to connect retries
             self.last_error = f"connect failed: {exc}"
-            logger.warning("%s: %s", self.key, self.last_error)
+            connect_failures.warning(self.key, "%s: connect failed", self.key, exc=exc)
             self.stats.connect_failures += 1
             return State.BACKOFF
         ws.settimeout(None)
@@ -356,7 +359,7 @@ class FeedConnection(SymbolSubscriptions):
         self.last_error = f"handshake refused with HTTP {status}"
         if status == 429:
             self._min_delay = max(self._min_delay, 30.0)
-        logger.warning("%s: %s", self.key, self.last_error)
+        connect_failures.warning(self.key, "%s: %s", self.key, self.last_error)
         return State.BACKOFF
 
     def _session_ended(self) -> None:

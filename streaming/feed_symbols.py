@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from marketdata.events import PLAN_LIMIT, Control
 from streaming.budget import LearnedLimit
 
-logger = logging.getLogger("streaming.connection")
+logger = logging.getLogger(__name__)
 LIVE = "live"  # streaming.connection.State.LIVE (that module imports this one)
 
 

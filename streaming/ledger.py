@@ -33,7 +33,7 @@ from marketdata.providers import serves_extended_hours
 from streaming import services
 from streaming.aggregator import MINUTE, floor_minute
 
-logger = logging.getLogger("streaming.worker")
+logger = logging.getLogger(__name__)
 
 RECONCILE_MAX = timedelta(hours=1)  # older minutes are the sweep's
 SWEEP_LAG = timedelta(minutes=2)
