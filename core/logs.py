@@ -5,10 +5,11 @@ reclaimer, a simulator tick) reports it to a `RateLimitedLog`: one line that
 says what failed and why (the exception's type and the first line of its
 text), the traceback as a separate DEBUG record, and per key at most one line
 every `every` seconds; the next line says how many repeats were left out.
-`recovered(key, ...)` logs one line when a failure that was logged ends, so
-per key the log holds at most one failure line and one recovery line every
-`every` seconds however fast it flaps. Problems that are not exceptions (an
-event for a symbol not subscribed) use the same pacing without `exc`.
+`recovered(key, ...)` logs one line when a failure that was logged ends, at
+its level so that whoever sees one sees the other. Per key the log holds at
+most one failure line and one recovery line every `every` seconds, however
+fast it flaps. Problems that are not exceptions (an event for a symbol not
+subscribed) use the same pacing without `exc`.
 
 A backing service that went away (Redis, the database) is an outage, not a
 failure: `core.outage.Outage` also paces the retries and counts what was
@@ -38,6 +39,7 @@ class _Key:
     left_out: int = 0  # repeats since the last line
     failing_since: float | None = None  # a failure was logged and has not ended
     failures: int = 0  # in the logged failure, for the recovery line
+    level: int = logging.WARNING  # of the logged failure
 
 
 class RateLimitedLog:
@@ -77,6 +79,7 @@ class RateLimitedLog:
             left_out, state.left_out, state.logged_at = state.left_out, 0, now
             if exc is not None and state.failing_since is None:
                 state.failing_since, state.failures = now, 1
+                state.level = min(level, logging.WARNING)
         if exc is not None:
             message, args = f"{message}: %s", (*args, cause(exc))
         if left_out:
@@ -101,7 +104,8 @@ class RateLimitedLog:
 
     def recovered(self, key: str, message: str, *args: object) -> bool:
         """The work behind `key` succeeded. If a failure of it was logged, log
-        `message % args` with how long it failed and how often (INFO).
+        `message % args` with how long it failed and how often, at the level
+        of that failure (at most WARNING): whoever saw it fail sees it end.
         Cheap when nothing failed: call it after every success."""
         state = self._keys.get(key)
         if state is None or state.failing_since is None:
@@ -112,7 +116,8 @@ class RateLimitedLog:
                 return False
             state.failing_since, state.failures = None, 0
             duration = self.clock() - since
-        self.logger.info(
+        self.logger.log(
+            state.level,
             f"{message} after %s (%d failure%s)",
             *args,
             duration_text(duration),

@@ -15,6 +15,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from core.logs import cause
 from marketdata.models import (
     ChunkState,
     Instrument,
@@ -23,10 +24,9 @@ from marketdata.models import (
     LoadJob,
     Timeframe,
 )
-from marketdata.transient import is_transient, one_line
+from marketdata.transient import is_transient
 
-# The package's one logger: log lines keep the name they had as one module.
-logger = logging.getLogger("marketdata.history")
+logger = logging.getLogger(__name__)
 
 
 def _stale_after() -> timedelta:
@@ -162,7 +162,7 @@ def load_job_enqueue(*, chunk_ids: Iterable[int]) -> None:
                     "%d chunk(s) not sent to the workers (%s): they stay queued and "
                     "the workers' reclaimer sends them once the broker answers",
                     len(ids) - sent,
-                    one_line(exc),
+                    cause(exc),
                 )
                 return
 
@@ -208,7 +208,7 @@ def _job_refresh_quietly(job_id: int) -> None:
     except Exception as exc:  # the reclaimer closes finished jobs
         if not is_transient(exc):
             raise
-        logger.info("job %s not closed yet (%s)", job_id, one_line(exc))
+        logger.info("job %s not closed yet (%s)", job_id, cause(exc))
 
 
 def parse_day(value: str) -> date:

@@ -42,6 +42,11 @@ def test_one_line_with_the_cause_and_no_traceback_above_debug(log, caplog):
     assert lines(caplog) == [
         ("ERROR", "alert clock step failed for AAPL: KeyError: 'AAPL'")
     ]
+    assert log.recovered("clock", "alert clock step works again")
+    assert lines(caplog)[1] == (  # seen wherever the failure was
+        "WARNING",
+        "alert clock step works again after 0.0 s (1 failure)",
+    )
     assert "Traceback" not in caplog.text
     assert all(r.exc_info is None for r in caplog.records)
 
@@ -89,7 +94,7 @@ def test_one_line_when_it_works_again_and_none_when_nothing_failed(log, caplog):
     assert log.recovered("step", "step %s works again", "gaps")
     assert not log.recovered("step", "step works again")
     assert lines(caplog)[1:] == [
-        ("INFO", "step gaps works again after 7.5 s (3 failures)")
+        ("WARNING", "step gaps works again after 7.5 s (3 failures)")
     ]
 
 
@@ -102,9 +107,9 @@ def test_a_flapping_failure_is_two_lines_a_minute_at_most(log, caplog):
         log.clock.now += 0.5
     assert lines(caplog) == [
         ("WARNING", "step failed: KeyError: 'AAPL'"),
-        ("INFO", "step works again after 0.5 s (1 failure)"),
+        ("WARNING", "step works again after 0.5 s (1 failure)"),
         ("WARNING", "step failed: KeyError: 'AAPL' (59 more since the last line)"),
-        ("INFO", "step works again after 0.5 s (1 failure)"),
+        ("WARNING", "step works again after 0.5 s (1 failure)"),
     ]
 
 

@@ -33,11 +33,12 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
+from core.logs import cause
 from marketdata import history
 from marketdata.models import Instrument, Timeframe
 from marketdata.providers.routing import history_provider_name
 from marketdata.selectors import instruments_in_use
-from marketdata.transient import is_transient, one_line
+from marketdata.transient import is_transient
 
 DEFAULT_YEARS = 5
 IDLE_WARNING = 15.0
@@ -291,7 +292,7 @@ class Command(BaseCommand):
             self._down_since = time.monotonic()
             self.stdout.write("")
             self.stdout.write(
-                self.style.WARNING(f"database unreachable, waiting… ({one_line(exc)})")
+                self.style.WARNING(f"database unreachable, waiting… ({cause(exc)})")
             )
 
     # --- running and watching -----------------------------------------------------------
