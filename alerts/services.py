@@ -76,10 +76,13 @@ from alerts.selectors import changes_key, version_key
 from audit.models import Action
 from audit.services import audit_record
 from core.groups import user_group
+from core.logs import RateLimitedLog
 from core.redis import REDIS_ERRORS, redis_client, redis_outage
 from preferences.selectors import Delivery, delivery_for
 
 logger = logging.getLogger(__name__)
+# Runs for every batch of fired alerts: one line a minute per kind of failure.
+failures = RateLimitedLog(logger)
 
 _CHANGES_KEEP = 100_000
 _BUMP_SCRIPT = f"""
@@ -345,16 +348,28 @@ def deliver(
         except REDIS_ERRORS as exc:
             outage.failed(exc, doing=f"sending {what}s to browsers")
             outage.skipped(f"{what}s not sent to browsers", len(messages))
-        except Exception:
-            logger.exception("could not publish %d %s(s)", len(messages), what)
+        except Exception as exc:
+            failures.error(
+                f"publish:{what}",
+                "could not publish %d %s(s)",
+                len(messages),
+                what,
+                exc=exc,
+            )
     for row_id in email_ids:
         try:
             email_task.send(row_id)
         except REDIS_ERRORS as exc:
             outage.failed(exc, doing=f"enqueueing an {what} email")
             outage.skipped(f"{what} emails not enqueued")
-        except Exception:
-            logger.exception("could not enqueue the email of %s %s", what, row_id)
+        except Exception as exc:
+            failures.error(
+                f"email:{what}",
+                "could not enqueue the email of %s %s",
+                what,
+                row_id,
+                exc=exc,
+            )
 
 
 def _deliver(

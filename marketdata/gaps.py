@@ -30,6 +30,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from core.logs import RateLimitedLog, cause
 from core.minutes import ceil_minute, floor_minute
 from marketdata.coverage import minutes_coverage
 from marketdata.history import (
@@ -43,9 +44,11 @@ from marketdata.providers.base import ProviderError
 from marketdata.providers.routing import history_provider_name
 from marketdata.rollups import rollups_refresh
 from marketdata.services import bars_upsert
-from marketdata.transient import is_transient, one_line, retry_after_of, warn_limited
+from marketdata.transient import is_transient, retry_after_of
 
 logger = logging.getLogger(__name__)
+# A broker outage fails every send: one line a minute says so.
+send_failures = RateLimitedLog(logger)
 
 # A provider's REST history may lag its stream by a few seconds: a fetch counts
 # as a check of the range only this long after the range ended.
@@ -153,12 +156,12 @@ def gap_enqueue(*, gap_id: int) -> None:
     def send() -> None:
         try:
             gap_backfill.send(gap_id)
-        except Exception as exc:  # noqa: BLE001 - recorded; the reclaimer re-sends
-            warn_limited(
-                logger,
-                "gap backfill not enqueued (%s): the gap stays open and the "
-                "workers' reclaimer sends it once the broker answers",
-                one_line(exc),
+        except Exception as exc:  # recorded; the reclaimer re-sends
+            send_failures.warning(
+                "send",
+                "gap backfill not enqueued (the gap stays open and the workers' "
+                "reclaimer sends it once the broker answers)",
+                exc=exc,
             )
 
     transaction.on_commit(send)
@@ -277,7 +280,7 @@ def gap_repair(
     except Exception as exc:
         if is_transient(exc):
             _reopen(gap, exc)
-            raise GapRepairRetry(one_line(exc)) from exc
+            raise GapRepairRetry(cause(exc)) from exc
         raise
 
     gap.bars_added += added
@@ -306,8 +309,8 @@ def _reopen(gap: Gap, exc: BaseException) -> None:
     be what failed): a gap left repairing is reopened once it is stale."""
     try:
         Gap.objects.filter(id=gap.id, state=GapState.REPAIRING).update(
-            state=GapState.OPEN, error=one_line(exc)[:2000], updated_at=timezone.now()
+            state=GapState.OPEN, error=cause(exc)[:2000], updated_at=timezone.now()
         )
-    except Exception as again:  # noqa: BLE001 - the reclaimer takes it up later
+    except Exception as again:  # the reclaimer takes it up later
         if not is_transient(again):
             raise

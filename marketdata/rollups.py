@@ -38,6 +38,7 @@ from functools import partial
 
 from django.db import connection, transaction
 
+from core.logs import RateLimitedLog
 from marketdata.bar_storage import timescale_enabled
 from marketdata.calendar import (
     ALWAYS_OPEN_CLASSES,
@@ -47,6 +48,8 @@ from marketdata.calendar import (
 )
 
 logger = logging.getLogger(__name__)
+# After every live bars write: a refresh that keeps failing is one line a minute.
+cagg_failures = RateLimitedLog(logger)
 
 ROLLUP_TABLE = "marketdata_bar_rollup"
 ROLLUP_LOCK = 0x726F6C6C  # advisory lock namespace ("roll")
@@ -331,13 +334,14 @@ def _cagg_refresh(*, lo: datetime, hi: datetime) -> None:
                 "CALL refresh_continuous_aggregate(%s, %s, %s)",
                 [TIMESCALE_HOURLY_VIEW, lo, hi],
             )
-    except Exception:  # noqa: BLE001 - the minutes are stored; reads fall back
-        logger.warning(
+    except Exception as exc:  # the minutes are stored; reads fall back
+        cagg_failures.warning(
+            "refresh",
             "rollups: refreshing %s over [%s, %s) failed",
             TIMESCALE_HOURLY_VIEW,
             lo,
             hi,
-            exc_info=True,
+            exc=exc,
         )
 
 

@@ -35,7 +35,7 @@ from streaming.failover import Router
 from streaming.restore import subscription_contexts
 from streaming.state import InstrumentState
 
-logger = logging.getLogger("streaming.worker")
+logger = logging.getLogger(__name__)
 
 
 class Subscriptions:

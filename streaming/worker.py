@@ -49,6 +49,7 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.db import close_old_connections
 
+from core.logs import RateLimitedLog
 from core.minutes import MINUTE, floor_minute
 from core.outage import Outage
 from core.redis import redis_outage
@@ -68,12 +69,11 @@ from streaming.printer import event_json
 from streaming.publisher import Publisher
 from streaming.shard import Shard
 from streaming.state import InstrumentState
-from streaming.stats import RateLimitedLog
 from streaming.subscriptions import Subscriptions
 from streaming.suspect import SuspectConfig, SuspectFilter
 from streaming.watchdog import Watchdog
 
-logger = logging.getLogger("streaming.worker")
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -233,7 +233,6 @@ class StreamWorker:
         self.problems = RateLimitedLog(logger)
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stream-db")
         self._print = None
-        self._step_failed_at: dict[str, float] = {}
 
     # --- running -----------------------------------------------------------------------
     def run(self) -> int:
@@ -288,8 +287,8 @@ class StreamWorker:
         )
         try:
             await self.step_subscriptions()
-        except Exception:  # the database may come up later: the step retries
-            logger.exception("loading the instruments to stream failed; retrying")
+        except Exception as exc:  # the database may come up later: the step retries
+            self._step_failed("step_subscriptions", exc)
         self.ready = True
 
     def request_shutdown(self) -> None:
@@ -330,6 +329,7 @@ class StreamWorker:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _every(self, interval: float, step: Callable, delay: float = 0.0) -> None:
+        name = step.__qualname__.removeprefix("StreamWorker.")  # ColdStart.step
         if delay:
             await asyncio.sleep(delay)
         while not self.shutdown:
@@ -340,9 +340,13 @@ class StreamWorker:
                     keep_going = await keep_going
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - the step runs again
-                self._step_failed(step.__name__, exc)
+            except Exception as exc:  # the step runs again
+                self._step_failed(name, exc)
                 keep_going = True
+            else:
+                self.problems.recovered(
+                    f"step:{name}", "stream worker step %s works again", name
+                )
             if not keep_going:
                 self.request_shutdown()
                 return
@@ -350,8 +354,8 @@ class StreamWorker:
 
     def _step_failed(self, name: str, exc: Exception) -> None:
         """A dependency that is away is one outage (one line when it starts,
-        a reminder a minute, one when it ends); anything else is a bug worth
-        a traceback, once a minute per step."""
+        a reminder a minute, one when it ends); anything else is a bug: a line
+        a minute per step (its traceback at DEBUG), one when it works again."""
         from django.db import DatabaseError
         from redis.exceptions import RedisError
 
@@ -360,10 +364,9 @@ class StreamWorker:
         elif isinstance(exc, RedisError):
             redis_outage().failed(exc, doing=f"the {name} step")
         else:
-            now = time.monotonic()
-            if now - self._step_failed_at.get(name, -1e9) >= 60:
-                self._step_failed_at[name] = now
-                logger.error("stream worker step %s failed", name, exc_info=exc)
+            self.problems.error(
+                f"step:{name}", "stream worker step %s failed", name, exc=exc
+            )
 
     async def _ingest_loop(self) -> None:
         wake = self.wake

@@ -25,9 +25,11 @@ from decimal import Decimal
 
 from alerts.engine.messages import FiredAlert
 from alerts.kinds.events import patterns_module
+from core.logs import RateLimitedLog
 from core.minutes import MINUTE, floor_minute
 
 logger = logging.getLogger(__name__)
+failures = RateLimitedLog(logger)
 
 
 class Events:
@@ -57,9 +59,10 @@ class Events:
         last = len(bars) - 1
         try:
             detections = module.detect(bars, kinds=set(watched))
-        except Exception:  # noqa: BLE001 - a detector bug must not stop the feed
-            logger.warning("pattern detection failed for %s", inst.symbol)
-            logger.debug("pattern detection failed", exc_info=True)
+        except Exception as exc:  # a detector bug must not stop the feed
+            failures.warning(
+                "patterns", "pattern detection failed for %s", inst.symbol, exc=exc
+            )
             return
         step = timedelta(minutes=frame.minutes)
         closed_at = bars[-1]["ts"] + step

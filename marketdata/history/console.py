@@ -19,6 +19,7 @@ from typing import TypeVar
 
 from django.db import close_old_connections, connection
 
+from core.logs import cause
 from marketdata.history.covered import coverage_check
 from marketdata.history.plan import load_job_enqueue, load_job_plan
 from marketdata.history.progress import (
@@ -37,7 +38,7 @@ from marketdata.history.request import (
 )
 from marketdata.history.run import load_job_run_sync
 from marketdata.models import Instrument
-from marketdata.transient import is_transient, one_line
+from marketdata.transient import is_transient
 
 #: Seconds without a started chunk before the watcher asks whether a worker runs.
 IDLE_WARNING = 15.0
@@ -137,7 +138,7 @@ class LoadConsole:
         while True:
             try:
                 result = read()
-            except Exception as exc:  # noqa: BLE001 - only outages are waited out
+            except Exception as exc:  # only outages are waited out
                 if not is_transient(exc):
                     raise
                 self._outage(exc)
@@ -159,7 +160,7 @@ class LoadConsole:
             self._down_since = time.monotonic()
             self.stdout.write("")
             self.stdout.write(
-                self.style.WARNING(f"database unreachable, waiting… ({one_line(exc)})")
+                self.style.WARNING(f"database unreachable, waiting… ({cause(exc)})")
             )
 
     # --- running and watching ---------------------------------------------------
