@@ -172,34 +172,43 @@ def test_finnhub_refusals_straddling_a_new_plan_refuse_what_is_still_subscribed(
 def test_publish_is_coalesced_to_the_latest_state_with_increasing_seq(
     aapl, make_worker, attach
 ):
-    worker, connection = make_worker(publish_hz=5)
+    """20 trades 62.5 ms apart at 4 messages/s, on a clock the test drives (a
+    loaded machine cannot stretch it; binary fractions, so no rounding moves
+    a boundary): two messages back to back (the burst), then one each 250 ms
+    with the latest state, and the last state once the interval has passed."""
+    worker, connection = make_worker(publish_hz=4)
     attach(worker, aapl, connection)
+    publisher = worker.publisher
     layer = get_channel_layer()
 
     async def run():
         channel = await layer.new_channel()
         await layer.group_add(symbol_group("AAPL"), channel)
-        received = []
         for i in range(20):
             worker.process(
                 connection, NOW.timestamp(), [trade("AAPL", i, f"{100 + i}.00")]
             )
-            await worker.step_publish()
-            await asyncio.sleep(0.02)
-        await asyncio.sleep(0.25)
-        await worker.step_publish()
-        while True:
-            try:
-                received.append(await asyncio.wait_for(layer.receive(channel), 1))
-            except TimeoutError:
-                return received
+            await publisher.publish_due(now=i * 0.0625)
+        await publisher.publish_due(now=2.0)
+        return [
+            await asyncio.wait_for(layer.receive(channel), 10)
+            for _ in range(publisher.published)
+        ]
 
     messages = asyncio.run(run())
     assert all(m["type"] == "market.update" for m in messages)
     seqs = [m["snapshot"]["seq"] for m in messages]
     assert seqs == list(range(1, len(seqs) + 1))
-    assert len(messages) < 20 / 2  # ~0.65 s at 5/s: coalesced, not one per trade
-    assert messages[-1]["snapshot"]["last"] == "119.00"  # latest state arrives
+    lasts = [m["snapshot"]["last"] for m in messages]
+    assert lasts == [
+        "100.00",
+        "101.00",
+        "104.00",
+        "108.00",
+        "112.00",
+        "116.00",
+        "119.00",
+    ]
     assert snapshots_get(symbols=["AAPL"])["AAPL"]["seq"] == seqs[-1]
 
 
