@@ -62,6 +62,31 @@ def staff_user(django_user_model):
 
 
 @pytest.fixture
+def client_for(db):
+    """`client_for(user)`: a test client logged in as `user`."""
+    from django.test import Client
+
+    def make(user) -> Client:
+        client = Client()
+        client.force_login(user)
+        return client
+
+    return make
+
+
+@pytest.fixture
+def user_client(client_for, user):
+    """A test client logged in as `user`."""
+    return client_for(user)
+
+
+@pytest.fixture
+def staff_client(client_for, staff_user):
+    """A test client logged in as `staff_user`."""
+    return client_for(staff_user)
+
+
+@pytest.fixture
 def instruments(db):
     from marketdata.services import instruments_upsert
     from marketdata.universe import universe_rows
