@@ -313,7 +313,7 @@ class FeedConnection(SymbolSubscriptions):
                 self.confirmed = set(event.symbols)
                 self.limit.accepted(len(self.confirmed))
         elif kind is ControlType.SUBSCRIPTION_ERROR:
-            self._on_rejected(event)
+            self.on_rejected(event)
         elif kind is ControlType.PING:
             if event.reply:
                 ws.send(event.reply)

@@ -78,8 +78,9 @@ class SymbolSubscriptions:
             self.last_error = f"send failed: {exc}"
             self._shutdown_socket()
 
-    def _on_rejected(self, event: Control) -> None:
-        """A refused subscription. For the plan's symbol limit the symbols are
+    def on_rejected(self, event: Control) -> tuple[str, ...]:
+        """A provider's SUBSCRIPTION_ERROR (the receive thread's answer to
+        one; returns the symbols it holds back). For the plan's symbol limit the symbols are
         held back and the limit learned (Alpaca and Binance refuse the whole
         request; Finnhub answers each subscribe over the limit with one
         error, in order, so the refused ones are the batch's tail). Any other

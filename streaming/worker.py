@@ -38,7 +38,6 @@ import logging
 import os
 import signal
 import socket
-import sys
 import time
 from collections import deque
 from collections.abc import Callable
@@ -65,7 +64,7 @@ from streaming.gaps import GapTracker, PendingGap
 from streaming.health import WorkerRates, worker_health
 from streaming.ledger import MinuteLedger
 from streaming.monitor import FeedMonitor
-from streaming.printer import event_json
+from streaming.printer import event_json, event_printer
 from streaming.publisher import Publisher
 from streaming.shard import Shard
 from streaming.state import InstrumentState
@@ -232,7 +231,7 @@ class StreamWorker:
         self.rates = WorkerRates()
         self.problems = RateLimitedLog(logger)
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stream-db")
-        self._print = None
+        self._print = event_printer(stdout) if o.print_events else None
 
     # --- running -----------------------------------------------------------------------
     def run(self) -> int:
@@ -255,14 +254,6 @@ class StreamWorker:
 
             self._layer = get_channel_layer()
         self.publisher = Publisher(layer=self._layer, hz=self.options.publish_hz)
-        if self.options.print_events:
-            out = self.stdout or sys.stdout
-            buffer = getattr(out, "buffer", None)
-            self._print = (
-                buffer.write
-                if buffer is not None
-                else (lambda data: out.write(data.decode()))
-            )
         if self.options.record:
             from streaming.recording import FrameRecorder
 
@@ -676,9 +667,6 @@ class StreamWorker:
         in use owned by this shard."""
         await self.subscriptions.step()
         return not self.shutdown
-
-    def _contexts_load(self, rows: list[dict], now: float) -> dict[str, dict]:
-        return self.subscriptions._contexts_load(rows, now)
 
     @property
     def pending_rejections(self) -> list[tuple[list[str], str]]:

@@ -6,14 +6,15 @@ import threading
 import time
 from decimal import Decimal
 
+import pytest
 from django.db import connection
 
 from alerts.engine import AlertEngine
 from alerts.models import AlertRule
 from alerts.services import alert_rule_create, alert_rule_delete, alert_rule_update
-from tests.alerts.helpers import feed, trade, transactional
+from tests.alerts.helpers import feed, trade
 
-pytestmark = transactional()
+pytestmark = pytest.mark.transactional
 
 
 def changes_apply(engine: AlertEngine) -> None:

@@ -46,16 +46,6 @@ def snap(symbol: str, **fields) -> dict:
 
 
 @pytest.fixture
-def client_for():
-    def make(user) -> Client:
-        client = Client()
-        client.force_login(user)
-        return client
-
-    return make
-
-
-@pytest.fixture
 def lists(user, other_user, instruments):
     mine = watchlist_create(owner=user, name="Mine", symbols=["AAPL", "MSFT", "NVDA"])
     theirs = watchlist_create(owner=other_user, name="Theirs", symbols=["TSLA"])
