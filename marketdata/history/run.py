@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import close_old_connections, connection
+from django.db import close_old_connections, connection, transaction
 from django.db.models import F, Q
 from django.db.models.functions import Least
 from django.utils import timezone
@@ -202,12 +202,16 @@ def _fetch_into(chunk: LoadChunk, provider: Provider, token: int) -> None:
             start=chunk.start,
             end=chunk.end,
         )
-        written = 0
-        if page_result.rows:
-            written = bars_upsert(
-                rows=page_result.rows, provider=chunk.job.provider, origin=origin
-            ).written
-        _chunk_progress(chunk, token, page, written, page_result)
+        # The bars and the chunk's count of them commit together: a worker
+        # killed between the two left bars its resumed chunk then did not
+        # count as added (the load's report came out short).
+        with transaction.atomic():
+            written = 0
+            if page_result.rows:
+                written = bars_upsert(
+                    rows=page_result.rows, provider=chunk.job.provider, origin=origin
+                ).written
+            _chunk_progress(chunk, token, page, written, page_result)
 
 
 def _mine(chunk_id: int, token: int):
