@@ -19,3 +19,8 @@ def ceil_minute(at: datetime) -> datetime:
     """`at` itself when it starts a minute, else the start of the next one."""
     floor = floor_minute(at)
     return floor if floor == at else floor + MINUTE
+
+
+def minutes_starting(lo: datetime, hi: datetime) -> int:
+    """How many minutes start in [lo, hi), `lo` being a minute start."""
+    return -((lo - hi) // MINUTE)

@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 
 import holidays
 
-from core.minutes import MINUTE, ceil_minute
+from core.minutes import MINUTE, ceil_minute, minutes_starting
 
 NEW_YORK = ZoneInfo("America/New_York")
 REGULAR_OPEN = time(9, 30)
@@ -150,8 +150,5 @@ def expected_minutes(
 def expected_minute_count(
     asset_class: str, start: datetime, end: datetime, *, extended: bool = False
 ) -> int:
-    total = 0
-    for lo, hi in _session_windows(asset_class, start, end, extended):
-        seconds = (hi - lo).total_seconds()
-        total += int(seconds // 60) + (1 if seconds % 60 else 0)
-    return total
+    windows = _session_windows(asset_class, start, end, extended)
+    return sum(minutes_starting(lo, hi) for lo, hi in windows)

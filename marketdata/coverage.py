@@ -37,7 +37,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from django.db import connection
 
-from core.minutes import ceil_minute
+from core.minutes import ceil_minute, minutes_starting
 from marketdata import calendar
 
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
@@ -85,11 +85,7 @@ def expected_windows(
 
 
 def _minutes_in(windows: list[tuple[datetime, datetime]]) -> int:
-    total = 0
-    for lo, hi in windows:
-        seconds = (hi - lo).total_seconds()
-        total += int(seconds // 60) + (1 if seconds % 60 else 0)
-    return total
+    return sum(minutes_starting(lo, hi) for lo, hi in windows)
 
 
 def minutes_coverage(

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from core.minutes import MINUTE, ceil_minute, floor_minute
+from core.minutes import MINUTE, ceil_minute, floor_minute, minutes_starting
 
 NEW_YORK = ZoneInfo("America/New_York")
 KOLKATA = ZoneInfo("Asia/Kolkata")  # +05:30: a half-hour offset
@@ -42,3 +42,18 @@ def test_ceil_keeps_a_minute_start_and_moves_anything_later_to_the_next():
     at = datetime(2026, 3, 2, 9, 29, 1, tzinfo=NEW_YORK)
     assert ceil_minute(at) == datetime(2026, 3, 2, 9, 30, tzinfo=NEW_YORK)
     assert ceil_minute(at).tzinfo is NEW_YORK
+
+
+@pytest.mark.parametrize(
+    ("length", "count"),
+    [
+        (timedelta(0), 0),
+        (timedelta(microseconds=1), 1),
+        (MINUTE, 1),
+        (MINUTE + timedelta(microseconds=1), 2),
+        (timedelta(hours=6, minutes=30), 390),  # a regular NYSE session
+    ],
+)
+def test_minutes_starting_counts_a_started_minute_whole(length, count):
+    lo = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
+    assert minutes_starting(lo, lo + length) == count
