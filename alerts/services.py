@@ -54,8 +54,8 @@ under it (once per change); each stream worker's alert step picks that up
 (`AlertEngine.fetch_changes` on its database thread, `apply_changes` on its
 loop).
 
-Past ~400 lines (rules and fired alerts share their validation and
-delivery); the split by role is issue 15's.
+Just over 400 lines, a seventh of it this docstring: the browser message is
+documented here because consumers and pages relay it as is.
 """
 
 from __future__ import annotations

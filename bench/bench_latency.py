@@ -27,6 +27,10 @@ pages above (a same-origin page with a 20-cell table fed by the same
 WebSocket and the same probe): tick -> pixels (target p99 <= 150 ms at 100
 clients with default settings). "tick -> pixels" is the painted time minus
 the event time of the newest tick the painted update carries.
+
+Over 400 lines: one run drives the whole stack (stream worker, Daphne,
+WebSocket consumers and Chromium pages) and reports both halves of the budget;
+the harness only makes sense together.
 """
 
 from __future__ import annotations

@@ -25,8 +25,8 @@ nothing is counted twice:
   also holds pre-market minutes counts whole: an hour cannot be split).
 - 5m and 15m come from minutes only: a coarser bar cannot be split.
 
-Past ~400 lines because both engines' reads and refreshes sit side by side
-(they must answer alike, tests/timescale); splitting them is issue 15's.
+Over 400 lines: both engines' reads and refreshes sit side by side, because
+they must answer alike (tests/timescale compares them).
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""Reads for market data. Other apps read instruments and watchlists here."""
+"""Reads for market data. Other apps read instruments and watchlists here.
+
+Over 400 lines: the app's reads live here (reads go in `selectors.py`),
+most of them one query each.
+"""
 
 from __future__ import annotations
 

@@ -26,6 +26,9 @@ Model, per (seed, symbol):
 Hours: `always` means every minute has a bar; `nyse` keeps equity/ETF bars to
 NYSE regular sessions (`marketdata.calendar`); crypto always trades 24/7. The
 price path itself does not depend on hours (overnight moves become gaps).
+
+Over 400 lines on purpose: every number the simulator serves comes from this
+one module, so REST history and the live tape cannot drift apart.
 """
 
 from __future__ import annotations

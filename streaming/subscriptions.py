@@ -10,6 +10,9 @@ per reason at start and whenever they change.
 
 New instruments start from what `streaming.restore` loads (stored snapshot,
 session figures, restart gap).
+
+Over 400 lines: it is the one owner of subscriptions, budgets and routing in
+the worker, and those decisions are made together each second.
 """
 
 from __future__ import annotations

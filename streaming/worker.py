@@ -28,7 +28,8 @@ steps delegate to the parts:
 Every step returns whether the worker should keep running; tests call them
 directly. Database work runs on one dedicated thread, never on the loop. Over
 400 lines because the ingest path (`process`) is one function on purpose: it
-runs per event.
+runs per event; the rest is one short step method per part, kept on the
+worker so tests and the scheduler call the same methods.
 """
 
 from __future__ import annotations

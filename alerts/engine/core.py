@@ -52,8 +52,6 @@ class AlertEngine(Loading, SeriesBuilding, Events):
         self._version: int | None = None
         self._missed_changes = False
         self._seeding: dict[str, Seed] = {}
-        self.reloads = 0
-        self.fired_count = 0
         self.suppressed_count = 0
 
     @staticmethod
@@ -369,7 +367,6 @@ class AlertEngine(Loading, SeriesBuilding, Events):
                 price=price,
             )
         )
-        self.fired_count += 1
         if rule.one_shot:
             self.remove_rule(rule.id)
 
@@ -379,17 +376,6 @@ class AlertEngine(Loading, SeriesBuilding, Events):
         if inst is None:
             inst = self._instruments[symbol] = InstrumentState(symbol)
         return inst
-
-    def stats(self) -> dict:
-        """Counters for health/metrics output."""
-        return {
-            "rules": len(self.rules),
-            "instruments": sum(1 for i in self._instruments.values() if i.series),
-            "fired": self.fired_count,
-            "suppressed_by_cooldown": self.suppressed_count,
-            "reloads": self.reloads,
-            "version": self._version,
-        }
 
 
 def _float(value) -> float | None:

@@ -236,7 +236,6 @@ class Loading:
             self._version = changes.version
         if changes.full and changes.version is not None:
             self._missed_changes = False
-        self.reloads += 1
 
     # -- other shards' instruments --------------------------------------------------
     def foreign_symbols(self) -> set[str]:

@@ -16,6 +16,10 @@ Decisions:
   quotation resumption, volatility/LULD pause). Informational codes (price or
   range indications, imbalances, short-sale restriction) are dropped, because
   reporting them as "not halted" could flip a halted instrument back on.
+
+Over 400 lines: one vendor's adapter (stream messages, REST history,
+snapshots) behind one class, as every provider module is; the typed fast path
+of the stream parser is already `alpaca_wire`.
 """
 
 from __future__ import annotations

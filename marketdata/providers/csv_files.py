@@ -32,11 +32,9 @@ yield pages), and what the first pass keeps is bounded by the file's time
 span (one bit per minute for duplicate detection) and by `MAX_BAD_ROWS`, not
 by its number of rows.
 
-(Over 400 lines: the provider and its validation passes belong together;
-layouts, values and text reading live in the sibling modules named above.)
-
-Past ~400 lines: reading, validating and loading one file stay together
-(layouts are in `csv_layout.py`); a further split is issue 15's.
+Over 400 lines: the provider and its validation passes over one file belong
+together; layouts, values and text reading live in the sibling modules named
+above.
 """
 
 from __future__ import annotations
