@@ -85,7 +85,7 @@ class PositionFactory(DjangoModelFactory):
 
 class AlertRuleFactory(DjangoModelFactory):
     """`alerts.services.alert_rule_create` (validated): by default a price
-    rule on AAPL, above 150, with no cooldown."""
+    rule on AAPL, above 150 (the model's default cooldown)."""
 
     class Meta:
         model = AlertRule
@@ -95,7 +95,6 @@ class AlertRuleFactory(DjangoModelFactory):
     kind = "price"
     direction = "above"
     level = Decimal(150)
-    cooldown_seconds = 0
 
     @classmethod
     def _create(cls, model_class, *args, **kwargs):
@@ -117,6 +116,9 @@ class AlertEventFactory(DjangoModelFactory):
     kind = "price"
     ts = factory.LazyFunction(lambda: timezone.now() - timedelta(minutes=5))
     price = Decimal("150.5")
+    values = factory.LazyFunction(
+        lambda: {"value": 150.5, "level": 150.0, "direction": "above"}
+    )
     message = factory.LazyAttribute(
         lambda o: f"{o.instrument.symbol} crossed above 150"
     )

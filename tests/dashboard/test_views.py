@@ -12,10 +12,11 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from marketdata.models import Position, Watchlist
+from marketdata.models import Watchlist
 from marketdata.selectors import session_latest
 from marketdata.services import BarRow, bars_upsert, watchlist_create
 from streaming.snapshots import snapshots_put
+from tests.factories import PositionFactory
 
 pytestmark = pytest.mark.django_db
 JSON = {"HTTP_ACCEPT": "application/json"}
@@ -331,19 +332,19 @@ def test_instrument_page(user, client_for, instruments):
 def test_portfolio_values_positions_with_latest_prices(
     user, other_user, client_for, instruments
 ):
-    Position.objects.create(
+    PositionFactory(
         owner=user,
         instrument=instruments["AAPL"],
         quantity=Decimal(10),
         average_cost=Decimal(100),
     )
-    Position.objects.create(
+    PositionFactory(
         owner=user,
         instrument=instruments["MSFT"],
         quantity=Decimal(2),
         average_cost=Decimal(400),
     )
-    Position.objects.create(
+    PositionFactory(
         owner=other_user,
         instrument=instruments["NVDA"],
         quantity=Decimal(1),
