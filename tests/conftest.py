@@ -30,11 +30,10 @@ def pytest_configure(config):
 def _flush_redis():
     """Each test starts with an empty Redis test database (and no REST
     figures of an earlier test still waiting in memory for it)."""
-    from marketdata.providers import rest_stats
+    from marketdata.providers.rest_stats import rest_stats_flush
 
-    with rest_stats._lock:
-        rest_stats._pending.clear()
     client = redis_client()
+    rest_stats_flush()  # an earlier test's figures go to Redis, then with it
     client.flushdb()
     yield
     client.flushdb()
