@@ -1,6 +1,6 @@
 """factory_boy factories for what tests build most: users, instruments,
-watchlists, positions, alert rules and the alerts they fire, and the rule
-form the pages post.
+watchlists, positions, alert rules and the alerts they fire, the rule form
+the pages post and the live snapshot documents the worker stores.
 
 Rows with a service go through it (`watchlist_create`, `alert_rule_create`):
 a factory never builds what the application could not. Instruments come from
@@ -10,7 +10,8 @@ loads them.
 
 from __future__ import annotations
 
-from datetime import timedelta
+import time
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import factory
@@ -143,3 +144,25 @@ class RuleFormFactory(factory.DictFactory):
     active = "on"
     note = "breakout"
     action = "save"
+
+
+class SnapshotFactory(factory.DictFactory):
+    """A live snapshot document as the stream worker stores it
+    (`streaming.snapshots`), received now; give `snapshots_put` a list."""
+
+    symbol = "AAPL"
+    seq = 1
+    ts = factory.LazyFunction(lambda: datetime.now(UTC).isoformat())
+    received_at = factory.LazyFunction(time.time)
+    last = "100"
+    bid = None
+    ask = None
+    open = None
+    high = None
+    low = None
+    volume = None
+    prev_close = None
+    change = None
+    change_pct = None
+    freshness = "live"
+    minute = None
