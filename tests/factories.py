@@ -1,6 +1,7 @@
 """factory_boy factories for what tests build most: users, instruments,
 watchlists, positions, alert rules and the alerts they fire, the rule form
-the pages post and the live snapshot documents the worker stores.
+the pages post, the live snapshot documents the worker stores, and rows of
+minute bars for `bars_upsert`.
 
 Rows with a service go through it (`watchlist_create`, `alert_rule_create`):
 a factory never builds what the application could not. Instruments come from
@@ -21,6 +22,7 @@ from factory.django import DjangoModelFactory, Password
 
 from alerts.models import AlertEvent, AlertRule
 from marketdata.models import Instrument, Position, Watchlist
+from marketdata.services import BarRow
 
 PASSWORD = "s3cret-pass"
 
@@ -166,3 +168,44 @@ class SnapshotFactory(factory.DictFactory):
     change_pct = None
     freshness = "live"
     minute = None
+
+
+class BarRowFactory(factory.Factory):
+    """A row for `marketdata.services.bars_upsert`: a flat one-minute bar at
+    `close` unless open, high or low are given."""
+
+    class Meta:
+        model = BarRow
+
+    instrument_id = factory.LazyFunction(lambda: InstrumentFactory().pk)
+    timeframe = "1m"
+    ts = factory.LazyFunction(lambda: timezone.now().replace(second=0, microsecond=0))
+    close = Decimal(100)
+    open = factory.SelfAttribute("close")
+    high = factory.SelfAttribute("close")
+    low = factory.SelfAttribute("close")
+    volume = Decimal(100)
+
+
+def minute_bars(
+    instrument, closes, *, start, volumes=None, highs=None, spread=Decimal(0)
+) -> list[BarRow]:
+    """One minute bar a close from `start` on: high and low `spread` around
+    the close (`highs[i]`, when given and set, is bar i's high)."""
+    rows = []
+    for i, close in enumerate(closes):
+        price = Decimal(str(close))
+        high = price + spread
+        if highs and highs[i]:
+            high = Decimal(str(highs[i]))
+        rows.append(
+            BarRowFactory(
+                instrument_id=instrument.pk,
+                ts=start + timedelta(minutes=i),
+                close=price,
+                high=high,
+                low=price - spread,
+                volume=Decimal(volumes[i] if volumes else 100),
+            )
+        )
+    return rows
