@@ -40,24 +40,24 @@ def _flush_redis():
 
 
 @pytest.fixture
-def user(django_user_model):
-    return django_user_model.objects.create_user(
-        username="trader", password="s3cret-pass"
-    )
+def user(db):
+    from tests.factories import UserFactory
+
+    return UserFactory(username="trader")
 
 
 @pytest.fixture
-def other_user(django_user_model):
-    return django_user_model.objects.create_user(
-        username="rival", password="s3cret-pass"
-    )
+def other_user(db):
+    from tests.factories import UserFactory
+
+    return UserFactory(username="rival")
 
 
 @pytest.fixture
-def staff_user(django_user_model):
-    return django_user_model.objects.create_user(
-        username="ops", password="s3cret-pass", is_staff=True, is_superuser=True
-    )
+def staff_user(db):
+    from tests.factories import UserFactory
+
+    return UserFactory(username="ops", is_staff=True, is_superuser=True)
 
 
 @pytest.fixture

@@ -30,7 +30,6 @@ PASSWORD = "s3cret-pass"
 class UserFactory(DjangoModelFactory):
     class Meta:
         model = get_user_model()
-        django_get_or_create = ("username",)
 
     username = factory.Sequence(lambda n: f"user{n}")
     password = Password(PASSWORD)
