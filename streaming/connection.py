@@ -144,6 +144,12 @@ class FeedConnection(SymbolSubscriptions):
         self._stop.set()
         self._shutdown_socket()
 
+    def use_socket(self, ws) -> None:
+        """Make `ws` (an open websocket: `send`, `ping`, `close`) this
+        connection's session socket: subscriptions go out on it while the
+        session is live. The receive thread calls it on every connect."""
+        self._ws = ws
+
     @property
     def started(self) -> bool:
         return self._thread is not None
@@ -223,7 +229,7 @@ class FeedConnection(SymbolSubscriptions):
             self.stats.connect_failures += 1
             return State.BACKOFF
         ws.settimeout(None)
-        self._ws = ws
+        self.use_socket(ws)
         self.stats.connects += 1
         if self._stop.is_set():  # stop() raced with the connect
             self._close()

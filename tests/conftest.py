@@ -30,35 +30,34 @@ def pytest_configure(config):
 def _flush_redis():
     """Each test starts with an empty Redis test database (and no REST
     figures of an earlier test still waiting in memory for it)."""
-    from marketdata.providers import rest_stats
+    from marketdata.providers.rest_stats import rest_stats_flush
 
-    with rest_stats._lock:
-        rest_stats._pending.clear()
     client = redis_client()
+    rest_stats_flush()  # an earlier test's figures go to Redis, then with it
     client.flushdb()
     yield
     client.flushdb()
 
 
 @pytest.fixture
-def user(django_user_model):
-    return django_user_model.objects.create_user(
-        username="trader", password="s3cret-pass"
-    )
+def user(db):
+    from tests.factories import UserFactory
+
+    return UserFactory(username="trader")
 
 
 @pytest.fixture
-def other_user(django_user_model):
-    return django_user_model.objects.create_user(
-        username="rival", password="s3cret-pass"
-    )
+def other_user(db):
+    from tests.factories import UserFactory
+
+    return UserFactory(username="rival")
 
 
 @pytest.fixture
-def staff_user(django_user_model):
-    return django_user_model.objects.create_user(
-        username="ops", password="s3cret-pass", is_staff=True, is_superuser=True
-    )
+def staff_user(db):
+    from tests.factories import UserFactory
+
+    return UserFactory(username="ops", is_staff=True, is_superuser=True)
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """factory_boy factories for what tests build most: users, instruments,
-watchlists, positions, alert rules and the alerts they fire, and the rule
-form the pages post.
+watchlists, positions, alert rules and the alerts they fire, the rule form
+the pages post, the live snapshot documents the worker stores, and rows of
+minute bars for `bars_upsert`.
 
 Rows with a service go through it (`watchlist_create`, `alert_rule_create`):
 a factory never builds what the application could not. Instruments come from
@@ -10,7 +11,8 @@ loads them.
 
 from __future__ import annotations
 
-from datetime import timedelta
+import time
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import factory
@@ -20,6 +22,7 @@ from factory.django import DjangoModelFactory, Password
 
 from alerts.models import AlertEvent, AlertRule
 from marketdata.models import Instrument, Position, Watchlist
+from marketdata.services import BarRow
 
 PASSWORD = "s3cret-pass"
 
@@ -27,7 +30,6 @@ PASSWORD = "s3cret-pass"
 class UserFactory(DjangoModelFactory):
     class Meta:
         model = get_user_model()
-        django_get_or_create = ("username",)
 
     username = factory.Sequence(lambda n: f"user{n}")
     password = Password(PASSWORD)
@@ -85,7 +87,7 @@ class PositionFactory(DjangoModelFactory):
 
 class AlertRuleFactory(DjangoModelFactory):
     """`alerts.services.alert_rule_create` (validated): by default a price
-    rule on AAPL, above 150, with no cooldown."""
+    rule on AAPL, above 150 (the model's default cooldown)."""
 
     class Meta:
         model = AlertRule
@@ -95,7 +97,6 @@ class AlertRuleFactory(DjangoModelFactory):
     kind = "price"
     direction = "above"
     level = Decimal(150)
-    cooldown_seconds = 0
 
     @classmethod
     def _create(cls, model_class, *args, **kwargs):
@@ -117,6 +118,9 @@ class AlertEventFactory(DjangoModelFactory):
     kind = "price"
     ts = factory.LazyFunction(lambda: timezone.now() - timedelta(minutes=5))
     price = Decimal("150.5")
+    values = factory.LazyFunction(
+        lambda: {"value": 150.5, "level": 150.0, "direction": "above"}
+    )
     message = factory.LazyAttribute(
         lambda o: f"{o.instrument.symbol} crossed above 150"
     )
@@ -141,3 +145,66 @@ class RuleFormFactory(factory.DictFactory):
     active = "on"
     note = "breakout"
     action = "save"
+
+
+class SnapshotFactory(factory.DictFactory):
+    """A live snapshot document as the stream worker stores it
+    (`streaming.snapshots`), received now; give `snapshots_put` a list."""
+
+    symbol = "AAPL"
+    seq = 1
+    ts = factory.LazyFunction(lambda: datetime.now(UTC).isoformat())
+    received_at = factory.LazyFunction(time.time)
+    last = "100"
+    bid = None
+    ask = None
+    open = None
+    high = None
+    low = None
+    volume = None
+    prev_close = None
+    change = None
+    change_pct = None
+    freshness = "live"
+    minute = None
+
+
+class BarRowFactory(factory.Factory):
+    """A row for `marketdata.services.bars_upsert`: a flat one-minute bar at
+    `close` unless open, high or low are given."""
+
+    class Meta:
+        model = BarRow
+
+    instrument_id = factory.LazyFunction(lambda: InstrumentFactory().pk)
+    timeframe = "1m"
+    ts = factory.LazyFunction(lambda: timezone.now().replace(second=0, microsecond=0))
+    close = Decimal(100)
+    open = factory.SelfAttribute("close")
+    high = factory.SelfAttribute("close")
+    low = factory.SelfAttribute("close")
+    volume = Decimal(100)
+
+
+def minute_bars(
+    instrument, closes, *, start, volumes=None, highs=None, spread=Decimal(0)
+) -> list[BarRow]:
+    """One minute bar a close from `start` on: high and low `spread` around
+    the close (`highs[i]`, when given and set, is bar i's high)."""
+    rows = []
+    for i, close in enumerate(closes):
+        price = Decimal(str(close))
+        high = price + spread
+        if highs and highs[i]:
+            high = Decimal(str(highs[i]))
+        rows.append(
+            BarRowFactory(
+                instrument_id=instrument.pk,
+                ts=start + timedelta(minutes=i),
+                close=price,
+                high=high,
+                low=price - spread,
+                volume=Decimal(volumes[i] if volumes else 100),
+            )
+        )
+    return rows

@@ -56,8 +56,9 @@ def _default_factory(name: str, instrument: Instrument) -> Provider:
 
 
 # --- running one chunk ---------------------------------------------------------------
-def _claim(chunk_id: int) -> LoadChunk | None:
-    """Take the chunk if nobody holds it. Its new `attempts` is the claim's
+def load_chunk_claim(*, chunk_id: int) -> LoadChunk | None:
+    """Take the chunk if nobody holds it (None when a worker does, or it is
+    finished); what every run of a chunk starts with. Its new `attempts` is the claim's
     token: writes of a worker whose claim was taken over (after its heartbeat
     went stale) match no row and stop it."""
     now = timezone.now()
@@ -113,7 +114,7 @@ def load_chunk_run(
     held by another worker returns at once). A transient failure queues the
     chunk again and returns `retry=True`; a permanent one fails the chunk."""
     try:
-        chunk = _claim(chunk_id)
+        chunk = load_chunk_claim(chunk_id=chunk_id)
         if chunk is None:
             current = (
                 LoadChunk.objects.filter(id=chunk_id)

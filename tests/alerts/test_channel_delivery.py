@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from alerts.channel_services import channel_create, channel_set_enabled
 from alerts.models import Delivery, DeliveryChannel
-from alerts.services import alert_events_record, alert_rule_create
+from alerts.services import alert_events_record
 from alerts.tasks import delivery_send
 from core.redis import key, redis_client
 from tests.alerts.receivers import (
@@ -24,6 +24,7 @@ from tests.alerts.receivers import (
     verify_signature,
     wait_for,
 )
+from tests.factories import AlertRuleFactory
 
 SECRET = "s3cret-signing-key-0123456789"
 BOT_TOKEN = "123456:ABCdefGHIjklMNOpqrSTUvwxYZ012345"
@@ -46,12 +47,9 @@ def webhook(user, url, **fields):
 
 
 def rule_to(user, instrument, *channels, **fields):
-    return alert_rule_create(
+    return AlertRuleFactory(
         owner=user,
         instrument=instrument,
-        kind="price",
-        direction="above",
-        level=150,
         cooldown_seconds=0,
         channels=list(channels),
         **fields,

@@ -16,22 +16,17 @@ from dramatiq.brokers.redis import RedisBroker
 
 from alerts.engine import AlertEngine
 from alerts.models import AlertEvent
-from alerts.services import alert_events_record, alert_rule_create
+from alerts.services import alert_events_record
 from alerts.tasks import delivery_send
 from core.groups import user_group
 from core.redis import key, redis_client
 from tests.alerts.helpers import feed, trade
+from tests.factories import AlertRuleFactory
 
 
 def fire_for(user, instrument, level: int, **fields):
-    rule = alert_rule_create(
-        owner=user,
-        instrument=instrument,
-        kind="price",
-        direction="above",
-        level=level,
-        cooldown_seconds=0,
-        **fields,
+    rule = AlertRuleFactory(
+        owner=user, instrument=instrument, level=level, cooldown_seconds=0, **fields
     )
     engine = AlertEngine(symbols={instrument.symbol})
     engine.reload()

@@ -11,8 +11,9 @@ from django.db import connection
 
 from alerts.engine import AlertEngine
 from alerts.models import AlertRule
-from alerts.services import alert_rule_create, alert_rule_delete, alert_rule_update
+from alerts.services import alert_rule_delete, alert_rule_update
 from tests.alerts.helpers import feed, trade
+from tests.factories import AlertRuleFactory
 
 pytestmark = pytest.mark.transactional
 
@@ -69,13 +70,8 @@ class RunningEngine:
 def test_edit_through_admin_takes_effect_within_two_seconds(
     client, staff_user, user, instruments
 ):
-    rule = alert_rule_create(
-        owner=user,
-        instrument=instruments["AAPL"],
-        kind="price",
-        direction="above",
-        level=150,
-        cooldown_seconds=0,
+    rule = AlertRuleFactory(
+        owner=user, instrument=instruments["AAPL"], cooldown_seconds=0
     )
     client.force_login(staff_user)
     with RunningEngine({"AAPL"}) as running:
@@ -106,13 +102,8 @@ def test_edit_through_admin_takes_effect_within_two_seconds(
 def test_new_rule_and_deletion_reach_the_engine(user, instruments):
     with RunningEngine({"AAPL"}) as running:
         running.feed([trade("AAPL", 99, 0)])
-        rule = alert_rule_create(
-            owner=user,
-            instrument=instruments["AAPL"],
-            kind="price",
-            direction="above",
-            level=100,
-            cooldown_seconds=0,
+        rule = AlertRuleFactory(
+            owner=user, instrument=instruments["AAPL"], level=100, cooldown_seconds=0
         )
         assert running.wait_for(lambda e: rule.pk in e.rules)
         assert len(running.feed([trade("AAPL", 101, 1)])) == 1
@@ -123,10 +114,9 @@ def test_new_rule_and_deletion_reach_the_engine(user, instruments):
 
 
 def test_plain_orm_save_and_deactivation_reach_the_engine(user, instruments):
-    rule = alert_rule_create(
+    rule = AlertRuleFactory(
         owner=user,
         instrument=instruments["AAPL"],
-        kind="price",
         direction="below",
         level=100,
         cooldown_seconds=0,
@@ -142,9 +132,7 @@ def test_plain_orm_save_and_deactivation_reach_the_engine(user, instruments):
 
 
 def test_engine_ignores_rules_of_other_shards(user, instruments):
-    alert_rule_create(
-        owner=user, instrument=instruments["MSFT"], kind="price", level=10
-    )
+    AlertRuleFactory(owner=user, instrument=instruments["MSFT"], level=10)
     engine = AlertEngine(symbols={"AAPL"})
     engine.reload()
     assert engine.rules == {}
@@ -158,9 +146,7 @@ def test_redis_flush_falls_back_to_a_full_reload(user, instruments):
 
     engine = AlertEngine(symbols={"AAPL"})
     engine.reload()
-    rule = alert_rule_create(
-        owner=user, instrument=instruments["AAPL"], kind="price", level=10
-    )
+    rule = AlertRuleFactory(owner=user, instrument=instruments["AAPL"], level=10)
     redis_client().flushdb()
     changes_apply(engine)
     # Counter gone: the next change starts again from 1, below the engine's
@@ -172,12 +158,8 @@ def test_redis_flush_falls_back_to_a_full_reload(user, instruments):
 
 
 def test_moving_a_rule_to_another_instrument_moves_it_in_the_engine(user, instruments):
-    rule = alert_rule_create(
-        owner=user,
-        instrument=instruments["AAPL"],
-        kind="price",
-        level=100,
-        cooldown_seconds=0,
+    rule = AlertRuleFactory(
+        owner=user, instrument=instruments["AAPL"], level=100, cooldown_seconds=0
     )
     engine = AlertEngine(symbols=None)
     engine.reload()

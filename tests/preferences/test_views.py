@@ -9,10 +9,11 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from alerts.models import AlertEvent, OpsAlert
+from alerts.models import OpsAlert
 from marketdata.services import watchlist_create
 from preferences.selectors import preferences_get
 from preferences.services import preferences_update
+from tests.factories import AlertEventFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -179,7 +180,7 @@ def test_alert_history_times_follow_the_zone_and_name_it(
 ):
     ts = datetime(2026, 1, 15, 14, 30, tzinfo=UTC)
     for symbol in ("AAPL", "BTC/USD"):
-        AlertEvent.objects.create(
+        AlertEventFactory(
             owner=user,
             instrument=instruments[symbol],
             kind="price",

@@ -21,6 +21,7 @@ from marketdata.events import (
     Trade,
 )
 from marketdata.models import Bar, Instrument
+from streaming.connection import State
 from streaming.restore import subscription_contexts
 from streaming.snapshots import snapshots_get
 from tests.streaming.helpers import NOW, quote, trade
@@ -89,6 +90,21 @@ def _subscription_error(**fields):
     return Control(ControlType.SUBSCRIPTION_ERROR, "simulator", **fields)
 
 
+class SentFrames(list):
+    """A live session's socket for a connection (`use_socket`): keeps what
+    the connection sends."""
+
+    send = list.append
+
+
+def live(connection) -> SentFrames:
+    """`connection` in a live session over a socket that keeps its frames."""
+    sent = SentFrames()
+    connection.use_socket(sent)
+    connection.state = State.LIVE
+    return sent
+
+
 def _subscriptions_step(worker):
     async def run():
         worker.loop = asyncio.get_running_loop()
@@ -121,9 +137,9 @@ def test_a_symbol_named_unknown_is_marked_with_a_retry(aapl, make_worker, attach
 def test_a_plan_limit_refusal_never_marks_the_instruments(aapl, make_worker, attach):
     worker, connection = make_worker()
     attach(worker, aapl, connection)
-    connection.set_symbols({"AAPL"})
-    connection.subscribed = {"AAPL"}
-    connection._last_batch = ("AAPL",)
+    live(connection)
+    connection.set_symbols({"AAPL"})  # one subscribe request, for AAPL
+    assert connection.last_batch == ("AAPL",)
     error = _subscription_error(
         code=405, message="symbol limit exceeded", reason=PLAN_LIMIT
     )
@@ -147,9 +163,7 @@ def test_finnhub_refusals_straddling_a_new_plan_refuse_what_is_still_subscribed(
     (it kept 52 that Finnhub never streamed, in a loaded CI run)."""
     _, connection = make_worker()
     connection.provider.plan_limit_per_message = True  # as Finnhub's adapter
-    sent = []
-    connection._ws = type("Socket", (), {"send": staticmethod(sent.append)})()
-    connection.state = "live"
+    sent = live(connection)
     symbols = [f"S{i:02d}" for i in range(60)]
     connection.set_symbols(symbols)
     assert connection.subscribed == set(symbols) and sent
