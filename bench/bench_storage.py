@@ -75,11 +75,11 @@ def load() -> str:
 
 
 def verdict(value: float, target: float, unit: str) -> str:
+    digits = 1 if unit == "x" else 0
+    shown = f"{value:,.{digits}f}{unit}"
     if value >= target:
-        return f"met ({value:,.1f}{unit} >= {target:,.0f}{unit})"
-    return (
-        f"NOT met by {target / value:.1f}x ({value:,.1f}{unit} < {target:,.0f}{unit})"
-    )
+        return f"met ({shown} >= {target:,.0f}{unit})"
+    return f"NOT met by {target / value:.1f}x ({shown} < {target:,.0f}{unit})"
 
 
 class Bench:
