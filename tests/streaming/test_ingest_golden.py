@@ -8,7 +8,7 @@ suspect-tick test holds) goes through the provider's `parse_frame` and the
 worker's `process`, as `start_streams` runs them. The documents the publisher
 would send (one per changed instrument per frame), the bars the aggregator
 hands to storage and the alert engine's inputs are hashed per chunk of
-frames; the digests in tests/fixtures/alpaca/golden_ingest.json were recorded
+frames; the digests in tests/fixtures/ingest/golden.json were recorded
 before the hot path was reworked (issue 16), computed the slow way: dict
 decoding, frozen dataclasses, Decimal state. A chunk that differs is named.
 
@@ -35,7 +35,7 @@ from streaming.publisher import Publisher
 from streaming.state import InstrumentState
 from streaming.worker import StreamWorker, WorkerOptions
 
-FIXTURE = Path(__file__).parent.parent / "fixtures" / "alpaca" / "golden_ingest.json"
+FIXTURE = Path(__file__).parent.parent / "fixtures" / "ingest" / "golden.json"
 EQUITIES = ["AAPL", "MSFT", "NVDA", "SPY", "TSLA", "AMZN"]
 CRYPTO = ["BTC/USD"]
 FRAMES = 900
