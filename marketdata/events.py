@@ -126,7 +126,7 @@ class Control(msgspec.Struct, frozen=True):
     reason: str = ""
 
 
-MarketEvent = Trade | Quote | BarEvent | Status
+Event = Trade | Quote | BarEvent | Status
 Event = Trade | Quote | BarEvent | Status | Control
 
 # SUBSCRIPTION_ERROR reasons, for code that does not hold a Control.

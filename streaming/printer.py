@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import enum
+import sys
+from collections.abc import Callable
 from decimal import Decimal
 
 import orjson
@@ -24,3 +26,13 @@ def event_json(event, *, connection: str = "") -> bytes:
     for name in event.__struct_fields__:  # marketdata.events: msgspec structs
         document[name] = getattr(event, name)
     return orjson.dumps(document, default=_default, option=orjson.OPT_APPEND_NEWLINE)
+
+
+def event_printer(stdout=None) -> Callable[[bytes], object]:
+    """What writes `event_json` lines to `stdout` (default `sys.stdout`):
+    bytes go to its binary buffer when it has one, text otherwise."""
+    out = stdout or sys.stdout
+    buffer = getattr(out, "buffer", None)
+    if buffer is not None:
+        return buffer.write
+    return lambda data: out.write(data.decode())

@@ -13,7 +13,6 @@ from alerts.channel_services import channel_create
 from alerts.models import Delivery
 from alerts.services import alert_events_record, alert_rule_create
 from alerts.tasks import delivery_send
-from tests.alerts.helpers import transactional
 from tests.alerts.receivers import Receiver, fired
 
 
@@ -29,7 +28,7 @@ def make_due(delivery: Delivery) -> None:
     Delivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now())
 
 
-@transactional()
+@pytest.mark.transactional
 def test_an_alert_storm_becomes_one_digest_per_channel(user, instruments, client):
     user.email = "trader@example.com"
     user.save()
@@ -101,7 +100,7 @@ def test_an_alert_storm_becomes_one_digest_per_channel(user, instruments, client
     assert 'data-status="sent"' in page
 
 
-@transactional()
+@pytest.mark.transactional
 def test_counting_starts_again_after_the_window(user, instruments):
     with Receiver() as receiver:
         hook = channel_create(owner=user, name="hook", kind="webhook", url=receiver.url)

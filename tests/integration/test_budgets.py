@@ -10,11 +10,10 @@ import pytest
 from marketdata.models import Instrument, Position, WatchlistItem
 from marketdata.services import watchlist_create
 from tests.integration.test_stream_worker import WorkerThread, sim, wait_for
-from tests.markers import TRANSACTIONAL
 
 pytestmark = [
     pytest.mark.integration,
-    TRANSACTIONAL,
+    pytest.mark.transactional,
 ]
 
 __all__ = ["sim"]  # the fixture, imported for this module
