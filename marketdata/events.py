@@ -126,7 +126,6 @@ class Control(msgspec.Struct, frozen=True):
     reason: str = ""
 
 
-Event = Trade | Quote | BarEvent | Status
 Event = Trade | Quote | BarEvent | Status | Control
 
 # SUBSCRIPTION_ERROR reasons, for code that does not hold a Control.
