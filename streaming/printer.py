@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import sys
 from collections.abc import Callable
@@ -24,8 +23,8 @@ def event_json(event, *, connection: str = "") -> bytes:
     document = {"kind": event.kind}
     if connection:
         document["connection"] = connection
-    for item in dataclasses.fields(event):
-        document[item.name] = getattr(event, item.name)
+    for name in event.__struct_fields__:  # marketdata.events: msgspec structs
+        document[name] = getattr(event, name)
     return orjson.dumps(document, default=_default, option=orjson.OPT_APPEND_NEWLINE)
 
 

@@ -361,16 +361,17 @@ class StreamWorker:
             )
 
     async def _ingest_loop(self) -> None:
-        wake = self.wake
+        wake, loop = self.wake, self.loop
         while not self.shutdown:
             if not self.inbox:
                 due = self.publisher.next_due()
                 timeout = 0.25 if due is None else max(0.0, due - time.monotonic())
                 if timeout > 0:
-                    try:
-                        await asyncio.wait_for(wake.wait(), min(timeout, 0.25))
-                    except TimeoutError:
-                        pass
+                    # A timer that sets the event: `wait_for` would create a
+                    # task and a timeout context per wake-up (per frame).
+                    timer = loop.call_later(min(timeout, 0.25), wake.set)
+                    await wake.wait()
+                    timer.cancel()
             wake.clear()
             self._signaled = False
             self.step_ingest()

@@ -126,7 +126,7 @@ def planted_bar(symbol, minute, high=None):
     event = bar(symbol, minute, 100)
     if high is None:
         return event
-    from dataclasses import replace
+    from msgspec.structs import replace
 
     return replace(event, high=Decimal(high))
 
