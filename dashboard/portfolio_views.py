@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from dashboard.portfolio_forms import CloseForm, ImportForm, TransactionForm
-from dashboard.quotes import fmt_price, fmt_signed
+from dashboard.quotes import fmt_pct, fmt_price, fmt_signed
 from dashboard.views import live_snapshots
 from portfolio import services
 from portfolio.csv_io import transactions_csv, transactions_parse
@@ -26,10 +26,6 @@ from portfolio.selectors import (
     transaction_get_for_owner,
     transactions_export_rows,
 )
-
-
-def _pct(value) -> str:
-    return "—" if value is None else f"{value:+.2f}%"
 
 
 def _row(valued) -> dict:
@@ -48,8 +44,8 @@ def _row(valued) -> dict:
         "unrealized": fmt_signed(valued.unrealized, 2),
         "realized": fmt_signed(holding.realized, 2),
         "total": fmt_signed(valued.total, 2),
-        "return_pct": _pct(valued.return_pct),
-        "weight": "—" if valued.weight is None else f"{valued.weight:.1f}%",
+        "return_pct": fmt_pct(valued.return_pct),
+        "weight": "—" if valued.weight is None else f"{fmt_price(valued.weight, 1)}%",
     }
 
 

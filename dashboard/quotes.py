@@ -7,7 +7,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from functools import cached_property
 
 from django.conf import settings
@@ -17,33 +17,49 @@ from preferences.display import exchange_zone
 
 
 def to_decimal(value) -> Decimal | None:
+    """A finite Decimal from decimal text or a number (a float by its shortest
+    repr, as format.js reads a JavaScript number), else None."""
     if value is None or value == "":
         return None
     try:
-        return Decimal(str(value))
+        number = Decimal(str(value))
     except (InvalidOperation, ValueError):
         return None
+    return number if number.is_finite() else None
+
+
+def half_even(number: Decimal, places: int) -> Decimal:
+    """`number` rounded half to even at `places` decimals, on its decimal
+    digits: the one rounding rule of the server and `static/js/format.js`
+    (tests/fixtures/rounding.json is the table both are tested on)."""
+    return number.quantize(Decimal(1).scaleb(-places), ROUND_HALF_EVEN)
 
 
 def fmt_price(value, decimals: int) -> str:
     number = to_decimal(value)
     if number is None:
         return "—"
-    return f"{number:,.{decimals}f}"
+    return f"{half_even(number, decimals):,f}"
 
 
 def fmt_signed(value, decimals: int) -> str:
     number = to_decimal(value)
     if number is None:
         return "—"
-    return f"{number:+,.{decimals}f}"
+    return f"{half_even(number, decimals):+,f}"
 
 
 def fmt_pct(value) -> str:
     number = to_decimal(value)
     if number is None:
         return "—"
-    return f"{number:+.2f}%"
+    return f"{half_even(number, 2):+f}%"
+
+
+def fmt_spread(bid, ask, decimals: int) -> str:
+    """`ask - bid`, computed on the decimal values (format.js `difference`)."""
+    bid, ask = to_decimal(bid), to_decimal(ask)
+    return "—" if bid is None or ask is None else fmt_price(ask - bid, decimals)
 
 
 def fmt_compact(value) -> str:
@@ -52,16 +68,11 @@ def fmt_compact(value) -> str:
     if number is None:
         return "—"
     magnitude = abs(number)
-    for threshold, divisor, suffix in (
-        (10**9, 10**9, "B"),
-        (10**6, 10**6, "M"),
-        (10**4, 10**3, "K"),
-    ):
+    for threshold, shift, suffix in ((10**9, 9, "B"), (10**6, 6, "M"), (10**4, 3, "K")):
         if magnitude >= threshold:
-            return f"{number / divisor:.2f}{suffix}"
-    if number == number.to_integral_value():
-        return f"{number:.0f}"
-    return f"{number:.2f}"
+            return f"{half_even(number.scaleb(-shift), 2):f}{suffix}"
+    places = 0 if number == number.to_integral_value() else 2
+    return f"{half_even(number, places):f}"
 
 
 def fmt_age(seconds: float) -> str:
@@ -170,10 +181,7 @@ class QuoteRow:
 
     @property
     def spread(self) -> str:
-        bid, ask = to_decimal(self._get("bid")), to_decimal(self._get("ask"))
-        if bid is None or ask is None:
-            return "—"
-        return fmt_price(ask - bid, self.decimals)
+        return fmt_spread(self._get("bid"), self._get("ask"), self.decimals)
 
     @property
     def change(self) -> str:
