@@ -201,6 +201,7 @@ def stack(django_db_setup, django_db_blocker, request):
     env = {
         **os.environ,
         "DEBUG": "1",
+        "BROWSER_TEST_HOOKS": "1",  # window.tapelineMarket, tapelineChart, ...
         "DATABASE_URL": database_url(),
         "REDIS_URL": settings.REDIS_URL,
         "TAPELINE_PROVIDER": "simulator",
