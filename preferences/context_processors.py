@@ -4,8 +4,6 @@ theme (on `<html data-theme>`) and the display zone, handed to
 
 from __future__ import annotations
 
-from django.urls import reverse
-
 
 def display(request) -> dict:
     user = getattr(request, "user", None)
@@ -21,6 +19,5 @@ def display(request) -> dict:
             "zone": preferences.time_zone,
             "theme": preferences.theme,
             "toast": preferences.notify_toast,
-            "themeUrl": reverse("preferences:theme"),
         },
     }

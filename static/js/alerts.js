@@ -1,39 +1,18 @@
 // Alerts: unseen alerts as toasts on a visit, "mark seen" without a reload,
-// and the rule form showing only the fields the chosen kind uses.
-import { toast } from "./app.js";
+// and the rule form showing only the fields the chosen kind uses. app.js
+// calls startAlerts() on every signed-in page.
 import { displayPrefs } from "./format.js";
+import { getJson, postForm, setUnseenCount, toast, unseenCount } from "./page.js";
 
-const UNSEEN_URL = "/alerts/unseen";
-const SEEN_URL = "/alerts/seen";
 const SHOWN_KEY = "tapeline.alerts.toasted";
-
-function csrfToken() {
-  const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
-  if (match) return decodeURIComponent(match[1]);
-  const input = document.querySelector("input[name=csrfmiddlewaretoken]");
-  return input ? input.value : "";
-}
-
-export async function markSeen(ids) {
-  const body = new URLSearchParams({ ids: ids === "all" ? "all" : ids.join(",") });
-  const response = await fetch(SEEN_URL, {
-    method: "POST",
-    body,
-    headers: { "X-CSRFToken": csrfToken(), Accept: "application/json" },
-    credentials: "same-origin",
-  });
-  if (!response.ok) throw new Error(`mark seen failed: ${response.status}`);
-  return (await response.json()).marked;
-}
 
 // Alerts that fired while the browser was closed: toast each unseen one once
 // per browser session (they stay unseen until marked on the alerts page).
-export async function showUnseen() {
+async function showUnseen() {
+  const { alertsUrl, alertsUnseenUrl } = document.body.dataset;
   let data;
   try {
-    const response = await fetch(UNSEEN_URL, { headers: { Accept: "application/json" }, credentials: "same-origin" });
-    if (!response.ok) return;
-    data = await response.json();
+    data = await getJson(alertsUnseenUrl);
   } catch {
     return;
   }
@@ -47,25 +26,10 @@ export async function showUnseen() {
     shown.add(alert.id);
   }
   if (fresh.length > 3 || data.count > data.alerts.length) {
-    toast(`${data.count} unseen alert${data.count === 1 ? "" : "s"}`, { kind: "alert", href: data.alerts[0]?.url || "/alerts/", timeout: 15000 });
+    toast(`${data.count} unseen alert${data.count === 1 ? "" : "s"}`, { kind: "alert", href: data.alerts[0]?.url || alertsUrl, timeout: 15000 });
   }
   for (const alert of fresh) shown.add(alert.id);
   sessionStorage.setItem(SHOWN_KEY, JSON.stringify([...shown].slice(-200)));
-}
-
-// The unseen count in the navigation (templates/base.html).
-const navBadge = document.getElementById("alerts-unseen");
-
-function navCount() {
-  return navBadge ? Number(navBadge.dataset.count || 0) : 0;
-}
-
-function setNavCount(count) {
-  if (!navBadge) return;
-  navBadge.dataset.count = String(count);
-  navBadge.textContent = String(count);
-  navBadge.setAttribute("aria-label", `${count} unseen alerts`);
-  navBadge.hidden = count === 0;
 }
 
 function wireMarkSeen() {
@@ -74,7 +38,7 @@ function wireMarkSeen() {
       event.preventDefault();
       const ids = form.elements.ids.value;
       try {
-        await markSeen(ids === "all" ? "all" : ids.split(","));
+        await postForm(form.action, { ids });
       } catch {
         form.submit();
         return;
@@ -90,7 +54,7 @@ function wireMarkSeen() {
       if (badge && ids === "all") badge.remove();
       else if (badge) badge.textContent = `${left} unseen`;
       if (ids === "all") form.remove();
-      setNavCount(ids === "all" ? 0 : Math.max(0, navCount() - rows.length));
+      setUnseenCount(ids === "all" ? 0 : Math.max(0, unseenCount() - rows.length));
     });
   }
 }
@@ -152,8 +116,10 @@ function wireRuleForm() {
   update();
 }
 
-wireMarkSeen();
-wireRuleForm();
-wireConditionRows();
-// The alerts page lists unseen alerts itself.
-if (!location.pathname.startsWith("/alerts/")) showUnseen();
+export function startAlerts() {
+  wireMarkSeen();
+  wireRuleForm();
+  wireConditionRows();
+  // The alerts pages list unseen alerts themselves.
+  if (!location.pathname.startsWith(document.body.dataset.alertsUrl)) showUnseen();
+}

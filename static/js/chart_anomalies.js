@@ -6,16 +6,18 @@
 // (on load, timeframe switch and scroll-back); live ones are added as they
 // arrive. Each is drawn on the bar containing its minute, whatever the
 // timeframe. The layer's checkbox (saved with the indicator choices,
-// marketdata/indicators_settings.py) hides or shows it.
-import { toast } from "./app.js";
+// marketdata/indicators_settings.py) hides or shows it. instrument.js calls
+// startAnomalies() before it loads the bars.
 import { fmtTime, resolveZone } from "./format.js";
+import { getJson, toast } from "./page.js";
 import { market } from "./socket.js";
 
 const root = document.getElementById("instrument");
 const panel = document.getElementById("chart-anomalies");
 const toggle = document.querySelector('[data-layer="anomalies"] input[type=checkbox]');
 const container = document.getElementById("chart");
-if (root && panel && toggle) {
+export function startAnomalies() {
+  if (!root || !panel || !toggle) return;
   const symbol = root.dataset.symbol;
   const zone = resolveZone(root.dataset.tzExchange || "America/New_York");
   const css = getComputedStyle(document.documentElement);
@@ -91,9 +93,7 @@ if (root && panel && toggle) {
     const url = new URL(panel.dataset.url, location.origin);
     url.search = new URLSearchParams({ symbol, start, end, limit: 5000 }).toString();
     try {
-      const response = await fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" });
-      const payload = await response.json().catch(() => null);
-      if (!response.ok) throw new Error(payload?.error || `Server answered ${response.status}`);
+      const payload = await getJson(url);
       if (mine !== request) return;
       for (const a of payload) known.set(key(a), a);
       fetched = fetched ? [Math.min(fetched[0], start), Math.max(fetched[1], end)] : [start, end];

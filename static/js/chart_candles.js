@@ -8,8 +8,9 @@
 // each pattern in view; hovering a bar names the patterns found there.
 // The "Candlestick patterns" toggle is saved with the user's chart settings
 // (their `candles` section, see marketdata/indicators_settings.py).
-import { toast } from "./app.js";
-import { csrfToken } from "./format.js";
+// instrument.js calls startCandles() before it loads the bars.
+import { expose } from "./hooks.js";
+import { getJson, postJson, toast } from "./page.js";
 
 const LAYER = "candles";
 const REFRESH_MS = 30000; // at most this often while bars close live
@@ -17,9 +18,9 @@ const REFRESH_MS = 30000; // at most this often while bars close live
 const root = document.getElementById("instrument");
 const toggle = document.getElementById("candles-toggle");
 const legend = document.getElementById("candles-legend");
-if (root && toggle && legend) setup();
 
-function setup() {
+export function startCandles() {
+  if (!root || !toggle || !legend) return;
   const checkbox = toggle.querySelector("input[type=checkbox]");
   const hover = legend.querySelector("[data-hover]");
   const list = legend.querySelector("dl");
@@ -35,8 +36,7 @@ function setup() {
   let hovered = false;
   let byTime = new Map();
   // What is drawn now: tests and the console read it.
-  const state = { markers: [], events: [] };
-  window.tapelineCandles = state;
+  const state = expose("tapelineCandles", { markers: [], events: [] });
 
   function marker(e) {
     const shape = { bullish: "arrowUp", bearish: "arrowDown" }[e.direction] || "circle";
@@ -111,9 +111,7 @@ function setup() {
       limit: Math.min(5000, bars.length + 10),
     }).toString();
     try {
-      const response = await fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" });
-      const payload = await response.json().catch(() => ({}));
-      if (!response.ok) throw new Error(payload.error || `Server answered ${response.status}`);
+      const payload = await getJson(url);
       // A newer load, or the toggle turned off meanwhile, wins.
       if (own !== generation || !checkbox.checked) return;
       draw(detail, payload.candles);
@@ -125,14 +123,7 @@ function setup() {
   async function save(on) {
     toggle.dataset.saved = "false";
     try {
-      const response = await fetch(toggle.dataset.saveUrl, {
-        method: "POST",
-        headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken(), Accept: "application/json" },
-        body: JSON.stringify({ candles: { on } }),
-        credentials: "same-origin",
-      });
-      const payload = await response.json().catch(() => ({}));
-      if (!response.ok) throw new Error(payload.error || `Server answered ${response.status}`);
+      await postJson(toggle.dataset.saveUrl, { candles: { on } });
       toggle.dataset.saved = "true";
     } catch (err) {
       toast(`Candlestick choice not saved: ${err.message}`, { kind: "warn" });

@@ -4,8 +4,9 @@
 // line series, a marker on each confirming bar in the "patterns" layer (see
 // chart_layers.js), and a list under the chart with each explanation. The
 // "Patterns" toggle sits with the indicators and is saved with them.
-import { toast } from "./app.js";
-import { csrfToken, fmtTime, resolveZone } from "./format.js";
+// instrument.js calls startPatterns() before it loads the bars.
+import { fmtTime, resolveZone } from "./format.js";
+import { getJson, postJson, toast } from "./page.js";
 
 const LW = window.LightweightCharts;
 const LAYER = "patterns";
@@ -120,9 +121,7 @@ async function refresh() {
   url.search = new URLSearchParams({ timeframe, start: bars[0].time, limit: Math.min(5000, bars.length + 10) }).toString();
   let payload;
   try {
-    const response = await fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" });
-    payload = await response.json().catch(() => ({}));
-    if (!response.ok) throw new Error(payload.error || `Server answered ${response.status}`);
+    payload = await getJson(url);
   } catch (err) {
     if (mine === generation) panel.querySelector(".pattern-note").textContent = `Patterns unavailable: ${err.message}`;
     return;
@@ -140,14 +139,7 @@ async function refresh() {
 async function save() {
   label.dataset.saved = "false";
   try {
-    const response = await fetch(label.dataset.saveUrl, {
-      method: "POST",
-      headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken(), Accept: "application/json" },
-      body: JSON.stringify({ patterns: { on: toggle.checked } }),
-      credentials: "same-origin",
-    });
-    const payload = await response.json().catch(() => ({}));
-    if (!response.ok) throw new Error(payload.error || `Server answered ${response.status}`);
+    await postJson(label.dataset.saveUrl, { patterns: { on: toggle.checked } });
     label.dataset.saved = "true";
   } catch (err) {
     toast(`Patterns choice not saved: ${err.message}`, { kind: "warn" });
@@ -173,7 +165,8 @@ function hover(param) {
   tip.hidden = !hits.length;
 }
 
-if (root && toggle && panel) {
+export function startPatterns() {
+  if (!root || !toggle || !panel) return;
   root.addEventListener("chart:bars", (e) => {
     if (view && e.detail.reason === "load") clear(); // a new timeframe
     if (!view) e.detail.chart.subscribeCrosshairMove(hover);

@@ -1,9 +1,8 @@
-// Watchlist page: live rows, search-to-add, remove, reorder (buttons, the
-// compact row menu on narrow screens, and drag and drop), moving lists,
-// deleting a list.
-import { toast } from "./app.js";
-import { postForm } from "./format.js";
-import { trackRow, untrackRow } from "./quotes.js";
+// Entry module of the watchlist page (templates/dashboard/index.html): live
+// rows, search-to-add, remove, reorder (buttons, the compact row menu on
+// narrow screens, and drag and drop), moving lists, deleting a list.
+import { getJson, postForm, toast } from "./page.js";
+import { startQuotes, trackRow, untrackRow } from "./quotes.js";
 import { market } from "./socket.js";
 
 const section = document.getElementById("watchlist");
@@ -19,6 +18,7 @@ function refreshEmpty() {
 }
 
 tbody.querySelectorAll("tr[data-symbol]").forEach(trackRow);
+startQuotes();
 market.subscribe(currentSymbols());
 
 // --- reorder ---------------------------------------------------------------------
@@ -214,11 +214,7 @@ async function runSearch() {
   }
   const mine = ++seq;
   try {
-    const response = await fetch(`${input.dataset.url}?q=${encodeURIComponent(q)}`, {
-      headers: { Accept: "application/json" },
-      credentials: "same-origin",
-    });
-    const payload = await response.json();
+    const payload = await getJson(`${input.dataset.url}?q=${encodeURIComponent(q)}`);
     if (mine !== seq) return; // a newer query is on its way
     results = payload.results;
     active = results.length ? 0 : -1;

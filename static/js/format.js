@@ -1,20 +1,9 @@
-// Number formatting shared by every page; mirrors dashboard/quotes.py so the
-// live values look exactly like the server-rendered first paint.
-const cache = new Map();
-
-function formatter(decimals, signed) {
-  const key = `${decimals}:${signed}`;
-  let f = cache.get(key);
-  if (!f) {
-    f = new Intl.NumberFormat("en-US", {
-      minimumFractionDigits: decimals,
-      maximumFractionDigits: decimals,
-      signDisplay: signed ? "always" : "auto",
-    });
-    cache.set(key, f);
-  }
-  return f;
-}
+// Number formatting shared by every page; the same rule as dashboard/quotes.py,
+// so a live update never reformats a value the server rendered: decimal text
+// (strings as the server sends them, numbers by their shortest round-trip
+// form, as Python's str(float)) rounded half to even at the decimal digits,
+// never through a binary float (0.125 -> "0.12", 2.675 -> "2.68").
+// tests/fixtures/rounding.json holds the values both sides are tested on.
 
 export function num(value) {
   if (value === null || value === undefined || value === "") return null;
@@ -22,29 +11,92 @@ export function num(value) {
   return Number.isFinite(n) ? n : null;
 }
 
+const DECIMAL = /^([+-]?)(\d*)(?:\.(\d*))?(?:e([+-]?\d+))?$/i;
+
+// {neg, digits, point}: the digits with the decimal point after the first
+// `point` of them (point >= 0), or null when `value` is not a finite number.
+function parse(value) {
+  if (value === null || value === undefined || value === "") return null;
+  if (typeof value === "number" && !Number.isFinite(value)) return null;
+  const m = DECIMAL.exec(String(value).trim());
+  if (!m || !(m[2] || m[3])) return null;
+  const [, sign, whole, frac = "", exp = "0"] = m;
+  let digits = whole + frac;
+  let point = whole.length + Number(exp);
+  if (point < 0) {
+    digits = "0".repeat(-point) + digits;
+    point = 0;
+  }
+  return { neg: sign === "-", digits: digits.padEnd(point, "0"), point };
+}
+
+// `d` rounded half to even at `places` decimals: {neg, whole, frac}.
+function round(d, places) {
+  const end = d.point + places;
+  const digits = d.digits.padEnd(end, "0");
+  let kept = digits.slice(0, end);
+  const rest = digits.slice(end);
+  const odd = Number(kept.at(-1) || 0) % 2 === 1;
+  if (rest[0] > "5" || (rest[0] === "5" && (/[1-9]/.test(rest.slice(1)) || odd))) {
+    kept = (BigInt(kept || "0") + 1n).toString().padStart(kept.length, "0");
+  }
+  const cut = kept.length - places;
+  return { neg: d.neg, whole: kept.slice(0, cut).replace(/^0+(?=\d)/, "") || "0", frac: kept.slice(cut) };
+}
+
+function text({ neg, whole, frac }, { signed = false, grouped = false } = {}) {
+  const sign = neg ? "-" : signed ? "+" : "";
+  const w = grouped ? whole.replace(/\B(?=(\d{3})+(?!\d))/g, ",") : whole;
+  return `${sign}${w}${frac ? `.${frac}` : ""}`;
+}
+
+function fixed(value, places, options) {
+  const d = parse(value);
+  return d === null ? "—" : text(round(d, places), options);
+}
+
+// `a - b` exactly, as decimal text (a spread from the ask and bid strings);
+// null when either is not a number.
+export function difference(a, b) {
+  const x = parse(a);
+  const y = parse(b);
+  if (x === null || y === null) return null;
+  const places = Math.max(x.digits.length - x.point, y.digits.length - y.point);
+  const scaled = (d) => BigInt(`${d.neg ? "-" : ""}${d.digits.padEnd(d.point + places, "0") || "0"}`);
+  const n = scaled(x) - scaled(y);
+  const digits = (n < 0n ? -n : n).toString().padStart(places + 1, "0");
+  const cut = digits.length - places;
+  return `${n < 0n ? "-" : ""}${digits.slice(0, cut)}${places ? `.${digits.slice(cut)}` : ""}`;
+}
+
+// 1,234.57 (grouped, `decimals` places).
 export function fmtPrice(value, decimals) {
-  const n = num(value);
-  return n === null ? "—" : formatter(decimals, false).format(n);
+  return fixed(value, decimals, { grouped: true });
 }
 
+// +1,234.57 / -0.50.
 export function fmtSigned(value, decimals) {
-  const n = num(value);
-  return n === null ? "—" : formatter(decimals, true).format(n);
+  return fixed(value, decimals, { grouped: true, signed: true });
 }
 
+// +1.25% (two places, not grouped).
 export function fmtPct(value) {
-  const n = num(value);
-  return n === null ? "—" : `${n >= 0 ? "+" : "-"}${Math.abs(n).toFixed(2)}%`;
+  const t = fixed(value, 2, { signed: true });
+  return t === "—" ? t : `${t}%`;
 }
 
+// Volumes: 950, 12.35K, 1.20M, 3.40B.
 export function fmtCompact(value) {
-  const n = num(value);
-  if (n === null) return "—";
-  const m = Math.abs(n);
-  if (m >= 1e9) return `${(n / 1e9).toFixed(2)}B`;
-  if (m >= 1e6) return `${(n / 1e6).toFixed(2)}M`;
-  if (m >= 1e4) return `${(n / 1e3).toFixed(2)}K`;
-  return Number.isInteger(n) ? n.toFixed(0) : n.toFixed(2);
+  const d = parse(value);
+  if (d === null) return "—";
+  const whole = d.digits.slice(0, d.point).replace(/^0+/, "");
+  for (const [power, suffix] of [[9, "B"], [6, "M"], [4, "K"]]) {
+    if (whole.length > power) {
+      const shift = suffix === "K" ? 3 : power;
+      return `${text(round({ ...d, point: d.point - shift }, 2))}${suffix}`;
+    }
+  }
+  return text(round(d, /[1-9]/.test(d.digits.slice(d.point)) ? 2 : 0));
 }
 
 export function direction(value) {
@@ -75,36 +127,6 @@ export function sparkPoints(points, width = 100, height = 24) {
   return points
     .map((p, i) => `${(i * step).toFixed(1)},${(height - ((p - low) / span) * (height - 2) - 1).toFixed(1)}`)
     .join(" ");
-}
-
-export function csrfToken() {
-  const input = document.querySelector("input[name=csrfmiddlewaretoken]");
-  if (input) return input.value;
-  const m = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
-  return m ? decodeURIComponent(m[1]) : "";
-}
-
-// POST form-encoded data with the CSRF token; resolves to the JSON reply.
-export async function postForm(url, data) {
-  const body = new URLSearchParams();
-  for (const [k, v] of Object.entries(data)) {
-    if (Array.isArray(v)) v.forEach((x) => body.append(k, x));
-    else body.append(k, v);
-  }
-  const response = await fetch(url, {
-    method: "POST",
-    headers: { "X-CSRFToken": csrfToken(), Accept: "application/json" },
-    body,
-    credentials: "same-origin",
-  });
-  let payload = {};
-  try {
-    payload = await response.json();
-  } catch {
-    payload = { ok: false, error: `Server answered ${response.status}.` };
-  }
-  if (!response.ok) throw new Error(payload.error || `Server answered ${response.status}.`);
-  return payload;
 }
 
 // --- times ---------------------------------------------------------------------

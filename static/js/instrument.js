@@ -1,18 +1,14 @@
-// Instrument page: candles + volume from the bars endpoint, timeframes,
-// scroll-back, indicator overlays and panes, and the live forming candle.
-import { toast } from "./app.js";
-import {
-  csrfToken,
-  fmtTime,
-  postForm,
-  resolveZone,
-  zoneLabel,
-  zoneTitle,
-} from "./format.js";
+// Entry module of the instrument page (templates/dashboard/instrument.html):
+// candles + volume from the bars endpoint, timeframes, scroll-back, indicator
+// overlays and panes, the live forming candle, and the chart's marker layers.
+import { startAnomalies } from "./chart_anomalies.js";
+import { startCandles } from "./chart_candles.js";
 import { markerLayers } from "./chart_layers.js";
-import "./chart_candles.js";
-import "./chart_patterns.js";
-import { trackRow } from "./quotes.js";
+import { startPatterns } from "./chart_patterns.js";
+import { fmtTime, resolveZone, zoneLabel, zoneTitle } from "./format.js";
+import { expose } from "./hooks.js";
+import { getJson, postForm, postJson, toast } from "./page.js";
+import { startQuotes, trackRow } from "./quotes.js";
 import { market } from "./socket.js";
 
 const LW = window.LightweightCharts;
@@ -45,6 +41,7 @@ const COLORS = {
 const OVERLAYS = new Set(["sma", "ema", "bb"]);
 
 trackRow(root);
+startQuotes();
 market.subscribe([symbol]);
 
 const css = getComputedStyle(document.documentElement);
@@ -64,8 +61,7 @@ function axisZone() {
   return timeframe === "1d" ? exchangeZone : displayZone;
 }
 // What the axis last drew, newest last: tests and the console read it.
-const axisLog = [];
-window.tapelineAxis = axisLog;
+const axisLog = expose("tapelineAxis", []);
 function logAxis(entry) {
   axisLog.push(entry);
   if (axisLog.length > 200) axisLog.shift();
@@ -103,7 +99,7 @@ const chart = LW.createChart(container, {
   rightPriceScale: { borderColor: line },
   localization: { priceFormatter: (p) => p.toFixed(decimals), timeFormatter },
 });
-window.tapelineChart = chart; // for tests and the console
+expose("tapelineChart", chart);
 container.dataset.zone = displayZone;
 
 document.addEventListener("tapeline:theme", () => {
@@ -191,14 +187,7 @@ async function saveSettings() {
     return;
   }
   try {
-    const response = await fetch(controls.dataset.saveUrl, {
-      method: "POST",
-      headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken(), Accept: "application/json" },
-      body: JSON.stringify(settings),
-      credentials: "same-origin",
-    });
-    const payload = await response.json().catch(() => ({}));
-    if (!response.ok) throw new Error(payload.error || `Server answered ${response.status}`);
+    const payload = await postJson(controls.dataset.saveUrl, settings);
     controls.dataset.spec = payload.spec;
     controls.dataset.saved = "true";
   } catch (err) {
@@ -218,10 +207,7 @@ async function fetchBars(params) {
   const url = new URL(barsUrl, location.origin);
   url.searchParams.set("timeframe", timeframe);
   for (const [k, v] of Object.entries(params)) if (v !== null && v !== undefined && v !== "") url.searchParams.set(k, v);
-  const response = await fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" });
-  const payload = await response.json().catch(() => ({}));
-  if (!response.ok) throw new Error(payload.error || `Server answered ${response.status}`);
-  return payload;
+  return getJson(url);
 }
 
 function paintAll() {
@@ -510,6 +496,9 @@ addForm?.addEventListener("submit", async (e) => {
   }
 });
 
+startCandles();
+startPatterns();
+startAnomalies();
 loadInitial();
 
 document.body.dataset.ready = "instrument";

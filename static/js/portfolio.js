@@ -1,7 +1,7 @@
-// Portfolio: open positions revalued on every price update (batched per
-// frame), by the same rules as portfolio/ledger.py: the server puts each
-// position's held cost, realized P/L, amount invested, quantity held before
-// the session and the session's cash flow on its row.
+// Entry module of the portfolio page: open positions revalued on every price
+// update (batched per frame), by the same rules as portfolio/ledger.py: the
+// server puts each position's held cost, realized P/L, amount invested,
+// quantity held before the session and the session's cash flow on its row.
 import { direction, fmtPct, fmtPrice, fmtSigned, num } from "./format.js";
 import { market } from "./socket.js";
 
@@ -60,7 +60,7 @@ function repaint() {
     r.cells.day.textContent = fmtSigned(r.day, 2);
     r.cells.unrealized.textContent = fmtSigned(r.unrealized, 2);
     r.cells.return.textContent = fmtPct(r.invested ? (total / r.invested) * 100 : null);
-    r.cells.weight.textContent = value ? `${((r.value / value) * 100).toFixed(1)}%` : "—";
+    r.cells.weight.textContent = value ? `${fmtPrice((r.value / value) * 100, 1)}%` : "—";
     colour(r.cells.day, r.day);
     colour(r.cells.unrealized, r.unrealized);
   }

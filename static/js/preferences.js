@@ -1,5 +1,5 @@
-// Preferences page: typing a zone name picks "a named time zone", and quiet
-// hours default to this browser's zone.
+// Entry module of the preferences page: typing a zone name picks "a named
+// time zone", and quiet hours default to this browser's zone.
 import { browserZone } from "./format.js";
 
 const form = document.getElementById("prefs-form");

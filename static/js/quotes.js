@@ -1,13 +1,13 @@
 // Live quote rows: one table row per instrument, updated from snapshot
-// documents. DOM writes are batched into one animation frame.
+// documents. DOM writes are batched into one animation frame. The page's
+// entry module calls startQuotes() once; trackRow() any time.
+import { difference, direction, fmtAge, fmtCompact, fmtPct, fmtPrice, fmtSigned, fmtTime, num, resolveZone, sparkPoints, zoneTitle } from "./format.js";
 import { market } from "./socket.js";
-import { direction, fmtAge, fmtCompact, fmtPct, fmtPrice, fmtSigned, fmtTime, num, resolveZone, sparkPoints, zoneTitle } from "./format.js";
 
-const staleAfter = Number(document.body.dataset.staleAfter || 30);
+let staleAfter = 30;
 const rows = new Map(); // symbol -> row state
 const pending = new Map(); // symbol -> latest doc not yet painted
 let frameRequested = false;
-const listeners = [];
 
 function parseSpark(tr) {
   try {
@@ -43,10 +43,6 @@ export function trackRow(tr) {
 export function untrackRow(symbol) {
   rows.delete(symbol);
   pending.delete(symbol);
-}
-
-export function onPaint(fn) {
-  listeners.push(fn);
 }
 
 function setText(el, text) {
@@ -138,9 +134,7 @@ function paint(state, doc) {
   setText(c.change_pct, fmtPct(doc.change_pct));
   setText(c.bid, fmtPrice(doc.bid, d));
   setText(c.ask, fmtPrice(doc.ask, d));
-  const bid = num(doc.bid);
-  const ask = num(doc.ask);
-  setText(c.spread, bid !== null && ask !== null ? fmtPrice(ask - bid, d) : "—");
+  setText(c.spread, fmtPrice(difference(doc.ask, doc.bid), d));
   setText(c.high, fmtPrice(doc.high, d));
   setText(c.low, fmtPrice(doc.low, d));
   setText(c.open, fmtPrice(doc.open, d));
@@ -166,7 +160,6 @@ function onFrame() {
     const state = rows.get(doc.symbol);
     if (state) paint(state, doc);
   }
-  for (const fn of listeners) fn(batch);
   if (window.__tapelinePaints) probePainted(batch);
 }
 
@@ -186,7 +179,7 @@ function probePainted(batch) {
   channel.port2.postMessage(null);
 }
 
-market.addEventListener("quotes", (e) => {
+function onQuotes(e) {
   for (const doc of e.detail.docs) {
     if (rows.has(doc.symbol)) pending.set(doc.symbol, doc);
   }
@@ -194,14 +187,21 @@ market.addEventListener("quotes", (e) => {
     frameRequested = true;
     requestAnimationFrame(onFrame);
   }
-});
+}
 
 // "updated N s ago" and live → stale without any message arriving.
-setInterval(() => {
+function tick() {
   for (const state of rows.values()) {
     setText(state.cells.age, fmtAge(state.receivedAt));
     paintFreshness(state);
   }
-}, 1000);
+}
 
-export { rows };
+let started = false;
+export function startQuotes() {
+  if (started) return;
+  started = true;
+  staleAfter = Number(document.body.dataset.staleAfter || 30);
+  market.addEventListener("quotes", onQuotes);
+  setInterval(tick, 1000);
+}

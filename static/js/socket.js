@@ -1,6 +1,9 @@
 // The page's one WebSocket to /ws/market/ (schema: streaming/consumers.py).
 // Reconnects with exponential backoff and full jitter, resubscribes, and
 // applies a snapshot document only when its per-instrument seq is newer.
+// Importing it connects nothing: app.js calls startMarket() once per page;
+// subscribing before then is fine (the connection sends what is wanted).
+import { expose } from "./hooks.js";
 
 const MAX_DELAY_MS = 30000;
 const OFFLINE_AFTER_ATTEMPTS = 6;
@@ -10,9 +13,9 @@ const PING_AFTER_MS = 20000;
 const DEAD_AFTER_MS = 45000;
 
 class MarketSocket extends EventTarget {
-  constructor(path) {
+  constructor() {
     super();
-    this.path = path;
+    this.path = null;
     this.wanted = new Map(); // symbol -> reference count
     this.seq = new Map(); // symbol -> last applied seq
     this.wantStatus = false;
@@ -197,10 +200,16 @@ class MarketSocket extends EventTarget {
   }
 }
 
-const path = document.body.dataset.wsPath || "/ws/market/";
-export const market = new MarketSocket(path);
-window.tapelineMarket = market; // for tests and debugging in the console
-addEventListener("online", () => {
-  if (!market.ws) market.start();
-});
-queueMicrotask(() => market.start());
+export const market = new MarketSocket();
+
+// Connect to the path the page names (`<body data-ws-path>`), and again when
+// the browser comes back online.
+export function startMarket() {
+  if (market.path) return;
+  market.path = document.body.dataset.wsPath;
+  expose("tapelineMarket", market); // for tests and debugging in the console
+  addEventListener("online", () => {
+    if (!market.ws) market.start();
+  });
+  market.start();
+}

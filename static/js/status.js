@@ -1,4 +1,5 @@
-// Status page: stream connections refreshed from the feed.status group (every 2 s).
+// Entry module of the status page: stream connections refreshed from the
+// feed.status group (every 2 s).
 import { fmtTime, resolveZone } from "./format.js";
 import { market } from "./socket.js";
 

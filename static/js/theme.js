@@ -1,14 +1,14 @@
-// Every signed-in page: the header's theme toggle (saved, applied without a
-// reload) and server-rendered times rewritten in the display zone.
-import { displayPrefs, localizeTimes, postForm } from "./format.js";
+// The header's theme toggle (saved, applied without a reload) and
+// server-rendered times rewritten in the display zone; app.js starts both.
+import { localizeTimes } from "./format.js";
+import { postForm, toast } from "./page.js";
 
 const ORDER = ["system", "light", "dark"];
 const ICONS = { system: "◐", light: "☀", dark: "☾" };
-const form = document.getElementById("theme-form");
-const button = document.getElementById("theme-toggle");
 
 export function applyTheme(theme) {
   document.documentElement.dataset.theme = theme;
+  const button = document.getElementById("theme-toggle");
   if (button) {
     button.dataset.theme = theme;
     button.value = ORDER[(ORDER.indexOf(theme) + 1) % ORDER.length];
@@ -20,23 +20,24 @@ export function applyTheme(theme) {
   document.dispatchEvent(new CustomEvent("tapeline:theme", { detail: { theme } }));
 }
 
-// Saves go one after another: two quick clicks sent at once could land in
-// either order and leave the first choice saved.
-let saving = Promise.resolve();
-form?.addEventListener("submit", (e) => {
-  e.preventDefault();
-  const theme = button.value;
-  const previous = document.documentElement.dataset.theme;
-  applyTheme(theme);
-  saving = saving.then(async () => {
-    try {
-      await postForm(displayPrefs().themeUrl || form.action, { theme });
-    } catch (err) {
-      if (document.documentElement.dataset.theme === theme) applyTheme(previous);
-      const { toast } = await import("./app.js");
-      toast(`Theme not saved: ${err.message}`, { kind: "warn" });
-    }
+export function startTheme() {
+  const form = document.getElementById("theme-form");
+  // Saves go one after another: two quick clicks sent at once could land in
+  // either order and leave the first choice saved.
+  let saving = Promise.resolve();
+  form?.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const theme = form.elements.theme.value;
+    const previous = document.documentElement.dataset.theme;
+    applyTheme(theme);
+    saving = saving.then(async () => {
+      try {
+        await postForm(form.action, { theme });
+      } catch (err) {
+        if (document.documentElement.dataset.theme === theme) applyTheme(previous);
+        toast(`Theme not saved: ${err.message}`, { kind: "warn" });
+      }
+    });
   });
-});
-
-localizeTimes();
+  localizeTimes();
+}

@@ -1,7 +1,8 @@
 """The dashboard in a real browser against the real stack: simulator →
 start_streams → Redis channel layer → Daphne → Chromium; with it the whole
 alert path (a rule from the alerts page fires on live trades and comes back
-as the owner's toast).
+as the owner's toast), and the browser modules' own checks (format.js on the
+shared rounding table, imports that start nothing, test hooks, the CSRF token).
 
 Over 400 lines because its tests share one stack (the `stack` fixture is
 per module and takes ~20 s to start).
@@ -9,8 +10,12 @@ per module and takes ~20 s to start).
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 import time
+import urllib.request
 from decimal import Decimal
 
 import pytest
@@ -19,7 +24,7 @@ from playwright.sync_api import expect
 
 from core.groups import user_group
 from marketdata.rollups import STEPS
-from tests.e2e.conftest import database_access
+from tests.e2e.conftest import ROOT, database_access
 from tests.e2e.pages import (
     LIVE_SECONDS,
     group_send,
@@ -28,6 +33,7 @@ from tests.e2e.pages import (
     seq_of,
     wait_for_new_seq,
 )
+from tests.plugins.simulator import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -480,3 +486,150 @@ def test_rule_from_the_page_fires_on_live_trades(page, login, stack, django_db_b
 
     with database_access(django_db_blocker):
         AlertRule.objects.filter(owner__username="e2e-trader").delete()
+
+
+# --- the browser modules ---------------------------------------------------------
+
+
+def test_an_open_page_still_saves_after_a_log_in_in_another_tab(browser, login, stack):
+    """Logging in rotates the CSRF token: an older page sends the cookie's
+    (current) token, not the one its forms were rendered with."""
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        login(page)
+        page.get_by_role("link", name=re.compile("Tech")).click()
+        ready(page)
+        other = context.new_page()
+        other.goto(stack.url + "/")
+        other.get_by_role("button", name="Log out e2e-trader").click()
+        login(other)
+        other.close()
+        with page.expect_response(re.compile("/reorder")) as saved:
+            page.get_by_role("button", name="Move AAPL down").click()
+        assert saved.value.status == 200
+        with page.expect_response(re.compile("/reorder")) as saved:
+            page.get_by_role("button", name="Move AAPL up").click()
+        assert saved.value.status == 200
+    finally:
+        context.close()
+
+
+ROUNDING = json.loads((ROOT / "tests" / "fixtures" / "rounding.json").read_text())
+
+
+def test_format_js_rounds_the_table_as_the_server_does(page, stack):
+    """tests/dashboard/test_rounding.py checks the server on the same rows."""
+    page.goto(stack.url + "/login/")
+    got = page.evaluate(
+        """async (rows) => {
+          const f = await import("/static/js/format.js");
+          const call = {
+            price: (r) => f.fmtPrice(r.value, r.places),
+            signed: (r) => f.fmtSigned(r.value, r.places),
+            pct: (r) => f.fmtPct(r.value),
+            compact: (r) => f.fmtCompact(r.value),
+            spread: (r) => f.fmtPrice(f.difference(r.value[1], r.value[0]), r.places),
+          };
+          return rows.map((r) => call[r.fn](r));
+        }""",
+        ROUNDING["rows"],
+    )
+    wrong = [
+        (r["fn"], r["value"], r["text"], text)
+        for r, text in zip(ROUNDING["rows"], got, strict=True)
+        if text != r["text"]
+    ]
+    assert not wrong
+
+
+LIBRARY_MODULES = (
+    "format",
+    "hooks",
+    "page",
+    "socket",
+    "quotes",
+    "alerts",
+    "theme",
+    "chart_layers",
+    "chart_candles",
+    "chart_patterns",
+    "chart_anomalies",
+)
+
+
+def test_importing_a_module_starts_nothing(page, stack):
+    """Sockets, timers, requests and listeners start from an entry module
+    (app.js, a page's own), never as a side effect of an import."""
+    page.goto(stack.url + "/login/")  # signed out: no script of ours runs
+    started = page.evaluate(
+        """async (modules) => {
+          const started = [];
+          const spy = (owner, name) => {
+            const real = owner[name];
+            owner[name] = function (...args) {
+              started.push(name);
+              return real.apply(this, args);
+            };
+          };
+          for (const name of ["setTimeout", "setInterval", "requestAnimationFrame",
+                              "queueMicrotask", "fetch"]) spy(window, name);
+          spy(EventTarget.prototype, "addEventListener");
+          const RealSocket = window.WebSocket;
+          window.WebSocket = class extends RealSocket {
+            constructor(...args) { started.push("WebSocket"); super(...args); }
+          };
+          for (const m of modules) await import(`/static/js/${m}.js`);
+          return started;
+        }""",
+        list(LIBRARY_MODULES),
+    )
+    assert started == []
+
+
+def wait_for_healthz(url: str, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 30
+    while process.poll() is None and time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url + "/healthz", timeout=2)
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"daphne on {url} did not start")
+
+
+def test_hooks_only_with_the_setting_on(page, login, stack):
+    """BROWSER_TEST_HOOKS off (the production default): the page works and
+    keeps the market socket and the chart to itself."""
+    login(page)
+    assert page.evaluate("typeof window.tapelineMarket") == "object"
+    port = free_port()
+    web = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)]
+        + ["core.asgi:application"],
+        cwd=ROOT,
+        env={**stack.env, "BROWSER_TEST_HOOKS": "0"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        other = f"http://127.0.0.1:{port}"
+        wait_for_healthz(other, web)
+        # Cookies do not depend on the port: still signed in.
+        page.goto(other + "/instruments/BTC/USD/")
+        expect(page.locator("#conn-badge")).to_have_text(
+            "connected", timeout=LIVE_SECONDS
+        )
+        page.wait_for_function(
+            "Number(document.getElementById('chart').dataset.bars) > 0",
+            timeout=LIVE_SECONDS,
+        )
+        assert page.evaluate("document.body.dataset.testHooks") is None
+        hooks = page.evaluate(
+            "['tapelineMarket', 'tapelineChart', 'tapelineAxis', 'tapelineCandles']"
+            ".filter((name) => name in window)"
+        )
+        assert hooks == []
+    finally:
+        web.kill()
+        web.wait(5)
