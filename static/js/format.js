@@ -90,11 +90,9 @@ export function fmtCompact(value) {
   const d = parse(value);
   if (d === null) return "—";
   const whole = d.digits.slice(0, d.point).replace(/^0+/, "");
-  for (const [power, suffix] of [[9, "B"], [6, "M"], [4, "K"]]) {
-    if (whole.length > power) {
-      const shift = suffix === "K" ? 3 : power;
-      return `${text(round({ ...d, point: d.point - shift }, 2))}${suffix}`;
-    }
+  // At least 10^power: the value shifted `shift` places, with its suffix.
+  for (const [power, shift, suffix] of [[9, 9, "B"], [6, 6, "M"], [4, 3, "K"]]) {
+    if (whole.length > power) return `${text(round({ ...d, point: d.point - shift }, 2))}${suffix}`;
   }
   return text(round(d, /[1-9]/.test(d.digits.slice(d.point)) ? 2 : 0));
 }
