@@ -39,7 +39,7 @@ from pathlib import Path
 os.environ.setdefault("CHANNELS_PREFIX", f"benchfan{os.getpid()}")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 
-from bench._django import setup  # noqa: E402
+from bench._django import setup
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTRUMENTS = 50

@@ -44,9 +44,9 @@ from datetime import datetime
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 os.environ.setdefault("CHANNELS_PREFIX", f"benchlat{os.getpid()}")
 
-from bench.bench_fanout import free_port, start_daphne  # noqa: E402
-from bench.bench_ingest import ROOT, Simulator, health, worker_env  # noqa: E402
-from bench.bench_ingest import prepare as prepare_feed  # noqa: E402
+from bench.bench_fanout import free_port, start_daphne
+from bench.bench_ingest import ROOT, Simulator, health, worker_env
+from bench.bench_ingest import prepare as prepare_feed
 
 CHROMIUM = "/usr/bin/chromium"
 PER_CLIENT = 20
@@ -376,7 +376,7 @@ def main() -> None:
                         dashboard_max=args.dashboard_max,
                     )
                 )  # fmt: skip
-            except Exception as exc:  # noqa: BLE001 - report what could run
+            except Exception as exc:  # report what could run
                 print(f"\n{count} browser pages: could not run ({exc!r:.200})")
                 continue
             print(

@@ -36,9 +36,12 @@ from channels_redis.pubsub import (
 )
 from channels_redis.utils import _wrap_close, decode_hosts
 
+from core.logs import RateLimitedLog
 from core.redis import REDIS_ERRORS, redis_outage
 
 logger = logging.getLogger(__name__)
+# The receive task retries each second: one line a minute if it keeps failing.
+receive_failures = RateLimitedLog(logger)
 
 
 def _host_url(host: dict) -> str:
@@ -132,8 +135,10 @@ class ResilientShard(RedisSingleShardConnection):
             except REDIS_ERRORS as exc:
                 outage.failed(exc, doing="receiving live updates")
                 await asyncio.sleep(outage.retry_every)
-            except Exception:  # as upstream: the receive task must live on
-                logger.exception("Unexpected exception in receive task")
+            except Exception as exc:  # as upstream: the receive task must live on
+                receive_failures.error(
+                    "receive", "unexpected exception in the receive task", exc=exc
+                )
                 await asyncio.sleep(1)
 
 

@@ -38,7 +38,7 @@ def _server_key(cursor) -> tuple:
 def copy_usable(cursor) -> bool:
     """Whether bulk writes on this connection may use COPY (see the module
     docstring); `cursor` is a Django cursor."""
-    mode = getattr(settings, "BAR_COPY", "auto")
+    mode = settings.BAR_COPY
     if mode in ("on", "off"):
         return mode == "on"
     key = _server_key(cursor)

@@ -129,7 +129,7 @@ class Control:
     reason: str = ""
 
 
-MarketEvent = Trade | Quote | BarEvent | Status
+Event = Trade | Quote | BarEvent | Status
 Event = Trade | Quote | BarEvent | Status | Control
 
 # SUBSCRIPTION_ERROR reasons, for code that does not hold a Control.

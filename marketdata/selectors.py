@@ -62,10 +62,6 @@ def watchlists_for_user(*, user) -> QuerySet[Watchlist]:
     return Watchlist.objects.filter(owner=user).prefetch_related("items__instrument")
 
 
-def positions_for_user(*, user) -> QuerySet[Position]:
-    return Position.objects.filter(owner=user).select_related("instrument")
-
-
 def instruments_in_use() -> QuerySet[Instrument]:
     """Instruments that appear in any watchlist or open position (active only)."""
     return (
@@ -371,18 +367,6 @@ def load_jobs_recent(*, limit: int = 10) -> list[dict]:
         }
         for job in jobs
     ]
-
-
-def gaps_open_count() -> int:
-    from marketdata.models import Gap, GapState
-
-    return Gap.objects.filter(state__in=[GapState.OPEN, GapState.REPAIRING]).count()
-
-
-def gaps_for_instrument(*, instrument: Instrument, limit: int = 50) -> list:
-    from marketdata.models import Gap
-
-    return list(Gap.objects.filter(instrument=instrument).order_by("-start")[:limit])
 
 
 def anomalies_filtered(

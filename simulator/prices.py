@@ -714,7 +714,3 @@ def quote_draws(
 ) -> np.ndarray:
     """(count, 5) uniforms for the quotes of one minute: time + 4 quote draws."""
     return _philox(seed, spec, 0x0707E, minute_index).random((count, 5))
-
-
-def epoch_minute(at: datetime) -> int:
-    return int(at.timestamp()) // 60 * 60

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from marketdata.events import PLAN_LIMIT, Control
 from streaming.budget import LearnedLimit
 
-logger = logging.getLogger("streaming.connection")
+logger = logging.getLogger(__name__)
 LIVE = "live"  # streaming.connection.State.LIVE (that module imports this one)
 
 
@@ -74,7 +74,7 @@ class SymbolSubscriptions:
                 self.subscribed.update(add)
                 self._last_batch = tuple(add)
                 self.stats.subscribes += len(add)
-        except Exception as exc:  # noqa: BLE001 - the receive thread sees the drop
+        except Exception as exc:  # the receive thread sees the drop
             self.last_error = f"send failed: {exc}"
             self._shutdown_socket()
 

@@ -177,7 +177,7 @@ class Publisher:
         if send_many is not None:  # one pipelined round trip (core.channel_layer)
             try:
                 await send_many(messages)
-            except Exception as exc:  # noqa: BLE001 - counted, reported below
+            except Exception as exc:  # counted, reported below
                 self.failures += len(messages)
                 self.redis.failed(exc, doing="sending live updates", impact=IMPACT)
             else:

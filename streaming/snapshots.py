@@ -42,8 +42,6 @@ import orjson
 
 from core.redis import REDIS_ERRORS, key, redis_client, redis_outage
 
-FRESHNESS_STATES = ("live", "stale", "closed", "halted")
-
 
 def snapshot_key(symbol: str) -> str:
     return key("snap", symbol)

@@ -20,6 +20,7 @@ import time
 
 from django.db import DatabaseError
 
+from core.minutes import MINUTE, floor_minute
 from marketdata.events import PLAN_LIMIT, UNKNOWN_SYMBOL
 from marketdata.providers import provider_class, routing
 from marketdata.services import (
@@ -27,7 +28,6 @@ from marketdata.services import (
     instrument_stream_error_set,
 )
 from streaming import selectors
-from streaming.aggregator import MINUTE, floor_minute
 from streaming.backoff import Backoff
 from streaming.budget import NO_PROVIDER, OVER_LIMIT, Allocation, allocate, plan_limit
 from streaming.connection import FeedConnection, State
@@ -35,7 +35,7 @@ from streaming.failover import Router
 from streaming.restore import subscription_contexts
 from streaming.state import InstrumentState
 
-logger = logging.getLogger("streaming.worker")
+logger = logging.getLogger(__name__)
 
 
 class Subscriptions:

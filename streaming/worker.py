@@ -48,11 +48,13 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.db import close_old_connections
 
+from core.logs import RateLimitedLog
+from core.minutes import MINUTE, floor_minute
 from core.outage import Outage
 from core.redis import redis_outage
 from marketdata.anomalies import AnomalyConfig
 from marketdata.events import ControlType
-from streaming.aggregator import MINUTE, MinuteAggregator, floor_minute
+from streaming.aggregator import MinuteAggregator
 from streaming.alerting import AlertBridge, AlertOutbox
 from streaming.anomaly_watch import AnomalyWatch, anomaly_config
 from streaming.coldstart import ColdStart
@@ -66,12 +68,11 @@ from streaming.printer import event_json, event_printer
 from streaming.publisher import Publisher
 from streaming.shard import Shard
 from streaming.state import InstrumentState
-from streaming.stats import RateLimitedLog
 from streaming.subscriptions import Subscriptions
 from streaming.suspect import SuspectConfig, SuspectFilter
 from streaming.watchdog import Watchdog
 
-logger = logging.getLogger("streaming.worker")
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -231,7 +232,6 @@ class StreamWorker:
         self.problems = RateLimitedLog(logger)
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stream-db")
         self._print = event_printer(stdout) if o.print_events else None
-        self._step_failed_at: dict[str, float] = {}
 
     # --- running -----------------------------------------------------------------------
     def run(self) -> int:
@@ -278,8 +278,8 @@ class StreamWorker:
         )
         try:
             await self.step_subscriptions()
-        except Exception:  # the database may come up later: the step retries
-            logger.exception("loading the instruments to stream failed; retrying")
+        except Exception as exc:  # the database may come up later: the step retries
+            self._step_failed("step_subscriptions", exc)
         self.ready = True
 
     def request_shutdown(self) -> None:
@@ -320,6 +320,7 @@ class StreamWorker:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _every(self, interval: float, step: Callable, delay: float = 0.0) -> None:
+        name = step.__qualname__.removeprefix("StreamWorker.")  # ColdStart.step
         if delay:
             await asyncio.sleep(delay)
         while not self.shutdown:
@@ -330,9 +331,13 @@ class StreamWorker:
                     keep_going = await keep_going
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - the step runs again
-                self._step_failed(step.__name__, exc)
+            except Exception as exc:  # the step runs again
+                self._step_failed(name, exc)
                 keep_going = True
+            else:
+                self.problems.recovered(
+                    f"step:{name}", "stream worker step %s works again", name
+                )
             if not keep_going:
                 self.request_shutdown()
                 return
@@ -340,8 +345,8 @@ class StreamWorker:
 
     def _step_failed(self, name: str, exc: Exception) -> None:
         """A dependency that is away is one outage (one line when it starts,
-        a reminder a minute, one when it ends); anything else is a bug worth
-        a traceback, once a minute per step."""
+        a reminder a minute, one when it ends); anything else is a bug: a line
+        a minute per step (its traceback at DEBUG), one when it works again."""
         from django.db import DatabaseError
         from redis.exceptions import RedisError
 
@@ -350,10 +355,9 @@ class StreamWorker:
         elif isinstance(exc, RedisError):
             redis_outage().failed(exc, doing=f"the {name} step")
         else:
-            now = time.monotonic()
-            if now - self._step_failed_at.get(name, -1e9) >= 60:
-                self._step_failed_at[name] = now
-                logger.error("stream worker step %s failed", name, exc_info=exc)
+            self.problems.error(
+                f"step:{name}", "stream worker step %s failed", name, exc=exc
+            )
 
     async def _ingest_loop(self) -> None:
         wake = self.wake

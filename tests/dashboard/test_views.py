@@ -3,6 +3,7 @@ client), real PostgreSQL and Redis."""
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import timedelta
 from decimal import Decimal
@@ -13,6 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from marketdata.models import Watchlist
+from marketdata.rollups import STEPS
 from marketdata.selectors import session_latest
 from marketdata.services import BarRow, bars_upsert, watchlist_create
 from streaming.snapshots import snapshots_put
@@ -311,6 +313,25 @@ def test_instrument_page(user, client_for, instruments):
     assert "64,000.00" in html and "65,500.00" in html
     assert "/api/instruments/BTC/USD/bars" in html
     assert client.get(reverse("dashboard:instrument", args=["NOPE"])).status_code == 404
+
+
+def test_instrument_page_timeframes_are_the_chart_timeframes(
+    user, client_for, instruments
+):
+    """The buttons, and the bar lengths instrument.js reads from them, are
+    rendered from `marketdata.rollups.STEPS`; an unknown ?tf= shows minutes."""
+    client = client_for(user)
+    url = reverse("dashboard:instrument", args=["BTC/USD"])
+    buttons = re.findall(
+        r'data-tf="([^"]+)" data-seconds="(\d+)" aria-pressed="(\w+)"',
+        client.get(url, {"tf": "15m"}).text,
+    )
+    assert [(tf, int(seconds)) for tf, seconds, _ in buttons] == [
+        (name, int(step.total_seconds())) for name, step in STEPS.items()
+    ]
+    assert [tf for tf, _, pressed in buttons if pressed == "true"] == ["15m"]
+    html = client.get(url, {"tf": "2m"}).text
+    assert 'data-tf="1m" data-seconds="60" aria-pressed="true"' in html
 
 
 def test_portfolio_values_positions_with_latest_prices(

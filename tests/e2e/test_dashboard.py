@@ -18,6 +18,7 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from core.groups import user_group
+from marketdata.rollups import STEPS
 from tests.e2e.conftest import database_access
 from tests.e2e.pages import (
     LIVE_SECONDS,
@@ -163,6 +164,13 @@ def test_instrument_chart_timeframes_scrollback_and_live_candle(
         "Number(document.getElementById('chart').dataset.bars) > 500",
         timeout=LIVE_SECONDS,
     )
+    # Each redraw tells the chart's features the bar length (instrument.js reads
+    # it from the buttons the server renders from STEPS).
+    page.evaluate(
+        """() => { window.spans = [];
+        document.getElementById("instrument").addEventListener("chart:bars",
+          (e) => window.spans.push([e.detail.timeframe, e.detail.span])); }"""
+    )
     page.get_by_role("button", name="5M", exact=True).click()
     page.screenshot(path=str(docs_dir / "chart.png"))
     for label, timeframe in (("5M", "5m"), ("15M", "15m"), ("1H", "1h"), ("1D", "1d")):
@@ -177,6 +185,9 @@ def test_instrument_chart_timeframes_scrollback_and_live_candle(
             "aria-pressed", "true"
         )
         assert "Could not load" not in page.locator("#chart-note").inner_text()
+    spans = page.evaluate("window.spans")
+    assert {tf for tf, _ in spans} >= {"5m", "15m", "1h", "1d"}
+    assert all(span == STEPS[tf].total_seconds() for tf, span in spans), spans
     page.get_by_role("button", name="5M", exact=True).click()
     expect(chart).to_have_attribute("data-timeframe", "5m")
     # Overlays on the price pane and oscillators in panes below it.

@@ -233,7 +233,7 @@ def test_alerts_fired_during_an_outage_are_recorded_once_afterwards_as_delayed(
         run(worker, worker.step_alerts, worker.step_alerts)
         assert not AlertEvent.objects.exists()
     # the outage lasted: the alerts are recorded late, with their own time
-    AlertEvent.objects.all()  # noqa: B018 - nothing to see yet
+    AlertEvent.objects.all()  # nothing to see yet
     for f in worker.alerts.queue:
         object.__setattr__(f, "fired_at", f.fired_at - timedelta(minutes=5))
     run(worker, worker.step_alerts, worker.step_alerts)

@@ -368,8 +368,8 @@ def test_partly_seen_minutes_are_not_stored_but_reported_as_gaps(
 def test_a_restart_backfills_since_the_last_stored_minute_and_redoes_a_partial_one(
     instruments,
 ):
+    from core.minutes import floor_minute
     from marketdata.services import bars_upsert
-    from streaming.aggregator import floor_minute
     from streaming.services import live_bars_store, partial_bars_take
 
     aapl = instruments["AAPL"]
@@ -411,8 +411,8 @@ def test_a_restart_gap_runs_on_the_feeds_clock(instruments, make_worker):
     an event, and the gap reaches from there to the first event's minute.
     Minutes older than the restart window are left to history and the sweep.
     (The chaos suite's killed worker lost three minutes to this.)"""
+    from core.minutes import floor_minute
     from marketdata.services import bars_upsert
-    from streaming.aggregator import floor_minute
 
     aapl = instruments["AAPL"]
     wall = datetime.now(UTC)
