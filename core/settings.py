@@ -99,6 +99,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "dashboard.context_processors.live_page",
                 "preferences.context_processors.display",
+                "core.context_processors.browser",
             ],
         },
     },
@@ -284,6 +285,9 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 # from the source folders, in production from `collectstatic` output.
 WHITENOISE_USE_FINDERS = DEBUG
 WHITENOISE_AUTOREFRESH = DEBUG
+# Browser test hooks (`window.tapelineMarket`, `window.tapelineChart`, ...,
+# static/js/hooks.js): on as `<body data-test-hooks="1">`; the e2e stack sets it.
+BROWSER_TEST_HOOKS = env.bool("BROWSER_TEST_HOOKS", default=DEBUG)
 
 EMAIL_BACKEND = env.str(
     "EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend"
