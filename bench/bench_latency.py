@@ -192,6 +192,8 @@ def socket_clients(port, cookie, symbols, count, ready, go, stop, results) -> No
 
         latencies = array("d")
         measuring = [False]
+        subscribed = [0]
+        all_in = asyncio.Event()
         subscribe = orjson.dumps({"action": "subscribe", "symbols": symbols}).decode()
 
         async def client() -> None:
@@ -211,6 +213,10 @@ def socket_clients(port, cookie, symbols, count, ready, go, stop, results) -> No
                     match = SENT_AT.match(message)
                     if match and measuring[0]:
                         latencies.append((now - float(match[1])) * 1000)
+                    elif message.startswith(b'{"type":"snapshot"'):
+                        subscribed[0] += 1
+                        if subscribed[0] == count:
+                            all_in.set()
             except Exception:  # noqa: BLE001 - closed at the end
                 await ws.close()
 
@@ -218,6 +224,7 @@ def socket_clients(port, cookie, symbols, count, ready, go, stop, results) -> No
         for _ in range(count):  # connect one by one: no handshake storm
             tasks.append(asyncio.create_task(client()))
             await asyncio.sleep(0.01)
+        await asyncio.wait_for(all_in.wait(), 300)  # every one subscribed
         ready.set()
         while not go.is_set():
             await asyncio.sleep(0.05)
