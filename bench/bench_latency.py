@@ -66,6 +66,7 @@ RECEIVE_TARGET_MS = 20.0
 PIXELS_TARGET_MS = 150.0
 PIXELS_TARGET_CLIENTS = 100
 SENT_AT = re.compile(rb'^\{"type":"updates","sent_at":([0-9.]+)')
+SNAPSHOT = re.compile(rb'^\{"type": ?"snapshot"')  # send_json puts a space
 
 
 def pct(values, p: float) -> float:
@@ -213,7 +214,7 @@ def socket_clients(port, cookie, symbols, count, ready, go, stop, results) -> No
                     match = SENT_AT.match(message)
                     if match and measuring[0]:
                         latencies.append((now - float(match[1])) * 1000)
-                    elif message.startswith(b'{"type":"snapshot"'):
+                    elif SNAPSHOT.match(message):
                         subscribed[0] += 1
                         if subscribed[0] == count:
                             all_in.set()
