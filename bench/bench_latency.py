@@ -197,16 +197,7 @@ def socket_clients(port, cookie, symbols, count, ready, go, stop, results) -> No
         all_in = asyncio.Event()
         subscribe = orjson.dumps({"action": "subscribe", "symbols": symbols}).decode()
 
-        async def client() -> None:
-            ws = await connect(
-                f"ws://127.0.0.1:{port}/ws/market/",
-                additional_headers={
-                    "Cookie": f"sessionid={cookie}",
-                    "Origin": f"http://127.0.0.1:{port}",
-                },
-                max_size=None, compression=None, open_timeout=120, ping_interval=None,
-            )  # fmt: skip
-            await ws.send(subscribe)
+        async def read(ws) -> None:
             try:
                 while True:
                     message = await ws.recv(decode=False)
@@ -222,9 +213,20 @@ def socket_clients(port, cookie, symbols, count, ready, go, stop, results) -> No
                 await ws.close()
 
         tasks = []
-        for _ in range(count):  # connect one by one: no handshake storm
-            tasks.append(asyncio.create_task(client()))
-            await asyncio.sleep(0.01)
+        for _ in range(count):
+            # One handshake at a time: Daphne drops a socket its application
+            # did not accept within 5 s, which a storm of them on a loaded
+            # machine does not get.
+            ws = await connect(
+                f"ws://127.0.0.1:{port}/ws/market/",
+                additional_headers={
+                    "Cookie": f"sessionid={cookie}",
+                    "Origin": f"http://127.0.0.1:{port}",
+                },
+                max_size=None, compression=None, open_timeout=120, ping_interval=None,
+            )  # fmt: skip
+            await ws.send(subscribe)
+            tasks.append(asyncio.create_task(read(ws)))
         await asyncio.wait_for(all_in.wait(), 300)  # every one subscribed
         ready.set()
         while not go.is_set():
