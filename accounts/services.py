@@ -24,7 +24,7 @@ from marketdata.models import Watchlist
 from marketdata.services import watchlist_create
 from preferences.services import preferences_update, time_zone_validate
 
-logger = logging.getLogger("accounts")
+logger = logging.getLogger(__name__)
 
 # The starter watchlists onboarding offers: the demo's lists, one source.
 STARTER_WATCHLISTS = DEMO_WATCHLISTS

@@ -162,7 +162,7 @@ def _notify_disabled(channel_id: int) -> None:
             from_email=settings.DEFAULT_FROM_EMAIL,
             recipient_list=[channel.owner.email],
         )
-    except Exception:  # noqa: BLE001 - the in-app notice stays
+    except Exception:  # the in-app notice stays
         logger.exception("could not email the owner of channel %s", channel_id)
 
 

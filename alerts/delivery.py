@@ -68,9 +68,12 @@ from alerts.delivery_models import (
 from alerts.messages import digest_message, event_message
 from alerts.throttle import channel_slot
 from alerts.transports import Message, TransportError, channel_send
+from core.logs import RateLimitedLog
 from core.redis import REDIS_ERRORS, redis_outage
 
 logger = logging.getLogger(__name__)
+# The reclaimer enqueues in batches: one line a minute, not one per delivery.
+enqueue_failures = RateLimitedLog(logger)
 
 OWNER_LOCK = 0x646C7672  # advisory lock namespace ("dlvr"), second key: owner id
 EARLY = timedelta(seconds=1)  # a delayed message may arrive a little early
@@ -187,8 +190,10 @@ def deliveries_enqueue(*, deliveries: list[tuple[int, float]]) -> None:
             outage.failed(exc, doing="enqueueing alert deliveries")
             outage.skipped("alert deliveries not enqueued", len(deliveries) - done)
             return
-        except Exception:
-            logger.exception("could not enqueue delivery %s", delivery_id)
+        except Exception as exc:  # pending: the reclaimer sends it again
+            enqueue_failures.error(
+                "enqueue", "could not enqueue delivery %s", delivery_id, exc=exc
+            )
 
 
 def delivery_attempt(*, delivery_id: int) -> str:

@@ -148,9 +148,5 @@ class Delivery(models.Model):
         return f"{what} → {self.channel_label}: {self.status}"
 
     @property
-    def is_digest(self) -> bool:
-        return self.event_id is None
-
-    @property
     def channel_label(self) -> str:
         return self.channel.name if self.channel_id else "Email"

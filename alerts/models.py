@@ -179,10 +179,6 @@ class AlertRule(models.Model):
             return self.describe()
         return f"?: {self.describe()}"
 
-    @property
-    def kind_spec(self):
-        return kind_get(self.kind)
-
     def describe(self) -> str:
         """Human wording of the condition, e.g. 'price crosses above 150'."""
         try:

@@ -181,12 +181,6 @@ def rules_for_user(*, user) -> QuerySet[AlertRule]:
     )
 
 
-def instruments_of_rules(*, rules: Iterable[AlertRule]) -> dict[str, Instrument]:
-    """The instruments named by rules' conditions, by symbol (one query)."""
-    symbols = {c.get("symbol") for r in rules for c in r.conditions or []}
-    return instruments_by_symbol(symbols=symbols - {None, ""})
-
-
 def rule_for_user(*, user, rule_id: int) -> AlertRule | None:
     return rules_for_user(user=user).filter(pk=rule_id).first()
 
@@ -231,10 +225,6 @@ def since_days(days: int) -> datetime:
 def ops_alerts_recent(*, limit: int = 50) -> list[OpsAlert]:
     """The newest ops alerts (active and cleared), newest first."""
     return list(OpsAlert.objects.all()[:limit])
-
-
-def ops_alerts_active() -> list[OpsAlert]:
-    return list(OpsAlert.objects.filter(cleared_at__isnull=True))
 
 
 def channels_for_user(*, user) -> QuerySet:

@@ -14,18 +14,11 @@ toasts or emails turned off, or quiet hours, hold them back (the event is
 still stored, `quiet` marks the quiet-hours ones, and the browser message
 carries `toast: false` so the page counts it silently).
 
-It is synchronous (it touches the database). From the stream worker's asyncio
-loop call it in a thread::
-
-    events = await sync_to_async(alert_events_record)(fired=fired)
-
-asgiref runs the nested `async_to_sync(group_send)` on the calling loop, so the
-loop's channel-layer connection is reused. Alternatively record without sending
-and publish the messages from the loop yourself::
-
-    events = await sync_to_async(alert_events_record)(fired=fired, send=False)
-    for group, message in alert_event_messages(events=events):
-        await channel_layer.group_send(group, message)
+It is synchronous (it touches the database). The stream worker calls it on
+its database thread (`streaming.alerting.AlertOutbox.record`); on commit the
+messages go out with one `async_to_sync(group_send)` batch from that thread.
+`send=False` stores without sending (tests, benchmarks);
+`alert_event_messages(events=...)` builds the messages of stored events.
 
 Message sent to the owner's group (JSON-safe; consumers relay `alert` as is)::
 
@@ -57,11 +50,12 @@ One path: every save or delete of a rule (the services here, the admin, any
 ORM code) reaches `rules_changed` through the model signals
 (`alerts.signals`); only bulk `.update()`s, which send no signal, call it
 themselves. On commit it bumps a Redis counter and records the rule ids
-under it (once per change); running engines pick that up through
-`AlertEngine.maybe_reload()` within their check interval.
+under it (once per change); each stream worker's alert step picks that up
+(`AlertEngine.fetch_changes` on its database thread, `apply_changes` on its
+loop).
 
-Past ~400 lines (rules and fired alerts share their validation and
-delivery); the split by role is issue 15's.
+Just over 400 lines, a seventh of it this docstring: the browser message is
+documented here because consumers and pages relay it as is.
 """
 
 from __future__ import annotations
@@ -82,10 +76,13 @@ from alerts.selectors import changes_key, version_key
 from audit.models import Action
 from audit.services import audit_record
 from core.groups import user_group
+from core.logs import RateLimitedLog
 from core.redis import REDIS_ERRORS, redis_client, redis_outage
 from preferences.selectors import Delivery, delivery_for
 
 logger = logging.getLogger(__name__)
+# Runs for every batch of fired alerts: one line a minute per kind of failure.
+failures = RateLimitedLog(logger)
 
 _CHANGES_KEEP = 100_000
 _BUMP_SCRIPT = f"""
@@ -351,16 +348,28 @@ def deliver(
         except REDIS_ERRORS as exc:
             outage.failed(exc, doing=f"sending {what}s to browsers")
             outage.skipped(f"{what}s not sent to browsers", len(messages))
-        except Exception:
-            logger.exception("could not publish %d %s(s)", len(messages), what)
+        except Exception as exc:
+            failures.error(
+                f"publish:{what}",
+                "could not publish %d %s(s)",
+                len(messages),
+                what,
+                exc=exc,
+            )
     for row_id in email_ids:
         try:
             email_task.send(row_id)
         except REDIS_ERRORS as exc:
             outage.failed(exc, doing=f"enqueueing an {what} email")
             outage.skipped(f"{what} emails not enqueued")
-        except Exception:
-            logger.exception("could not enqueue the email of %s %s", what, row_id)
+        except Exception as exc:
+            failures.error(
+                f"email:{what}",
+                "could not enqueue the email of %s %s",
+                what,
+                row_id,
+                exc=exc,
+            )
 
 
 def _deliver(

@@ -93,7 +93,7 @@ def owner_id(obj: models.Model, entry: Audited) -> int | None:
 def object_repr(obj: models.Model) -> str:
     try:
         return clean_text(obj, REPR_MAX)
-    except Exception:  # noqa: BLE001 - a broken __str__ must not lose the event
+    except Exception:  # a broken __str__ must not lose the event
         return f"{type(obj).__name__} #{obj.pk}"
 
 
@@ -210,7 +210,7 @@ def _on_change_attnames(obj: models.Model, entry: Audited) -> dict[str, str]:
     for name, action in entry.on_change.items():
         try:
             found[type(obj)._meta.get_field(name).attname] = action
-        except Exception:  # noqa: BLE001 - a field the model does not have
+        except Exception:  # a field the model does not have
             continue
     return found
 

@@ -24,7 +24,7 @@ from decimal import Decimal
 
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 
-from bench._django import setup  # noqa: E402
+from bench._django import setup
 
 INSTRUMENTS = 50
 TARGET_MS = 100.0

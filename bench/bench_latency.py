@@ -35,7 +35,9 @@ clients); the others are plain WebSocket clients in one Python process (what
 hundreds of Chromium pages cost this 2-core machine would swamp every figure;
 on the server they weigh the same), measuring hub sent -> frame read.
 
-Over 400 lines: the two parts share the stage definitions and the report.
+Over 400 lines: one run drives the whole stack (stream worker, Daphne,
+WebSocket clients and Chromium pages), and both parts share the stage
+definitions and the report.
 """
 
 from __future__ import annotations
@@ -56,9 +58,9 @@ os.environ.setdefault("LOG_LEVEL", "WARNING")
 os.environ.setdefault("CHANNELS_PREFIX", f"benchlat{os.getpid()}")
 os.environ["BROWSER_TEST_HOOKS"] = "1"  # the pages' paint probe
 
-from bench.bench_fanout import free_port, start_daphne  # noqa: E402
-from bench.bench_ingest import ROOT, Simulator, health, worker_env  # noqa: E402
-from bench.bench_ingest import prepare as prepare_feed  # noqa: E402
+from bench.bench_fanout import free_port, start_daphne
+from bench.bench_ingest import ROOT, Simulator, health, worker_env
+from bench.bench_ingest import prepare as prepare_feed
 
 CHROMIUM = "/usr/bin/chromium"
 PER_CLIENT = 20
@@ -209,7 +211,7 @@ def socket_clients(port, cookie, symbols, count, ready, go, stop, results) -> No
                         subscribed[0] += 1
                         if subscribed[0] == count:
                             all_in.set()
-            except Exception:  # noqa: BLE001 - closed at the end
+            except Exception:  # closed at the end
                 await ws.close()
 
         tasks = []
@@ -474,7 +476,7 @@ def main() -> None:
                     symbols=symbols[:PER_CLIENT], count=count, pages=pages,
                     seconds=args.seconds,
                 )  # fmt: skip
-            except Exception as exc:  # noqa: BLE001 - report what could run
+            except Exception as exc:  # report what could run
                 print(f"\n{count} clients: could not run ({exc!r:.200})")
                 continue
             load = ", ".join(f"{x:.1f}" for x in os.getloadavg())

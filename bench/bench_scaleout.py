@@ -42,7 +42,7 @@ os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/13")
 os.environ.setdefault("CHANNELS_PREFIX", f"benchscale{os.getpid()}")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 
-from bench import _scaleout as parts  # noqa: E402
+from bench import _scaleout as parts
 
 PARTS = ("fanout", "ingest", "history", "layer")
 

@@ -15,10 +15,11 @@ restarts fails on a pooled connection the server closed. This subclass:
   server: one log line when the outage starts, one when it ends;
 - retries a publish once on a connection error (the retry opens a new one);
 - tells consumers whether the layer's Redis answers (`available`);
-- sends many group messages in one pipelined round trip per Redis
-  (`group_send_many`: the stream worker publishes up to one update per
-  instrument per interval; one PUBLISH call each cost it more CPU than
-  receiving and normalizing the whole feed).
+- sends many group messages in one command per Redis (`group_send_many`: a
+  Lua script that PUBLISHes each; the stream worker publishes up to one
+  update per instrument per interval, and one PUBLISH call each cost it more
+  CPU than receiving and normalizing the whole feed; a pipeline still meant
+  encoding a command and reading a reply per message).
 
 Publishing still raises while Redis is away: a publisher decides what to do.
 """
@@ -36,9 +37,21 @@ from channels_redis.pubsub import (
 )
 from channels_redis.utils import _wrap_close, decode_hosts
 
+from core.logs import RateLimitedLog
 from core.redis import REDIS_ERRORS, redis_outage
 
 logger = logging.getLogger(__name__)
+# The receive task retries each second: one line a minute if it keeps failing.
+receive_failures = RateLimitedLog(logger)
+
+
+# ARGV: channel, message, channel, message, ...
+PUBLISH_MANY = """
+for i = 1, #ARGV, 2 do
+  redis.call('PUBLISH', ARGV[i], ARGV[i + 1])
+end
+return #ARGV / 2
+"""
 
 
 def _host_url(host: dict) -> str:
@@ -53,6 +66,7 @@ class ResilientShard(RedisSingleShardConnection):
         self.outage = redis_outage(_host_url(host))
         self.pending: set[str] = set()  # wanted, not subscribed yet
         self.stale: set[str] = set()  # unwanted, not unsubscribed yet
+        self._publish_script = None  # PUBLISH_MANY, registered on first use
 
     async def publish(self, channel, message):
         try:
@@ -61,15 +75,15 @@ class ResilientShard(RedisSingleShardConnection):
             await super().publish(channel, message)
 
     async def publish_many(self, pairs: list[tuple[str, bytes]]) -> None:
-        """PUBLISH every (channel, message) in one pipeline (no transaction)."""
+        """PUBLISH every (channel, message) in order, in one script call."""
+        args = [item for pair in pairs for item in pair]
         for attempt in (1, 2):
             try:
                 async with self._lock:
                     self._ensure_redis()
-                    pipe = self._redis.pipeline(transaction=False)
-                    for channel, message in pairs:
-                        pipe.publish(channel, message)
-                    await pipe.execute()
+                    if self._publish_script is None:
+                        self._publish_script = self._redis.register_script(PUBLISH_MANY)
+                    await self._publish_script(args=args, client=self._redis)
                 return
             except redis.ConnectionError:
                 if attempt == 2:
@@ -132,8 +146,10 @@ class ResilientShard(RedisSingleShardConnection):
             except REDIS_ERRORS as exc:
                 outage.failed(exc, doing="receiving live updates")
                 await asyncio.sleep(outage.retry_every)
-            except Exception:  # as upstream: the receive task must live on
-                logger.exception("Unexpected exception in receive task")
+            except Exception as exc:  # as upstream: the receive task must live on
+                receive_failures.error(
+                    "receive", "unexpected exception in the receive task", exc=exc
+                )
                 await asyncio.sleep(1)
 
 

@@ -1,9 +1,10 @@
-"""Channel-layer group names: the one place that maps symbols to groups.
+"""Channel-layer group names, built only here: one group per symbol and per
+user, the feed-status group and the staff group.
 
-Channels allows only ASCII letters, digits, `-`, `_` and `.` in group names, under
-100 characters, so `BTC/USD` becomes `sym.BTC-USD`. Canonical symbols never
-contain `-` next to `/` ambiguity: `/` maps to `-`, `.` stays (`BRK.B` ->
-`sym.BRK.B`), and a literal `-` is escaped as `_` (`BF-B` -> `sym.BF_B`).
+Channels allows only ASCII letters, digits, `-`, `_` and `.` in group names,
+under 100 characters, so `BTC/USD` becomes `sym.BTC-USD`: `/` maps to `-`, `.`
+stays (`BRK.B` -> `sym.BRK.B`), and a literal `-` becomes `_` (`BF-B` ->
+`sym.BF_B`), so `BF-B` and `BF/B` get different groups.
 """
 
 from __future__ import annotations

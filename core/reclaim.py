@@ -7,8 +7,8 @@ restarted empty, a send failed while it was away) or whose worker died
 is a zero-argument callable named by its dotted path, so apps plug in
 without `core` importing them; it returns what it did (logged at INFO when
 truthy) or raises. The thread survives anything they raise (the database or
-Redis away): one log line when a service first fails, one when it works
-again.
+Redis away): one log line when a service first fails, a reminder every ten
+minutes while it keeps failing, one when it works again (`core.logs`).
 
 `ReclaimMiddleware` is registered in settings' DRAMATIQ_BROKER middleware:
 `after_worker_boot` starts the thread, `before_worker_shutdown` stops it.
@@ -18,18 +18,14 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 
 import dramatiq
 from django.conf import settings
 from django.utils.module_loading import import_string
 
+from core.logs import RateLimitedLog
+
 logger = logging.getLogger(__name__)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"[:500]
 
 
 class Reclaimer(threading.Thread):
@@ -40,7 +36,7 @@ class Reclaimer(threading.Thread):
         self.services = list(services)
         self.every = every
         self.stopped = threading.Event()
-        self.failing_since: dict[str, float] = {}
+        self.failures = RateLimitedLog(logger, every=600)
 
     def stop(self) -> None:
         self.stopped.set()
@@ -56,7 +52,7 @@ class Reclaimer(threading.Thread):
             finally:
                 try:
                     connection.close()  # this thread's own; reopened next pass
-                except Exception:  # noqa: BLE001 - a broken connection is gone anyway
+                except Exception:  # a broken connection is gone anyway
                     pass
 
     def once(self) -> dict[str, object]:
@@ -65,23 +61,16 @@ class Reclaimer(threading.Thread):
         for path in self.services:
             try:
                 result = import_string(path)()
-            except Exception as exc:  # noqa: BLE001 - outages are waited out
-                if path not in self.failing_since:
-                    self.failing_since[path] = time.monotonic()
-                    logger.warning(
-                        "reclaimer: %s failed (%s); trying again every %.0f s",
-                        path,
-                        _one_line(exc),
-                        self.every,
-                    )
-                continue
-            since = self.failing_since.pop(path, None)
-            if since is not None:
-                logger.warning(
-                    "reclaimer: %s working again after %.0f s",
+            except Exception as exc:  # outages are waited out
+                self.failures.warning(
                     path,
-                    time.monotonic() - since,
+                    "reclaimer: %s failed, tried again every %.0f s",
+                    path,
+                    self.every,
+                    exc=exc,
                 )
+                continue
+            self.failures.recovered(path, "reclaimer: %s working again", path)
             if result:
                 logger.info("reclaimer: %s", result)
             results[path] = result
@@ -95,8 +84,8 @@ class ReclaimMiddleware(dramatiq.Middleware):
         self.reclaimer: Reclaimer | None = None
 
     def after_worker_boot(self, broker: dramatiq.Broker, worker) -> None:
-        every = float(getattr(settings, "HISTORY_RECLAIM_EVERY", 30))
-        services = list(getattr(settings, "RECLAIM_SERVICES", []))
+        every = float(settings.HISTORY_RECLAIM_EVERY)
+        services = list(settings.RECLAIM_SERVICES)
         if every > 0 and services:
             self.reclaimer = Reclaimer(services=services, every=every)
             self.reclaimer.start()

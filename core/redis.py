@@ -19,7 +19,7 @@ from core.services_check import mask_url
 # asyncio client's socket layer.
 REDIS_ERRORS = (redis.RedisError, OSError)
 
-logger = logging.getLogger("core.redis")
+logger = logging.getLogger(__name__)
 
 _outages: dict[str, Outage] = {}
 _outages_lock = threading.Lock()

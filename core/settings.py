@@ -3,6 +3,9 @@
 Values come from environment variables, optionally from a `.env` file beside
 `manage.py`. Defaults are safe for local development; production must set
 `SECRET_KEY` and `DEBUG=0`.
+
+Over 400 lines on purpose: every setting lives in this one module (one place
+to look), each with the comment that says why its default is what it is.
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ from marketdata.indicators_settings import (
     chart_spec,
 )
 from marketdata.models import Watchlist
+from marketdata.rollups import STEPS
 from marketdata.selectors import (
     bars_last_close,
     instrument_get,
@@ -44,7 +45,9 @@ from preferences.models import Landing
 from preferences.selectors import preferences_get
 from streaming.snapshots import snapshots_get_safe
 
-TIMEFRAMES = ("1m", "5m", "15m", "1h", "1d")
+# The chart's timeframe buttons and each bar's length in seconds (the
+# instrument page's scripts read it from the buttons).
+TIMEFRAMES = {name: int(step.total_seconds()) for name, step in STEPS.items()}
 
 
 def _wants_json(request) -> bool:
@@ -155,7 +158,7 @@ def instrument_detail(request, symbol: str):
             "patterns_on": chart["patterns"]["on"],
             "row": row,
             "market": instrument_hours(instrument.asset_class, market_clock()[0]),
-            "timeframes": TIMEFRAMES,
+            "timeframes": TIMEFRAMES.items(),
             "timeframe": timeframe,
             "watchlists": watchlists,
             "in_lists": {
@@ -295,8 +298,8 @@ def item_add(request, pk: int):
         return _error(request, exc, pk)
     (row,), _live = quote_rows([item.instrument])
     html = render_to_string(
-        "dashboard/_quote_row.html",
-        {"row": row, "watchlist": watchlist},
+        "dashboard/_quote_rows.html",
+        {"rows": [row], "watchlist": watchlist},
         request=request,
     )
     return _done(request, watchlist_id=pk, symbol=item.instrument.symbol, row_html=html)

@@ -40,7 +40,9 @@ import math
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, datetime, tzinfo
+
+from core.minutes import MINUTE
 
 ANOMALY_KINDS: dict[str, str] = {
     "return_spike": "Return spike: a 1-minute move far outside the usual range",
@@ -50,7 +52,6 @@ ANOMALY_KINDS: dict[str, str] = {
 MAD_TO_SIGMA = 1.4826
 MEAN_ABS_TO_SIGMA = 1.2533  # sqrt(pi / 2)
 SLOT_MINUTES = 5
-MINUTE = timedelta(minutes=1)
 # Recent-window statistics are refreshed every REFRESH minutes; a minute within
 # PRETEST of a threshold by them is tested again with exact ones.
 REFRESH = 10

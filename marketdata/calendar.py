@@ -23,6 +23,8 @@ from zoneinfo import ZoneInfo
 
 import holidays
 
+from core.minutes import MINUTE, ceil_minute, minutes_starting
+
 NEW_YORK = ZoneInfo("America/New_York")
 REGULAR_OPEN = time(9, 30)
 REGULAR_CLOSE = time(16, 0)
@@ -123,40 +125,13 @@ def is_open(asset_class: str, at: datetime, *, extended: bool = False) -> bool:
     return session is not None and session.open <= at < session.close
 
 
-def next_open(asset_class: str, at: datetime) -> datetime:
-    day = _local_day(asset_class, at)
-    for offset in range(0, 15):
-        session = session_for(asset_class, day + timedelta(days=offset))
-        if session is not None and session.open > at:
-            return session.open
-    raise ValueError("no session within 15 days")  # pragma: no cover
-
-
-def market_state(asset_class: str, at: datetime) -> dict:
-    """What the dashboard shows: open/closed and the next transition."""
-    session = session_for(asset_class, _local_day(asset_class, at))
-    if session is not None and session.open <= at < session.close:
-        return {
-            "open": True,
-            "closes_at": None if asset_class in ALWAYS_OPEN_CLASSES else session.close,
-            "early_close": session.early_close,
-        }
-    return {"open": False, "opens_at": next_open(asset_class, at), "early_close": False}
-
-
-def _ceil_minute(at: datetime) -> datetime:
-    if at.second or at.microsecond:
-        return at.replace(second=0, microsecond=0) + timedelta(minutes=1)
-    return at
-
-
 def _session_windows(
     asset_class: str, start: datetime, end: datetime, extended: bool = False
 ):
     first_day = _local_day(asset_class, start) - timedelta(days=1)
     last_day = _local_day(asset_class, end)
     for session in sessions(asset_class, first_day, last_day, extended=extended):
-        lo, hi = _ceil_minute(max(session.open, start)), min(session.close, end)
+        lo, hi = ceil_minute(max(session.open, start)), min(session.close, end)
         if hi > lo:
             yield lo, hi
 
@@ -165,19 +140,15 @@ def expected_minutes(
     asset_class: str, start: datetime, end: datetime, *, extended: bool = False
 ) -> Iterator[datetime]:
     """Every minute-bar start in [start, end) during which the market is open."""
-    one_minute = timedelta(minutes=1)
     for lo, hi in _session_windows(asset_class, start, end, extended):
         minute = lo
         while minute < hi:
             yield minute
-            minute += one_minute
+            minute += MINUTE
 
 
 def expected_minute_count(
     asset_class: str, start: datetime, end: datetime, *, extended: bool = False
 ) -> int:
-    total = 0
-    for lo, hi in _session_windows(asset_class, start, end, extended):
-        seconds = (hi - lo).total_seconds()
-        total += int(seconds // 60) + (1 if seconds % 60 else 0)
-    return total
+    windows = _session_windows(asset_class, start, end, extended)
+    return sum(minutes_starting(lo, hi) for lo, hi in windows)

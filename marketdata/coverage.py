@@ -37,9 +37,9 @@ from datetime import UTC, date, datetime, timedelta
 
 from django.db import connection
 
+from core.minutes import ceil_minute, minutes_starting
 from marketdata import calendar
 
-ONE_MINUTE = timedelta(minutes=1)
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
@@ -63,11 +63,6 @@ def _zone(asset_class: str):
     return UTC if asset_class in calendar.ALWAYS_OPEN_CLASSES else calendar.NEW_YORK
 
 
-def _ceil_minute(at: datetime) -> datetime:
-    floor = at.replace(second=0, microsecond=0)
-    return floor if floor == at else floor + ONE_MINUTE
-
-
 def expected_windows(
     *, asset_class: str, start: datetime, end: datetime, extended: bool = False
 ) -> list[tuple[datetime, datetime]]:
@@ -79,7 +74,7 @@ def expected_windows(
     last = end.astimezone(zone).date()
     windows: list[tuple[datetime, datetime]] = []
     for session in calendar.sessions(asset_class, first, last, extended=extended):
-        lo, hi = _ceil_minute(max(session.open, start)), min(session.close, end)
+        lo, hi = ceil_minute(max(session.open, start)), min(session.close, end)
         if hi <= lo:
             continue
         if windows and windows[-1][1] == lo:
@@ -90,11 +85,7 @@ def expected_windows(
 
 
 def _minutes_in(windows: list[tuple[datetime, datetime]]) -> int:
-    total = 0
-    for lo, hi in windows:
-        seconds = (hi - lo).total_seconds()
-        total += int(seconds // 60) + (1 if seconds % 60 else 0)
-    return total
+    return sum(minutes_starting(lo, hi) for lo, hi in windows)
 
 
 def minutes_coverage(

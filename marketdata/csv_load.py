@@ -16,19 +16,14 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.db import transaction
 
 from marketdata.history import job_key, load_chunk_run
 from marketdata.models import ChunkState, Instrument, JobState, LoadChunk, LoadJob
 from marketdata.providers.base import ProviderError
-
-BAR_LENGTH = {
-    "1m": timedelta(minutes=1),
-    "1h": timedelta(hours=1),
-    "1d": timedelta(days=1),
-}
+from marketdata.rollups import STEPS
 
 
 class CsvLoadError(Exception):
@@ -83,7 +78,7 @@ def csv_load(
         raise CsvLoadError(str(exc)) from None
     timeframe = summary.timeframe
     start = summary.first_ts
-    end = summary.last_ts + BAR_LENGTH[timeframe]
+    end = summary.last_ts + STEPS[timeframe]
     stat = os.stat(path)
     fingerprint = hashlib.sha256(
         f"{os.path.abspath(path)}|{stat.st_size}|{stat.st_mtime_ns}".encode()

@@ -1,6 +1,7 @@
 """Normalized market-data events: what every provider adapter produces.
 
-Small frozen dataclasses, provider-independent. `symbol` is always the
+Small frozen `msgspec.Struct`s (a C constructor: the parsers build one per
+message; fields in this order, positionally), provider-independent. `symbol` is always the
 canonical instrument symbol, `ts` an aware UTC datetime (microseconds kept),
 prices and sizes `Decimal` with the precision the provider sent.
 """
@@ -8,14 +9,14 @@ prices and sizes `Decimal` with the precision the provider sent.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import ClassVar
 
+import msgspec
 
-@dataclass(frozen=True, slots=True)
-class Trade:
+
+class Trade(msgspec.Struct, frozen=True):
     kind: ClassVar[str] = "trade"
     symbol: str
     ts: datetime
@@ -27,8 +28,7 @@ class Trade:
     conditions: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class Quote:
+class Quote(msgspec.Struct, frozen=True):
     kind: ClassVar[str] = "quote"
     symbol: str
     ts: datetime
@@ -41,8 +41,7 @@ class Quote:
     ask_exchange: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class BarEvent:
+class BarEvent(msgspec.Struct, frozen=True):
     """An OHLCV bar; `ts` is the bar start. `updated` marks a correction of a
     bar already sent (Alpaca `u`); `closed` is False for a still-forming bar
     (Binance kline with `x: false`)."""
@@ -63,8 +62,7 @@ class BarEvent:
     closed: bool = True
 
 
-@dataclass(frozen=True, slots=True)
-class Status:
+class Status(msgspec.Struct, frozen=True):
     """Trading status of one instrument (halts, resumptions, LULD pauses)."""
 
     kind: ClassVar[str] = "status"
@@ -90,8 +88,7 @@ class ControlType(enum.Enum):
     MALFORMED = "malformed"
 
 
-@dataclass(frozen=True, slots=True)
-class Control:
+class Control(msgspec.Struct, frozen=True):
     """A protocol outcome rather than market data. `reply` is a text frame the
     client must send back (e.g. a pong), `symbols` the canonical symbols it
     concerns (the confirmed set for SUBSCRIBED, the rejected ones for
@@ -124,12 +121,11 @@ class Control:
     provider: str
     code: int | None = None
     message: str = ""
-    symbols: tuple[str, ...] = field(default=())
+    symbols: tuple[str, ...] = ()
     reply: str | None = None
     reason: str = ""
 
 
-MarketEvent = Trade | Quote | BarEvent | Status
 Event = Trade | Quote | BarEvent | Status | Control
 
 # SUBSCRIPTION_ERROR reasons, for code that does not hold a Control.

@@ -30,6 +30,8 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from core.logs import RateLimitedLog, cause
+from core.minutes import ceil_minute, floor_minute
 from marketdata.coverage import minutes_coverage
 from marketdata.history import (
     ProviderFactory,
@@ -42,11 +44,12 @@ from marketdata.providers.base import ProviderError
 from marketdata.providers.routing import history_provider_name
 from marketdata.rollups import rollups_refresh
 from marketdata.services import bars_upsert
-from marketdata.transient import is_transient, one_line, retry_after_of, warn_limited
+from marketdata.transient import is_transient, retry_after_of
 
 logger = logging.getLogger(__name__)
+# A broker outage fails every send: one line a minute says so.
+send_failures = RateLimitedLog(logger)
 
-ONE_MINUTE = timedelta(minutes=1)
 # A provider's REST history may lag its stream by a few seconds: a fetch counts
 # as a check of the range only this long after the range ended.
 REPAIR_SETTLE = timedelta(seconds=30)
@@ -63,15 +66,6 @@ def _stale() -> datetime:
     return timezone.now() - timedelta(seconds=settings.HISTORY_STALE_SECONDS)
 
 
-def _floor_minute(at: datetime) -> datetime:
-    return at.replace(second=0, microsecond=0)
-
-
-def _ceil_minute(at: datetime) -> datetime:
-    floor = _floor_minute(at)
-    return floor if floor == at else floor + ONE_MINUTE
-
-
 def gap_report(
     *,
     instrument: Instrument,
@@ -85,7 +79,7 @@ def gap_report(
     instead; a range already inside a known gap (being repaired, or checked
     with the provider after it was over) is ignored: that gap is returned and
     nothing new is enqueued."""
-    start, end = _floor_minute(start), _ceil_minute(end)
+    start, end = floor_minute(start), ceil_minute(end)
     if end <= start:
         raise ValueError("gap end must be after its start")
     with transaction.atomic():
@@ -162,12 +156,12 @@ def gap_enqueue(*, gap_id: int) -> None:
     def send() -> None:
         try:
             gap_backfill.send(gap_id)
-        except Exception as exc:  # noqa: BLE001 - recorded; the reclaimer re-sends
-            warn_limited(
-                logger,
-                "gap backfill not enqueued (%s): the gap stays open and the "
-                "workers' reclaimer sends it once the broker answers",
-                one_line(exc),
+        except Exception as exc:  # recorded; the reclaimer re-sends
+            send_failures.warning(
+                "send",
+                "gap backfill not enqueued (the gap stays open and the workers' "
+                "reclaimer sends it once the broker answers)",
+                exc=exc,
             )
 
     transaction.on_commit(send)
@@ -178,7 +172,7 @@ def gaps_repair_range(
 ) -> Gap:
     """Admin "repair range": a gap for the whole range, repaired whatever its
     past (a repaired or unrepairable range is tried again)."""
-    start, end = _floor_minute(start), _ceil_minute(end)
+    start, end = floor_minute(start), ceil_minute(end)
     with transaction.atomic():
         gap = Gap.objects.create(
             instrument=instrument,
@@ -286,7 +280,7 @@ def gap_repair(
     except Exception as exc:
         if is_transient(exc):
             _reopen(gap, exc)
-            raise GapRepairRetry(one_line(exc)) from exc
+            raise GapRepairRetry(cause(exc)) from exc
         raise
 
     gap.bars_added += added
@@ -315,8 +309,8 @@ def _reopen(gap: Gap, exc: BaseException) -> None:
     be what failed): a gap left repairing is reopened once it is stale."""
     try:
         Gap.objects.filter(id=gap.id, state=GapState.REPAIRING).update(
-            state=GapState.OPEN, error=one_line(exc)[:2000], updated_at=timezone.now()
+            state=GapState.OPEN, error=cause(exc)[:2000], updated_at=timezone.now()
         )
-    except Exception as again:  # noqa: BLE001 - the reclaimer takes it up later
+    except Exception as again:  # the reclaimer takes it up later
         if not is_transient(again):
             raise

@@ -66,10 +66,6 @@ class Instrument(models.Model):
         return self.provider_symbols.get(provider) or self.symbol
 
     @property
-    def is_crypto(self) -> bool:
-        return self.asset_class == AssetClass.CRYPTO
-
-    @property
     def price_decimals(self) -> int:
         exponent = self.price_increment.normalize().as_tuple().exponent
         return max(0, -int(exponent))

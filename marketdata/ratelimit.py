@@ -43,7 +43,7 @@ class RedisRateLimiter:
         burst: int | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        limits = getattr(settings, "PROVIDER_RATE_LIMITS", {})
+        limits = settings.PROVIDER_RATE_LIMITS
         self.provider = provider
         self.per_minute = max(1, int(per_minute or limits.get(provider, 200)))
         self.burst = max(1, burst if burst is not None else self.per_minute // 20)

@@ -192,7 +192,7 @@ def _send(report: ReclaimReport) -> int:
     for sent, (actor, row_id) in enumerate(work):
         try:
             actor.send(row_id)
-        except Exception:  # noqa: BLE001 - the pass reports it
+        except Exception:  # the pass reports it
             logger.debug("reclaimer: send failed", exc_info=True)
             return len(work) - sent
     return 0

@@ -25,8 +25,8 @@ nothing is counted twice:
   also holds pre-market minutes counts whole: an hour cannot be split).
 - 5m and 15m come from minutes only: a coarser bar cannot be split.
 
-Past ~400 lines because both engines' reads and refreshes sit side by side
-(they must answer alike, tests/timescale); splitting them is issue 15's.
+Over 400 lines: both engines' reads and refreshes sit side by side, because
+they must answer alike (tests/timescale compares them).
 """
 
 from __future__ import annotations
@@ -34,11 +34,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
 from functools import partial
 
 from django.db import connection, transaction
 
+from core.logs import RateLimitedLog
 from marketdata.bar_storage import timescale_enabled
 from marketdata.calendar import (
     ALWAYS_OPEN_CLASSES,
@@ -48,6 +48,8 @@ from marketdata.calendar import (
 )
 
 logger = logging.getLogger(__name__)
+# After every live bars write: a refresh that keeps failing is one line a minute.
+cagg_failures = RateLimitedLog(logger)
 
 ROLLUP_TABLE = "marketdata_bar_rollup"
 ROLLUP_LOCK = 0x726F6C6C  # advisory lock namespace ("roll")
@@ -332,29 +334,18 @@ def _cagg_refresh(*, lo: datetime, hi: datetime) -> None:
                 "CALL refresh_continuous_aggregate(%s, %s, %s)",
                 [TIMESCALE_HOURLY_VIEW, lo, hi],
             )
-    except Exception:  # noqa: BLE001 - the minutes are stored; reads fall back
-        logger.warning(
+    except Exception as exc:  # the minutes are stored; reads fall back
+        cagg_failures.warning(
+            "refresh",
             "rollups: refreshing %s over [%s, %s) failed",
             TIMESCALE_HOURLY_VIEW,
             lo,
             hi,
-            exc_info=True,
+            exc=exc,
         )
 
 
 # --- reads ----------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class ResampledBar:
-    ts: datetime
-    open: Decimal
-    high: Decimal
-    low: Decimal
-    close: Decimal
-    volume: Decimal
-    trade_count: int | None
-    minutes: int
-
-
 def _rollup_tail_start(cursor, *, instrument_id: int, timeframe: str, before: datetime):
     """Where stored rollups stop: the last stored bucket before `before` is
     recomputed live, so bars written since the last refresh still show."""

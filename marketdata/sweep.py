@@ -16,10 +16,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
+from core.minutes import MINUTE
 from marketdata import calendar
 from marketdata.models import Bar, GapState, Instrument, Timeframe
 
-MINUTE = timedelta(minutes=1)
 MERGE_WITHIN = timedelta(minutes=30)
 
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 import dramatiq
 from dramatiq.middleware import TimeLimitExceeded
 
+from core.logs import cause
 from marketdata import gaps, history
-from marketdata.transient import MIN_BACKOFF, is_transient, max_backoff, one_line
+from marketdata.transient import MIN_BACKOFF, is_transient, max_backoff
 
 HOUR_MS = 60 * 60 * 1000
 
@@ -43,7 +44,7 @@ def load_chunk(chunk_id: int) -> None:
         outcome = history.load_chunk_run(chunk_id=chunk_id)
     except Exception as exc:
         if is_transient(exc):
-            raise _retry(None, one_line(exc)) from exc
+            raise _retry(None, cause(exc)) from exc
         raise
     if outcome.retry:
         raise _retry(outcome.retry_after, outcome.error)
@@ -59,5 +60,5 @@ def gap_backfill(gap_id: int) -> None:
         raise _retry(exc.delay, str(exc)) from exc
     except Exception as exc:
         if is_transient(exc):
-            raise _retry(None, one_line(exc)) from exc
+            raise _retry(None, cause(exc)) from exc
         raise

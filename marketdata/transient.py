@@ -10,9 +10,7 @@ is permanent: retrying cannot help.
 
 from __future__ import annotations
 
-import logging
 import random
-import time
 
 import dramatiq
 import psycopg
@@ -78,22 +76,3 @@ def retry_delay(*, tries: int, retry_after: float | None = None) -> float:
 def retry_after_of(exc: BaseException) -> float | None:
     value = getattr(exc, "retry_after", None)
     return float(value) if isinstance(value, int | float) and value > 0 else None
-
-
-def one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"[:500]
-
-
-_last_warned: dict[str, float] = {}
-
-
-def warn_limited(log: logging.Logger, message: str, *args, every: float = 60.0) -> None:
-    """Warn once per `every` seconds per message; the repeats go to debug
-    (an outage fails every message in flight: one line says it)."""
-    now = time.monotonic()
-    if now - _last_warned.get(message, -every) >= every:
-        _last_warned[message] = now
-        log.warning(message, *args)
-    else:
-        log.debug(message, *args)

@@ -22,16 +22,16 @@ range defaults come from the minutes alone.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from django.db import connection
 
+from core.minutes import MINUTE
 from marketdata import calendar
 from marketdata.coverage import instrument_extended, minutes_coverage
 from marketdata.models import Instrument
 
-ONE_MINUTE = timedelta(minutes=1)
 NEW_YORK = "America/New_York"
 VIOLATION_SQL = (
     "high < open OR high < close OR low > open OR low > close OR low > high "
@@ -154,7 +154,7 @@ def verify_instrument(
             session = calendar.session_for(asset_class, day, extended=extended)
             start = min(first, session.open) if session else first
         if end is None and last is not None:
-            end = last + ONE_MINUTE
+            end = last + MINUTE
         report = InstrumentReport(
             symbol=instrument.symbol,
             asset_class=asset_class,
@@ -234,7 +234,7 @@ def verify_instrument(
     if first is None:
         holes = [(start, end)]
     else:
-        holes = [(start, first), *holes, (last + ONE_MINUTE, end)]
+        holes = [(start, first), *holes, (last + MINUTE, end)]
     gaps = []
     for lo, hi in holes:
         if hi <= lo:
@@ -246,29 +246,3 @@ def verify_instrument(
     report.missing_minutes = sum(g.missing for g in gaps)
     report.gaps = sorted(gaps, key=lambda g: (-g.missing, g.start))[:largest]
     return report
-
-
-def verify_instruments(
-    *,
-    instruments,
-    start: datetime | None = None,
-    end: datetime | None = None,
-    largest: int = 10,
-) -> list[InstrumentReport]:
-    return [
-        verify_instrument(instrument=i, start=start, end=end, largest=largest)
-        for i in instruments
-    ]
-
-
-def all_gaps(
-    *, instrument: Instrument, start: datetime, end: datetime, min_minutes: int = 1
-) -> list[GapFound]:
-    """Every gap in [start, end) with at least `min_minutes` expected minutes
-    missing, oldest first (for recording in the gap ledger)."""
-    report = verify_instrument(
-        instrument=instrument, start=start, end=end, largest=10**9
-    )
-    return sorted(
-        (g for g in report.gaps if g.missing >= min_minutes), key=lambda g: g.start
-    )

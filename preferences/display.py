@@ -13,6 +13,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from django.utils.html import format_html
+
 from marketdata.calendar import ALWAYS_OPEN_CLASSES
 from preferences.models import EXCHANGE, LOCAL, UTC
 
@@ -74,3 +76,20 @@ def fmt_time(value: datetime, *, zone: str, fmt: str = "datetime") -> str:
     """`value` (aware) in `zone`, followed by the zone's name."""
     local = value.astimezone(ZoneInfo(zone))
     return f"{local.strftime(FORMATS[fmt])} {zone_label(zone)}"
+
+
+def time_html(value, *, instrument=None, fmt: str = "datetime", preference=None) -> str:
+    """`value` as the `<time>` element `static/js/format.js` rewrites on load
+    (`{% show_time %}` in templates); "—" when it is not a datetime."""
+    if not isinstance(value, datetime):
+        return "—"
+    if fmt not in FORMATS:
+        fmt = "datetime"
+    zone = zone_for(preference=preference or EXCHANGE, instrument=instrument)
+    return format_html(
+        '<time datetime="{}" data-tz-exchange="{}" data-fmt="{}">{}</time>',
+        value.isoformat(),
+        exchange_zone(instrument),
+        fmt,
+        fmt_time(value, zone=zone, fmt=fmt),
+    )

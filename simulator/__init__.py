@@ -15,8 +15,9 @@ protocols on their real paths, so provider adapters and official clients
   `alpaca_common.py`.
 - Finnhub (`finnhub.py`): stream `/?token=`; REST `/api/v1/quote`, `search`,
   `stock/candle`.
-- Binance (`binance.py`): streams `/ws/...`, `/stream?streams=...`; REST
-  `/api/v3/klines`.
+- Binance: streams `/ws/...`, `/stream?streams=...` (`binance_stream.py`);
+  REST `/api/v3/klines`, `ping`, `time` (`binance_rest.py`); what both (and
+  the snapshots) share in `binance_common.py`.
 - Snapshots (`snapshots.py`), control (`control.py`): `/_sim/health`,
   `/_sim/faults`, `/_sim/clock`.
 

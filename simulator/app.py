@@ -7,7 +7,8 @@ from aiohttp import web
 from simulator import (
     alpaca_rest,
     alpaca_stream,
-    binance,
+    binance_rest,
+    binance_stream,
     control,
     finnhub,
     snapshots,
@@ -24,7 +25,8 @@ def make_app(sim: ExchangeState) -> web.Application:
     control.add_routes(app)
     alpaca_stream.add_routes(app)
     alpaca_rest.add_routes(app)
-    binance.add_routes(app)
+    binance_stream.add_routes(app)
+    binance_rest.add_routes(app)
     snapshots.add_routes(app)
     finnhub.add_routes(app)  # last: it owns "/"
     return app

@@ -26,6 +26,9 @@ Model, per (seed, symbol):
 Hours: `always` means every minute has a bar; `nyse` keeps equity/ETF bars to
 NYSE regular sessions (`marketdata.calendar`); crypto always trades 24/7. The
 price path itself does not depend on hours (overnight moves become gaps).
+
+Over 400 lines on purpose: every number the simulator serves comes from this
+one module, so REST history and the live tape cannot drift apart.
 """
 
 from __future__ import annotations
@@ -714,7 +717,3 @@ def quote_draws(
 ) -> np.ndarray:
     """(count, 5) uniforms for the quotes of one minute: time + 4 quote draws."""
     return _philox(seed, spec, 0x0707E, minute_index).random((count, 5))
-
-
-def epoch_minute(at: datetime) -> int:
-    return int(at.timestamp()) // 60 * 60

@@ -22,7 +22,7 @@ import msgpack
 import orjson
 
 from simulator.alpaca_stream import AlpacaSession
-from simulator.binance import BinanceSession
+from simulator.binance_stream import BinanceSession
 from simulator.finnhub import FinnhubSession
 from simulator.state import ExchangeState
 from simulator.tape import parse_time_ns, rfc3339_ns

@@ -15,12 +15,15 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from core.logs import RateLimitedLog
 from simulator.app import make_app
 from simulator.session import TickContext
 from simulator.state import ExchangeState
 from simulator.tape import NS
 
 log = logging.getLogger(__name__)
+# Ten ticks a second: a tick that keeps failing is one line a minute.
+tick_failures = RateLimitedLog(log)
 
 #: after a stall (e.g. a suspended laptop) the ticker catches up at most this
 #: many real seconds of simulated time; shorter delays lose no trade
@@ -86,8 +89,10 @@ class Simulator(ExchangeState):
             last = now
             try:
                 self.tick(t0, now, loop.time())
-            except Exception:  # one bad tick must not stop the feed
-                log.exception("simulator tick failed")
+            except Exception as exc:  # one bad tick must not stop the feed
+                tick_failures.error("tick", "simulator tick failed", exc=exc)
+            else:
+                tick_failures.recovered("tick", "simulator ticks work again")
 
     def tick(self, t0_ns: int, t1_ns: int, loop_time: float) -> None:
         self.stats["ticks"] += 1

@@ -42,12 +42,12 @@ from simulator.alpaca_rest import (
     error_response,
     symbols_param,
 )
-from simulator.binance import (
-    _SYMBOL_CHARS,
-    _error,
-    _num,
-    _weight,
+from simulator.binance_common import (
+    SYMBOL_CHARS,
     binance_symbols,
+    error,
+    num,
+    weight,
 )
 from simulator.tape import NS, Tape, rfc3339_s
 from simulator.wire import SIM, json_response
@@ -210,23 +210,23 @@ def ticker_24hr_row(sim, binance_symbol: str, symbol: str, now_ns: int) -> dict:
     first_id, last_id = (window.first_id, window.last_id) if window.trades else (-1, -1)
     return {
         "symbol": binance_symbol,
-        "priceChange": _num(change),
+        "priceChange": num(change),
         "priceChangePercent": f"{change / window.open * 100:.3f}"
         if window.open
         else "0.000",
-        "weightedAvgPrice": _num(window.quote_volume / volume if volume else 0.0),
-        "prevClosePrice": _num(prev_close),
-        "lastPrice": _num(window.close),
-        "lastQty": _num(trade[2] if trade else 0.0),
-        "bidPrice": _num(quote[1] if quote else 0.0),
-        "bidQty": _num(quote[2] if quote else 0.0),
-        "askPrice": _num(quote[3] if quote else 0.0),
-        "askQty": _num(quote[4] if quote else 0.0),
-        "openPrice": _num(window.open),
-        "highPrice": _num(window.high),
-        "lowPrice": _num(window.low),
-        "volume": _num(volume),
-        "quoteVolume": _num(window.quote_volume),
+        "weightedAvgPrice": num(window.quote_volume / volume if volume else 0.0),
+        "prevClosePrice": num(prev_close),
+        "lastPrice": num(window.close),
+        "lastQty": num(trade[2] if trade else 0.0),
+        "bidPrice": num(quote[1] if quote else 0.0),
+        "bidQty": num(quote[2] if quote else 0.0),
+        "askPrice": num(quote[3] if quote else 0.0),
+        "askQty": num(quote[4] if quote else 0.0),
+        "openPrice": num(window.open),
+        "highPrice": num(window.high),
+        "lowPrice": num(window.low),
+        "volume": num(volume),
+        "quoteVolume": num(window.quote_volume),
         "openTime": start * 1000,
         "closeTime": now_ns // 1_000_000,
         "firstId": first_id,
@@ -252,7 +252,7 @@ def _parse_symbols(raw: str) -> list[str] | None:
         return None
     if not isinstance(value, list) or not value:
         return None
-    if not all(isinstance(s, str) and _SYMBOL_CHARS.match(s) for s in value):
+    if not all(isinstance(s, str) and SYMBOL_CHARS.match(s) for s in value):
         return None
     return list(dict.fromkeys(value))
 
@@ -262,37 +262,37 @@ async def ticker_24hr(request: web.Request) -> web.Response:
     q = request.query
     known = binance_symbols()
     if "symbol" in q and "symbols" in q:
-        headers = _weight(request, 2)
-        return _error(-1128, "Combination of optional parameters invalid.", headers)
+        headers = weight(request, 2)
+        return error(-1128, "Combination of optional parameters invalid.", headers)
     if "symbol" in q:
-        headers = _weight(request, 2)
+        headers = weight(request, 2)
         raw = q["symbol"]
-        if not _SYMBOL_CHARS.match(raw):
-            return _error(
+        if not SYMBOL_CHARS.match(raw):
+            return error(
                 -1100,
                 "Illegal characters found in parameter 'symbol'; legal range is "
                 "'^[A-Z0-9-_.]{1,20}$'.",
                 headers,
             )
         if raw not in known:
-            return _error(-1121, "Invalid symbol.", headers)
+            return error(-1121, "Invalid symbol.", headers)
         row = await _in_thread(ticker_24hr_row, sim, raw, known[raw], sim.now_ns())
         return json_response(row, headers=headers)
     if "symbols" in q:
         symbols = _parse_symbols(q["symbols"])
-        headers = _weight(request, _ticker_weight(len(symbols or ())))
+        headers = weight(request, _ticker_weight(len(symbols or ())))
         if symbols is None:
-            return _error(
+            return error(
                 -1100,
                 "Illegal characters found in parameter 'symbols'; legal range is "
                 f"'{_SYMBOLS_RANGE}'.",
                 headers,
             )
         if any(s not in known for s in symbols):
-            return _error(-1121, "Invalid symbol.", headers)
+            return error(-1121, "Invalid symbol.", headers)
     else:
         symbols = sorted(known)
-        headers = _weight(request, _ticker_weight(None))
+        headers = weight(request, _ticker_weight(None))
     now = sim.now_ns()
 
     def rows() -> list[dict]:

@@ -46,9 +46,6 @@ class SimClock:
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.now_ns() / NS, tz=UTC)
 
-    def real_seconds(self, sim_seconds: float) -> float:
-        return sim_seconds / self.speed
-
 
 @dataclass
 class Window:

@@ -23,16 +23,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
-MINUTE = timedelta(minutes=1)
+from core.minutes import MINUTE, floor_minute
+
 LATE_MINUTES = 5  # trades this late still count in their minute
 ZERO = Decimal(0)
-
-
-def floor_minute(ts: datetime) -> datetime:
-    return ts.replace(second=0, microsecond=0)
 
 
 @dataclass(slots=True)
@@ -288,7 +285,3 @@ class MinuteAggregator:
             if start <= minute and (end is None or minute < end):
                 return True
         return False
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)

@@ -10,7 +10,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from uuid import uuid4
 
-logger = logging.getLogger("streaming.worker")
+logger = logging.getLogger(__name__)
 
 
 def alert_engine_build(shard=None):
@@ -77,7 +77,7 @@ class AlertOutbox:
         batch = list(self.queue)
         try:
             await run_in_db(alert_events_record, fired=batch)
-        except Exception as exc:  # noqa: BLE001 - kept, retried next call
+        except Exception as exc:  # kept, retried next call
             self.outage.failed(
                 exc,
                 doing="recording fired alerts",
@@ -111,11 +111,10 @@ class AlertBridge:
     def on_event(self, event) -> None:
         try:
             fired = self.engine.on_event(event, None)
-        except Exception:  # noqa: BLE001 - one bad rule must not stop the feed
+        except Exception as exc:  # one bad rule must not stop the feed
             self.worker.problems.warning(
-                "alerts", "alert evaluation failed for %s", event.symbol
+                "alerts", "alert evaluation failed for %s", event.symbol, exc=exc
             )
-            logger.debug("alert evaluation failed", exc_info=True)
             return
         if fired:
             self.outbox.add(fired)
@@ -126,13 +125,13 @@ class AlertBridge:
             return
         try:
             fired = self.engine.on_anomaly(anomaly)
-        except Exception:  # noqa: BLE001 - one bad rule must not stop the rest
+        except Exception as exc:  # one bad rule must not stop the rest
             self.worker.problems.warning(
                 "alerts-anomaly",
                 "alert evaluation failed for an anomaly of %s",
                 anomaly.symbol,
+                exc=exc,
             )
-            logger.debug("alert evaluation of an anomaly failed", exc_info=True)
             return
         if fired:
             self.outbox.add(fired)
@@ -142,9 +141,9 @@ class AlertBridge:
             return
         try:
             self.engine.set_freshness(symbol, freshness)
-        except Exception:  # noqa: BLE001
+        except Exception as exc:
             self.worker.problems.warning(
-                "alerts-freshness", "alert freshness update failed"
+                "alerts-freshness", "alert freshness update failed", exc=exc
             )
 
     async def build(self) -> None:
@@ -152,10 +151,13 @@ class AlertBridge:
             shard = getattr(self.worker.options, "shard", None)
             self.engine = await self.worker._in_db(alert_engine_build, shard)
             self._build_pending = False
-        except Exception:  # noqa: BLE001 - the database may come up later
-            if not self._build_pending:
-                logger.exception("loading alert rules failed; retrying")
+        except Exception as exc:  # the database may come up later
+            self.worker.problems.error(
+                "alerts-build", "loading alert rules failed; retrying", exc=exc
+            )
             self._build_pending = True
+        else:
+            self.worker.problems.recovered("alerts-build", "alert rules loaded")
 
     async def step(self) -> None:
         w, engine = self.worker, self.engine
@@ -168,13 +170,14 @@ class AlertBridge:
                     if state.prev_close is not None:
                         engine.set_prev_close(state.symbol, state.prev_close)
                 self.outbox.add(engine.on_clock(datetime.now(UTC)))
-            except Exception:  # noqa: BLE001 - one bad rule must not stop the rest
-                w.problems.warning("alerts-clock", "alert clock step failed")
-                logger.debug("alert clock step failed", exc_info=True)
+            except Exception as exc:  # one bad rule must not stop the rest
+                w.problems.warning("alerts-clock", "alert clock step failed", exc=exc)
+            else:
+                w.problems.recovered("alerts-clock", "alert clock step works again")
             await self._foreign_step(engine)
             try:
                 changes = await w._in_db(engine.fetch_changes)
-            except Exception as exc:  # noqa: BLE001 - the database is away
+            except Exception as exc:  # the database is away
                 w.db_outage.failed(exc, doing="reading alert rule changes")
             else:
                 if changes is not None:
@@ -193,8 +196,7 @@ class AlertBridge:
         if snapshots:
             try:
                 self.outbox.add(engine.apply_foreign(snapshots))
-            except Exception:  # noqa: BLE001 - one bad rule must not stop the rest
+            except Exception as exc:  # one bad rule must not stop the rest
                 self.worker.problems.warning(
-                    "alerts-foreign", "applying other shards' prices failed"
+                    "alerts-foreign", "applying other shards' prices failed", exc=exc
                 )
-                logger.debug("applying foreign snapshots failed", exc_info=True)

@@ -154,7 +154,7 @@ class AnomalyWatch:
                 config=self.config,
                 now=datetime.now(UTC),
             )
-        except Exception as exc:  # noqa: BLE001 - retried on the next step
+        except Exception as exc:  # retried on the next step
             w.db_outage.failed(
                 exc,
                 doing="loading minutes for anomaly detection",
@@ -175,7 +175,7 @@ class AnomalyWatch:
         batch = list(self.queue)
         try:
             await w._in_db(anomalies_record, anomalies=batch)
-        except Exception as exc:  # noqa: BLE001 - kept, retried next step
+        except Exception as exc:  # kept, retried next step
             w.db_outage.failed(
                 exc,
                 doing="recording anomalies",

@@ -30,11 +30,12 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from decimal import Decimal
 
+from core.logs import cause
 from marketdata.providers.base import Provider
 from marketdata.providers.snapshots import Snapshot
 from streaming.state import InstrumentState, day_bounds
 
-logger = logging.getLogger("streaming.worker")
+logger = logging.getLogger(__name__)
 
 
 def snapshot_apply(state: InstrumentState, snap: Snapshot) -> bool:
@@ -186,16 +187,21 @@ class ColdStart:
                     found = await w.loop.run_in_executor(
                         self._pool, client.fetch_snapshots, batch
                     )
-                except Exception as exc:  # noqa: BLE001 - retried with back-off
+                except Exception as exc:  # retried with back-off
                     self._failed(name, batch, exc)
                     return
-                self.failures.pop(name, None)
+                if self.failures.pop(name, None):
+                    w.problems.recovered(
+                        f"snapshots:{name}", "%s: snapshots work again", name
+                    )
                 self._apply(name, batch, found)
         except asyncio.CancelledError:
             self.close()  # the loop is ending: let the threads finish fast
             raise
-        except Exception:  # noqa: BLE001 - a bug here must not stop streaming
-            logger.exception("%s: applying snapshots failed", name)
+        except Exception as exc:  # a bug here must not stop streaming
+            w.problems.error(
+                f"snapshots-bug:{name}", "%s: applying snapshots failed", name, exc=exc
+            )
 
     def _client(self, name: str) -> Provider | None:
         if name not in self.clients:
@@ -205,8 +211,10 @@ class ColdStart:
                 client = provider_build(
                     name=name, instruments=[], max_retries=self.max_retries
                 )
-            except Exception:  # noqa: BLE001 - a provider without REST options
-                logger.warning("no snapshot client for provider %s", name)
+            except Exception as exc:  # a provider without REST options
+                logger.warning(
+                    "no snapshot client for provider %s: %s", name, cause(exc)
+                )
                 client = None
             if client is not None and client.snapshot_batch:
                 client.http.sleep = self._sleep
@@ -249,11 +257,11 @@ class ColdStart:
             self.pending[symbol] = at
         self.worker.problems.warning(
             f"snapshots:{name}",
-            "%s: snapshots failed for %d instrument(s), retry in %.0f s: %s",
+            "%s: snapshots failed for %d instrument(s), retry in %.0f s",
             name,
             len(batch),
             delay,
-            exc,
+            exc=exc,
         )
 
     def _apply(self, name: str, batch: list[str], found: dict[str, Snapshot]) -> None:
@@ -273,8 +281,13 @@ class ColdStart:
             if engine is not None and state.prev_close is not None:
                 try:
                     engine.set_prev_close(symbol, state.prev_close)
-                except Exception:  # noqa: BLE001 - alerts must not stop quotes
-                    logger.debug("set_prev_close failed", exc_info=True)
+                except Exception as exc:  # alerts must not stop quotes
+                    w.problems.warning(
+                        "alerts-prev-close",
+                        "previous close for alerts not set for %s",
+                        symbol,
+                        exc=exc,
+                    )
         missing = [s for s in batch if s not in found]
         logger.info(
             "%s: snapshots for %d instrument(s)%s",

@@ -29,12 +29,15 @@ from urllib.parse import urlsplit, urlunsplit
 
 import websocket
 
+from core.logs import RateLimitedLog
 from marketdata.events import Control, ControlType
 from streaming.backoff import Backoff
 from streaming.feed_symbols import SymbolSubscriptions
 from streaming.stats import ConnectionStats
 
-logger = logging.getLogger("streaming.connection")
+logger = logging.getLogger(__name__)
+# Connection attempts back off to one a minute; the lines go with them.
+connect_failures = RateLimitedLog(logger)
 
 
 class State:
@@ -141,6 +144,12 @@ class FeedConnection(SymbolSubscriptions):
         self._stop.set()
         self._shutdown_socket()
 
+    def use_socket(self, ws) -> None:
+        """Make `ws` (an open websocket: `send`, `ping`, `close`) this
+        connection's session socket: subscriptions go out on it while the
+        session is live. The receive thread calls it on every connect."""
+        self._ws = ws
+
     @property
     def started(self) -> bool:
         return self._thread is not None
@@ -167,7 +176,7 @@ class FeedConnection(SymbolSubscriptions):
                 self.ping_sent_at = time.time()
             try:
                 ws.ping()
-            except Exception:  # noqa: BLE001 - the receive thread sees the drop
+            except Exception:  # the receive thread sees the drop
                 self._shutdown_socket()
 
     def unanswered_ping_for(self, now: float) -> float | None:
@@ -214,13 +223,13 @@ class FeedConnection(SymbolSubscriptions):
             )
         except websocket.WebSocketBadStatusException as exc:
             return self._handshake_refused(exc)
-        except Exception as exc:  # noqa: BLE001 - any failure to connect retries
+        except Exception as exc:  # any failure to connect retries
             self.last_error = f"connect failed: {exc}"
-            logger.warning("%s: %s", self.key, self.last_error)
+            connect_failures.warning(self.key, "%s: connect failed", self.key, exc=exc)
             self.stats.connect_failures += 1
             return State.BACKOFF
         ws.settimeout(None)
-        self._ws = ws
+        self.use_socket(ws)
         self.stats.connects += 1
         if self._stop.is_set():  # stop() raced with the connect
             self._close()
@@ -246,7 +255,7 @@ class FeedConnection(SymbolSubscriptions):
             if not auth and self.state == State.AUTHENTICATING:
                 self._on_authenticated()
             return self._receive(ws)
-        except Exception as exc:  # noqa: BLE001 - a dropped socket ends the session
+        except Exception as exc:  # a dropped socket ends the session
             if not self._stop.is_set() and self.state != State.AUTH_FAILED:
                 self.last_error = (
                     self._forced or f"connection lost: {exc or type(exc).__name__}"
@@ -310,7 +319,7 @@ class FeedConnection(SymbolSubscriptions):
                 self.confirmed = set(event.symbols)
                 self.limit.accepted(len(self.confirmed))
         elif kind is ControlType.SUBSCRIPTION_ERROR:
-            self._on_rejected(event)
+            self.on_rejected(event)
         elif kind is ControlType.PING:
             if event.reply:
                 ws.send(event.reply)
@@ -356,7 +365,7 @@ class FeedConnection(SymbolSubscriptions):
         self.last_error = f"handshake refused with HTTP {status}"
         if status == 429:
             self._min_delay = max(self._min_delay, 30.0)
-        logger.warning("%s: %s", self.key, self.last_error)
+        connect_failures.warning(self.key, "%s: %s", self.key, self.last_error)
         return State.BACKOFF
 
     def _session_ended(self) -> None:
@@ -378,7 +387,7 @@ class FeedConnection(SymbolSubscriptions):
         if ws is not None:
             try:
                 ws.close(timeout=0.5)
-            except Exception:  # noqa: BLE001, S110 - closing a dead socket
+            except Exception:  # closing a dead socket
                 pass
 
     def _shutdown_socket(self) -> None:

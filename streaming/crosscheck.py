@@ -30,7 +30,7 @@ from django.conf import settings
 
 from marketdata.providers.routing import symbol_namespace
 
-logger = logging.getLogger("streaming.worker")
+logger = logging.getLogger(__name__)
 HUNDRED = Decimal(100)
 
 
@@ -121,14 +121,17 @@ class CrossCheck:
                             w.coldstart._pool, client.fetch_snapshots, part
                         )
                     )
-                except Exception as exc:  # noqa: BLE001 - tried again next round
+                except Exception as exc:  # tried again next round
                     w.problems.warning(
                         f"crosscheck:{name}",
-                        "cross-check against %s failed: %s",
+                        "cross-check against %s failed",
                         name,
-                        exc,
+                        exc=exc,
                     )
                     break
+                w.problems.recovered(
+                    f"crosscheck:{name}", "cross-check against %s works again", name
+                )
             for symbol in batch:
                 if symbol in found:
                     self.compare(symbol, name, found[symbol])

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
-logger = logging.getLogger("streaming.worker")
+logger = logging.getLogger(__name__)
 
 BENCH_FIRST = 300.0
 BENCH_MAX = 3600.0

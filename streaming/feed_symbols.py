@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from marketdata.events import PLAN_LIMIT, Control
 from streaming.budget import LearnedLimit
 
-logger = logging.getLogger("streaming.connection")
+logger = logging.getLogger(__name__)
 LIVE = "live"  # streaming.connection.State.LIVE (that module imports this one)
 
 
@@ -74,12 +74,13 @@ class SymbolSubscriptions:
                 self.subscribed.update(add)
                 self._last_batch = tuple(add)
                 self.stats.subscribes += len(add)
-        except Exception as exc:  # noqa: BLE001 - the receive thread sees the drop
+        except Exception as exc:  # the receive thread sees the drop
             self.last_error = f"send failed: {exc}"
             self._shutdown_socket()
 
-    def _on_rejected(self, event: Control) -> None:
-        """A refused subscription. For the plan's symbol limit the symbols are
+    def on_rejected(self, event: Control) -> tuple[str, ...]:
+        """A provider's SUBSCRIPTION_ERROR (the receive thread's answer to
+        one; returns the symbols it holds back). For the plan's symbol limit the symbols are
         held back and the limit learned (Alpaca and Binance refuse the whole
         request; Finnhub answers each subscribe over the limit with one
         error, in order, so the refused ones are the batch's tail). Any other

@@ -22,9 +22,10 @@ from collections import defaultdict
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from core.minutes import MINUTE, floor_minute
 from marketdata import calendar
 from marketdata.providers import serves_extended_hours
-from streaming.aggregator import MINUTE, MinuteAggregator, floor_minute
+from streaming.aggregator import MinuteAggregator
 
 IN_FLIGHT = timedelta(seconds=2)
 REMEMBER = timedelta(hours=6)  # reported ranges kept for `covers`

@@ -45,12 +45,14 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from core.groups import symbol_group
+from core.logs import RateLimitedLog
 from core.redis import redis_outage, redis_reachable
 
 if TYPE_CHECKING:
     from streaming.consumers import MarketConsumer
 
 logger = logging.getLogger(__name__)
+failures = RateLimitedLog(logger)
 
 FEED_UNAVAILABLE = (
     "Live prices are unavailable: the live feed store is not reachable; "
@@ -208,8 +210,8 @@ class MarketHub:
     async def _flush_logged(self, slot: int) -> None:
         try:
             await self.flush(slot)
-        except Exception:  # a bad document must not stop every client
-            logger.exception("market hub flush failed")
+        except Exception as exc:  # a bad document must not stop every client
+            failures.error("flush", "market hub flush failed", exc=exc)
         if self.dirty[slot] and self.timers[slot] is None:
             self._schedule(slot)  # arrived while sending: the next edge
 
@@ -273,8 +275,10 @@ class FeedWatch:
             await asyncio.sleep(self.INTERVAL)
             try:
                 await self.check()
-            except Exception:  # one bad socket must not stop the others
-                logger.exception("feed watch failed")
+            except Exception as exc:  # one bad socket must not stop the others
+                failures.error("feed-watch", "feed watch failed", exc=exc)
+            else:
+                failures.recovered("feed-watch", "feed watch works again")
 
     async def check(self) -> bool:
         """Look again; on a change tell every socket. Returns whether it changed."""

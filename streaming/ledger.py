@@ -28,12 +28,12 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
+from core.minutes import MINUTE, floor_minute
 from marketdata import calendar
 from marketdata.providers import serves_extended_hours
 from streaming import services
-from streaming.aggregator import MINUTE, floor_minute
 
-logger = logging.getLogger("streaming.worker")
+logger = logging.getLogger(__name__)
 
 RECONCILE_MAX = timedelta(hours=1)  # older minutes are the sweep's
 SWEEP_LAG = timedelta(minutes=2)
@@ -91,7 +91,7 @@ class MinuteLedger:
             w.bars_stored += await w._in_db(
                 services.live_bars_store, rows=rows, partial=partial
             )
-        except Exception as exc:  # noqa: BLE001 - kept in memory, retried
+        except Exception as exc:  # kept in memory, retried
             w.bar_store_failures += 1
             for item in closed:
                 item.bar.dirty = True
@@ -128,7 +128,7 @@ class MinuteLedger:
             return
         try:
             failed = await w._in_db(services.gaps_report, gaps=due)
-        except Exception as exc:  # noqa: BLE001 - retried on the next call
+        except Exception as exc:  # retried on the next call
             failed = due
             w.db_outage.failed(
                 exc,

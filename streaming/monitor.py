@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import uuid4
 
+from core.logs import RateLimitedLog
 from core.outage import duration_text
 from streaming.health_score import (
     HealthLimits,
@@ -45,7 +46,7 @@ from streaming.health_score import (
 )
 from streaming.stats import KINDS
 
-logger = logging.getLogger("streaming.monitor")
+logger = logging.getLogger(__name__)
 
 # What each provider streams; others stream trades, quotes and bars.
 STREAM_KINDS = {"finnhub": frozenset({"trade"})}
@@ -124,8 +125,7 @@ class FeedMonitor:
         self.dropped = 0
         self.recorded = 0
         self._orphans_cleared = False
-        self._logged_at: dict[str, float] = {}
-        self._suppressed: dict[str, int] = {}
+        self.lines = RateLimitedLog(logger, every=EVENT_LOG_EVERY)
 
     # --- the API for failover and the status page ------------------------------------
     def score(self, connection, now: float | None = None) -> HealthScore:
@@ -272,7 +272,7 @@ class FeedMonitor:
                 self._orphans_cleared = True
             if batch:
                 await self.worker._in_db(ops_alerts_record, changes=batch)
-        except Exception as exc:  # noqa: BLE001 - kept, retried next step
+        except Exception as exc:  # kept, retried next step
             outage.failed(
                 exc,
                 doing="recording ops alerts",
@@ -285,14 +285,14 @@ class FeedMonitor:
 
     # --- log lines and charts -------------------------------------------------------
     def on_lifecycle(self, connection, event) -> None:
-        """One line per disconnect (with its cause) and reconnect."""
-        watch = self.watches.get(connection.key)
+        """One line per disconnect (with its cause) and reconnect, at most one
+        of each per connection every EVENT_LOG_EVERY seconds."""
+        key, watch = connection.key, self.watches.get(connection.key)
         if event.state == "down":
-            self._event_line(
-                connection.key,
-                "down",
-                logging.WARNING,
+            self.lines.warning(
+                f"down:{key}",
                 "%s: disconnected: %s",
+                key,
                 event.reason or "no reason given",
             )
         else:
@@ -301,22 +301,7 @@ class FeedMonitor:
                 if watch is not None and watch.down_since is not None
                 else ""
             )
-            self._event_line(
-                connection.key, "up", logging.INFO, "%s: connected%s", down
-            )
-
-    def _event_line(self, key: str, what: str, level: int, message: str, *args) -> None:
-        ident, now = f"{what}:{key}", time.monotonic()
-        last = self._logged_at.get(ident)
-        if last is not None and now - last < EVENT_LOG_EVERY:
-            self._suppressed[ident] = self._suppressed.get(ident, 0) + 1
-            return
-        self._logged_at[ident] = now
-        suppressed = self._suppressed.pop(ident, 0)
-        if suppressed:
-            message += " (%d more since the last line)"
-            args = (*args, suppressed)
-        logger.log(level, message, key, *args)
+            self.lines.log(logging.INFO, f"up:{key}", "%s: connected%s", key, down)
 
     def _sample(self, connection, watch: _Watch, now: float) -> None:
         if now - watch.history_at < HISTORY_EVERY:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 import enum
+import sys
+from collections.abc import Callable
 from decimal import Decimal
 
 import orjson
@@ -22,6 +23,16 @@ def event_json(event, *, connection: str = "") -> bytes:
     document = {"kind": event.kind}
     if connection:
         document["connection"] = connection
-    for item in dataclasses.fields(event):
-        document[item.name] = getattr(event, item.name)
+    for name in event.__struct_fields__:  # marketdata.events: msgspec structs
+        document[name] = getattr(event, name)
     return orjson.dumps(document, default=_default, option=orjson.OPT_APPEND_NEWLINE)
+
+
+def event_printer(stdout=None) -> Callable[[bytes], object]:
+    """What writes `event_json` lines to `stdout` (default `sys.stdout`):
+    bytes go to its binary buffer when it has one, text otherwise."""
+    out = stdout or sys.stdout
+    buffer = getattr(out, "buffer", None)
+    if buffer is not None:
+        return buffer.write
+    return lambda data: out.write(data.decode())

@@ -61,10 +61,6 @@ class FrameRecorder:
         self._lock = threading.Lock()
         self.frames_written = 0
 
-    @property
-    def current_path(self) -> Path | None:
-        return daily_path(self.base, self._day) if self._day else None
-
     def write(
         self,
         provider: str,

@@ -8,10 +8,14 @@ from datetime import datetime, timedelta
 
 import orjson
 
+from core.logs import RateLimitedLog, cause
 from core.redis import REDIS_ERRORS, key, redis_client, redis_outage
 from streaming.selectors import health_key
 
-logger = logging.getLogger("streaming")
+logger = logging.getLogger(__name__)
+# Called from the stream worker's steps: a failure that repeats each step is
+# one line a minute.
+failures = RateLimitedLog(logger)
 
 
 def partial_key() -> str:
@@ -22,10 +26,6 @@ def partial_key() -> str:
 def feed_health_put(*, worker_id: str, document: dict) -> None:
     """Store one worker's health document (see `streaming.health`)."""
     redis_client().hset(health_key(), worker_id, orjson.dumps(document))
-
-
-def feed_health_forget(*, worker_id: str) -> None:
-    redis_client().hdel(health_key(), worker_id)
 
 
 def live_bars_store(*, rows: dict[str, list[tuple]], partial: dict[str, str]) -> int:
@@ -66,8 +66,13 @@ def live_bars_store(*, rows: dict[str, list[tuple]], partial: dict[str, str]) ->
                     start=low,
                     end=high + timedelta(minutes=1),
                 )
-            except Exception as exc:  # noqa: BLE001 - rollups catch up on the next write
-                logger.warning("rollup refresh failed for %s: %s", instrument_id, exc)
+            except Exception as exc:  # rollups catch up on the next write
+                failures.warning(
+                    "rollups",
+                    "rollup refresh failed for instrument %s",
+                    instrument_id,
+                    exc=exc,
+                )
         # The session sparklines pages read from Redis (no bar scan per page).
         sparklines_minutes_stored(
             bars=[(r[0], r[2], r[6]) for rs in rows.values() for r in rs],
@@ -79,8 +84,8 @@ def live_bars_store(*, rows: dict[str, list[tuple]], partial: dict[str, str]) ->
 def _partial_bars_mark(partial: dict[str, str]) -> bool:
     try:
         redis_client().hset(partial_key(), mapping=partial)
-    except Exception as exc:  # noqa: BLE001 - Redis away: see _without_partial
-        logger.warning("forming minutes not stored at shutdown: %s", exc)
+    except Exception as exc:  # Redis away: see _without_partial
+        logger.warning("forming minutes not stored at shutdown: %s", cause(exc))
         return False
     return True
 
@@ -162,9 +167,14 @@ def gaps_report(*, gaps) -> list:
             failed.append(gap)
         except ValueError as exc:
             logger.warning("gap report for %s refused: %s", gap.symbol, exc)
-        except Exception as exc:  # noqa: BLE001 - stored; the enqueue is retried
+        except Exception as exc:  # stored; the enqueue is retried
             reported += 1
-            logger.warning("gap backfill for %s not enqueued: %s", gap.symbol, exc)
+            failures.warning(
+                "gap-enqueue",
+                "gap backfill for %s not enqueued (the reclaimer sends it)",
+                gap.symbol,
+                exc=exc,
+            )
     if reported:
         logger.info("reported %d gap(s) for backfill", reported)
     return failed

@@ -44,8 +44,6 @@ import orjson
 
 from core.redis import REDIS_ERRORS, key, redis_client, redis_outage
 
-FRESHNESS_STATES = ("live", "stale", "closed", "halted")
-
 
 def snapshot_key(symbol: str) -> str:
     return key("snap", symbol)
@@ -79,8 +77,9 @@ def snapshots_get_safe(*, symbols: Iterable[str]) -> dict[str, dict] | None:
 
 
 def snapshots_put(*, snapshots: Iterable[dict]) -> None:
-    """Store whole snapshot documents (one pipelined round trip)."""
-    pipe = redis_client().pipeline(transaction=False)
-    for snapshot in snapshots:
-        pipe.set(snapshot_key(snapshot["symbol"]), orjson.dumps(snapshot))
-    pipe.execute()
+    """Store whole snapshot documents (one MSET: one command to encode and
+    one reply to read, however many instruments)."""
+    dumps = orjson.dumps
+    mapping = {snapshot_key(s["symbol"]): dumps(s) for s in snapshots}
+    if mapping:
+        redis_client().mset(mapping)

@@ -40,7 +40,7 @@ class InstrumentState:
         "day_start", "day_end", "daily_from_provider", "halted", "halt_reason",
         "freshness", "last_event_at", "subscribed_at", "recent_ids", "recent_order",
         "minute", "first_event_pending", "gap_start", "quote_ts", "reconciled_until",
-        "unsubscribed", "suspect",
+        "unsubscribed", "suspect", "_change", "_minute",
         "__weakref__",  # streaming.publisher.Publisher.known
     )  # fmt: skip
 
@@ -74,6 +74,8 @@ class InstrumentState:
         self.recent_order: list[str] = []
         self.minute = None  # the forming MinuteBar, set by the worker
         self.suspect = None  # its streaming.suspect.SuspectFilter, set by the worker
+        self._change: tuple | None = None  # document(): last, prev, their texts
+        self._minute: tuple | None = None  # document(): the minute and its text
         self.first_event_pending = True  # see StreamWorker._first_event
         # minutes before this one are reconciled (streaming.ledger)
         self.reconciled_until: datetime | None = None
@@ -179,32 +181,65 @@ class InstrumentState:
 
     # --- output -----------------------------------------------------------------------
     def document(self) -> dict:
+        """The snapshot document. What did not change since the last one is
+        reused (compared by identity: Decimals are immutable, and an equal
+        value with other digits, 1.0 vs 1.00, still gets its own text)."""
         last, prev = self.last, self.prev_close
         change = change_pct = None
         if last is not None and prev:
-            change = (last - prev).quantize(CHANGE).normalize()
-            change_pct = ((last - prev) / prev * HUNDRED).quantize(PCT)
+            cached = self._change
+            if cached is not None and cached[0] is last and cached[1] is prev:
+                change, change_pct = cached[2], cached[3]
+            else:
+                diff = last - prev
+                change = str(diff.quantize(CHANGE).normalize())
+                change_pct = str((diff / prev * HUNDRED).quantize(PCT))
+                self._change = (last, prev, change, change_pct)
         minute = self.minute
+        minute_doc = None
+        if minute is not None:
+            cached = self._minute
+            if (
+                cached is not None
+                and cached[0] is minute
+                and cached[1] is minute.close
+                and cached[2] is minute.high
+                and cached[3] is minute.low
+                and cached[4] is minute.volume
+            ):
+                minute_doc = cached[5]
+            else:
+                minute_doc = minute.as_document()
+                self._minute = (
+                    minute, minute.close, minute.high, minute.low, minute.volume,
+                    minute_doc,
+                )  # fmt: skip
+        ts = self.ts
+        size, bid, bid_size = self.last_size, self.bid, self.bid_size
+        ask, ask_size, open_ = self.ask, self.ask_size, self.open
+        high, low = self.high, self.low
         return {
             "symbol": self.symbol,
             "seq": self.seq,
-            "ts": self.ts.isoformat() if self.ts is not None else None,
+            "ts": None if ts is None else ts.isoformat(),
             "received_at": self.received_at,
             "provider": self.provider,
-            "last": _text(last),
-            "last_size": _text(self.last_size),
-            "bid": _text(self.bid),
-            "bid_size": _text(self.bid_size),
-            "ask": _text(self.ask),
-            "ask_size": _text(self.ask_size),
-            "open": _text(self.open),
-            "high": _text(self.high),
-            "low": _text(self.low),
-            "volume": _text(self.volume) if self.open is not None else None,
-            "prev_close": _text(prev),
-            "change": _text(change),
-            "change_pct": _text(change_pct),
+            "last": None if last is None else str(last),
+            "last_size": None if size is None else str(size),
+            "bid": None if bid is None else str(bid),
+            "bid_size": None if bid_size is None else str(bid_size),
+            "ask": None if ask is None else str(ask),
+            "ask_size": None if ask_size is None else str(ask_size),
+            "open": None if open_ is None else str(open_),
+            "high": None if high is None else str(high),
+            "low": None if low is None else str(low),
+            "volume": None if open_ is None else _text(self.volume),
+            "prev_close": None if prev is None else str(prev),
+            "change": change,
+            "change_pct": change_pct,
             "freshness": self.freshness,
             "halted": self.halted,
-            "minute": minute.as_document() if minute is not None else None,
+            # shared with the previous document while the minute is unchanged:
+            # documents are serialized, never modified
+            "minute": minute_doc,
         }

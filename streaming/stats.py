@@ -7,7 +7,6 @@ figures that are only reported.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections import deque
 
@@ -67,28 +66,3 @@ class ConnectionStats:
             "p99": None if p99 is None else round(p99 * 1000, 2),
             "samples": len(values),
         }
-
-
-class RateLimitedLog:
-    """Log a repeating problem at most once per `interval` seconds per key,
-    with the number of occurrences suppressed in between."""
-
-    def __init__(self, logger: logging.Logger, *, interval: float = 10.0) -> None:
-        self.logger = logger
-        self.interval = interval
-        self._last: dict[str, float] = {}
-        self._suppressed: dict[str, int] = {}
-
-    def warning(self, key: str, message: str, *args) -> bool:
-        now = time.monotonic()
-        last = self._last.get(key)
-        if last is not None and now - last < self.interval:
-            self._suppressed[key] = self._suppressed.get(key, 0) + 1
-            return False
-        suppressed = self._suppressed.pop(key, 0)
-        self._last[key] = now
-        if suppressed:
-            message += " (%d similar suppressed)"
-            args = (*args, suppressed)
-        self.logger.warning(message, *args)
-        return True

@@ -10,6 +10,9 @@ per reason at start and whenever they change.
 
 New instruments start from what `streaming.restore` loads (stored snapshot,
 session figures, restart gap).
+
+Over 400 lines: it is the one owner of subscriptions, budgets and routing in
+the worker, and those decisions are made together each second.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import time
 
 from django.db import DatabaseError
 
+from core.minutes import MINUTE, floor_minute
 from marketdata.events import PLAN_LIMIT, UNKNOWN_SYMBOL
 from marketdata.providers import provider_class, routing
 from marketdata.services import (
@@ -27,7 +31,6 @@ from marketdata.services import (
     instrument_stream_error_set,
 )
 from streaming import selectors
-from streaming.aggregator import MINUTE, floor_minute
 from streaming.backoff import Backoff
 from streaming.budget import NO_PROVIDER, OVER_LIMIT, Allocation, allocate, plan_limit
 from streaming.connection import FeedConnection, State
@@ -35,7 +38,7 @@ from streaming.failover import Router
 from streaming.restore import subscription_contexts
 from streaming.state import InstrumentState
 
-logger = logging.getLogger("streaming.worker")
+logger = logging.getLogger(__name__)
 
 
 class Subscriptions:
@@ -138,7 +141,7 @@ class Subscriptions:
         removed = [s for s in w.states if s not in wanted]
         if added:
             contexts = await w._in_db(
-                self._contexts_load, [wanted[s] for s in added], now
+                subscription_contexts, rows=[wanted[s] for s in added], now=now
             )
         for symbol in removed:
             w.states.pop(symbol, None)
@@ -146,29 +149,19 @@ class Subscriptions:
             w.publisher.dirty.pop(symbol, None)
             w.anomalies.forget(symbol)
         for symbol in added:
-            row = wanted[symbol]
             name = allocation.streaming.get(symbol) or allocation.over_budget.get(
                 symbol, ""
             )
-            state = InstrumentState(
-                symbol=symbol,
-                instrument_id=row["id"],
-                asset_class=row["asset_class"],
-                provider=name,
+            self.admit(
+                wanted[symbol], provider=name, now=now, context=contexts.get(symbol)
             )
-            context = contexts.get(symbol, {})
-            state.restore(
-                snapshot=context.get("snapshot"), session=context.get("session")
-            )
-            state.subscribed_at = now
-            state.gap_start = context.get("gap_start")
-            w.states[symbol] = state
-        w.instrument_rows.update({s: wanted[s] for s in added})
         for symbol in allocation.no_provider:
             w.states[symbol].unsubscribed = NO_PROVIDER
             w.routes.pop(symbol, None)
         for symbol, name in allocation.streaming.items():
-            self._route(w.states[symbol], wanted[symbol], name, now)
+            row = wanted[symbol]
+            connection = self._connection_for(name, row["asset_class"])
+            self.route(w.states[symbol], row, connection, now)
         for symbol in allocation.over_budget:
             self._hold_back(w.states[symbol], wanted[symbol])
         for symbol in added:
@@ -177,9 +170,35 @@ class Subscriptions:
         w.coldstart.add(added)
         self._sync_connections()
 
-    def _route(self, state: InstrumentState, row: dict, name: str, now: float) -> None:
+    def admit(
+        self, row: dict, *, provider: str, now: float, context: dict | None = None
+    ) -> InstrumentState:
+        """Start keeping the live state of `row`'s instrument (a row of
+        `streaming.selectors.instruments_to_stream`), restored from `context`
+        (`streaming.restore.subscription_contexts`); it waits for its first
+        event and streams once `route` puts it on a connection."""
         w = self.worker
-        connection = self._connection_for(name, row["asset_class"])
+        context = context or {}
+        state = InstrumentState(
+            symbol=row["symbol"],
+            instrument_id=row["id"],
+            asset_class=row["asset_class"],
+            provider=provider,
+        )
+        state.restore(snapshot=context.get("snapshot"), session=context.get("session"))
+        state.subscribed_at = now
+        state.gap_start = context.get("gap_start")
+        w.states[state.symbol] = state
+        w.instrument_rows[state.symbol] = row
+        return state
+
+    def route(
+        self, state: InstrumentState, row: dict, connection: FeedConnection, now: float
+    ) -> None:
+        """Stream the admitted instrument `state` on `connection` (a move from
+        another connection is a failover or fail-back, see `_switch`)."""
+        w = self.worker
+        name = connection.provider_name
         current = w.routes.get(state.symbol)
         if current is connection:
             return
@@ -404,6 +423,3 @@ class Subscriptions:
         connection.serves = {asset_class}
         w.connections[key] = connection
         return connection
-
-    def _contexts_load(self, rows: list[dict], now: float) -> dict[str, dict]:
-        return subscription_contexts(rows=rows, now=now)

@@ -21,7 +21,7 @@ def metrics(request):
     """Open like `/healthz` unless `settings.METRICS_TOKEN` is set; then a
     scraper must send `Authorization: Bearer <token>`. Answers while Redis is
     away, with `tapeline_stream_status_available 0` and no worker series."""
-    token = getattr(settings, "METRICS_TOKEN", "")
+    token = settings.METRICS_TOKEN
     if token:
         sent = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         if not hmac.compare_digest(sent.encode(), token.encode()):

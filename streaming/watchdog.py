@@ -25,7 +25,7 @@ from streaming.connection import State
 from streaming.freshness import freshness_of
 from streaming.state import InstrumentState
 
-logger = logging.getLogger("streaming.worker")
+logger = logging.getLogger(__name__)
 
 
 @lru_cache(maxsize=32)

@@ -28,7 +28,8 @@ steps delegate to the parts:
 Every step returns whether the worker should keep running; tests call them
 directly. Database work runs on one dedicated thread, never on the loop. Over
 400 lines because the ingest path (`process`) is one function on purpose: it
-runs per event.
+runs per event; the rest is one short step method per part, kept on the
+worker so tests and the scheduler call the same methods.
 """
 
 from __future__ import annotations
@@ -38,7 +39,6 @@ import logging
 import os
 import signal
 import socket
-import sys
 import time
 from collections import deque
 from collections.abc import Callable
@@ -49,11 +49,13 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.db import close_old_connections
 
+from core.logs import RateLimitedLog
+from core.minutes import MINUTE, floor_minute
 from core.outage import Outage
 from core.redis import redis_outage
 from marketdata.anomalies import AnomalyConfig
 from marketdata.events import ControlType
-from streaming.aggregator import MINUTE, MinuteAggregator, floor_minute
+from streaming.aggregator import MinuteAggregator
 from streaming.alerting import AlertBridge, AlertOutbox
 from streaming.anomaly_watch import AnomalyWatch, anomaly_config
 from streaming.coldstart import ColdStart
@@ -63,16 +65,15 @@ from streaming.gaps import GapTracker, PendingGap
 from streaming.health import WorkerRates, worker_health
 from streaming.ledger import MinuteLedger
 from streaming.monitor import FeedMonitor
-from streaming.printer import event_json
+from streaming.printer import event_json, event_printer
 from streaming.publisher import Publisher
 from streaming.shard import Shard
 from streaming.state import InstrumentState
-from streaming.stats import RateLimitedLog
 from streaming.subscriptions import Subscriptions
 from streaming.suspect import SuspectConfig, SuspectFilter
 from streaming.watchdog import Watchdog
 
-logger = logging.getLogger("streaming.worker")
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -231,8 +232,7 @@ class StreamWorker:
         self.rates = WorkerRates()
         self.problems = RateLimitedLog(logger)
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stream-db")
-        self._print = None
-        self._step_failed_at: dict[str, float] = {}
+        self._print = event_printer(stdout) if o.print_events else None
 
     # --- running -----------------------------------------------------------------------
     def run(self) -> int:
@@ -255,14 +255,6 @@ class StreamWorker:
 
             self._layer = get_channel_layer()
         self.publisher = Publisher(layer=self._layer, hz=self.options.publish_hz)
-        if self.options.print_events:
-            out = self.stdout or sys.stdout
-            buffer = getattr(out, "buffer", None)
-            self._print = (
-                buffer.write
-                if buffer is not None
-                else (lambda data: out.write(data.decode()))
-            )
         if self.options.record:
             from streaming.recording import FrameRecorder
 
@@ -287,8 +279,8 @@ class StreamWorker:
         )
         try:
             await self.step_subscriptions()
-        except Exception:  # the database may come up later: the step retries
-            logger.exception("loading the instruments to stream failed; retrying")
+        except Exception as exc:  # the database may come up later: the step retries
+            self._step_failed("step_subscriptions", exc)
         self.ready = True
 
     def request_shutdown(self) -> None:
@@ -329,6 +321,7 @@ class StreamWorker:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _every(self, interval: float, step: Callable, delay: float = 0.0) -> None:
+        name = step.__qualname__.removeprefix("StreamWorker.")  # ColdStart.step
         if delay:
             await asyncio.sleep(delay)
         while not self.shutdown:
@@ -339,9 +332,13 @@ class StreamWorker:
                     keep_going = await keep_going
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - the step runs again
-                self._step_failed(step.__name__, exc)
+            except Exception as exc:  # the step runs again
+                self._step_failed(name, exc)
                 keep_going = True
+            else:
+                self.problems.recovered(
+                    f"step:{name}", "stream worker step %s works again", name
+                )
             if not keep_going:
                 self.request_shutdown()
                 return
@@ -349,8 +346,8 @@ class StreamWorker:
 
     def _step_failed(self, name: str, exc: Exception) -> None:
         """A dependency that is away is one outage (one line when it starts,
-        a reminder a minute, one when it ends); anything else is a bug worth
-        a traceback, once a minute per step."""
+        a reminder a minute, one when it ends); anything else is a bug: a line
+        a minute per step (its traceback at DEBUG), one when it works again."""
         from django.db import DatabaseError
         from redis.exceptions import RedisError
 
@@ -359,22 +356,22 @@ class StreamWorker:
         elif isinstance(exc, RedisError):
             redis_outage().failed(exc, doing=f"the {name} step")
         else:
-            now = time.monotonic()
-            if now - self._step_failed_at.get(name, -1e9) >= 60:
-                self._step_failed_at[name] = now
-                logger.error("stream worker step %s failed", name, exc_info=exc)
+            self.problems.error(
+                f"step:{name}", "stream worker step %s failed", name, exc=exc
+            )
 
     async def _ingest_loop(self) -> None:
-        wake = self.wake
+        wake, loop = self.wake, self.loop
         while not self.shutdown:
             if not self.inbox:
                 due = self.publisher.next_due()
                 timeout = 0.25 if due is None else max(0.0, due - time.monotonic())
                 if timeout > 0:
-                    try:
-                        await asyncio.wait_for(wake.wait(), min(timeout, 0.25))
-                    except TimeoutError:
-                        pass
+                    # A timer that sets the event: `wait_for` would create a
+                    # task and a timeout context per wake-up (per frame).
+                    timer = loop.call_later(min(timeout, 0.25), wake.set)
+                    await wake.wait()
+                    timer.cancel()
             wake.clear()
             self._signaled = False
             self.step_ingest()
@@ -672,9 +669,6 @@ class StreamWorker:
         in use owned by this shard."""
         await self.subscriptions.step()
         return not self.shutdown
-
-    def _contexts_load(self, rows: list[dict], now: float) -> dict[str, dict]:
-        return self.subscriptions._contexts_load(rows, now)
 
     @property
     def pending_rejections(self) -> list[tuple[list[str], str]]:

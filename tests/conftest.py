@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import io
 import os
+import time
 
 import pytest
 from django.conf import settings
@@ -28,35 +30,59 @@ def pytest_configure(config):
 def _flush_redis():
     """Each test starts with an empty Redis test database (and no REST
     figures of an earlier test still waiting in memory for it)."""
-    from marketdata.providers import rest_stats
+    from marketdata.providers.rest_stats import rest_stats_flush
 
-    with rest_stats._lock:
-        rest_stats._pending.clear()
     client = redis_client()
+    rest_stats_flush()  # an earlier test's figures go to Redis, then with it
     client.flushdb()
     yield
     client.flushdb()
 
 
 @pytest.fixture
-def user(django_user_model):
-    return django_user_model.objects.create_user(
-        username="trader", password="s3cret-pass"
-    )
+def user(db):
+    from tests.factories import UserFactory
+
+    return UserFactory(username="trader")
 
 
 @pytest.fixture
-def other_user(django_user_model):
-    return django_user_model.objects.create_user(
-        username="rival", password="s3cret-pass"
-    )
+def other_user(db):
+    from tests.factories import UserFactory
+
+    return UserFactory(username="rival")
 
 
 @pytest.fixture
-def staff_user(django_user_model):
-    return django_user_model.objects.create_user(
-        username="ops", password="s3cret-pass", is_staff=True, is_superuser=True
-    )
+def staff_user(db):
+    from tests.factories import UserFactory
+
+    return UserFactory(username="ops", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def client_for(db):
+    """`client_for(user)`: a test client logged in as `user`."""
+    from django.test import Client
+
+    def make(user) -> Client:
+        client = Client()
+        client.force_login(user)
+        return client
+
+    return make
+
+
+@pytest.fixture
+def user_client(client_for, user):
+    """A test client logged in as `user`."""
+    return client_for(user)
+
+
+@pytest.fixture
+def staff_client(client_for, staff_user):
+    """A test client logged in as `staff_user`."""
+    return client_for(staff_user)
 
 
 @pytest.fixture
@@ -68,6 +94,84 @@ def instruments(db):
     from marketdata.models import Instrument
 
     return {i.symbol: i for i in Instrument.objects.all()}
+
+
+def _feed_connection(worker, asset_class: str):
+    """A simulator connection feeding `worker`, never started (tests hand its
+    batches to `worker.process`)."""
+    from marketdata.providers import provider_class
+    from streaming.connection import FeedConnection
+
+    return FeedConnection(
+        key=f"simulator:{asset_class}",
+        provider=provider_class("simulator")(),
+        asset_class=asset_class,
+        sink=worker.sink,
+    )
+
+
+@pytest.fixture
+def make_worker():
+    """`make_worker(**options)` -> (worker, an equity connection): a stream
+    worker for calling its steps directly, with a publisher on the test
+    channel layer and no alert engine; nothing started, no sockets."""
+    from channels.layers import get_channel_layer
+
+    from streaming.publisher import Publisher
+    from streaming.worker import StreamWorker, WorkerOptions
+
+    def make(*, stdout=None, **options):
+        worker = StreamWorker(
+            options=WorkerOptions(**options), stdout=stdout or io.StringIO()
+        )
+        worker.publisher = Publisher(
+            layer=get_channel_layer(), hz=worker.options.publish_hz
+        )
+        worker.alert_engine = None
+        return worker, _feed_connection(worker, "equity")
+
+    return make
+
+
+@pytest.fixture
+def attach():
+    """`attach(worker, instrument, connection=None, new=False)` -> the
+    instrument's `InstrumentState`, admitted and routed to `connection` (a
+    new simulator connection for its asset class when None) as the worker's
+    subscription step does. `new`: its next event is the subscription's
+    first (gap and reconciliation bookkeeping start there)."""
+
+    def attach(worker, instrument, connection=None, *, new: bool = False):
+        if connection is None:
+            connection = _feed_connection(worker, instrument.asset_class)
+        row = {
+            "id": instrument.id,
+            "symbol": instrument.symbol,
+            "asset_class": instrument.asset_class,
+            "provider_symbols": {},
+            "provider": "",
+        }
+        now = time.time()
+        subscriptions = worker.subscriptions
+        state = subscriptions.admit(row, provider=connection.provider_name, now=now)
+        subscriptions.route(state, row, connection, now)
+        state.first_event_pending = new
+        return state
+
+    return attach
+
+
+def pytest_itemcollected(item):
+    """`@pytest.mark.transactional`: a transactional database (committed
+    writes other threads and processes see) whose flush truncates every app's
+    tables with CASCADE (`available_apps`), so the raw-SQL tables that
+    reference instruments (rollups) do not block it."""
+    if item.get_closest_marker("transactional") is not None:
+        item.add_marker(
+            pytest.mark.django_db(
+                transaction=True, available_apps=list(settings.INSTALLED_APPS)
+            )
+        )
 
 
 def pytest_report_header(config):

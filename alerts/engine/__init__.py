@@ -1,16 +1,20 @@
 """In-memory alert evaluation, run inside the stream worker.
 
-Use (one engine per stream-worker shard)::
+How the stream worker uses it (`streaming.alerting`; one engine per shard)::
 
     engine = AlertEngine(owns=shard.owns)   # all rules; multi/portfolio fire on
     engine.reload()                         # the shard owning their home symbol
     ...
-    fired = engine.on_event(event, snapshot)   # every normalized event; no I/O
-    fired += engine.on_anomaly(anomaly)        # marketdata.anomalies events
-    engine.set_freshness(symbol, "stale")      # live | stale | closed | halted
-    changes = engine.fetch_changes()           # in a thread (Redis, DB) ...
-    engine.apply_changes(changes)              # ... applied on the loop
-    engine.apply_foreign(engine.fetch_foreign())   # other shards' prices
+    fired = engine.on_event(event)          # every normalized event; no I/O
+    fired += engine.on_anomaly(anomaly)     # marketdata.anomalies events
+    engine.set_freshness(symbol, "stale")   # live | stale | closed | halted
+    engine.set_prev_close(symbol, close)    # each alert step, from the worker
+    fired += engine.on_clock(now)           # closes quiet minutes
+    changes = engine.fetch_changes()        # on the database thread ...
+    engine.apply_changes(changes)           # ... applied on the loop (None: none)
+    fired += engine.apply_foreign(snapshots)   # other shards' prices, read from
+                                               # the snapshot store for
+                                               # engine.foreign_symbols()
 
 Layers (each ≲400 lines): `index` (EngineRule, the sorted `CrossSeries`),
 `trackers` (minute/timeframe bars, RSI, MA, volume, per-instrument state),
@@ -39,7 +43,7 @@ A multi-condition or portfolio rule fires only on the shard owning its home
 symbol (`EngineRule.home`: the first condition's instrument, else
 "portfolio:<owner id>" hashed like a symbol); that shard reads the other
 instruments' last price, previous close and freshness from the Redis
-snapshot store the workers write (`fetch_foreign`/`apply_foreign`, each
+snapshot store the workers write (`foreign_symbols`/`apply_foreign`, each
 worker step), so those conditions lag by at most a step. Indicator, volume,
 pattern and anomaly conditions on another shard's instrument see only those
 snapshot prices (no volume, no anomaly events): put such a condition first

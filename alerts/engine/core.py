@@ -15,7 +15,8 @@ from alerts.engine.index import CrossSeries, EngineRule
 from alerts.engine.loading import Loading, Seed, portfolio_owners
 from alerts.engine.messages import Fire, FiredAlert, fired_build, price_text
 from alerts.engine.series import SeriesBuilding, change_pct
-from alerts.engine.trackers import MINUTE, InstrumentState, floor_minute
+from alerts.engine.trackers import InstrumentState
+from core.minutes import MINUTE, floor_minute
 
 
 class AlertEngine(Loading, SeriesBuilding, Events):
@@ -25,14 +26,13 @@ class AlertEngine(Loading, SeriesBuilding, Events):
     all). `owns(symbol)`: the stream worker's shard test; multi-condition and
     portfolio rules fire only on the shard that owns their home symbol
     (`EngineRule.home`), which reads the other instruments' prices from the
-    snapshot store (`fetch_foreign` / `apply_foreign`)."""
+    snapshot store (`foreign_symbols` / `apply_foreign`)."""
 
     def __init__(
         self,
         symbols: Iterable[str] | None = None,
         *,
         seed_from_db: bool = True,
-        check_interval: float = 0.2,
         owns=None,
     ) -> None:
         self.symbols: frozenset[str] | None = (
@@ -40,7 +40,6 @@ class AlertEngine(Loading, SeriesBuilding, Events):
         )
         self.owns = owns
         self.seed_from_db = seed_from_db
-        self.check_interval = check_interval
         self.rules: dict[int, EngineRule] = {}
         self._instruments: dict[str, InstrumentState] = {}
         self._portfolios: dict[int, PortfolioState] = {}
@@ -52,10 +51,7 @@ class AlertEngine(Loading, SeriesBuilding, Events):
         self._expiring: list[tuple[datetime, int]] = []
         self._version: int | None = None
         self._missed_changes = False
-        self._checked_at = 0.0
         self._seeding: dict[str, Seed] = {}
-        self.reloads = 0
-        self.fired_count = 0
         self.suppressed_count = 0
 
     @staticmethod
@@ -371,7 +367,6 @@ class AlertEngine(Loading, SeriesBuilding, Events):
                 price=price,
             )
         )
-        self.fired_count += 1
         if rule.one_shot:
             self.remove_rule(rule.id)
 
@@ -381,17 +376,6 @@ class AlertEngine(Loading, SeriesBuilding, Events):
         if inst is None:
             inst = self._instruments[symbol] = InstrumentState(symbol)
         return inst
-
-    def stats(self) -> dict:
-        """Counters for health/metrics output."""
-        return {
-            "rules": len(self.rules),
-            "instruments": sum(1 for i in self._instruments.values() if i.series),
-            "fired": self.fired_count,
-            "suppressed_by_cooldown": self.suppressed_count,
-            "reloads": self.reloads,
-            "version": self._version,
-        }
 
 
 def _float(value) -> float | None:

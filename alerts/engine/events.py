@@ -24,10 +24,12 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from alerts.engine.messages import FiredAlert
-from alerts.engine.trackers import MINUTE, floor_minute
 from alerts.kinds.events import patterns_module
+from core.logs import RateLimitedLog
+from core.minutes import MINUTE, floor_minute
 
 logger = logging.getLogger(__name__)
+failures = RateLimitedLog(logger)
 
 
 class Events:
@@ -57,9 +59,10 @@ class Events:
         last = len(bars) - 1
         try:
             detections = module.detect(bars, kinds=set(watched))
-        except Exception:  # noqa: BLE001 - a detector bug must not stop the feed
-            logger.warning("pattern detection failed for %s", inst.symbol)
-            logger.debug("pattern detection failed", exc_info=True)
+        except Exception as exc:  # a detector bug must not stop the feed
+            failures.warning(
+                "patterns", "pattern detection failed for %s", inst.symbol, exc=exc
+            )
             return
         step = timedelta(minutes=frame.minutes)
         closed_at = bars[-1]["ts"] + step
@@ -138,9 +141,10 @@ class Events:
 
     # -- other shards' instruments --------------------------------------------------
     def apply_foreign(self, snapshots: dict[str, dict]) -> list[FiredAlert]:
-        """Prices of instruments other shards own (from `fetch_foreign`): each
-        new last price is applied like a trade of size 0, so price, change %
-        and portfolio conditions see it; freshness and previous close too."""
+        """Prices of instruments other shards own (the snapshots of
+        `foreign_symbols`): each new last price is applied like a trade of
+        size 0, so price, change % and portfolio conditions see it; freshness
+        and previous close too."""
         from marketdata.events import Trade
 
         fired: list[FiredAlert] = []

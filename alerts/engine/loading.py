@@ -3,10 +3,11 @@ warm-up history, portfolio terms and other shards' prices.
 
 Every rule write in `alerts.services` and every ORM save/delete of a rule
 (`alerts.signals`, the one notification path) bumps a Redis counter and
-records the rule id in a sorted set scored by it; `maybe_reload` reads both
-in one round trip and reloads only the changed rules. The `fetch_*` methods
-do the I/O and may run in a thread; the `apply_*` methods install the result
-on the caller's thread without I/O, so evaluation never races an update.
+records the rule id in a sorted set scored by it; `fetch_changes` reads both
+in one round trip and then only the changed rules. The `fetch_*` methods do
+the I/O and may run in a thread (the stream worker's database thread); the
+`apply_*` methods install the result on the caller's thread (the worker's
+loop) without I/O, so evaluation never races an update.
 """
 
 from __future__ import annotations
@@ -77,43 +78,6 @@ class Loading:
     def reload(self) -> None:
         """Load every active rule for the engine's symbols (sync, DB access)."""
         self.apply_changes(self.fetch_changes(full=True))
-
-    def maybe_reload(self) -> bool:
-        """Reload changed rules if any were changed since the last load.
-
-        At most one Redis round trip every `check_interval` seconds; a DB query
-        only when something changed. Returns whether rules were reloaded.
-        """
-        now = time.monotonic()
-        if now - self._checked_at < self.check_interval:
-            return False
-        self._checked_at = now
-        changes = self.fetch_changes()
-        if changes is None:
-            return False
-        self.apply_changes(changes)
-        return True
-
-    async def areload(self) -> None:
-        from asgiref.sync import sync_to_async
-
-        changes = await sync_to_async(self.fetch_changes, thread_sensitive=False)(
-            full=True
-        )
-        self.apply_changes(changes)
-
-    async def amaybe_reload(self) -> bool:
-        from asgiref.sync import sync_to_async
-
-        now = time.monotonic()
-        if now - self._checked_at < self.check_interval:
-            return False
-        self._checked_at = now
-        changes = await sync_to_async(self.fetch_changes, thread_sensitive=False)()
-        if changes is None:
-            return False
-        self.apply_changes(changes)
-        return True
 
     def fetch_changes(self, *, full: bool = False) -> RuleChanges | None:
         """Read what changed (Redis, then the DB). None when nothing did.
@@ -272,7 +236,6 @@ class Loading:
             self._version = changes.version
         if changes.full and changes.version is not None:
             self._missed_changes = False
-        self.reloads += 1
 
     # -- other shards' instruments --------------------------------------------------
     def foreign_symbols(self) -> set[str]:

@@ -11,21 +11,16 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from alerts.kinds import TIMEFRAME_NAMES
+from core.minutes import MINUTE
 from marketdata.indicators import EMA, RSI, SMA
 from marketdata.rollups import bucket_floor
 
-MINUTE = timedelta(minutes=1)
 # Closed minute bars kept in memory per instrument (for warming new trackers).
 RECENT_MINUTES = 180
 MAX_FRAME_HISTORY = 2_000
 
 #: A closed bar as the engine keeps it: (ts, close, volume, open, high, low).
 MinuteBar = tuple[datetime, float, float, float, float, float]
-
-
-def floor_minute(ts: datetime) -> datetime:
-    """The start of the minute holding `ts` (the engine's one definition)."""
-    return ts.replace(second=0, microsecond=0)
 
 
 def bucket_start(ts: datetime, minutes: int) -> datetime:

@@ -17,11 +17,13 @@ without anyone running anything again.
 Modules, in import order: `validation` (checks bars before they are stored),
 `plan` (plans, sends and closes jobs), `covered` (whether a range needs a fetch,
 and `--check-only`), `run` (runs one chunk, and `--sync`), `progress` (reports a
-job). Import from this package, not from the modules.
+job), `request` and `console` (`load_history`'s options, and running them in a
+terminal). Import from this package, not from the modules.
 """
 
 from __future__ import annotations
 
+from marketdata.history.console import LoadConsole
 from marketdata.history.covered import (
     chunk_covered,
     coverage_check,
@@ -37,7 +39,6 @@ from marketdata.history.plan import (
     load_job_enqueue,
     load_job_plan,
     load_jobs_close_finished,
-    parse_day,
 )
 from marketdata.history.progress import (
     JobProgress,
@@ -46,13 +47,14 @@ from marketdata.history.progress import (
     load_job_progress,
     load_job_summary,
 )
+from marketdata.history.request import LoadHistoryError, LoadRequest
 from marketdata.history.run import (
     MAX_ATTEMPTS,
     SETTLE,
     ChunkOutcome,
     ClaimLost,
     ProviderFactory,
-    _claim,
+    load_chunk_claim,
     load_chunk_run,
     load_job_run_sync,
     provider_build,
@@ -75,15 +77,18 @@ __all__ = [
     "ChunkOutcome",
     "ClaimLost",
     "JobProgress",
+    "LoadConsole",
+    "LoadHistoryError",
+    "LoadRequest",
     "PageResult",
     "PlannedJob",
     "ProviderFactory",
-    "_claim",
     "bar_problem",
     "chunk_covered",
     "chunk_ranges",
     "coverage_check",
     "job_key",
+    "load_chunk_claim",
     "load_chunk_run",
     "load_job_enqueue",
     "load_job_failures",
@@ -93,7 +98,6 @@ __all__ = [
     "load_job_run_sync",
     "load_job_summary",
     "load_jobs_close_finished",
-    "parse_day",
     "provider_build",
     "range_covered",
     "stored_coverage",

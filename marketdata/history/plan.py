@@ -8,13 +8,14 @@ import hashlib
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from core.logs import cause
 from marketdata.models import (
     ChunkState,
     Instrument,
@@ -23,15 +24,14 @@ from marketdata.models import (
     LoadJob,
     Timeframe,
 )
-from marketdata.transient import is_transient, one_line
+from marketdata.transient import is_transient
 
-# The package's one logger: log lines keep the name they had as one module.
-logger = logging.getLogger("marketdata.history")
+logger = logging.getLogger(__name__)
 
 
 def _stale_after() -> timedelta:
     """A running chunk whose heartbeat is older than this is presumed dead."""
-    return timedelta(seconds=getattr(settings, "HISTORY_STALE_SECONDS", 180))
+    return timedelta(seconds=settings.HISTORY_STALE_SECONDS)
 
 
 CHUNK_MONTHS = 1  # minutes: one chunk per calendar month
@@ -157,12 +157,12 @@ def load_job_enqueue(*, chunk_ids: Iterable[int]) -> None:
         for sent, chunk_id in enumerate(ids):
             try:
                 load_chunk.send(chunk_id)
-            except Exception as exc:  # noqa: BLE001 - the chunks are queued in the database
+            except Exception as exc:  # the chunks are queued in the database
                 logger.warning(
                     "%d chunk(s) not sent to the workers (%s): they stay queued and "
                     "the workers' reclaimer sends them once the broker answers",
                     len(ids) - sent,
-                    one_line(exc),
+                    cause(exc),
                 )
                 return
 
@@ -205,11 +205,7 @@ def load_jobs_close_finished() -> int:
 def _job_refresh_quietly(job_id: int) -> None:
     try:
         _job_refresh(job_id)
-    except Exception as exc:  # noqa: BLE001 - the reclaimer closes finished jobs
+    except Exception as exc:  # the reclaimer closes finished jobs
         if not is_transient(exc):
             raise
-        logger.info("job %s not closed yet (%s)", job_id, one_line(exc))
-
-
-def parse_day(value: str) -> date:
-    return date.fromisoformat(value)
+        logger.info("job %s not closed yet (%s)", job_id, cause(exc))

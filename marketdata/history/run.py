@@ -10,11 +10,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import close_old_connections, connection
+from django.db import close_old_connections, connection, transaction
 from django.db.models import F, Q
 from django.db.models.functions import Least
 from django.utils import timezone
 
+from core.logs import RateLimitedLog, cause
 from marketdata.history.covered import chunk_covered
 from marketdata.history.plan import _job_refresh_quietly, _stale_after
 from marketdata.history.validation import INVALID_EXAMPLES, PageResult, validate_page
@@ -34,14 +35,13 @@ from marketdata.services import bars_upsert
 from marketdata.transient import (
     is_database_error,
     is_transient,
-    one_line,
     retry_after_of,
     retry_delay,
-    warn_limited,
 )
 
-# The package's one logger: log lines keep the name they had as one module.
-logger = logging.getLogger("marketdata.history")
+logger = logging.getLogger(__name__)
+# An outage makes every chunk in flight retry: one line a minute says so.
+retries = RateLimitedLog(logger)
 
 # Data this close to "now" may still change at the provider: not "covered".
 SETTLE = timedelta(minutes=15)
@@ -56,8 +56,9 @@ def _default_factory(name: str, instrument: Instrument) -> Provider:
 
 
 # --- running one chunk ---------------------------------------------------------------
-def _claim(chunk_id: int) -> LoadChunk | None:
-    """Take the chunk if nobody holds it. Its new `attempts` is the claim's
+def load_chunk_claim(*, chunk_id: int) -> LoadChunk | None:
+    """Take the chunk if nobody holds it (None when a worker does, or it is
+    finished); what every run of a chunk starts with. Its new `attempts` is the claim's
     token: writes of a worker whose claim was taken over (after its heartbeat
     went stale) match no row and stop it."""
     now = timezone.now()
@@ -113,7 +114,7 @@ def load_chunk_run(
     held by another worker returns at once). A transient failure queues the
     chunk again and returns `retry=True`; a permanent one fails the chunk."""
     try:
-        chunk = _claim(chunk_id)
+        chunk = load_chunk_claim(chunk_id=chunk_id)
         if chunk is None:
             current = (
                 LoadChunk.objects.filter(id=chunk_id)
@@ -167,7 +168,7 @@ def load_chunk_run(
             state=ChunkState.PENDING, error="interrupted", heartbeat_at=None
         )
         raise
-    except Exception as exc:  # noqa: BLE001 — retried or recorded, never lost
+    except Exception as exc:  # retried or recorded, never lost
         if is_transient(exc):
             return _retry_later(chunk.id, token=token, exc=exc, sleep=sleep)
         if isinstance(exc, ProviderError):
@@ -202,12 +203,16 @@ def _fetch_into(chunk: LoadChunk, provider: Provider, token: int) -> None:
             start=chunk.start,
             end=chunk.end,
         )
-        written = 0
-        if page_result.rows:
-            written = bars_upsert(
-                rows=page_result.rows, provider=chunk.job.provider, origin=origin
-            ).written
-        _chunk_progress(chunk, token, page, written, page_result)
+        # The bars and the chunk's count of them commit together: a worker
+        # killed between the two left bars its resumed chunk then did not
+        # count as added (the load's report came out short).
+        with transaction.atomic():
+            written = 0
+            if page_result.rows:
+                written = bars_upsert(
+                    rows=page_result.rows, provider=chunk.job.provider, origin=origin
+                ).written
+            _chunk_progress(chunk, token, page, written, page_result)
 
 
 def _mine(chunk_id: int, token: int):
@@ -258,8 +263,8 @@ def _retry_later(
 ) -> ChunkOutcome:
     """A transient failure: queue the chunk again (token 0: it was never
     claimed) and ask for a retry after a back-off."""
-    reason = one_line(exc)
-    warn_limited(logger, "chunk %s: %s; retried after a back-off", chunk_id, reason)
+    reason = cause(exc)
+    retries.warning("retry", "chunk %s retried after a back-off", chunk_id, exc=exc)
     released = token == 0 or _release(
         chunk_id, token, f"retrying: {reason}", sleep=sleep
     )
@@ -299,13 +304,13 @@ def _release(
                 error=reason[:2000],
             )
             return True
-        except Exception as exc:  # noqa: BLE001 - retried below or left to the reclaimer
+        except Exception as exc:  # retried below or left to the reclaimer
             if not is_database_error(exc) or time.monotonic() + delay > deadline:
                 logger.warning(
                     "chunk %s not queued again (%s): the reclaimer hands it out "
                     "once its heartbeat is stale",
                     chunk_id,
-                    one_line(exc),
+                    cause(exc),
                 )
                 return False
         sleep(delay)

@@ -1,5 +1,5 @@
 """Alpaca Market Data: stock stream v2 (iex/sip/delayed_sip/test), crypto
-stream v1beta3, REST v2 bars and latest quote/trade.
+stream v1beta3, REST v2 bars and snapshots.
 
 Wire facts: /work/shared/reference/providers.md §1-2. Frames are JSON arrays
 of messages keyed by `T`; with `Content-Type: application/msgpack` on the
@@ -16,6 +16,10 @@ Decisions:
   quotation resumption, volatility/LULD pause). Informational codes (price or
   range indications, imbalances, short-sale restriction) are dropped, because
   reporting them as "not halted" could flip a halted instrument back on.
+
+Over 400 lines: one vendor's adapter (stream messages, REST history,
+snapshots) behind one class, as every provider module is; the typed fast path
+of the stream parser is already `alpaca_wire`.
 """
 
 from __future__ import annotations
@@ -512,42 +516,6 @@ class AlpacaProvider(Provider):
                 f"{self.name}: unexpected bars response shape", permanent=False
             )
         return rows
-
-    def _latest(self, symbol: str, kind: str) -> tuple[str, dict]:
-        provider_symbol = self.provider_symbol(symbol)
-        if is_crypto_symbol(provider_symbol):
-            body = self.http.get_json(
-                f"/v1beta3/crypto/us/latest/{kind}s", {"symbols": provider_symbol}
-            )
-            row = (
-                (body.get(f"{kind}s") or {}).get(provider_symbol)
-                if isinstance(body, dict)
-                else None
-            )
-        else:
-            body = self.http.get_json(
-                f"/v2/stocks/{provider_symbol}/{kind}s/latest", {"feed": self.rest_feed}
-            )
-            row = body.get(kind) if isinstance(body, dict) else None
-        if not isinstance(row, dict):
-            raise UnknownSymbolError(f"{self.name}: no latest {kind} for {symbol}")
-        return provider_symbol, {**row, "S": provider_symbol}
-
-    def latest_quote(self, *, symbol: str) -> Quote:
-        """The latest NBBO (stocks) or best bid/ask (crypto) for `symbol`."""
-        _, row = self._latest(symbol, "quote")
-        try:
-            return self._quote(row)
-        except (KeyError, ValueError, TypeError) as exc:
-            raise ProviderError(f"{self.name}: bad latest quote: {exc}") from None
-
-    def latest_trade(self, *, symbol: str) -> Trade:
-        """The latest trade for `symbol`."""
-        _, row = self._latest(symbol, "trade")
-        try:
-            return self._trade(row)
-        except (KeyError, ValueError, TypeError) as exc:
-            raise ProviderError(f"{self.name}: bad latest trade: {exc}") from None
 
     def fetch_snapshots(self, symbols: Iterable[str]) -> dict[str, Snapshot]:
         """Stock snapshots (`/v2/stocks/snapshots`, this feed) and crypto

@@ -32,11 +32,9 @@ yield pages), and what the first pass keeps is bounded by the file's time
 span (one bit per minute for duplicate detection) and by `MAX_BAD_ROWS`, not
 by its number of rows.
 
-(Over 400 lines: the provider and its validation passes belong together;
-layouts, values and text reading live in the sibling modules named above.)
-
-Past ~400 lines: reading, validating and loading one file stay together
-(layouts are in `csv_layout.py`); a further split is issue 15's.
+Over 400 lines: the provider and its validation passes over one file belong
+together; layouts, values and text reading live in the sibling modules named
+above.
 """
 
 from __future__ import annotations
@@ -52,17 +50,21 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from marketdata.events import BarEvent, Control, ControlType, Event
+from marketdata.models import Timeframe
 from marketdata.providers.base import InvalidRequestError, Provider, ProviderError
 from marketdata.providers.csv_layout import Layout, detect_layout
 from marketdata.providers.csv_parse import BadRow, CsvFormatError, RowParser
 from marketdata.providers.csv_text import MAX_LINE, TextLines, encoding_checked
+from marketdata.rollups import STEPS
 
 DEFAULT_TIMEZONE = "America/New_York"
 PAGE_SIZE = 5000
 MAX_BAD_ROWS = 100_000
 LISTED_BAD_ROWS = 20  # in an error message; the command prints more
-TIMEFRAMES = {60: "1m", 3_600: "1h", 86_400: "1d"}
-INTERVALS = {timeframe: seconds for seconds, timeframe in TIMEFRAMES.items()}
+# A file holds one of the stored timeframes (`models.Timeframe`); the others
+# (5m, 15m) are only ever resampled from minutes.
+INTERVALS = {name: int(STEPS[name].total_seconds()) for name in Timeframe.values}
+TIMEFRAMES = {seconds: timeframe for timeframe, seconds in INTERVALS.items()}
 _DAY_DIFFS = frozenset({82_800, 86_400, 90_000})  # 23/24/25 h across DST changes
 _MAX_SPACINGS = 10_000  # distinct row spacings counted before rare ones are dropped
 

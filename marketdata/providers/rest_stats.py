@@ -124,7 +124,7 @@ def rest_stats_get() -> list[dict]:
     client = redis_client()
     providers = sorted(p.decode() for p in client.smembers(_providers_key()))
     minute = int(time.time() // 60)
-    limits = getattr(settings, "PROVIDER_RATE_LIMITS", {})
+    limits = settings.PROVIDER_RATE_LIMITS
     found = []
     for provider in providers:
         key = _key(provider)

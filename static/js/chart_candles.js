@@ -12,7 +12,6 @@ import { toast } from "./app.js";
 import { csrfToken } from "./format.js";
 
 const LAYER = "candles";
-const SPAN = { "1m": 60, "5m": 300, "15m": 900, "1h": 3600, "1d": 86400 };
 const REFRESH_MS = 30000; // at most this often while bars close live
 
 const root = document.getElementById("instrument");
@@ -99,7 +98,7 @@ function setup() {
     if (!detail || !checkbox.checked) return;
     const own = ++generation;
     lastRefresh = Date.now();
-    const { bars, timeframe } = detail;
+    const { bars, timeframe, span } = detail;
     if (!bars.length) {
       draw(detail, []);
       return;
@@ -108,7 +107,7 @@ function setup() {
     url.search = new URLSearchParams({
       timeframe,
       start: bars[0].time,
-      end: bars[bars.length - 1].time + SPAN[timeframe],
+      end: bars[bars.length - 1].time + span,
       limit: Math.min(5000, bars.length + 10),
     }).toString();
     try {

@@ -7,8 +7,9 @@
 // Features learn what the chart shows from the `chart:bars` event that
 // instrument.js dispatches on its root element whenever the bars change
 // (first load, timeframe switch, scroll-back, a bar closing live):
-//   root.addEventListener("chart:bars", (e) => { const { timeframe, bars, layers, chart, candles, reason } = e.detail; ... });
-// `reason` is "load", "older" or "closed"; `bars` is oldest first ({time, open, high, low, close, volume}).
+//   root.addEventListener("chart:bars", (e) => { const { timeframe, span, bars, layers, chart, candles, reason } = e.detail; ... });
+// `reason` is "load", "older" or "closed"; `span` is a bar's length in seconds;
+// `bars` is oldest first ({time, open, high, low, close, volume}).
 const LW = window.LightweightCharts;
 
 export function markerLayers(series) {

@@ -22,7 +22,11 @@ const decimals = Number(root.dataset.decimals || 2);
 const barsUrl = root.dataset.barsUrl;
 const note = document.getElementById("chart-note");
 const container = document.getElementById("chart");
-const TF_SECONDS = { "1m": 60, "5m": 300, "15m": 900, "1h": 3600, "1d": 86400 };
+// Each timeframe's bar length in seconds, from its button (the server renders
+// them from marketdata.rollups.STEPS).
+const TF_SECONDS = Object.fromEntries(
+  [...document.querySelectorAll("button[data-tf]")].map((b) => [b.dataset.tf, Number(b.dataset.seconds)]),
+);
 const PAGE = 500;
 // Line colors by indicator, and by line for multi-line oscillators.
 const COLORS = {
@@ -227,7 +231,7 @@ function paintAll() {
 
 // Tell the chart's marker features (see chart_layers.js) what is drawn now.
 function barsChanged(reason) {
-  root.dispatchEvent(new CustomEvent("chart:bars", { detail: { reason, timeframe, bars, chart, candles, layers } }));
+  root.dispatchEvent(new CustomEvent("chart:bars", { detail: { reason, timeframe, span: TF_SECONDS[timeframe], bars, chart, candles, layers } }));
 }
 
 async function loadInitial() {

@@ -38,14 +38,3 @@ def feed(engine, events, snapshot=None) -> list:
     for event in events:
         fired.extend(engine.on_event(event, snapshot))
     return fired
-
-
-def transactional():
-    """django_db(transaction=True) whose flush truncates with CASCADE, so tables
-    created by raw SQL that reference instruments do not block the flush."""
-    import pytest
-    from django.conf import settings
-
-    return pytest.mark.django_db(
-        transaction=True, available_apps=list(settings.INSTALLED_APPS)
-    )

@@ -8,8 +8,9 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from alerts.models import AlertEvent, AlertRule
+from alerts.models import AlertRule
 from alerts.services import alert_rule_create
+from tests.factories import AlertEventFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -20,7 +21,7 @@ def test_admin_lists_rules_and_events_and_validates(
     rule = alert_rule_create(
         owner=user, instrument=instruments["AAPL"], kind="price", level=150
     )
-    event = AlertEvent.objects.create(
+    event = AlertEventFactory(
         owner=user,
         rule=rule,
         instrument=instruments["AAPL"],

@@ -15,6 +15,7 @@ from alerts.services import alert_rule_create
 from marketdata.calendar import NEW_YORK
 from marketdata.models import Bar
 from marketdata.services import BarRow, bars_upsert
+from tests.factories import minute_bars
 
 pytestmark = pytest.mark.django_db
 
@@ -28,22 +29,13 @@ def store_bars(instrument, minutes: int, seed: int = 4, end: datetime = END) -> 
     volumes = rng.integers(50, 150, minutes) * np.where(
         rng.random(minutes) < 0.03, 6, 1
     )
-    start = end - timedelta(minutes=minutes)
-    rows = []
-    for i, (close, volume) in enumerate(zip(closes, volumes, strict=True)):
-        price = Decimal(str(close))
-        rows.append(
-            BarRow(
-                instrument_id=instrument.pk,
-                timeframe="1m",
-                ts=start + timedelta(minutes=i),
-                open=price,
-                high=price + Decimal("0.05"),
-                low=price - Decimal("0.05"),
-                close=price,
-                volume=Decimal(int(volume)),
-            )
-        )
+    rows = minute_bars(
+        instrument,
+        closes,
+        start=end - timedelta(minutes=minutes),
+        volumes=[int(v) for v in volumes],
+        spread=Decimal("0.05"),
+    )
     bars_upsert(rows=rows, provider="test")
 
 

@@ -14,10 +14,9 @@ from django.utils import timezone
 
 from alerts.channel_services import channel_create, channel_set_enabled
 from alerts.models import Delivery, DeliveryChannel
-from alerts.services import alert_events_record, alert_rule_create
+from alerts.services import alert_events_record
 from alerts.tasks import delivery_send
 from core.redis import key, redis_client
-from tests.alerts.helpers import transactional
 from tests.alerts.receivers import (
     Answer,
     Receiver,
@@ -25,6 +24,7 @@ from tests.alerts.receivers import (
     verify_signature,
     wait_for,
 )
+from tests.factories import AlertRuleFactory
 
 SECRET = "s3cret-signing-key-0123456789"
 BOT_TOKEN = "123456:ABCdefGHIjklMNOpqrSTUvwxYZ012345"
@@ -47,12 +47,9 @@ def webhook(user, url, **fields):
 
 
 def rule_to(user, instrument, *channels, **fields):
-    return alert_rule_create(
+    return AlertRuleFactory(
         owner=user,
         instrument=instrument,
-        kind="price",
-        direction="above",
-        level=150,
         cooldown_seconds=0,
         channels=list(channels),
         **fields,
@@ -63,7 +60,7 @@ def delayed_messages() -> int:
     return redis_client().hlen(key("dramatiq", "alerts.DQ") + ".msgs")
 
 
-@transactional()
+@pytest.mark.transactional
 def test_webhook_delivered_by_the_worker_with_a_valid_signature(
     user, instruments, delivery_worker
 ):
@@ -91,7 +88,7 @@ def test_webhook_delivered_by_the_worker_with_a_valid_signature(
     assert delivery.last_error == ""
 
 
-@transactional()
+@pytest.mark.transactional
 def test_retried_after_500s_then_delivered(user, instruments, delivery_worker):
     script = [Answer(500, b"upstream down"), Answer(503), Answer(200)]
     with Receiver(script) as receiver:
@@ -113,7 +110,7 @@ def test_retried_after_500s_then_delivered(user, instruments, delivery_worker):
     assert channel.consecutive_failures == 0 and channel.enabled
 
 
-@transactional()
+@pytest.mark.transactional
 def test_a_failed_attempt_is_recorded_with_its_back_off(user, instruments):
     with Receiver([Answer(500, b"upstream down")]) as receiver:
         channel = webhook(user, receiver.url)
@@ -132,7 +129,7 @@ def test_a_failed_attempt_is_recorded_with_its_back_off(user, instruments):
     assert channel.consecutive_failures == 1
 
 
-@transactional()
+@pytest.mark.transactional
 def test_permanent_4xx_is_not_retried(user, instruments):
     with Receiver([Answer(404, b"no such hook")]) as receiver:
         channel = webhook(user, receiver.url)
@@ -150,7 +147,7 @@ def test_permanent_4xx_is_not_retried(user, instruments):
     assert delayed_messages() == before
 
 
-@transactional()
+@pytest.mark.transactional
 def test_429_waits_at_least_its_retry_after(user, instruments):
     with Receiver([Answer(429, headers={"Retry-After": "120"})]) as receiver:
         channel = webhook(user, receiver.url)
@@ -167,7 +164,7 @@ def test_429_waits_at_least_its_retry_after(user, instruments):
     assert delivery.attempts == 1 and len(receiver.requests) == 1
 
 
-@transactional()
+@pytest.mark.transactional
 def test_slow_endpoint_times_out_then_is_retried(user, instruments, settings):
     settings.ALERT_DELIVERY_TIMEOUT = 0.5
     with Receiver([Answer(200, delay=3)]) as receiver:
@@ -186,7 +183,7 @@ def test_slow_endpoint_times_out_then_is_retried(user, instruments, settings):
     assert delivery.status == "sent" and delivery.attempts == 2
 
 
-@transactional()
+@pytest.mark.transactional
 def test_a_slow_endpoint_does_not_hold_up_another_channel(
     user, instruments, delivery_worker, settings
 ):
@@ -211,7 +208,7 @@ def test_a_slow_endpoint_does_not_hold_up_another_channel(
     assert slow_delivery.attempts == 1 and slow_delivery.last_error == ""
 
 
-@transactional()
+@pytest.mark.transactional
 def test_a_channel_that_keeps_failing_is_disabled_with_a_notice(
     user, instruments, client, settings
 ):
@@ -251,7 +248,7 @@ def test_a_channel_that_keeps_failing_is_disabled_with_a_notice(
     assert again.deliveries.get().channel == channel
 
 
-@transactional()
+@pytest.mark.transactional
 def test_slack_and_discord_bodies(user, instruments):
     with Receiver() as receiver:
         slack = channel_create(
@@ -279,7 +276,7 @@ def test_slack_and_discord_bodies(user, instruments):
     assert set(event.deliveries.values_list("status", flat=True)) == {"sent"}
 
 
-@transactional()
+@pytest.mark.transactional
 def test_telegram_against_a_local_fake(user, instruments, settings):
     ok = b'{"ok":true,"result":{"message_id":7}}'
     blocked = (
@@ -310,7 +307,7 @@ def test_telegram_against_a_local_fake(user, instruments, settings):
     assert BOT_TOKEN not in refused.last_error
 
 
-@transactional()
+@pytest.mark.transactional
 def test_telegram_connection_errors_never_show_the_token(user, instruments, settings):
     settings.TELEGRAM_API_BASE = "http://127.0.0.1:9"  # nothing listens
     channel = channel_create(
@@ -357,7 +354,7 @@ def test_non_http_addresses_refused(user, url):
     assert "must start with http:// or https://" in str(error.value)
 
 
-@transactional()
+@pytest.mark.transactional
 def test_private_addresses_refused_at_send_time_too(user, instruments, settings):
     """Saved while allowed (or while DNS pointed elsewhere): checked again."""
     with Receiver() as receiver:
@@ -374,7 +371,7 @@ def test_private_addresses_refused_at_send_time_too(user, instruments, settings)
     assert "127.0.0.1" in delivery.last_error and "refused" not in delivery.status
 
 
-@transactional()
+@pytest.mark.transactional
 def test_a_hanging_endpoint_holds_at_most_its_slots(user, instruments, settings):
     """With ALERT_CHANNEL_CONCURRENCY=1, a second delivery to a channel whose
     first is still waiting on its endpoint is put back for later (no attempt
@@ -410,7 +407,7 @@ def test_a_hanging_endpoint_holds_at_most_its_slots(user, instruments, settings)
     assert Delivery.objects.get(pk=queued.pk).status == "sent"
 
 
-@transactional()
+@pytest.mark.transactional
 def test_deliveries_not_queued_while_redis_was_away_are_sent_later(user, instruments):
     from alerts.delivery import deliveries_reclaim
     from tests.alerts.test_delivery import broker_away

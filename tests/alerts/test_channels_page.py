@@ -7,10 +7,10 @@ import pytest
 
 from alerts.channel_services import channel_create
 from alerts.models import AlertRule, DeliveryChannel
-from alerts.services import alert_events_record, alert_rule_create
+from alerts.services import alert_events_record
 from alerts.tasks import delivery_send
 from tests.alerts.receivers import Answer, Receiver, fired
-from tests.alerts.test_views import FORM
+from tests.factories import AlertRuleFactory, RuleFormFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -106,20 +106,15 @@ def test_a_user_cannot_see_or_use_another_users_channel(
     # The rule form offers only mine, and refuses theirs if posted.
     form = client.get("/alerts/new").content.decode()
     assert "Deliver to" in form and "My hook" in form and "Rival hook" not in form
-    response = client.post("/alerts/new", {**FORM, "channels": [theirs.pk]})
+    response = client.post("/alerts/new", RuleFormFactory(channels=[theirs.pk]))
     assert response.status_code == 400
     assert not AlertRule.objects.exists()
-    response = client.post("/alerts/new", {**FORM, "channels": [mine.pk]})
+    response = client.post("/alerts/new", RuleFormFactory(channels=[mine.pk]))
     assert response.status_code == 302
     assert list(AlertRule.objects.get().channels.all()) == [mine]
     with pytest.raises(Exception, match="your own channels"):
-        alert_rule_create(
-            owner=user,
-            instrument=instruments["MSFT"],
-            kind="price",
-            direction="above",
-            level=10,
-            channels=[theirs],
+        AlertRuleFactory(
+            owner=user, instrument=instruments["MSFT"], level=10, channels=[theirs]
         )
 
 
@@ -128,13 +123,8 @@ def test_history_lists_each_alerts_deliveries(client, user, instruments):
         channel = channel_create(
             owner=user, name="Desk hook", kind="webhook", url=receiver.url
         )
-        rule = alert_rule_create(
-            owner=user,
-            instrument=instruments["AAPL"],
-            kind="price",
-            direction="above",
-            level=150,
-            channels=[channel],
+        rule = AlertRuleFactory(
+            owner=user, instrument=instruments["AAPL"], channels=[channel]
         )
         [event] = alert_events_record(fired=[fired(rule)], send=False)
         delivery_send.fn(event.deliveries.get().pk)

@@ -16,22 +16,17 @@ from dramatiq.brokers.redis import RedisBroker
 
 from alerts.engine import AlertEngine
 from alerts.models import AlertEvent
-from alerts.services import alert_events_record, alert_rule_create
+from alerts.services import alert_events_record
 from alerts.tasks import delivery_send
 from core.groups import user_group
 from core.redis import key, redis_client
-from tests.alerts.helpers import feed, trade, transactional
+from tests.alerts.helpers import feed, trade
+from tests.factories import AlertRuleFactory
 
 
 def fire_for(user, instrument, level: int, **fields):
-    rule = alert_rule_create(
-        owner=user,
-        instrument=instrument,
-        kind="price",
-        direction="above",
-        level=level,
-        cooldown_seconds=0,
-        **fields,
+    rule = AlertRuleFactory(
+        owner=user, instrument=instrument, level=level, cooldown_seconds=0, **fields
     )
     engine = AlertEngine(symbols={instrument.symbol})
     engine.reload()
@@ -46,7 +41,7 @@ def fire_for(user, instrument, level: int, **fields):
     return rule, fired
 
 
-@transactional()
+@pytest.mark.transactional
 def test_alert_reaches_only_its_owner_group(user, other_user, instruments):
     rule, fired = fire_for(user, instruments["AAPL"], 150, note="take profit")
 
@@ -81,7 +76,7 @@ def test_alert_reaches_only_its_owner_group(user, other_user, instruments):
     assert stored.values["level"] == 150.0
 
 
-@transactional()
+@pytest.mark.transactional
 def test_alert_recorded_on_a_worker_thread_reaches_the_owner(user, instruments):
     """How the stream worker calls it: on its database thread (no event loop
     there), while the owner's browser listens elsewhere."""
@@ -100,7 +95,7 @@ def test_alert_recorded_on_a_worker_thread_reaches_the_owner(user, instruments):
     assert async_to_sync(scenario)()["alert"]["symbol"] == "NVDA"
 
 
-@transactional()
+@pytest.mark.transactional
 def test_messages_can_be_sent_by_the_caller(user, instruments):
     """send=False leaves publishing to an asyncio caller."""
     from alerts.services import alert_event_messages
@@ -124,7 +119,7 @@ def test_messages_can_be_sent_by_the_caller(user, instruments):
     assert async_to_sync(scenario)()["alert"]["symbol"] == "MSFT"
 
 
-@transactional()
+@pytest.mark.transactional
 def test_email_is_enqueued_and_sent_when_asked(user, instruments):
     user.email = "trader@example.com"
     user.save()
@@ -143,7 +138,7 @@ def test_email_is_enqueued_and_sent_when_asked(user, instruments):
     assert event.emailed_at is not None
 
 
-@transactional()
+@pytest.mark.transactional
 def test_no_email_without_the_flag(user, instruments):
     user.email = "trader@example.com"
     user.save()
@@ -153,7 +148,7 @@ def test_no_email_without_the_flag(user, instruments):
     assert redis_client().llen(key("dramatiq", "alerts")) == before
 
 
-@transactional()
+@pytest.mark.transactional
 def test_alert_of_a_deleted_rule_is_still_stored(user, instruments):
     rule, fired = fire_for(user, instruments["AAPL"], 150)
     rule.delete()
@@ -176,7 +171,7 @@ def broker_away():
             working.get_actor(name).broker = working
 
 
-@transactional()
+@pytest.mark.transactional
 def test_emails_never_queued_while_redis_was_away_are_sent_later(user, instruments):
     from alerts.delivery import deliveries_reclaim
     from alerts.models import Delivery
@@ -203,7 +198,7 @@ def test_emails_never_queued_while_redis_was_away_are_sent_later(user, instrumen
     assert deliveries_reclaim() == 0
 
 
-@transactional()
+@pytest.mark.transactional
 def test_emails_not_sent_before_the_upgrade_become_deliveries(user, instruments):
     """The 0005 data step (run here on the current models): the old email
     job's unsent emails of the last day are handed to the reclaimer."""

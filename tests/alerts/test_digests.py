@@ -11,10 +11,10 @@ from django.utils import timezone
 
 from alerts.channel_services import channel_create
 from alerts.models import Delivery
-from alerts.services import alert_events_record, alert_rule_create
+from alerts.services import alert_events_record
 from alerts.tasks import delivery_send
-from tests.alerts.helpers import transactional
 from tests.alerts.receivers import Receiver, fired
+from tests.factories import AlertRuleFactory
 
 
 @pytest.fixture(autouse=True)
@@ -29,7 +29,7 @@ def make_due(delivery: Delivery) -> None:
     Delivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now())
 
 
-@transactional()
+@pytest.mark.transactional
 def test_an_alert_storm_becomes_one_digest_per_channel(user, instruments, client):
     user.email = "trader@example.com"
     user.save()
@@ -40,12 +40,9 @@ def test_an_alert_storm_becomes_one_digest_per_channel(user, instruments, client
         slack = channel_create(
             owner=user, name="Slack", kind="slack", url=receiver.url + "/slack"
         )
-        rule = alert_rule_create(
+        rule = AlertRuleFactory(
             owner=user,
             instrument=instruments["AAPL"],
-            kind="price",
-            direction="above",
-            level=150,
             cooldown_seconds=0,
             notify_email=True,
             channels=[hook, slack],
@@ -101,16 +98,13 @@ def test_an_alert_storm_becomes_one_digest_per_channel(user, instruments, client
     assert 'data-status="sent"' in page
 
 
-@transactional()
+@pytest.mark.transactional
 def test_counting_starts_again_after_the_window(user, instruments):
     with Receiver() as receiver:
         hook = channel_create(owner=user, name="hook", kind="webhook", url=receiver.url)
-        rule = alert_rule_create(
+        rule = AlertRuleFactory(
             owner=user,
             instrument=instruments["AAPL"],
-            kind="price",
-            direction="above",
-            level=150,
             cooldown_seconds=0,
             channels=[hook],
         )

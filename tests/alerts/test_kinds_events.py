@@ -17,8 +17,9 @@ from django.core.exceptions import ValidationError
 from alerts.backtest import rule_dry_run
 from alerts.engine import AlertEngine
 from alerts.services import alert_rule_create
-from marketdata.services import BarRow, bars_upsert
+from marketdata.services import bars_upsert
 from tests.alerts.helpers import T0, bar, feed, trade
+from tests.factories import minute_bars
 
 pytestmark = pytest.mark.django_db
 
@@ -101,22 +102,7 @@ def detectors(monkeypatch):
 
 
 def store(instrument, closes, *, start, volumes=None, highs=None) -> None:
-    rows = []
-    for i, close in enumerate(closes):
-        price = Decimal(str(close))
-        high = Decimal(str(highs[i])) if highs and highs[i] else price
-        rows.append(
-            BarRow(
-                instrument_id=instrument.pk,
-                timeframe="1m",
-                ts=start + timedelta(minutes=i),
-                open=price,
-                high=high,
-                low=price,
-                close=price,
-                volume=Decimal(volumes[i] if volumes else 100),
-            )
-        )
+    rows = minute_bars(instrument, closes, start=start, volumes=volumes, highs=highs)
     bars_upsert(rows=rows, provider="test")
 
 
@@ -140,7 +126,7 @@ def planted_bar(symbol, minute, high=None):
     event = bar(symbol, minute, 100)
     if high is None:
         return event
-    from dataclasses import replace
+    from msgspec.structs import replace
 
     return replace(event, high=Decimal(high))
 

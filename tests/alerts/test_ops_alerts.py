@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from django.core import mail
 
 from alerts.models import OpsAlert
@@ -15,7 +16,6 @@ from alerts.ops_services import (
 )
 from alerts.tasks import ops_alert_email_send
 from core.redis import key, redis_client
-from tests.alerts.helpers import transactional
 
 
 def record(key="k1", worker="host:1:0/1", **fields):
@@ -33,7 +33,7 @@ def record(key="k1", worker="host:1:0/1", **fields):
     return ops_alerts_record(changes=[change])
 
 
-@transactional()
+@pytest.mark.transactional
 def test_raised_alert_is_emailed_to_active_staff_once(
     user, staff_user, django_user_model
 ):
@@ -59,7 +59,7 @@ def test_raised_alert_is_emailed_to_active_staff_once(
     assert alert.emailed_at is not None
 
 
-@transactional()
+@pytest.mark.transactional
 def test_reclaimer_sends_emails_never_queued(staff_user):
     staff_user.email = "ops@example.com"
     staff_user.save()
@@ -75,7 +75,7 @@ def test_reclaimer_sends_emails_never_queued(staff_user):
     assert ops_alert_emails_reclaim() == 0  # one is waiting: nothing more
 
 
-@transactional()
+@pytest.mark.transactional
 def test_a_restarted_worker_clears_what_its_earlier_run_left_active():
     record(key="old", worker="host:1:0/1")
     record(key="other-shard", worker="host:1:1/2")

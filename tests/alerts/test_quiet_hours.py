@@ -21,7 +21,6 @@ from core.groups import user_group
 from core.redis import key, redis_client
 from preferences.selectors import in_quiet_hours, preferences_get
 from preferences.services import preferences_update
-from tests.alerts.helpers import transactional
 from tests.alerts.test_delivery import fire_for
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -67,7 +66,7 @@ def trader(user):
     return user
 
 
-@transactional()
+@pytest.mark.transactional
 def test_in_quiet_hours_no_toast_no_email_but_the_alert_is_recorded(
     trader, instruments
 ):
@@ -87,7 +86,7 @@ def test_in_quiet_hours_no_toast_no_email_but_the_alert_is_recorded(
     assert mail.outbox == []
 
 
-@transactional()
+@pytest.mark.transactional
 def test_outside_quiet_hours_toast_and_email_as_usual(trader, instruments):
     quiet_around_now(trader, covering=False)
     _rule, fired = fire_for(trader, instruments["AAPL"], 150, notify_email=True)
@@ -101,7 +100,7 @@ def test_outside_quiet_hours_toast_and_email_as_usual(trader, instruments):
     assert len(mail.outbox) == 1
 
 
-@transactional()
+@pytest.mark.transactional
 def test_toasts_and_emails_turned_off(trader, instruments):
     preferences_update(user=trader, notify_toast=False, notify_email=False)
     _rule, fired = fire_for(trader, instruments["AAPL"], 150, notify_email=True)
@@ -116,7 +115,7 @@ def test_toasts_and_emails_turned_off(trader, instruments):
     assert mail.outbox == []
 
 
-@transactional()
+@pytest.mark.transactional
 def test_emails_turned_off_after_the_alert_was_queued(trader, instruments):
     _rule, fired = fire_for(trader, instruments["AAPL"], 150, notify_email=True)
     [event] = alert_events_record(fired=fired, send=False)

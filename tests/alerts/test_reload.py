@@ -6,18 +6,28 @@ import threading
 import time
 from decimal import Decimal
 
+import pytest
 from django.db import connection
 
 from alerts.engine import AlertEngine
 from alerts.models import AlertRule
-from alerts.services import alert_rule_create, alert_rule_delete, alert_rule_update
-from tests.alerts.helpers import feed, trade, transactional
+from alerts.services import alert_rule_delete, alert_rule_update
+from tests.alerts.helpers import feed, trade
+from tests.factories import AlertRuleFactory
 
-pytestmark = transactional()
+pytestmark = pytest.mark.transactional
+
+
+def changes_apply(engine: AlertEngine) -> None:
+    """What `streaming.alerting.AlertBridge.step` does with rule changes."""
+    changes = engine.fetch_changes()
+    if changes is not None:
+        engine.apply_changes(changes)
 
 
 class RunningEngine:
-    """An engine whose owner calls maybe_reload() in a loop, like the worker."""
+    """An engine whose owner reads and applies rule changes in a loop, like
+    the worker's alert step."""
 
     def __init__(self, symbols: set[str]) -> None:
         self.engine = AlertEngine(symbols=symbols)
@@ -30,7 +40,7 @@ class RunningEngine:
         try:
             while not self.stop.is_set():
                 with self.lock:
-                    self.engine.maybe_reload()
+                    changes_apply(self.engine)
                 time.sleep(0.05)
         finally:
             connection.close()
@@ -60,13 +70,8 @@ class RunningEngine:
 def test_edit_through_admin_takes_effect_within_two_seconds(
     client, staff_user, user, instruments
 ):
-    rule = alert_rule_create(
-        owner=user,
-        instrument=instruments["AAPL"],
-        kind="price",
-        direction="above",
-        level=150,
-        cooldown_seconds=0,
+    rule = AlertRuleFactory(
+        owner=user, instrument=instruments["AAPL"], cooldown_seconds=0
     )
     client.force_login(staff_user)
     with RunningEngine({"AAPL"}) as running:
@@ -97,13 +102,8 @@ def test_edit_through_admin_takes_effect_within_two_seconds(
 def test_new_rule_and_deletion_reach_the_engine(user, instruments):
     with RunningEngine({"AAPL"}) as running:
         running.feed([trade("AAPL", 99, 0)])
-        rule = alert_rule_create(
-            owner=user,
-            instrument=instruments["AAPL"],
-            kind="price",
-            direction="above",
-            level=100,
-            cooldown_seconds=0,
+        rule = AlertRuleFactory(
+            owner=user, instrument=instruments["AAPL"], level=100, cooldown_seconds=0
         )
         assert running.wait_for(lambda e: rule.pk in e.rules)
         assert len(running.feed([trade("AAPL", 101, 1)])) == 1
@@ -114,10 +114,9 @@ def test_new_rule_and_deletion_reach_the_engine(user, instruments):
 
 
 def test_plain_orm_save_and_deactivation_reach_the_engine(user, instruments):
-    rule = alert_rule_create(
+    rule = AlertRuleFactory(
         owner=user,
         instrument=instruments["AAPL"],
-        kind="price",
         direction="below",
         level=100,
         cooldown_seconds=0,
@@ -133,9 +132,7 @@ def test_plain_orm_save_and_deactivation_reach_the_engine(user, instruments):
 
 
 def test_engine_ignores_rules_of_other_shards(user, instruments):
-    alert_rule_create(
-        owner=user, instrument=instruments["MSFT"], kind="price", level=10
-    )
+    AlertRuleFactory(owner=user, instrument=instruments["MSFT"], level=10)
     engine = AlertEngine(symbols={"AAPL"})
     engine.reload()
     assert engine.rules == {}
@@ -147,40 +144,34 @@ def test_engine_ignores_rules_of_other_shards(user, instruments):
 def test_redis_flush_falls_back_to_a_full_reload(user, instruments):
     from core.redis import redis_client
 
-    engine = AlertEngine(symbols={"AAPL"}, check_interval=0)
+    engine = AlertEngine(symbols={"AAPL"})
     engine.reload()
-    rule = alert_rule_create(
-        owner=user, instrument=instruments["AAPL"], kind="price", level=10
-    )
+    rule = AlertRuleFactory(owner=user, instrument=instruments["AAPL"], level=10)
     redis_client().flushdb()
-    assert engine.maybe_reload() in (True, False)
+    changes_apply(engine)
     # Counter gone: the next change starts again from 1, below the engine's
     # version; the engine must notice and reload everything.
     AlertRule.objects.filter(pk=rule.pk).update(level=Decimal("11"))
     alert_rule_update(rule=AlertRule.objects.get(pk=rule.pk), note="x")
-    engine.maybe_reload()
+    changes_apply(engine)
     assert engine.rules[rule.pk].level == 11.0
 
 
 def test_moving_a_rule_to_another_instrument_moves_it_in_the_engine(user, instruments):
-    rule = alert_rule_create(
-        owner=user,
-        instrument=instruments["AAPL"],
-        kind="price",
-        level=100,
-        cooldown_seconds=0,
+    rule = AlertRuleFactory(
+        owner=user, instrument=instruments["AAPL"], level=100, cooldown_seconds=0
     )
-    engine = AlertEngine(symbols=None, check_interval=0)
+    engine = AlertEngine(symbols=None)
     engine.reload()
     feed(engine, [trade("AAPL", 99, 0), trade("MSFT", 99, 0)])
     alert_rule_update(rule=rule, instrument=instruments["MSFT"])
-    engine.maybe_reload()
+    changes_apply(engine)
     assert feed(engine, [trade("AAPL", 101, 1)]) == []
     assert [f.symbol for f in feed(engine, [trade("MSFT", 101, 2)])] == ["MSFT"]
-    shard = AlertEngine(symbols={"AAPL"}, check_interval=0)
+    shard = AlertEngine(symbols={"AAPL"})
     alert_rule_update(rule=rule, instrument=instruments["AAPL"])
     shard.reload()
     assert rule.pk in shard.rules
     alert_rule_update(rule=rule, instrument=instruments["MSFT"])
-    shard.maybe_reload()
+    changes_apply(shard)
     assert rule.pk not in shard.rules

@@ -3,47 +3,16 @@ alerts, dry run, and that users only ever see and change their own."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.utils import timezone
 
-from alerts.models import AlertEvent, AlertRule
+from alerts.models import AlertRule
 from alerts.services import alert_rule_create
+from tests.factories import AlertEventFactory, RuleFormFactory
 
 pytestmark = pytest.mark.django_db
-
-FORM = {
-    "symbol": "aapl",
-    "kind": "price",
-    "direction": "above",
-    "level": "150",
-    "hysteresis": "0",
-    "timeframe": "",
-    "period": "",
-    "fast_period": "",
-    "slow_period": "",
-    "ma_type": "",
-    "cooldown_seconds": "300",
-    "active": "on",
-    "note": "breakout",
-    "action": "save",
-}
-
-
-def event_for(user, instrument, message="AAPL crossed above 150", seen=False, **extra):
-    return AlertEvent.objects.create(
-        owner=user,
-        instrument=instrument,
-        kind="price",
-        ts=timezone.now() - timedelta(minutes=5),
-        price=Decimal("150.5"),
-        values={"value": 150.5, "level": 150.0, "direction": "above"},
-        message=message,
-        seen_at=timezone.now() if seen else None,
-        **extra,
-    )
 
 
 def test_pages_require_login(client):
@@ -56,7 +25,7 @@ def test_create_rule_by_symbol_and_list_it(client, user, instruments):
     client.force_login(user)
     page = client.get("/alerts/new?symbol=AAPL")
     assert page.status_code == 200 and 'value="AAPL"' in page.content.decode()
-    response = client.post("/alerts/new", FORM)
+    response = client.post("/alerts/new", RuleFormFactory())
     assert response.status_code == 302
     rule = AlertRule.objects.get()
     assert (rule.owner, rule.instrument.symbol, rule.level) == (
@@ -126,7 +95,7 @@ def test_bad_input_is_shown_back_with_a_clear_message(
     client, user, instruments, changes, field, message
 ):
     client.force_login(user)
-    response = client.post("/alerts/new", {**FORM, **changes})
+    response = client.post("/alerts/new", RuleFormFactory(**changes))
     assert response.status_code == 400
     assert message in response.content.decode()
     assert field in response.context["form"].errors
@@ -135,14 +104,9 @@ def test_bad_input_is_shown_back_with_a_clear_message(
 
 def test_fields_the_kind_does_not_use_are_cleared(client, user, instruments):
     client.force_login(user)
-    data = {
-        **FORM,
-        "kind": "rsi",
-        "level": "70",
-        "timeframe": "15m",
-        "period": "14",
-        "fast_period": "5",
-    }
+    data = RuleFormFactory(
+        kind="rsi", level="70", timeframe="15m", period="14", fast_period="5"
+    )
     assert client.post("/alerts/new", data).status_code == 302
     rule = AlertRule.objects.get()
     assert (rule.timeframe, rule.period, rule.fast_period) == ("15m", 14, None)
@@ -152,11 +116,11 @@ def test_edit_toggle_and_delete_keep_history(client, user, instruments):
     rule = alert_rule_create(
         owner=user, instrument=instruments["AAPL"], kind="price", level=150
     )
-    event = event_for(user, instruments["AAPL"], rule=rule)
+    event = AlertEventFactory(owner=user, instrument=instruments["AAPL"], rule=rule)
     client.force_login(user)
     assert client.get(f"/alerts/{rule.pk}/edit").status_code == 200
     response = client.post(
-        f"/alerts/{rule.pk}/edit", {**FORM, "symbol": "MSFT", "level": "420"}
+        f"/alerts/{rule.pk}/edit", RuleFormFactory(symbol="MSFT", level="420")
     )
     assert response.status_code == 302
     rule.refresh_from_db()
@@ -176,8 +140,12 @@ def test_users_only_see_and_change_their_own(client, user, other_user, instrumen
     theirs = alert_rule_create(
         owner=other_user, instrument=instruments["AAPL"], kind="price", level=99
     )
-    their_event = event_for(other_user, instruments["AAPL"], message="RIVAL ALERT")
-    mine = event_for(user, instruments["AAPL"], message="MY ALERT")
+    their_event = AlertEventFactory(
+        owner=other_user, instrument=instruments["AAPL"], message="RIVAL ALERT"
+    )
+    mine = AlertEventFactory(
+        owner=user, instrument=instruments["AAPL"], message="MY ALERT"
+    )
     client.force_login(user)
     listing = client.get("/alerts/").content.decode()
     assert "MY ALERT" in listing and "RIVAL ALERT" not in listing
@@ -190,7 +158,9 @@ def test_users_only_see_and_change_their_own(client, user, other_user, instrumen
         ("post", f"/alerts/{theirs.pk}/toggle"),
         ("get", f"/alerts/{theirs.pk}/test?days=5"),
     ]:
-        response = getattr(client, method)(url, FORM if method == "post" else None)
+        response = getattr(client, method)(
+            url, RuleFormFactory() if method == "post" else None
+        )
         assert response.status_code == 404, url
     theirs.refresh_from_db()
     assert theirs.active and theirs.level == Decimal("99")
@@ -206,9 +176,15 @@ def test_users_only_see_and_change_their_own(client, user, other_user, instrumen
 
 
 def test_unseen_alerts_are_listed_until_marked_seen(client, user, instruments):
-    first = event_for(user, instruments["AAPL"], message="first")
-    second = event_for(user, instruments["MSFT"], message="second")
-    event_for(user, instruments["MSFT"], message="old", seen=True)
+    first = AlertEventFactory(
+        owner=user, instrument=instruments["AAPL"], message="first"
+    )
+    second = AlertEventFactory(
+        owner=user, instrument=instruments["MSFT"], message="second"
+    )
+    AlertEventFactory(
+        owner=user, instrument=instruments["MSFT"], message="old", seen=True
+    )
     client.force_login(user)
     data = client.get("/alerts/unseen").json()
     assert data["count"] == 2
@@ -231,8 +207,10 @@ def test_unseen_alerts_are_listed_until_marked_seen(client, user, instruments):
 
 
 def test_history_filters(client, user, instruments):
-    event_for(user, instruments["AAPL"], message="apple")
-    event_for(user, instruments["MSFT"], message="microsoft", seen=True)
+    AlertEventFactory(owner=user, instrument=instruments["AAPL"], message="apple")
+    AlertEventFactory(
+        owner=user, instrument=instruments["MSFT"], message="microsoft", seen=True
+    )
     client.force_login(user)
     page = client.get("/alerts/", {"symbol": "msft"}).content.decode()
     assert "microsoft" in page and "apple" not in page
@@ -244,11 +222,11 @@ def test_history_filters(client, user, instruments):
 
 def test_test_against_history_from_the_form_does_not_save(client, user, instruments):
     client.force_login(user)
-    response = client.post("/alerts/new", {**FORM, "action": "test", "days": "3"})
+    response = client.post("/alerts/new", RuleFormFactory(action="test", days="3"))
     assert response.status_code == 200
     assert "No stored 1-minute bars for AAPL" in response.content.decode()
     assert not AlertRule.objects.exists()
-    response = client.post("/alerts/new", {**FORM, "action": "test", "days": "99"})
+    response = client.post("/alerts/new", RuleFormFactory(action="test", days="99"))
     assert response.status_code == 200
     assert "less than or equal to 30" in response.content.decode()
 

@@ -12,13 +12,14 @@ import pytest
 from django.test import Client, override_settings
 from django.utils import timezone
 
-from alerts.models import AlertEvent, AlertRule
+from alerts.models import AlertRule
 from alerts.services import alert_rule_create
 from api.models import ApiToken
 from api.services import api_token_revoke
 from core.redis import key, redis_client
-from marketdata.models import Position, Watchlist
+from marketdata.models import Watchlist
 from marketdata.services import watchlist_create
+from tests.factories import AlertEventFactory, PositionFactory
 
 pytestmark = pytest.mark.django_db
 JSON = "application/json"
@@ -147,11 +148,11 @@ def theirs(other_user, instruments):
     rule = alert_rule_create(owner=other_user, instrument=btc, kind="price", level=99)
     return {
         "watchlist": watchlist_create(owner=other_user, name="Theirs", symbols=["AAPL"]),
-        "position": Position.objects.create(
+        "position": PositionFactory(
             owner=other_user, instrument=btc, quantity=1, average_cost=50000
         ),
         "rule": rule,
-        "event": AlertEvent.objects.create(
+        "event": AlertEventFactory(
             owner=other_user, rule=rule, instrument=btc, kind="price",
             ts=timezone.now(), price=Decimal(100), message="theirs",
         ),

@@ -11,12 +11,13 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from alerts.models import AlertEvent, AlertRule
+from alerts.models import AlertRule
 from alerts.services import alert_rule_create
 from marketdata.anomalies import Anomaly
 from marketdata.models import Position
 from marketdata.services import anomalies_record, bars_upsert, watchlist_create
 from portfolio.services import transaction_add
+from tests.factories import AlertEventFactory, PositionFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -45,7 +46,7 @@ def desk(user, instruments):
     bars_upsert(rows=rows, provider="test")
     anomalies_record(anomalies=[(btc.id, anomaly_found(btc.symbol, now))])
     watchlist = watchlist_create(owner=user, name="Core", symbols=["AAPL", "MSFT"])
-    position = Position.objects.create(
+    position = PositionFactory(
         owner=user, instrument=instruments["AAPL"], quantity=10, average_cost=150
     )
     # NVDA: one buy ten days ago, changed and then deleted (the position
@@ -61,7 +62,7 @@ def desk(user, instruments):
     rule = alert_rule_create(
         owner=user, instrument=btc, kind="price", direction="above", level=99
     )
-    event = AlertEvent.objects.create(
+    event = AlertEventFactory(
         owner=user,
         rule=rule,
         instrument=btc,

@@ -5,7 +5,6 @@ every path, a read-only token 403 on every write, CSV import by line."""
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -15,22 +14,10 @@ from marketdata.calendar import NEW_YORK
 from marketdata.models import Position, Transaction
 from portfolio.services import transaction_add
 from streaming.snapshots import snapshots_put
+from tests.factories import SnapshotFactory
 
 pytestmark = pytest.mark.django_db
 JSON = "application/json"
-
-
-def snap(symbol: str, *, last: str, prev_close: str) -> dict:
-    return {
-        "symbol": symbol,
-        "seq": 1,
-        "ts": datetime.now(UTC).isoformat(),
-        "received_at": time.time(),
-        "last": last,
-        "prev_close": prev_close,
-        "freshness": "live",
-        "minute": None,
-    }
 
 
 def figures(body: dict, *names: str) -> tuple:
@@ -72,13 +59,17 @@ def test_open_buy_sell_fee_and_close_match_hand_figures(
     assert (fee["kind"], fee["symbol"], Decimal(fee["fee"])) == ("fee", "AAPL", 10)
     # Today: sell 5 more @ 124: 620 − 552.50 = +67.50 -> realized 152.50.
     add(kind="sell", quantity="5", price="124")
-    snapshots_put(snapshots=[snap("AAPL", last="125", prev_close="120")])
+    snapshots_put(
+        snapshots=[SnapshotFactory(symbol="AAPL", last="125", prev_close="120")]
+    )
     # MSFT held as well, so AAPL's weight is not trivially 100%.
     transaction_add(
         owner=user, symbol="MSFT", kind="buy", day=today - timedelta(days=60),
         quantity=Decimal(1), price=Decimal(400),
     )  # fmt: skip
-    snapshots_put(snapshots=[snap("MSFT", last="375", prev_close="370")])
+    snapshots_put(
+        snapshots=[SnapshotFactory(symbol="MSFT", last="375", prev_close="370")]
+    )
 
     body = api.get(f"/api/positions/{pid}").json()
     assert figures(body, "quantity", "average_cost", "realized_pl") == (

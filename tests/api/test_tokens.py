@@ -1,4 +1,4 @@
-"""The tokens page (/preferences/tokens/): a token is shown once, stored only
+"""The tokens user_client (/preferences/tokens/): a token is shown once, stored only
 as a hash, works at once, and stops working when revoked."""
 
 from __future__ import annotations
@@ -16,16 +16,9 @@ pytestmark = pytest.mark.django_db
 URL = "/preferences/tokens/"
 
 
-@pytest.fixture
-def page(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
 def _shown(response) -> str:
     found = re.search(r'id="token-value"[^>]*>(tl_[^<]+)<', response.content.decode())
-    assert found, "the new token is on the page"
+    assert found, "the new token is on the user_client"
     return found.group(1)
 
 
@@ -34,8 +27,8 @@ def test_login_required():
     assert response.status_code == 302 and "/login/" in response["Location"]
 
 
-def test_token_shown_once_and_stored_hashed(page, user, bearer):
-    response = page.post(URL, {"name": "laptop", "scope": "read"})
+def test_token_shown_once_and_stored_hashed(user_client, user, bearer):
+    response = user_client.post(URL, {"name": "laptop", "scope": "read"})
     assert response.status_code == 200
     plain = _shown(response)
     row = ApiToken.objects.get(user=user)
@@ -47,7 +40,7 @@ def test_token_shown_once_and_stored_hashed(page, user, bearer):
         secret not in str(getattr(row, f.attname)) for f in ApiToken._meta.fields
     )
     # Later visits list the token by its prefix only.
-    listing = page.get(URL).content.decode()
+    listing = user_client.get(URL).content.decode()
     assert f"tl_{row.prefix}_" in listing and plain not in listing
     assert (
         "no-cache" in response["Cache-Control"]
@@ -59,8 +52,8 @@ def test_token_shown_once_and_stored_hashed(page, user, bearer):
     assert row.last_used_at is not None
 
 
-def test_bad_form_input_is_shown_back(page, user):
-    response = page.post(URL, {"name": "  ", "scope": "admin"})
+def test_bad_form_input_is_shown_back(user_client, user):
+    response = user_client.post(URL, {"name": "  ", "scope": "admin"})
     assert response.status_code == 400
     text = response.content.decode()
     assert "This field is required" in text or "Give the token a name" in text
@@ -68,29 +61,31 @@ def test_bad_form_input_is_shown_back(page, user):
     assert not ApiToken.objects.exists()
 
 
-def test_revoke_stops_the_token(page, user, bearer):
-    plain = _shown(page.post(URL, {"name": "ci", "scope": "read-write"}))
+def test_revoke_stops_the_token(user_client, user, bearer):
+    plain = _shown(user_client.post(URL, {"name": "ci", "scope": "read-write"}))
     api = bearer(plain)
     assert api.get("/api/alerts/rules").status_code == 200
     row = ApiToken.objects.get(user=user)
-    response = page.post(f"{URL}{row.pk}/revoke")
+    response = user_client.post(f"{URL}{row.pk}/revoke")
     assert response.status_code == 302
     row.refresh_from_db()
     assert row.revoked_at is not None
     assert api.get("/api/alerts/rules").status_code == 401
-    assert "revoked" in page.get(URL).content.decode()
+    assert "revoked" in user_client.get(URL).content.decode()
 
 
-def test_another_users_token_cannot_be_revoked(page, other_user, make_token, bearer):
+def test_another_users_token_cannot_be_revoked(
+    user_client, other_user, make_token, bearer
+):
     plain = make_token(other_user)
     row = ApiToken.objects.get(user=other_user)
-    assert page.post(f"{URL}{row.pk}/revoke").status_code == 404
-    assert page.get(URL).content.decode().count(row.prefix) == 0
+    assert user_client.post(f"{URL}{row.pk}/revoke").status_code == 404
+    assert user_client.get(URL).content.decode().count(row.prefix) == 0
     assert bearer(plain).get("/api/watchlists").status_code == 200
 
 
 def test_rule_made_by_api_equals_rule_made_on_the_page(
-    page, user, instruments, make_token, bearer
+    user_client, user, instruments, make_token, bearer
 ):
     fields = {
         "symbol": "AAPL",
@@ -106,7 +101,7 @@ def test_rule_made_by_api_equals_rule_made_on_the_page(
         "fast_period": "5",
     }
     form = {**fields, "active": "on", "fast_period": "5"}
-    assert page.post("/alerts/new", form).status_code == 302
+    assert user_client.post("/alerts/new", form).status_code == 302
     api = bearer(make_token(user))
     response = api.post("/api/alerts/rules", fields, content_type="application/json")
     assert response.status_code == 201, response.content
@@ -130,7 +125,9 @@ def test_rule_made_by_api_equals_rule_made_on_the_page(
         ("local", "2026-07-01 12:00 UTC"),  # until format.js rewrites it
     ],
 )
-def test_token_times_follow_the_display_zone(page, user, make_token, zone, shown):
+def test_token_times_follow_the_display_zone(
+    user_client, user, make_token, zone, shown
+):
     from datetime import UTC, datetime
 
     from preferences.services import preferences_update
@@ -139,7 +136,7 @@ def test_token_times_follow_the_display_zone(page, user, make_token, zone, shown
     at = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
     ApiToken.objects.update(created_at=at, last_used_at=at, revoked_at=at)
     preferences_update(user=user, time_zone=zone)
-    body = page.get(URL).content.decode()
+    body = user_client.get(URL).content.decode()
     row = body[body.index("<tbody>") :]
     assert row.count(f'data-fmt="datetime_minute">{shown}</time>') == 3
     assert " UTC</time>" not in row or zone == "local"

@@ -15,6 +15,7 @@ from audit.models import HIDDEN, Action, Source
 from marketdata.models import Instrument, Position, Watchlist
 from marketdata.services import watchlist_create
 from tests.audit.conftest import ADMIN_BROWSER, events, form_data, one
+from tests.factories import PositionFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -261,7 +262,7 @@ def test_admin_login_is_source_admin(client, staff_user):
 
 
 def test_decimal_noise_is_not_a_change(staff, user, instruments):
-    position = Position.objects.create(
+    position = PositionFactory(
         owner=user,
         instrument=instruments["AAPL"],
         quantity=Decimal("10"),

@@ -12,25 +12,9 @@ from alerts.models import AlertRule
 from audit.models import HIDDEN, Action, Source
 from marketdata.models import Position, Watchlist
 from tests.audit.conftest import BROWSER, events, one
+from tests.factories import RuleFormFactory
 
 pytestmark = pytest.mark.django_db
-
-RULE_FORM = {
-    "symbol": "aapl",
-    "kind": "price",
-    "direction": "above",
-    "level": "150",
-    "hysteresis": "0",
-    "timeframe": "",
-    "period": "",
-    "fast_period": "",
-    "slow_period": "",
-    "ma_type": "",
-    "cooldown_seconds": "300",
-    "active": "on",
-    "note": "breakout",
-    "action": "save",
-}
 
 
 def who(event, user) -> tuple:
@@ -125,7 +109,7 @@ def test_a_rejected_change_records_nothing(browser, user, instruments):
 
 
 def test_alert_rule_create_edit_toggle_delete(browser, user, instruments):
-    assert browser.post("/alerts/new", RULE_FORM).status_code == 302
+    assert browser.post("/alerts/new", RuleFormFactory()).status_code == 302
     rule = AlertRule.objects.get(owner=user)
     created = one(action=Action.CREATE, object_type="alerts.AlertRule")
     assert created.source == Source.DASHBOARD and created.actor_id == user.pk
@@ -135,7 +119,7 @@ def test_alert_rule_create_edit_toggle_delete(browser, user, instruments):
     assert created.after["note"] == "breakout"
 
     browser.post(
-        f"/alerts/{rule.pk}/edit", {**RULE_FORM, "symbol": "MSFT", "level": "420.5"}
+        f"/alerts/{rule.pk}/edit", RuleFormFactory(symbol="MSFT", level="420.5")
     )
     edited = one(action=Action.UPDATE, object_type="alerts.AlertRule")
     assert edited.before == {"instrument_id": instruments["AAPL"].pk, "level": "150"}

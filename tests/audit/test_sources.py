@@ -17,7 +17,6 @@ from audit.context import audit_as, audit_context
 from audit.models import Action, Source
 from marketdata.services import watchlist_create
 from tests.audit.conftest import events, one
-from tests.markers import TRANSACTIONAL
 from tests.timescale.engine import ROOT
 
 UA = "tapeline-client/0.1 (python)"
@@ -98,13 +97,7 @@ def test_outside_requests_it_is_the_system_or_who_code_names(user, staff_user):
     assert audit_context().source == Source.SYSTEM  # restored after the block
 
 
-AUDIT_TRANSACTIONAL = pytest.mark.django_db(
-    transaction=True,
-    available_apps=[*TRANSACTIONAL.kwargs["available_apps"], "preferences", "audit"],
-)
-
-
-@AUDIT_TRANSACTIONAL
+@pytest.mark.transactional
 def test_a_management_command_is_source_command():
     settings = connection.settings_dict
     url = (

@@ -115,6 +115,6 @@ def pytest_runtest_makereport(item, call):
             + "\n"
             + truth.jobs_summary(stack)
         )
-    except Exception as exc:  # noqa: BLE001 - the private database may be down
+    except Exception as exc:  # the private database may be down
         state = f"(could not read the private database: {exc})"
     report.sections.append(("chaos state", state))

@@ -170,12 +170,12 @@ class Stack:
             if process is not None:
                 try:
                     process.stop(timeout=8)
-                except Exception:  # noqa: BLE001 - the others must stop too
+                except Exception:  # the others must stop too
                     process.kill()
         if self._db is not None:
             try:
                 self._db.close()
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass
         if self._console is not None and self._console.poll() is None:
             self._console.kill()

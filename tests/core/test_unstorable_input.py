@@ -11,6 +11,7 @@ from django.test import Client
 from alerts.models import AlertRule
 from marketdata.models import Instrument, Watchlist
 from marketdata.services import watchlist_create
+from tests.factories import RuleFormFactory
 
 pytestmark = pytest.mark.django_db
 JSON = {"HTTP_ACCEPT": "application/json"}
@@ -140,9 +141,8 @@ def test_watchlist_form_without_json_shows_the_message(trader, watchlist):
 
 @pytest.mark.parametrize("field", ["symbol", "note", "kind", "level", "period"])
 def test_alert_form_shows_an_error_for_nul(trader, field):
-    from tests.alerts.test_views import FORM
-
-    response = trader.post("/alerts/new", {**FORM, field: FORM[field] + NUL})
+    form = RuleFormFactory()
+    response = trader.post("/alerts/new", {**form, field: form[field] + NUL})
     assert response.status_code == 400
     assert response.templates[0].name == "dashboard/alerts_form.html"
     assert response.context["form"].errors
@@ -150,9 +150,7 @@ def test_alert_form_shows_an_error_for_nul(trader, field):
 
 
 def test_alert_test_and_seen_endpoints_refuse_nul(trader):
-    from tests.alerts.test_views import FORM
-
-    response = trader.post("/alerts/new", {**FORM, "action": "test", "days": "5\x00"})
+    response = trader.post("/alerts/new", RuleFormFactory(action="test", days="5\x00"))
     assert response.status_code == 200  # as for any bad number of days
     assert response.context["dry_run_form"].errors["days"]
     response = trader.post("/alerts/seen", {"ids": "1,\x00"}, **JSON)

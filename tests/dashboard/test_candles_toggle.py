@@ -16,13 +16,6 @@ CHECKED = '<input type="checkbox" name="candles" checked>'
 UNCHECKED = '<input type="checkbox" name="candles">'
 
 
-@pytest.fixture
-def logged_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
 def save(client, document) -> tuple[int, dict]:
     response = client.post(
         reverse("dashboard:chart_settings"),
@@ -36,31 +29,31 @@ def page(client, symbol: str = "BTC/USD") -> str:
     return client.get(reverse("dashboard:instrument", args=[symbol])).content.decode()
 
 
-def test_toggle_is_off_by_default_and_points_at_the_endpoint(logged_in, instruments):
-    html = page(logged_in)
+def test_toggle_is_off_by_default_and_points_at_the_endpoint(user_client, instruments):
+    html = page(user_client)
     assert UNCHECKED in html and "Candlestick patterns" in html
     assert 'data-candles-url="/api/instruments/BTC/USD/candles"' in html
     assert 'id="candles-legend"' in html
 
 
 def test_toggle_is_remembered_and_indicator_saves_leave_it_alone(
-    logged_in, other_user, instruments, user
+    user_client, other_user, instruments, user
 ):
-    assert save(logged_in, {"indicators": {"rsi": {"on": True}}})[0] == 200
-    status, payload = save(logged_in, {"candles": {"on": True}})
+    assert save(user_client, {"indicators": {"rsi": {"on": True}}})[0] == 200
+    status, payload = save(user_client, {"candles": {"on": True}})
     assert status == 200 and payload["chart"]["candles"] == {"on": True}
     # The indicators saved before are kept...
     assert payload["spec"] == "rsi:14"
     # ...and the indicator controls saving their section keep the toggle on.
-    status, payload = save(logged_in, {"indicators": {"sma": {"on": True}}})
+    status, payload = save(user_client, {"indicators": {"sma": {"on": True}}})
     assert payload["chart"]["candles"] == {"on": True} and payload["spec"] == "sma:20"
-    assert CHECKED in page(logged_in, "AAPL")
+    assert CHECKED in page(user_client, "AAPL")
     assert preferences_get(user=user).chart["candles"] == {"on": True}
     other = Client()
     other.force_login(other_user)
     assert UNCHECKED in page(other)
-    assert save(logged_in, {"candles": {"on": False}})[0] == 200
-    assert UNCHECKED in page(logged_in)
+    assert save(user_client, {"candles": {"on": False}})[0] == 200
+    assert UNCHECKED in page(user_client)
 
 
 @pytest.mark.parametrize(
@@ -71,8 +64,8 @@ def test_toggle_is_remembered_and_indicator_saves_leave_it_alone(
         ({"candles": True}, "candles: expected"),
     ],
 )
-def test_bad_toggle_values_are_refused(logged_in, user, document, error):
-    save(logged_in, {"candles": {"on": True}})
-    status, payload = save(logged_in, document)
+def test_bad_toggle_values_are_refused(user_client, user, document, error):
+    save(user_client, {"candles": {"on": True}})
+    status, payload = save(user_client, document)
     assert status == 400 and error in payload["error"]
     assert preferences_get(user=user).chart["candles"] == {"on": True}

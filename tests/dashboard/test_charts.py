@@ -33,13 +33,6 @@ COUNT = 240
 
 
 @pytest.fixture
-def logged_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
 def minutes(instruments):
     """Four hours of BTC/USD minutes: a random walk on a cent grid."""
     rng = np.random.default_rng(3)
@@ -86,8 +79,8 @@ def save(client, document) -> tuple[int, dict]:
     return response.status_code, response.json()
 
 
-def test_page_offers_all_eight_with_their_parameters(logged_in, instruments):
-    html = logged_in.get(reverse("dashboard:instrument", args=["AAPL"])).content
+def test_page_offers_all_eight_with_their_parameters(user_client, instruments):
+    html = user_client.get(reverse("dashboard:instrument", args=["AAPL"])).content
     html = html.decode()
     for name in EIGHT:
         assert f'data-indicator="{name}"' in html
@@ -95,9 +88,11 @@ def test_page_offers_all_eight_with_their_parameters(logged_in, instruments):
         assert param in html
 
 
-def test_chosen_indicators_are_remembered_per_user(logged_in, other_user, instruments):
+def test_chosen_indicators_are_remembered_per_user(
+    user_client, other_user, instruments
+):
     status, payload = save(
-        logged_in,
+        user_client,
         {
             "indicators": {
                 "willr": {"on": True, "period": 21},
@@ -109,7 +104,7 @@ def test_chosen_indicators_are_remembered_per_user(logged_in, other_user, instru
     )
     assert status == 200
     assert payload["spec"] == "stoch:9:3:1,willr:21,atr:10"
-    html = logged_in.get(reverse("dashboard:instrument", args=["MSFT"])).content
+    html = user_client.get(reverse("dashboard:instrument", args=["MSFT"])).content
     html = html.decode()
     assert 'data-spec="stoch:9:3:1,willr:21,atr:10"' in html
     assert '<input type="checkbox" name="willr" checked>' in html
@@ -123,20 +118,20 @@ def test_chosen_indicators_are_remembered_per_user(logged_in, other_user, instru
     assert 'data-spec=""' in html and "checked" not in indicators
 
 
-def test_marker_layers_are_toggled_and_remembered(logged_in, instruments):
+def test_marker_layers_are_toggled_and_remembered(user_client, instruments):
     def anomalies_box():
-        html = logged_in.get(reverse("dashboard:instrument", args=["AAPL"]))
+        html = user_client.get(reverse("dashboard:instrument", args=["AAPL"]))
         html = html.content.decode()
         start = html.index('data-layer="anomalies"')
         return html[start : html.index("</span>", start)]
 
     assert 'name="layer-anomalies" checked' in anomalies_box()  # on by default
-    status, payload = save(logged_in, {"layers": {"anomalies": {"on": False}}})
+    status, payload = save(user_client, {"layers": {"anomalies": {"on": False}}})
     assert status == 200 and payload["chart"]["layers"] == {"anomalies": {"on": False}}
     assert "checked" not in anomalies_box()
     # Saving the indicators (the page always sends both) keeps the choice.
     status, payload = save(
-        logged_in,
+        user_client,
         {"indicators": {"rsi": {"on": True}}, "layers": {"anomalies": {"on": False}}},
     )
     assert payload["chart"]["layers"]["anomalies"] == {"on": False}
@@ -166,10 +161,10 @@ def test_marker_layers_are_toggled_and_remembered(logged_in, instruments):
     ],
 )
 def test_bad_indicator_settings_are_refused_naming_the_field(
-    logged_in, user, document, error
+    user_client, user, document, error
 ):
-    save(logged_in, {"indicators": {"sma": {"on": True, "period": 7}}})
-    status, payload = save(logged_in, document)
+    save(user_client, {"indicators": {"sma": {"on": True, "period": 7}}})
+    status, payload = save(user_client, document)
     assert status == 400 and error in payload["error"]
     saved = preferences_get(user=user).chart["indicators"]["sma"]
     assert saved == {"on": True, "period": 7}
@@ -198,11 +193,11 @@ def export(client, **params):
     return client.get(reverse("dashboard:bars_export"), params)
 
 
-def test_bars_export_with_all_eight_indicators_against_talib(logged_in, minutes):
+def test_bars_export_with_all_eight_indicators_against_talib(user_client, minutes):
     start = T0 + timedelta(minutes=100)
     end = T0 + timedelta(minutes=160)
     response = export(
-        logged_in,
+        user_client,
         symbol="btc/usd",
         timeframe="1m",
         start=int(start.timestamp()),
@@ -254,9 +249,9 @@ def test_bars_export_with_all_eight_indicators_against_talib(logged_in, minutes)
             ), (column, i)
 
 
-def test_bars_export_leaves_warm_up_empty_and_quotes_nothing_odd(logged_in, minutes):
+def test_bars_export_leaves_warm_up_empty_and_quotes_nothing_odd(user_client, minutes):
     response = export(
-        logged_in, symbol="BTC/USD", end=(T0 + timedelta(minutes=25)).isoformat(),
+        user_client, symbol="BTC/USD", end=(T0 + timedelta(minutes=25)).isoformat(),
         indicators="sma:20",
     )  # fmt: skip
     rows = read_csv(response)
@@ -265,8 +260,8 @@ def test_bars_export_leaves_warm_up_empty_and_quotes_nothing_odd(logged_in, minu
     assert rows[19]["sma_20"] != ""
 
 
-def test_exported_bars_load_back(logged_in, minutes, instruments, tmp_path):
-    response = export(logged_in, symbol="BTC/USD", indicators="rsi:14,macd")
+def test_exported_bars_load_back(user_client, minutes, instruments, tmp_path):
+    response = export(user_client, symbol="BTC/USD", indicators="rsi:14,macd")
     path = tmp_path / "btc.csv"
     path.write_bytes(response.content)
     call_command(
@@ -289,15 +284,15 @@ def test_exported_bars_load_back(logged_in, minutes, instruments, tmp_path):
         ({"symbol": "BTC/USD", "limit": "5"}, 400, "unknown parameter: limit"),
     ],
 )
-def test_bars_export_refusals(logged_in, minutes, params, status, error):
-    response = export(logged_in, **params)
+def test_bars_export_refusals(user_client, minutes, params, status, error):
+    response = export(user_client, **params)
     assert response.status_code == status
     assert error in response.json()["error"]
 
 
-def test_bars_export_refuses_more_than_it_can_send(logged_in, minutes, monkeypatch):
+def test_bars_export_refuses_more_than_it_can_send(user_client, minutes, monkeypatch):
     monkeypatch.setattr(chart_views, "EXPORT_MAX", 100)
-    response = export(logged_in, symbol="BTC/USD")
+    response = export(user_client, symbol="BTC/USD")
     assert response.status_code == 400 and "more than 100" in response.json()["error"]
 
 
@@ -312,7 +307,7 @@ def test_exports_need_login(client, user, instruments):
 
 
 # --- watchlist export ---------------------------------------------------------------------
-def test_watchlist_export(logged_in, user, other_user, instruments):
+def test_watchlist_export(user_client, user, other_user, instruments):
     Instrument.objects.filter(symbol="MSFT").update(name='Microsoft, "MSFT" Corp')
     Instrument.objects.filter(symbol="NVDA").update(name="=HYPERLINK(1)")
     mine = watchlist_create(
@@ -337,7 +332,7 @@ def test_watchlist_export(logged_in, user, other_user, instruments):
             }
         ]
     )
-    response = logged_in.get(reverse("dashboard:watchlist_export", args=[mine.pk]))
+    response = user_client.get(reverse("dashboard:watchlist_export", args=[mine.pk]))
     assert response.status_code == 200
     assert "tech-mine_" in response["Content-Disposition"]
     text = response.content.decode()
@@ -355,5 +350,5 @@ def test_watchlist_export(logged_in, user, other_user, instruments):
     assert aapl["freshness"] == "live" and aapl["bid"] == "189.22"
     assert rows[2]["name"] == "'=HYPERLINK(1)"  # never a formula in a spreadsheet
     # Another user's watchlist is not there at all.
-    response = logged_in.get(reverse("dashboard:watchlist_export", args=[theirs.pk]))
+    response = user_client.get(reverse("dashboard:watchlist_export", args=[theirs.pk]))
     assert response.status_code == 404

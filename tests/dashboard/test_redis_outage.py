@@ -14,9 +14,9 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from marketdata.models import Position
 from marketdata.services import BarRow, bars_upsert, watchlist_create
 from streaming.snapshots import snapshots_put
+from tests.factories import PositionFactory
 
 pytestmark = pytest.mark.django_db
 NOTICE = (
@@ -32,7 +32,7 @@ def desk(user, staff_user, instruments):
     """A watchlist and a position, each instrument with a stored minute bar
     (the last one closing at 187.50 for AAPL) and a live snapshot in Redis."""
     watchlist_create(owner=user, name="Mine", symbols=["AAPL", "MSFT"])
-    Position.objects.create(
+    PositionFactory(
         owner=user,
         instrument=instruments["AAPL"],
         quantity=Decimal(10),

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from django.test import Client
 from django.urls import reverse
 
 from streaming.services import feed_health_put
 from tests.streaming.test_monitor import quote, run_steps, setup  # noqa: F401
-from tests.streaming.test_worker_steps import TRANSACTIONAL
 
-pytestmark = TRANSACTIONAL
+pytestmark = pytest.mark.transactional
 
 
 def section(html: str, table_id: str) -> str:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
 from django.test import Client
 from django.urls import reverse
 
 from streaming.services import feed_health_put
+from tests.streaming.helpers import NOW
 from tests.streaming.test_worker_anomalies import quiet, trades
-from tests.streaming.test_worker_steps import NOW, TRANSACTIONAL, attach, make_worker
 
-pytestmark = TRANSACTIONAL
+pytestmark = pytest.mark.transactional
 
 
 def section(html: str, table_id: str) -> str:
@@ -17,7 +18,9 @@ def section(html: str, table_id: str) -> str:
     return html[start : html.index("</table>", start)]
 
 
-def test_status_page_shows_suspect_tick_counts(staff_user, instruments):
+def test_status_page_shows_suspect_tick_counts(
+    staff_user, instruments, make_worker, attach
+):
     worker, connection = make_worker(anomalies=False)
     worker.connections[connection.key] = connection
     attach(worker, instruments["AAPL"], connection)

@@ -3,6 +3,7 @@ client), real PostgreSQL and Redis."""
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import timedelta
 from decimal import Decimal
@@ -12,45 +13,15 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from marketdata.models import Position, Watchlist
+from marketdata.models import Watchlist
+from marketdata.rollups import STEPS
 from marketdata.selectors import session_latest
 from marketdata.services import BarRow, bars_upsert, watchlist_create
 from streaming.snapshots import snapshots_put
+from tests.factories import PositionFactory, SnapshotFactory
 
 pytestmark = pytest.mark.django_db
 JSON = {"HTTP_ACCEPT": "application/json"}
-
-
-def snap(symbol: str, **fields) -> dict:
-    doc = {
-        "symbol": symbol,
-        "seq": 5,
-        "received_at": time.time(),
-        "last": "100",
-        "bid": None,
-        "ask": None,
-        "open": None,
-        "high": None,
-        "low": None,
-        "volume": None,
-        "prev_close": None,
-        "change": None,
-        "change_pct": None,
-        "freshness": "live",
-        "minute": None,
-    }
-    doc.update(fields)
-    return doc
-
-
-@pytest.fixture
-def client_for():
-    def make(user) -> Client:
-        client = Client()
-        client.force_login(user)
-        return client
-
-    return make
 
 
 @pytest.fixture
@@ -98,8 +69,8 @@ def test_first_render_shows_snapshot_formatted_to_the_price_increment(
     watchlist_create(owner=user, name="Crypto", symbols=["DOGE/USD", "AAPL"])
     snapshots_put(
         snapshots=[
-            snap(
-                "DOGE/USD",
+            SnapshotFactory(
+                symbol="DOGE/USD",
                 last="0.123456789",
                 bid="0.12345",
                 ask="0.12347",
@@ -123,7 +94,9 @@ def test_first_render_shows_snapshot_formatted_to_the_price_increment(
 
 def test_stale_snapshot_is_marked_stale(user, client_for, instruments, settings):
     watchlist_create(owner=user, name="One", symbols=["AAPL"])
-    snapshots_put(snapshots=[snap("AAPL", received_at=time.time() - 3600)])
+    snapshots_put(
+        snapshots=[SnapshotFactory(symbol="AAPL", received_at=time.time() - 3600)]
+    )
     html = client_for(user).get(reverse("dashboard:index")).content.decode()
     assert 'data-state="stale"' in html
 
@@ -272,7 +245,7 @@ def test_create_rename_reorder_delete_watchlists(user, client_for, lists):
 def test_add_remove_reorder_items(user, client_for, lists):
     mine, _ = lists
     client = client_for(user)
-    snapshots_put(snapshots=[snap("AMD", last="150.5")])
+    snapshots_put(snapshots=[SnapshotFactory(symbol="AMD", last="150.5")])
     added = client.post(
         reverse("dashboard:item_add", args=[mine.pk]), {"symbol": "amd"}, **JSON
     )
@@ -326,7 +299,11 @@ def test_search_ranks_exact_symbol_first(user, client_for, instruments):
 
 def test_instrument_page(user, client_for, instruments):
     snapshots_put(
-        snapshots=[snap("BTC/USD", last="65000.5", prev_close="64000", high="65500")]
+        snapshots=[
+            SnapshotFactory(
+                symbol="BTC/USD", last="65000.5", prev_close="64000", high="65500"
+            )
+        ]
     )
     client = client_for(user)
     response = client.get(reverse("dashboard:instrument", args=["BTC/USD"]))
@@ -338,22 +315,41 @@ def test_instrument_page(user, client_for, instruments):
     assert client.get(reverse("dashboard:instrument", args=["NOPE"])).status_code == 404
 
 
+def test_instrument_page_timeframes_are_the_chart_timeframes(
+    user, client_for, instruments
+):
+    """The buttons, and the bar lengths instrument.js reads from them, are
+    rendered from `marketdata.rollups.STEPS`; an unknown ?tf= shows minutes."""
+    client = client_for(user)
+    url = reverse("dashboard:instrument", args=["BTC/USD"])
+    buttons = re.findall(
+        r'data-tf="([^"]+)" data-seconds="(\d+)" aria-pressed="(\w+)"',
+        client.get(url, {"tf": "15m"}).text,
+    )
+    assert [(tf, int(seconds)) for tf, seconds, _ in buttons] == [
+        (name, int(step.total_seconds())) for name, step in STEPS.items()
+    ]
+    assert [tf for tf, _, pressed in buttons if pressed == "true"] == ["15m"]
+    html = client.get(url, {"tf": "2m"}).text
+    assert 'data-tf="1m" data-seconds="60" aria-pressed="true"' in html
+
+
 def test_portfolio_values_positions_with_latest_prices(
     user, other_user, client_for, instruments
 ):
-    Position.objects.create(
+    PositionFactory(
         owner=user,
         instrument=instruments["AAPL"],
         quantity=Decimal(10),
         average_cost=Decimal(100),
     )
-    Position.objects.create(
+    PositionFactory(
         owner=user,
         instrument=instruments["MSFT"],
         quantity=Decimal(2),
         average_cost=Decimal(400),
     )
-    Position.objects.create(
+    PositionFactory(
         owner=other_user,
         instrument=instruments["NVDA"],
         quantity=Decimal(1),
@@ -361,8 +357,8 @@ def test_portfolio_values_positions_with_latest_prices(
     )
     snapshots_put(
         snapshots=[
-            snap("AAPL", last="110", prev_close="105"),
-            snap("MSFT", last="450", prev_close="460"),
+            SnapshotFactory(symbol="AAPL", last="110", prev_close="105"),
+            SnapshotFactory(symbol="MSFT", last="450", prev_close="460"),
         ]
     )
     html = client_for(user).get(reverse("dashboard:portfolio")).content.decode()

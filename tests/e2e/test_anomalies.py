@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 from core.groups import symbol_group
 from marketdata.anomalies import Anomaly
 from tests.e2e.conftest import database_access
-from tests.e2e.test_dashboard import LIVE_SECONDS, group_send, ready
+from tests.e2e.pages import LIVE_SECONDS, group_send, ready
 
 pytestmark = pytest.mark.e2e
 COUNT = "Number(document.getElementById('chart').dataset.anomalies || 0)"

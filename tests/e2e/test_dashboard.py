@@ -1,52 +1,35 @@
 """The dashboard in a real browser against the real stack: simulator →
-start_streams → Redis channel layer → Daphne → Chromium."""
+start_streams → Redis channel layer → Daphne → Chromium; with it the whole
+alert path (a rule from the alerts page fires on live trades and comes back
+as the owner's toast).
+
+Over 400 lines because its tests share one stack (the `stack` fixture is
+per module and takes ~20 s to start).
+"""
 
 from __future__ import annotations
 
-import asyncio
 import re
-from concurrent.futures import ThreadPoolExecutor
+import time
+from decimal import Decimal
 
 import pytest
-from channels.layers import get_channel_layer
+from django.utils import timezone
 from playwright.sync_api import expect
 
 from core.groups import user_group
+from marketdata.rollups import STEPS
 from tests.e2e.conftest import database_access
+from tests.e2e.pages import (
+    LIVE_SECONDS,
+    group_send,
+    ready,
+    row,
+    seq_of,
+    wait_for_new_seq,
+)
 
 pytestmark = pytest.mark.e2e
-
-LIVE_SECONDS = 30_000  # ms to wait for something the stream should bring
-
-
-def group_send(group: str, message: dict) -> None:
-    """Send from a thread of its own: Playwright's loop owns this one."""
-    with ThreadPoolExecutor(1) as pool:
-        pool.submit(
-            asyncio.run, get_channel_layer().group_send(group, message)
-        ).result()
-
-
-def ready(page) -> None:
-    """Wait until the page's module has wired its controls."""
-    page.wait_for_selector("body[data-ready]", state="attached")
-
-
-def row(page, symbol: str):
-    return page.locator(f'#quote-rows tr[data-symbol="{symbol}"]')
-
-
-def seq_of(page, symbol: str) -> int:
-    return int(row(page, symbol).get_attribute("data-seq") or 0)
-
-
-def wait_for_new_seq(page, symbol: str, after: int) -> None:
-    page.wait_for_function(
-        '([s, n]) => Number(document.querySelector(`#quote-rows tr[data-symbol="${s}"]`)'
-        "?.dataset.seq || 0) > n",
-        arg=[symbol, after],
-        timeout=LIVE_SECONDS,
-    )
 
 
 def test_log_in_and_watch_prices_change(page, login, stack):
@@ -212,6 +195,13 @@ def test_instrument_chart_timeframes_scrollback_and_live_candle(
         "Number(document.getElementById('chart').dataset.bars) > 500",
         timeout=LIVE_SECONDS,
     )
+    # Each redraw tells the chart's features the bar length (instrument.js reads
+    # it from the buttons the server renders from STEPS).
+    page.evaluate(
+        """() => { window.spans = [];
+        document.getElementById("instrument").addEventListener("chart:bars",
+          (e) => window.spans.push([e.detail.timeframe, e.detail.span])); }"""
+    )
     page.get_by_role("button", name="5M", exact=True).click()
     page.screenshot(path=str(docs_dir / "chart.png"))
     for label, timeframe in (("5M", "5m"), ("15M", "15m"), ("1H", "1h"), ("1D", "1d")):
@@ -226,6 +216,9 @@ def test_instrument_chart_timeframes_scrollback_and_live_candle(
             "aria-pressed", "true"
         )
         assert "Could not load" not in page.locator("#chart-note").inner_text()
+    spans = page.evaluate("window.spans")
+    assert {tf for tf, _ in spans} >= {"5m", "15m", "1h", "1d"}
+    assert all(span == STEPS[tf].total_seconds() for tf, span in spans), spans
     page.get_by_role("button", name="5M", exact=True).click()
     expect(chart).to_have_attribute("data-timeframe", "5m")
     # Overlays on the price pane and oscillators in panes below it.
@@ -345,24 +338,48 @@ def test_portfolio_values_live(page, login, stack):
     ).to_have_text("100.0%")
 
 
-def test_alert_toast_reaches_only_its_owner(page, login, stack, django_db_blocker):
+def test_alert_toast_reaches_only_its_owner(
+    page, browser, login, stack, django_db_blocker
+):
+    """Each user's socket carries only that user's alerts. A marker sent to
+    each user after the other's alert proves the socket has had everything
+    sent before it, so the missing toast is not merely late."""
     from django.contrib.auth import get_user_model
 
-    login(page)
-    expect(page.locator("#conn-badge")).to_have_text("connected", timeout=LIVE_SECONDS)
     with database_access(django_db_blocker):
         User = get_user_model()
         trader = User.objects.get(username="e2e-trader")
         ops = User.objects.get(username="e2e-ops")
-    group_send(
-        user_group(ops.pk), {"type": "alert.fired", "alert": {"message": "not yours"}}
-    )
-    group_send(
-        user_group(trader.pk),
-        {"type": "alert.fired", "alert": {"message": "BTC/USD crossed 60,000"}},
-    )
-    expect(page.locator(".toast-alert")).to_contain_text("BTC/USD crossed 60,000")
-    expect(page.get_by_text("not yours")).to_have_count(0)
+    ops_context = browser.new_context()
+    ops_page = ops_context.new_page()
+    try:
+        login(page)
+        login(ops_page, "e2e-ops")
+        for each in (page, ops_page):
+            badge = each.locator("#conn-badge")
+            expect(badge).to_have_text("connected", timeout=LIVE_SECONDS)
+
+        def alert(user, message: str) -> None:
+            group_send(
+                user_group(user.pk),
+                {"type": "alert.fired", "alert": {"message": message}},
+            )
+
+        alert(trader, "BTC/USD crossed 60,000")
+        alert(ops, "for ops only")
+        alert(trader, "trader marker")
+        for each, text in (
+            (page, "BTC/USD crossed 60,000"),
+            (page, "trader marker"),
+            (ops_page, "for ops only"),
+        ):
+            expect(each.locator(".toast-alert", has_text=text)).to_have_count(1)
+        # Read once, not retried: each page has its marker (alert toasts stay
+        # 15 s), so what was sent to it before the marker has arrived.
+        assert page.get_by_text("for ops only").count() == 0
+        assert ops_page.get_by_text("BTC/USD crossed 60,000").count() == 0
+    finally:
+        ops_context.close()
 
 
 def test_small_screen_375px(browser, login, stack):
@@ -383,3 +400,114 @@ def test_small_screen_375px(browser, login, stack):
         page.keyboard.press("Escape")
     finally:
         context.close()
+
+
+# --- the alert path -----------------------------------------------------------------
+ALERT_WAIT_MS = 45_000
+
+
+def last_price(symbol: str) -> Decimal:
+    from streaming.snapshots import snapshots_get
+
+    return Decimal(snapshots_get(symbols=[symbol])[symbol]["last"])
+
+
+def test_rule_from_the_page_fires_on_live_trades(page, login, stack, django_db_blocker):
+    """The whole alert path: a rule created on the alerts page reaches the
+    running stream worker, fires on simulator trades, is stored, shows as a
+    toast on the owner's dashboard, and is listed unseen until marked seen."""
+    from alerts.models import AlertEvent, AlertRule
+
+    login(page)
+    with database_access(django_db_blocker):
+        AlertRule.objects.filter(owner__username="e2e-trader").delete()
+        AlertEvent.objects.filter(owner__username="e2e-trader").delete()
+        price = last_price("BTC/USD")
+
+    # Two paused rules from the form; armed later just around the last trade.
+    for direction, level in (("above", price * 2), ("below", price / 2)):
+        page.goto(stack.url + "/alerts/new?symbol=BTC/USD")
+        expect(page.locator("#id_symbol")).to_have_value("BTC/USD")
+        page.locator("#id_kind").select_option("price")
+        page.locator("#id_direction").select_option(direction)
+        page.locator("#id_level").fill(str(level))
+        page.get_by_label("Cooldown (seconds)").fill("3600")
+        page.get_by_label("Note").fill(f"e2e {direction}")
+        page.get_by_label("Active").uncheck()
+        page.get_by_role("button", name="Create alert").click()
+        expect(page.locator(".alert-rules")).to_contain_text(
+            f"price crosses {direction}"
+        )
+
+    # The RSI fields are hidden for a price rule and shown for RSI.
+    page.goto(stack.url + "/alerts/new")
+    expect(page.locator("#id_fast_period")).to_be_hidden()
+    page.locator("#id_kind").select_option("rsi")
+    expect(page.locator("#id_timeframe")).to_be_visible()
+
+    page.goto(stack.url + "/")
+    expect(page.locator("#conn-badge")).to_have_text("connected", timeout=ALERT_WAIT_MS)
+    # Activate them just above and just below the last trade (as an admin
+    # edit would): the running worker picks the change up and the next move
+    # either way crosses one of them. If the price ran away before the worker
+    # loaded them, arm them again around the new price.
+    from alerts.services import alert_rule_set_active, alert_rule_update
+
+    toast = page.locator(".toast-alert").filter(has_text="BTC/USD crossed")
+    deadline = time.monotonic() + ALERT_WAIT_MS / 1000 * 2
+    while True:
+        with database_access(django_db_blocker):
+            price = last_price("BTC/USD")
+            for rule in AlertRule.objects.filter(owner__username="e2e-trader"):
+                step = (
+                    Decimal("0.01") if rule.direction == "above" else Decimal("-0.01")
+                )
+                alert_rule_update(rule=rule, level=price + step, active=True)
+        try:
+            expect(toast.first).to_be_visible(timeout=10_000)
+            break
+        except AssertionError:
+            if time.monotonic() > deadline:
+                with database_access(django_db_blocker):
+                    fired = AlertEvent.objects.filter(
+                        owner__username="e2e-trader"
+                    ).count()
+                raise AssertionError(
+                    f"no alert toast; {fired} alert(s) stored; worker log:\n"
+                    + stack.log("streams")
+                ) from None
+
+    with database_access(django_db_blocker):
+        # Pause both: the other one may cross too while the page is marked seen.
+        for rule in AlertRule.objects.filter(owner__username="e2e-trader"):
+            alert_rule_set_active(rule=rule, active=False)
+        events = list(
+            AlertEvent.objects.filter(owner__username="e2e-trader").select_related(
+                "instrument"
+            )
+        )
+    assert events and all(e.instrument.symbol == "BTC/USD" for e in events)
+    assert all(e.seen_at is None for e in events)
+
+    page.goto(stack.url + "/alerts/")
+    expect(page.locator(".alert-history tr.unseen").first).to_contain_text(
+        "BTC/USD crossed"
+    )
+    marked_at = timezone.now()
+    page.get_by_role("button", name="Mark all as seen").click()
+    expect(page.locator(".alert-history tr.unseen")).to_have_count(0)
+    with database_access(django_db_blocker):
+        # Every alert recorded before the click is seen (a fire already on its
+        # way when the rules were paused may be recorded after it).
+        assert not AlertEvent.objects.filter(
+            owner__username="e2e-trader",
+            seen_at__isnull=True,
+            created_at__lt=marked_at,
+        ).exists()
+
+    # Test against history: the stack loaded two days of BTC/USD minutes.
+    page.get_by_role("link", name="Test against history").first.click()
+    expect(page.locator("#dry-run")).to_contain_text("bars from")
+
+    with database_access(django_db_blocker):
+        AlertRule.objects.filter(owner__username="e2e-trader").delete()

@@ -34,7 +34,7 @@ from tests.e2e.conftest import (
     database_url,
     ensure_test_database,
 )
-from tests.e2e.test_dashboard import LIVE_SECONDS, ready, row, seq_of
+from tests.e2e.pages import LIVE_SECONDS, ready, row, seq_of
 from tests.plugins.simulator import SimulatorProcess, free_port
 
 pytestmark = pytest.mark.e2e

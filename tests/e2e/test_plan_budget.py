@@ -11,7 +11,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.test_dashboard import LIVE_SECONDS, ready, row, seq_of, wait_for_new_seq
+from tests.e2e.pages import LIVE_SECONDS, ready, row, seq_of, wait_for_new_seq
 
 pytestmark = pytest.mark.e2e
 

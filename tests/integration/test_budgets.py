@@ -7,14 +7,14 @@ from decimal import Decimal
 
 import pytest
 
-from marketdata.models import Instrument, Position, WatchlistItem
+from marketdata.models import Instrument, WatchlistItem
 from marketdata.services import watchlist_create
+from tests.factories import PositionFactory
 from tests.integration.test_stream_worker import WorkerThread, sim, wait_for
-from tests.markers import TRANSACTIONAL
 
 pytestmark = [
     pytest.mark.integration,
-    TRANSACTIONAL,
+    pytest.mark.transactional,
 ]
 
 __all__ = ["sim"]  # the fixture, imported for this module
@@ -92,7 +92,7 @@ def test_a_plan_budget_streams_the_first_in_priority_and_shows_the_rest(
     watchlist = watchlist_create(owner=user, name="big", symbols=symbols)
     # Priority: a position first (the last symbol: it would not fit by
     # name), then instruments two users hold, then the rest by symbol.
-    Position.objects.create(
+    PositionFactory(
         owner=user,
         instrument=instruments[symbols[-1]],
         quantity=Decimal(1),

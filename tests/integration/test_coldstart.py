@@ -15,12 +15,11 @@ from marketdata.services import watchlist_create
 from simulator import prices
 from streaming.snapshots import snapshots_get
 from tests.integration.test_stream_worker import WorkerThread, wait_for
-from tests.markers import TRANSACTIONAL
 from tests.plugins.simulator import point_settings_at, start_simulator
 
 pytestmark = [
     pytest.mark.integration,
-    TRANSACTIONAL,
+    pytest.mark.transactional,
 ]
 
 SATURDAY = datetime(2025, 1, 4, 15, 0, tzinfo=UTC)  # stocks closed, crypto trading

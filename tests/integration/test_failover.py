@@ -14,9 +14,8 @@ import pytest
 from marketdata.models import Bar, Gap
 from marketdata.services import watchlist_create
 from tests.integration.test_stream_worker import WorkerThread, sim, wait_for
-from tests.markers import TRANSACTIONAL
 
-pytestmark = [pytest.mark.integration, TRANSACTIONAL]
+pytestmark = [pytest.mark.integration, pytest.mark.transactional]
 __all__ = ["sim"]
 
 

@@ -23,11 +23,10 @@ from django.test import Client
 from marketdata.services import watchlist_create
 from streaming.shard import shard_of
 from tests.e2e.conftest import Stack, database_url
-from tests.markers import TRANSACTIONAL
 from tests.plugins.private_redis import PrivateRedis
 from tests.plugins.simulator import free_port
 
-pytestmark = [pytest.mark.integration, TRANSACTIONAL]
+pytestmark = [pytest.mark.integration, pytest.mark.transactional]
 
 SYMBOLS = ["AAPL", "MSFT", "NVDA", "AMD", "SPY", "QQQ", "JPM", "BTC/USD", "ETH/USD"]
 CLIENTS_PER_WEB = 2

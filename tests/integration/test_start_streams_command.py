@@ -16,13 +16,12 @@ import pytest
 from django.conf import settings
 
 from marketdata.services import watchlist_create
-from tests.markers import TRANSACTIONAL
 
 ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = [
     pytest.mark.integration,
-    TRANSACTIONAL,
+    pytest.mark.transactional,
 ]
 
 

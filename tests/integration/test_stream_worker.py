@@ -21,11 +21,10 @@ from core.groups import symbol_group
 from marketdata.models import Bar, Gap, WatchlistItem
 from marketdata.services import watchlist_create
 from streaming.worker import StreamWorker, WorkerOptions
-from tests.markers import TRANSACTIONAL
 
 pytestmark = [
     pytest.mark.integration,
-    TRANSACTIONAL,
+    pytest.mark.transactional,
 ]
 
 

@@ -54,17 +54,6 @@ def test_expected_minutes():
     assert calendar.expected_minute_count("crypto", start, end) == 7 * 1440
 
 
-def test_market_state():
-    during = datetime(2024, 7, 10, 15, 0, tzinfo=UTC)
-    assert calendar.market_state("equity", during)["open"] is True
-    night = datetime(2024, 7, 10, 22, 0, tzinfo=UTC)
-    state = calendar.market_state("equity", night)
-    assert state["open"] is False and state["opens_at"] == datetime(
-        2024, 7, 11, 13, 30, tzinfo=UTC
-    )
-    assert calendar.market_state("crypto", night)["open"] is True
-
-
 def test_extended_session_runs_from_four_to_eight_new_york():
     from marketdata.calendar import expected_minute_count, nyse_session
 

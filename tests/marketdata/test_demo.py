@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import socket
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -104,7 +105,7 @@ def test_demo_price_rules_fall_back_to_the_latest_stored_close(
 
 
 def test_simulator_answering_serves_the_configured_simulator_for_the_block(settings):
-    from marketdata.demo import _port_open, simulator_answering
+    from marketdata.demo import simulator_answering
     from tests.plugins.simulator import free_port
 
     settings.TAPELINE_PROVIDER = "simulator"
@@ -115,4 +116,5 @@ def test_simulator_answering_serves_the_configured_simulator_for_the_block(setti
     with simulator_answering():
         health = requests.get(url, timeout=5).json()
     assert (health["seed"], health["hours"]) == (777, "extended")
-    assert not _port_open("127.0.0.1", settings.SIMULATOR_PORT)
+    with pytest.raises(OSError):  # stopped after the block
+        socket.create_connection(("127.0.0.1", settings.SIMULATOR_PORT), timeout=1)

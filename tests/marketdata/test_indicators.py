@@ -9,6 +9,7 @@ import pytest
 import talib
 
 from marketdata import indicators as ind
+from tests.factories import minute_bars
 
 RTOL = 1e-9
 OSCILLATOR = np.full(1_000_000, 100.0)
@@ -284,29 +285,21 @@ def test_bad_specs_have_clear_messages(spec, message):
 
 @pytest.fixture
 def stored_minutes(instruments):
-    from datetime import UTC, datetime, timedelta
+    from datetime import UTC, datetime
     from decimal import Decimal
 
-    from marketdata.services import BarRow, bars_upsert
+    from marketdata.services import bars_upsert
 
     instrument = instruments["BTC/USD"]
     _h, _l, close = random_walk(21, 600)
     start = datetime(2024, 6, 3, tzinfo=UTC)
-    rows = []
-    for i, c in enumerate(close):
-        price = Decimal(f"{c:.8f}")
-        rows.append(
-            BarRow(
-                instrument_id=instrument.pk,
-                timeframe="1m",
-                ts=start + timedelta(minutes=i),
-                open=price,
-                high=price + Decimal("0.05"),
-                low=price - Decimal("0.05"),
-                close=price,
-                volume=Decimal(10),
-            )
-        )
+    rows = minute_bars(
+        instrument,
+        [f"{c:.8f}" for c in close],
+        start=start,
+        volumes=[10] * len(close),
+        spread=Decimal("0.05"),
+    )
     bars_upsert(rows=rows, provider="test")
     return instrument, rows
 

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from marketdata.models import Position, Transaction
 from portfolio.services import transaction_add
+from tests.factories import PositionFactory
 
 pytestmark = pytest.mark.django_db
 DAY = date(2026, 3, 2)
@@ -128,7 +129,7 @@ def test_bad_fields_are_shown_back(user, instruments, client_for):
 def test_a_position_set_before_transactions_keeps_what_it_held(
     user, instruments, client_for
 ):
-    position = Position.objects.create(
+    position = PositionFactory(
         owner=user, instrument=instruments["MSFT"],
         quantity=Decimal(4), average_cost=Decimal(400),
     )  # fmt: skip

@@ -6,7 +6,6 @@ portfolio page shows them and as the position rows store them."""
 from __future__ import annotations
 
 import re
-import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -17,21 +16,9 @@ from marketdata.calendar import NEW_YORK
 from marketdata.models import Position
 from portfolio.services import transaction_add
 from streaming.snapshots import snapshots_put
+from tests.factories import SnapshotFactory
 
 pytestmark = pytest.mark.django_db
-
-
-def snap(symbol: str, *, last: str, prev_close: str, at: datetime) -> dict:
-    return {
-        "symbol": symbol,
-        "seq": 1,
-        "ts": at.isoformat(),
-        "received_at": time.time(),
-        "last": last,
-        "prev_close": prev_close,
-        "freshness": "live",
-        "minute": None,
-    }
 
 
 def cells(html: str, symbol: str) -> dict[str, str]:
@@ -85,8 +72,12 @@ def book(user, instruments):
     add("MSFT", "sell", today, "3", "420", "1")
     snapshots_put(
         snapshots=[
-            snap("AAPL", last="125", prev_close="120", at=now),
-            snap("MSFT", last="415", prev_close="405", at=now),
+            SnapshotFactory(
+                symbol="AAPL", last="125", prev_close="120", ts=now.isoformat()
+            ),
+            SnapshotFactory(
+                symbol="MSFT", last="415", prev_close="405", ts=now.isoformat()
+            ),
         ]
     )
     return today

@@ -9,10 +9,11 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from alerts.models import AlertEvent, OpsAlert
+from alerts.models import OpsAlert
 from marketdata.services import watchlist_create
 from preferences.selectors import preferences_get
 from preferences.services import preferences_update
+from tests.factories import AlertEventFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -35,20 +36,14 @@ def form(**changes) -> dict:
     return {k: v for k, v in data.items() if v is not None}
 
 
-@pytest.fixture
-def signed_in(client, user):
-    client.force_login(user)
-    return client
-
-
 def test_login_required(client):
     response = client.get(PAGE)
     assert response.status_code == 302 and "/login/" in response.url
 
 
-def test_save_every_choice(signed_in, user):
+def test_save_every_choice(user_client, user):
     tech = watchlist_create(owner=user, name="Tech", symbols=[])
-    response = signed_in.post(
+    response = user_client.post(
         PAGE,
         form(
             zone_mode="named",
@@ -69,16 +64,16 @@ def test_save_every_choice(signed_in, user):
     assert saved.notify_toast and not saved.notify_email
     assert (saved.quiet_start.hour, saved.quiet_end.hour) == (22, 7)
     # The page shows back what was saved.
-    page = signed_in.get(PAGE).content.decode()
+    page = user_client.get(PAGE).content.decode()
     assert 'value="Europe/Berlin"' in page
     assert '<html lang="en" data-theme="dark">' in page
 
 
 @pytest.mark.parametrize("zone", ["Mars/Olympus", "Europe/Berlinn", "utc+2"])
 def test_an_unknown_zone_is_refused_with_a_message_and_nothing_saved(
-    signed_in, user, zone
+    user_client, user, zone
 ):
-    response = signed_in.post(
+    response = user_client.post(
         PAGE, form(zone_mode="named", zone_name=zone, theme="dark")
     )
     assert response.status_code == 400
@@ -90,75 +85,75 @@ def test_an_unknown_zone_is_refused_with_a_message_and_nothing_saved(
     assert (saved.time_zone, saved.theme) == ("exchange", "system")
 
 
-def test_an_unknown_quiet_hours_zone_and_half_a_window_are_refused(signed_in, user):
-    response = signed_in.post(
+def test_an_unknown_quiet_hours_zone_and_half_a_window_are_refused(user_client, user):
+    response = user_client.post(
         PAGE, form(quiet_start="22:00", quiet_end="07:00", quiet_time_zone="Nowhere")
     )
     assert response.status_code == 400
     assert "Unknown time zone “Nowhere”" in response.content.decode()
-    response = signed_in.post(PAGE, form(quiet_start="22:00"))
+    response = user_client.post(PAGE, form(quiet_start="22:00"))
     assert response.status_code == 400
     assert "both a start and an end" in response.content.decode()
     assert preferences_get(user=user).quiet_start is None
 
 
-def test_another_users_watchlist_cannot_be_the_landing(signed_in, other_user):
+def test_another_users_watchlist_cannot_be_the_landing(user_client, other_user):
     theirs = watchlist_create(owner=other_user, name="Theirs", symbols=[])
-    response = signed_in.post(PAGE, form(landing=f"w{theirs.pk}"))
+    response = user_client.post(PAGE, form(landing=f"w{theirs.pk}"))
     assert response.status_code == 400
     assert "Theirs" not in response.content.decode()
 
 
-def test_theme_toggle_is_saved_and_applied_to_the_next_page(signed_in, user):
-    response = signed_in.post(
+def test_theme_toggle_is_saved_and_applied_to_the_next_page(user_client, user):
+    response = user_client.post(
         reverse("preferences:theme"),
         {"theme": "dark"},
         HTTP_ACCEPT="application/json",
     )
     assert response.json() == {"ok": True, "theme": "dark"}
     assert preferences_get(user=user).theme == "dark"
-    page = signed_in.get(reverse("dashboard:portfolio")).content.decode()
+    page = user_client.get(reverse("dashboard:portfolio")).content.decode()
     assert 'data-theme="dark"' in page
     # The header's button offers the next theme in the cycle.
     assert 'value="system" class="icon" id="theme-toggle"' in page
 
-    bad = signed_in.post(
+    bad = user_client.post(
         reverse("preferences:theme"), {"theme": "neon"}, HTTP_ACCEPT="application/json"
     )
     assert bad.status_code == 400 and "neon" in bad.json()["error"]
     assert preferences_get(user=user).theme == "dark"
 
 
-def test_theme_toggle_without_javascript_returns_to_the_page(signed_in, user):
-    response = signed_in.post(
+def test_theme_toggle_without_javascript_returns_to_the_page(user_client, user):
+    response = user_client.post(
         reverse("preferences:theme"), {"theme": "light", "next": "/portfolio/"}
     )
     assert response.status_code == 302 and response.url == "/portfolio/"
     assert preferences_get(user=user).theme == "light"
-    offsite = signed_in.post(
+    offsite = user_client.post(
         reverse("preferences:theme"), {"theme": "dark", "next": "//evil.example/"}
     )
     assert offsite.url == "/"
 
 
-def test_landing_view_is_honoured(signed_in, user, instruments):
+def test_landing_view_is_honoured(user_client, user, instruments):
     watchlist_create(owner=user, name="Tech", symbols=["AAPL"])
     crypto = watchlist_create(owner=user, name="Crypto", symbols=["BTC/USD"])
     # Default: the first watchlist.
-    assert signed_in.get("/").context["active"].name == "Tech"
+    assert user_client.get("/").context["active"].name == "Tech"
 
     preferences_update(user=user, landing="portfolio")
-    response = signed_in.get("/")
+    response = user_client.get("/")
     assert response.status_code == 302 and response.url == "/portfolio/"
     # The nav's Watchlists link and the tabs still reach the watchlists.
-    assert signed_in.get("/?view=watchlists").status_code == 200
-    assert signed_in.get(f"/?list={crypto.pk}").context["active"] == crypto
+    assert user_client.get("/?view=watchlists").status_code == 200
+    assert user_client.get(f"/?list={crypto.pk}").context["active"] == crypto
 
     preferences_update(user=user, landing="watchlist", landing_watchlist=crypto)
-    assert signed_in.get("/").context["active"] == crypto
+    assert user_client.get("/").context["active"] == crypto
     # Deleted since: back to the first list, and other saves still work.
     crypto.delete()
-    assert signed_in.get("/").context["active"].name == "Tech"
+    assert user_client.get("/").context["active"].name == "Tech"
     preferences_update(user=user, theme="dark")
 
 
@@ -181,11 +176,11 @@ def test_login_lands_on_the_chosen_view(client, user):
     ],
 )
 def test_alert_history_times_follow_the_zone_and_name_it(
-    signed_in, user, instruments, zone, aapl, btc
+    user_client, user, instruments, zone, aapl, btc
 ):
     ts = datetime(2026, 1, 15, 14, 30, tzinfo=UTC)
     for symbol in ("AAPL", "BTC/USD"):
-        AlertEvent.objects.create(
+        AlertEventFactory(
             owner=user,
             instrument=instruments[symbol],
             kind="price",
@@ -193,7 +188,7 @@ def test_alert_history_times_follow_the_zone_and_name_it(
             message=f"{symbol} crossed",
         )
     preferences_update(user=user, time_zone=zone)
-    page = signed_in.get(reverse("dashboard:alerts")).content.decode()
+    page = user_client.get(reverse("dashboard:alerts")).content.decode()
     assert f">{aapl}</time>" in page
     assert f">{btc}</time>" in page
     assert 'datetime="2026-01-15T14:30:00+00:00"' in page
@@ -215,6 +210,6 @@ def test_status_page_times_follow_the_zone(client, staff_user):
     assert ">2026-07-01 08:00:00 New York</time>" in page
 
 
-def test_the_page_links_the_sections_other_apps_add(signed_in):
-    page = signed_in.get(PAGE).content.decode()
+def test_the_page_links_the_sections_other_apps_add(user_client):
+    page = user_client.get(PAGE).content.decode()
     assert 'id="prefs-sections"' in page

@@ -7,12 +7,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import pytest
+
 from alerts.engine import AlertEngine
 from marketdata.events import Trade
 from streaming.shard import Shard, shard_of
 from streaming.snapshots import snapshots_put
-from tests.markers import TRANSACTIONAL
-from tests.streaming.test_nothing_lost import make_worker, run
+from tests.streaming.test_nothing_lost import run
 
 T0 = datetime(2024, 5, 1, 14, 30, tzinfo=UTC)
 
@@ -24,8 +25,10 @@ def two_symbols_on_different_shards(instruments) -> tuple[str, str]:
     return first, other
 
 
-@TRANSACTIONAL
-def test_home_shard_reads_the_other_shards_price_and_records_once(instruments, user):
+@pytest.mark.transactional
+def test_home_shard_reads_the_other_shards_price_and_records_once(
+    instruments, user, make_worker
+):
     from alerts.models import AlertEvent
     from alerts.services import alert_rule_create
 
@@ -77,8 +80,8 @@ def test_home_shard_reads_the_other_shards_price_and_records_once(instruments, u
     assert AlertEvent.objects.count() == 1
 
 
-@TRANSACTIONAL
-def test_worker_hands_anomalies_to_the_engine(instruments, user):
+@pytest.mark.transactional
+def test_worker_hands_anomalies_to_the_engine(instruments, user, make_worker):
     from dataclasses import dataclass
 
     from alerts.models import AlertEvent

@@ -5,22 +5,15 @@ close lets change-% rules evaluate."""
 from __future__ import annotations
 
 import asyncio
-import io
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 
 import pytest
-from channels.layers import get_channel_layer
 
 from alerts.services import alert_rule_create
 from marketdata.events import Trade
-from marketdata.providers import provider_class
 from simulator import prices
 from streaming.alerting import alert_engine_build
-from streaming.connection import FeedConnection
-from streaming.publisher import Publisher
-from streaming.state import InstrumentState
-from streaming.worker import StreamWorker, WorkerOptions
 from tests.plugins.simulator import point_settings_at, start_simulator
 
 SATURDAY = datetime(2025, 1, 4, 15, 0, tzinfo=UTC)  # stocks closed, crypto trading
@@ -35,32 +28,6 @@ def sim(settings):
         yield sim
     finally:
         sim.stop_thread()
-
-
-def make_worker() -> StreamWorker:
-    worker = StreamWorker(options=WorkerOptions(), stdout=io.StringIO())
-    worker.publisher = Publisher(layer=get_channel_layer(), hz=10)
-    worker.alert_engine = None
-    return worker
-
-
-def attach(worker, instrument) -> tuple[InstrumentState, FeedConnection]:
-    connection = FeedConnection(
-        key=f"simulator:{instrument.asset_class}",
-        provider=provider_class("simulator")(),
-        asset_class=instrument.asset_class,
-        sink=worker.sink,
-    )
-    state = InstrumentState(
-        symbol=instrument.symbol,
-        instrument_id=instrument.id,
-        asset_class=instrument.asset_class,
-        provider="simulator",
-    )
-    state.first_event_pending = False
-    worker.states[instrument.symbol] = state
-    worker.routes[instrument.symbol] = connection
-    return state, connection
 
 
 def run_coldstart(worker, symbols) -> None:
@@ -85,9 +52,12 @@ def trade(symbol: str, ts: datetime, price: D) -> Trade:
     return Trade(symbol=symbol, ts=ts, price=price, size=D("0.5"), provider="simulator")
 
 
-def test_an_equity_row_gets_friday_against_thursday(sim, instruments):
-    worker = make_worker()
-    state, _ = attach(worker, instruments["AAPL"])
+def test_an_equity_row_gets_friday_against_thursday(
+    sim, instruments, make_worker, attach
+):
+    worker, _ = make_worker(publish_hz=10)
+    state = attach(worker, instruments["AAPL"])
+    worker.publisher.dirty.clear()  # published when attached; again below
     run_coldstart(worker, ["AAPL"])
     friday = prices.minute_bars(
         "AAPL", 1735862400, 1735948800, seed=sim.seed, hours="nyse"
@@ -106,7 +76,7 @@ def test_an_equity_row_gets_friday_against_thursday(sim, instruments):
 
 
 def test_a_live_trade_newer_than_the_snapshot_is_kept_and_change_pct_fires(
-    sim, user, instruments
+    sim, user, instruments, make_worker, attach
 ):
     btc = instruments["BTC/USD"]
     alert_rule_create(
@@ -117,9 +87,10 @@ def test_a_live_trade_newer_than_the_snapshot_is_kept_and_change_pct_fires(
         level=D("5"),
         cooldown_seconds=0,
     )
-    worker = make_worker()
+    worker, _ = make_worker(publish_hz=10)
     worker.alert_engine = alert_engine_build()
-    state, connection = attach(worker, btc)
+    state = attach(worker, btc)
+    connection = worker.routes["BTC/USD"]
     # A live trade a minute ahead of the simulator's clock: newer than any
     # snapshot it can serve.
     live_at = sim.clock.now() + timedelta(minutes=1)
@@ -144,11 +115,14 @@ def test_a_live_trade_newer_than_the_snapshot_is_kept_and_change_pct_fires(
     assert len(fired) == 1 and fired[0].kind == "change_pct"
 
 
-def test_a_state_without_snapshots_keeps_what_it_has(sim, instruments):
+def test_a_state_without_snapshots_keeps_what_it_has(
+    sim, instruments, make_worker, attach
+):
     # The simulator refuses every snapshot request: the row keeps its live
     # price, the failure is counted and the symbol waits for a retry.
-    worker = make_worker()
-    state, connection = attach(worker, instruments["BTC/USD"])
+    worker, _ = make_worker(publish_hz=10)
+    state = attach(worker, instruments["BTC/USD"])
+    connection = worker.routes["BTC/USD"]
     live_at = sim.clock.now()
     worker.process(connection, live_at.timestamp(), [trade("BTC/USD", live_at, D("7"))])
     sim.faults.update(rest_500_rate=1.0)

@@ -19,10 +19,8 @@ from marketdata.events import BarEvent, Quote
 from marketdata.providers import provider_class
 from streaming.connection import FeedConnection, Lifecycle
 from streaming.monitor import FeedMonitor, Thresholds
-from tests.markers import TRANSACTIONAL
-from tests.streaming.test_worker_steps import attach, make_worker
 
-pytestmark = TRANSACTIONAL
+pytestmark = pytest.mark.transactional
 T0 = datetime.now(UTC).timestamp()
 EVENT_TS = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=2)
 
@@ -62,7 +60,7 @@ def bar(symbol: str, n: int) -> BarEvent:
 
 
 @pytest.fixture
-def setup(instruments):
+def setup(instruments, make_worker, attach):
     """A worker with one live simulator connection streaming AAPL, and a
     monitor with the issue's thresholds, an injected clock and a market
     that is open unless the test closes it."""

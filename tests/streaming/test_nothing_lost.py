@@ -13,13 +13,12 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 
+import pytest
 from django.db import connection as db
 
 from marketdata.events import Control, ControlType, Trade
 from marketdata.models import Bar, Gap
 from streaming.aggregator import MinuteAggregator
-from tests.markers import TRANSACTIONAL
-from tests.streaming.test_worker_steps import attach, make_worker
 
 MINUTE = timedelta(minutes=1)
 # Event times ahead of the wall clock: the worker's clock follows the feed
@@ -96,9 +95,11 @@ def test_unstored_minutes_are_kept_past_the_late_window_and_overflow_is_listed()
     assert kept == [6, 7, 8, 9, 20]
 
 
-@TRANSACTIONAL
+@pytest.mark.transactional
 def test_a_storage_outage_longer_than_memory_ends_stored_or_in_the_ledger(
     instruments,
+    make_worker,
+    attach,
 ):
     btc = instruments["BTC/USD"]
     worker, connection = make_worker(unstored_minutes=3, gap_settle=0)
@@ -119,9 +120,11 @@ def test_a_storage_outage_longer_than_memory_ends_stored_or_in_the_ledger(
     assert worker.ledger.overflowed == len(in_ledger)
 
 
-@TRANSACTIONAL
+@pytest.mark.transactional
 def test_a_malformed_frame_sends_its_minute_to_the_ledger_for_every_symbol(
     instruments,
+    make_worker,
+    attach,
 ):
     btc, eth = instruments["BTC/USD"], instruments["ETH/USD"]
     worker, connection = make_worker(gap_settle=0)
@@ -143,8 +146,10 @@ def test_a_malformed_frame_sends_its_minute_to_the_ledger_for_every_symbol(
     assert ledger_minutes(btc) == {0} and ledger_minutes(eth) == {0}
 
 
-@TRANSACTIONAL
-def test_a_provider_bar_that_never_comes_is_reconciled_into_the_ledger(instruments):
+@pytest.mark.transactional
+def test_a_provider_bar_that_never_comes_is_reconciled_into_the_ledger(
+    instruments, make_worker, attach
+):
     btc = instruments["BTC/USD"]
     worker, connection = make_worker(gap_settle=0, reconcile_settle=5)
     state = attach(worker, btc, connection)
@@ -172,8 +177,10 @@ def test_a_provider_bar_that_never_comes_is_reconciled_into_the_ledger(instrumen
     assert Gap.objects.filter(instrument=btc).count() == 1  # reported once
 
 
-@TRANSACTIONAL
-def test_gap_reports_that_fail_are_retried_until_the_ledger_takes_them(instruments):
+@pytest.mark.transactional
+def test_gap_reports_that_fail_are_retried_until_the_ledger_takes_them(
+    instruments, make_worker
+):
     btc = instruments["BTC/USD"]
     worker, connection = make_worker(gap_settle=0)
     row = worker.instrument_rows.setdefault(
@@ -210,9 +217,9 @@ def fired_alert(rule, instrument, seconds):
     )
 
 
-@TRANSACTIONAL
+@pytest.mark.transactional
 def test_alerts_fired_during_an_outage_are_recorded_once_afterwards_as_delayed(
-    instruments, user
+    instruments, user, make_worker
 ):
     from alerts.models import AlertEvent, AlertRule
 
@@ -226,7 +233,7 @@ def test_alerts_fired_during_an_outage_are_recorded_once_afterwards_as_delayed(
         run(worker, worker.step_alerts, worker.step_alerts)
         assert not AlertEvent.objects.exists()
     # the outage lasted: the alerts are recorded late, with their own time
-    AlertEvent.objects.all()  # noqa: B018 - nothing to see yet
+    AlertEvent.objects.all()  # nothing to see yet
     for f in worker.alerts.queue:
         object.__setattr__(f, "fired_at", f.fired_at - timedelta(minutes=5))
     run(worker, worker.step_alerts, worker.step_alerts)
@@ -235,7 +242,7 @@ def test_alerts_fired_during_an_outage_are_recorded_once_afterwards_as_delayed(
     assert all(e.delayed for e in events)
 
 
-@TRANSACTIONAL
+@pytest.mark.transactional
 def test_a_retried_alert_batch_whose_first_write_committed_is_not_recorded_twice(
     instruments, user
 ):
@@ -258,7 +265,7 @@ def test_a_retried_alert_batch_whose_first_write_committed_is_not_recorded_twice
     assert not any(e.delayed for e in AlertEvent.objects.all())
 
 
-@TRANSACTIONAL
+@pytest.mark.transactional
 def test_the_sweep_reports_holes_in_stored_minutes_whatever_made_them(instruments):
     from marketdata.services import bars_upsert
     from marketdata.sweep import gaps_sweep
@@ -291,7 +298,7 @@ def test_the_sweep_reports_holes_in_stored_minutes_whatever_made_them(instrument
     assert Gap.objects.filter(instrument=btc).count() == 2
 
 
-@TRANSACTIONAL
+@pytest.mark.transactional
 def test_a_forming_minute_is_not_stored_at_shutdown_when_its_marker_cannot_be(
     instruments, settings
 ):

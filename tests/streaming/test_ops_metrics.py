@@ -13,9 +13,8 @@ from marketdata.providers.rest_stats import rest_stats_flush
 from streaming.services import feed_health_put
 from tests.streaming.test_metrics import samples, value
 from tests.streaming.test_monitor import run_steps, setup  # noqa: F401 - fixture
-from tests.streaming.test_worker_steps import TRANSACTIONAL
 
-pytestmark = TRANSACTIONAL
+pytestmark = pytest.mark.transactional
 
 
 def test_metrics_expose_health_rest_queues_and_processes(

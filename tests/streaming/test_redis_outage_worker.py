@@ -16,15 +16,9 @@ from marketdata.models import Bar
 from marketdata.services import watchlist_create
 from streaming.snapshots import snapshots_get
 from tests.integration.test_stream_worker import WorkerThread, wait_for
-from tests.streaming.test_worker_steps import (
-    NOW,
-    TRANSACTIONAL,
-    attach,
-    make_worker,
-    trade,
-)
+from tests.streaming.helpers import NOW, trade
 
-pytestmark = [pytest.mark.integration, TRANSACTIONAL]
+pytestmark = [pytest.mark.integration, pytest.mark.transactional]
 
 
 @pytest.fixture
@@ -75,7 +69,7 @@ def test_a_redis_outage_logs_one_line_each_way_and_bars_keep_being_stored(
 
 
 def test_updates_wait_for_redis_and_every_snapshot_comes_back_after_a_restart(
-    redis_outage_settings, instruments
+    redis_outage_settings, instruments, make_worker, attach
 ):
     redis = redis_outage_settings
     worker, connection = make_worker()
@@ -110,7 +104,7 @@ def test_updates_wait_for_redis_and_every_snapshot_comes_back_after_a_restart(
 
 
 def test_a_redis_that_stalls_mid_reply_never_holds_the_loop_for_good(
-    redis_outage_settings, instruments
+    redis_outage_settings, instruments, make_worker, attach
 ):
     """SIGSTOP: the server keeps its sockets open and never answers. A send to
     the channel layer (awaited on the loop that also ingests) gives up on the

@@ -9,6 +9,7 @@ import random
 from datetime import timedelta
 from decimal import Decimal as D
 
+import pytest
 from channels.layers import get_channel_layer
 
 from alerts.engine import AlertEngine
@@ -18,8 +19,7 @@ from marketdata.events import Quote, Trade
 from marketdata.models import Anomaly, Bar
 from marketdata.services import BarRow, bars_upsert
 from streaming.health import worker_health
-from tests.markers import TRANSACTIONAL
-from tests.streaming.test_worker_steps import NOW, attach, make_worker
+from tests.streaming.helpers import NOW
 
 MINUTE_START = NOW.replace(second=0) - timedelta(minutes=3)
 
@@ -51,9 +51,9 @@ def store(worker):
     asyncio.run(run())
 
 
-@TRANSACTIONAL
+@pytest.mark.transactional
 def test_a_bad_print_stays_out_of_the_bar_and_the_alerts_a_real_jump_passes(
-    user, instruments
+    user, instruments, make_worker, attach
 ):
     aapl = instruments["AAPL"]
     alert_rule_create(
@@ -100,9 +100,11 @@ def test_a_bad_print_stays_out_of_the_bar_and_the_alerts_a_real_jump_passes(
     assert health["suspect_ticks"]["AAPL"]["rejected"] == 1
 
 
-@TRANSACTIONAL
+@pytest.mark.transactional
 def test_a_quote_confirms_a_jump_and_a_held_trade_is_rejected_at_shutdown(
     instruments,
+    make_worker,
+    attach,
 ):
     worker, connection = make_worker(anomalies=False)
     state = attach(worker, instruments["AAPL"], connection)
@@ -140,8 +142,10 @@ def _history(aapl, minutes):
     return float(p)
 
 
-@TRANSACTIONAL
-def test_a_spike_in_a_live_minute_is_recorded_once_and_published(instruments):
+@pytest.mark.transactional
+def test_a_spike_in_a_live_minute_is_recorded_once_and_published(
+    instruments, make_worker, attach
+):
     aapl = instruments["AAPL"]
     last = _history(aapl, 200)
     worker, connection = make_worker(suspect=False)

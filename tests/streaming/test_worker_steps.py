@@ -17,80 +17,14 @@ from marketdata.events import (
     UNKNOWN_SYMBOL,
     Control,
     ControlType,
-    Quote,
     Status,
     Trade,
 )
 from marketdata.models import Bar, Instrument
-from marketdata.providers import provider_class
-from streaming.connection import FeedConnection
+from streaming.connection import State
+from streaming.restore import subscription_contexts
 from streaming.snapshots import snapshots_get
-from streaming.state import InstrumentState
-from streaming.worker import StreamWorker, WorkerOptions
-from tests.markers import TRANSACTIONAL
-
-# Ten seconds into a minute that is over: trades a second apart never straddle
-# a minute boundary.
-NOW = (datetime.now(UTC) - timedelta(minutes=1)).replace(second=10, microsecond=0)
-
-
-def trade(symbol, seconds, price, size="1", trade_id=None):
-    return Trade(
-        symbol=symbol,
-        ts=NOW + timedelta(seconds=seconds),
-        price=D(price),
-        size=D(size),
-        provider="simulator",
-        trade_id=trade_id,
-    )
-
-
-def quote(symbol, seconds, bid, ask):
-    return Quote(
-        symbol=symbol,
-        ts=NOW + timedelta(seconds=seconds),
-        bid_price=D(bid),
-        bid_size=D("1"),
-        ask_price=D(ask),
-        ask_size=D("2"),
-        provider="simulator",
-    )
-
-
-def attach(worker, instrument, connection, *, new=False):
-    state = InstrumentState(
-        symbol=instrument.symbol,
-        instrument_id=instrument.id,
-        asset_class=instrument.asset_class,
-        provider=connection.provider_name,
-    )
-    state.first_event_pending = new
-    worker.states[instrument.symbol] = state
-    worker.routes[instrument.symbol] = connection
-    worker.instrument_rows[instrument.symbol] = {
-        "id": instrument.id,
-        "symbol": instrument.symbol,
-        "asset_class": instrument.asset_class,
-        "provider_symbols": {},
-    }
-    return state
-
-
-def make_worker(**options):
-    from streaming.publisher import Publisher
-
-    worker = StreamWorker(options=WorkerOptions(**options), stdout=io.StringIO())
-    worker.publisher = Publisher(
-        layer=get_channel_layer(), hz=worker.options.publish_hz
-    )
-    worker.alert_engine = None
-    connection = FeedConnection(
-        key="simulator:equity",
-        provider=provider_class("simulator")(),
-        asset_class="equity",
-        sink=worker.sink,
-    )
-    return worker, connection
+from tests.streaming.helpers import NOW, quote, trade
 
 
 @pytest.fixture
@@ -98,7 +32,9 @@ def aapl(instruments):
     return instruments["AAPL"]
 
 
-def test_trades_and_quotes_update_the_snapshot_and_unchanged_quotes_are_dropped(aapl):
+def test_trades_and_quotes_update_the_snapshot_and_unchanged_quotes_are_dropped(
+    aapl, make_worker, attach
+):
     worker, connection = make_worker()
     state = attach(worker, aapl, connection)
     worker.process(
@@ -129,7 +65,9 @@ def test_trades_and_quotes_update_the_snapshot_and_unchanged_quotes_are_dropped(
     assert doc["minute"]["volume"] == "16"
 
 
-def test_events_for_symbols_not_subscribed_are_counted_not_applied(aapl):
+def test_events_for_symbols_not_subscribed_are_counted_not_applied(
+    aapl, make_worker, attach
+):
     worker, connection = make_worker()
     attach(worker, aapl, connection)
     worker.process(connection, NOW.timestamp(), [trade("ZZZZ", 0, "1")])
@@ -137,7 +75,7 @@ def test_events_for_symbols_not_subscribed_are_counted_not_applied(aapl):
     assert "ZZZZ" not in worker.states
 
 
-def test_halt_status_sets_freshness(aapl):
+def test_halt_status_sets_freshness(aapl, make_worker, attach):
     worker, connection = make_worker()
     state = attach(worker, aapl, connection)
     worker.process(
@@ -152,6 +90,21 @@ def _subscription_error(**fields):
     return Control(ControlType.SUBSCRIPTION_ERROR, "simulator", **fields)
 
 
+class SentFrames(list):
+    """A live session's socket for a connection (`use_socket`): keeps what
+    the connection sends."""
+
+    send = list.append
+
+
+def live(connection) -> SentFrames:
+    """`connection` in a live session over a socket that keeps its frames."""
+    sent = SentFrames()
+    connection.use_socket(sent)
+    connection.state = State.LIVE
+    return sent
+
+
 def _subscriptions_step(worker):
     async def run():
         worker.loop = asyncio.get_running_loop()
@@ -160,15 +113,15 @@ def _subscriptions_step(worker):
     asyncio.run(run())
 
 
-@TRANSACTIONAL
-def test_a_symbol_named_unknown_is_marked_with_a_retry(aapl):
+@pytest.mark.transactional
+def test_a_symbol_named_unknown_is_marked_with_a_retry(aapl, make_worker, attach):
     worker, connection = make_worker()
     attach(worker, aapl, connection)
     connection.set_symbols({"AAPL"})
     error = _subscription_error(
         message="invalid symbol", symbols=("AAPL",), reason=UNKNOWN_SYMBOL
     )
-    connection._on_rejected(error)
+    connection.on_rejected(error)
     worker.process(connection, NOW.timestamp(), [error])
     _subscriptions_step(worker)
 
@@ -180,17 +133,17 @@ def test_a_symbol_named_unknown_is_marked_with_a_retry(aapl):
     assert "AAPL" in connection.rejected
 
 
-@TRANSACTIONAL
-def test_a_plan_limit_refusal_never_marks_the_instruments(aapl):
+@pytest.mark.transactional
+def test_a_plan_limit_refusal_never_marks_the_instruments(aapl, make_worker, attach):
     worker, connection = make_worker()
     attach(worker, aapl, connection)
-    connection.set_symbols({"AAPL"})
-    connection.subscribed = {"AAPL"}
-    connection._last_batch = ("AAPL",)
+    live(connection)
+    connection.set_symbols({"AAPL"})  # one subscribe request, for AAPL
+    assert connection.last_batch == ("AAPL",)
     error = _subscription_error(
         code=405, message="symbol limit exceeded", reason=PLAN_LIMIT
     )
-    connection._on_rejected(error)
+    connection.on_rejected(error)
     worker.process(connection, NOW.timestamp(), [error])
     _subscriptions_step(worker)
 
@@ -200,7 +153,9 @@ def test_a_plan_limit_refusal_never_marks_the_instruments(aapl):
     assert connection.limit.limit() == 0  # nothing fits: the batch of 1 was refused
 
 
-def test_finnhub_refusals_straddling_a_new_plan_refuse_what_is_still_subscribed():
+def test_finnhub_refusals_straddling_a_new_plan_refuse_what_is_still_subscribed(
+    make_worker,
+):
     """Finnhub answers each subscribe over the plan's limit with one error
     naming no symbol. When the worker re-plans between two of those errors
     (it has held back the first refused ones), the later errors still refuse
@@ -208,15 +163,13 @@ def test_finnhub_refusals_straddling_a_new_plan_refuse_what_is_still_subscribed(
     (it kept 52 that Finnhub never streamed, in a loaded CI run)."""
     _, connection = make_worker()
     connection.provider.plan_limit_per_message = True  # as Finnhub's adapter
-    sent = []
-    connection._ws = type("Socket", (), {"send": staticmethod(sent.append)})()
-    connection.state = "live"
+    sent = live(connection)
     symbols = [f"S{i:02d}" for i in range(60)]
     connection.set_symbols(symbols)
     assert connection.subscribed == set(symbols) and sent
 
     def refuse():
-        connection._on_rejected(
+        connection.on_rejected(
             _subscription_error(
                 message="Subscribing to too many symbols", reason=PLAN_LIMIT
             )
@@ -230,40 +183,51 @@ def test_finnhub_refusals_straddling_a_new_plan_refuse_what_is_still_subscribed(
     assert connection.subscribed == set(symbols[:50])
 
 
-def test_publish_is_coalesced_to_the_latest_state_with_increasing_seq(aapl):
-    worker, connection = make_worker(publish_hz=5)
+def test_publish_is_coalesced_to_the_latest_state_with_increasing_seq(
+    aapl, make_worker, attach
+):
+    """20 trades 62.5 ms apart at 4 messages/s, on a clock the test drives (a
+    loaded machine cannot stretch it; binary fractions, so no rounding moves
+    a boundary): two messages back to back (the burst), then one each 250 ms
+    with the latest state, and the last state once the interval has passed."""
+    worker, connection = make_worker(publish_hz=4)
     attach(worker, aapl, connection)
+    publisher = worker.publisher
     layer = get_channel_layer()
 
     async def run():
         channel = await layer.new_channel()
         await layer.group_add(symbol_group("AAPL"), channel)
-        received = []
         for i in range(20):
             worker.process(
                 connection, NOW.timestamp(), [trade("AAPL", i, f"{100 + i}.00")]
             )
-            await worker.step_publish()
-            await asyncio.sleep(0.02)
-        await asyncio.sleep(0.25)
-        await worker.step_publish()
-        while True:
-            try:
-                received.append(await asyncio.wait_for(layer.receive(channel), 1))
-            except TimeoutError:
-                return received
+            await publisher.publish_due(now=i * 0.0625)
+        await publisher.publish_due(now=2.0)
+        return [
+            await asyncio.wait_for(layer.receive(channel), 10)
+            for _ in range(publisher.published)
+        ]
 
     messages = asyncio.run(run())
     assert all(m["type"] == "market.update" for m in messages)
     seqs = [m["snapshot"]["seq"] for m in messages]
     assert seqs == list(range(1, len(seqs) + 1))
-    assert len(messages) < 20 / 2  # ~0.65 s at 5/s: coalesced, not one per trade
-    assert messages[-1]["snapshot"]["last"] == "119.00"  # latest state arrives
+    lasts = [m["snapshot"]["last"] for m in messages]
+    assert lasts == [
+        "100.00",
+        "101.00",
+        "104.00",
+        "108.00",
+        "112.00",
+        "116.00",
+        "119.00",
+    ]
     assert snapshots_get(symbols=["AAPL"])["AAPL"]["seq"] == seqs[-1]
 
 
-@TRANSACTIONAL
-def test_closed_minutes_are_stored_with_rollups(aapl):
+@pytest.mark.transactional
+def test_closed_minutes_are_stored_with_rollups(aapl, make_worker, attach):
     worker, connection = make_worker()
     attach(worker, aapl, connection)
     start = NOW.replace(second=0) - timedelta(minutes=3)
@@ -296,10 +260,9 @@ def test_closed_minutes_are_stored_with_rollups(aapl):
     assert worker.bars_stored == 2
 
 
-def test_print_events_writes_one_json_line_per_event(aapl):
-    out = io.BytesIO()
-    worker, connection = make_worker(print_events=True)
-    worker._print = out.write
+def test_print_events_writes_one_json_line_per_event(aapl, make_worker, attach):
+    out = io.StringIO()
+    worker, connection = make_worker(print_events=True, stdout=out)
     attach(worker, aapl, connection)
     worker.process(
         connection,
@@ -311,7 +274,7 @@ def test_print_events_writes_one_json_line_per_event(aapl):
     assert lines[0]["price"] == "1.5" and lines[0]["symbol"] == "AAPL"
 
 
-def test_health_document_reports_connections(aapl):
+def test_health_document_reports_connections(aapl, make_worker, attach):
     worker, connection = make_worker()
     attach(worker, aapl, connection)
     worker.connections[connection.key] = connection
@@ -358,8 +321,10 @@ def crypto_trade(seconds_from, minute, second, price):
     )
 
 
-@TRANSACTIONAL
-def test_partly_seen_minutes_are_not_stored_but_reported_as_gaps(instruments):
+@pytest.mark.transactional
+def test_partly_seen_minutes_are_not_stored_but_reported_as_gaps(
+    instruments, make_worker, attach
+):
     from streaming.connection import Lifecycle
 
     btc = instruments["BTC/USD"]
@@ -403,8 +368,8 @@ def test_partly_seen_minutes_are_not_stored_but_reported_as_gaps(instruments):
 def test_a_restart_backfills_since_the_last_stored_minute_and_redoes_a_partial_one(
     instruments,
 ):
+    from core.minutes import floor_minute
     from marketdata.services import bars_upsert
-    from streaming.aggregator import floor_minute
     from streaming.services import live_bars_store, partial_bars_take
 
     aapl = instruments["AAPL"]
@@ -427,28 +392,27 @@ def test_a_restart_backfills_since_the_last_stored_minute_and_redoes_a_partial_o
         },
         partial={"AAPL": partial.isoformat()},
     )
-    worker, _ = make_worker()
     row = {
         "id": aapl.id,
         "symbol": "AAPL",
         "asset_class": "equity",
         "provider_symbols": {},
     }
-    context = worker._contexts_load([row], now.timestamp())["AAPL"]
+    context = subscription_contexts(rows=[row], now=now.timestamp())["AAPL"]
     assert not Bar.objects.filter(instrument=aapl, ts=partial).exists()
     assert Bar.objects.filter(instrument=aapl, ts=complete).exists()
     assert context["gap_start"] == complete + timedelta(minutes=1)
     assert partial_bars_take(symbols=["AAPL"]) == {}  # consumed
 
 
-def test_a_restart_gap_runs_on_the_feeds_clock(instruments):
+def test_a_restart_gap_runs_on_the_feeds_clock(instruments, make_worker):
     """A feed whose clock runs ahead of the wall (a replay, the simulator's
     fast clock): the worker loads the last stored minute before it has seen
     an event, and the gap reaches from there to the first event's minute.
     Minutes older than the restart window are left to history and the sweep.
     (The chaos suite's killed worker lost three minutes to this.)"""
+    from core.minutes import floor_minute
     from marketdata.services import bars_upsert
-    from streaming.aggregator import floor_minute
 
     aapl = instruments["AAPL"]
     wall = datetime.now(UTC)
@@ -461,7 +425,7 @@ def test_a_restart_gap_runs_on_the_feeds_clock(instruments):
     )
     worker, _ = make_worker()
     row = {"id": aapl.id, "symbol": "AAPL", "asset_class": "equity", "provider": ""}
-    context = worker._contexts_load([row], wall.timestamp())["AAPL"]
+    context = subscription_contexts(rows=[row], now=wall.timestamp())["AAPL"]
     worker.gaps.first_event(row, feed + timedelta(seconds=20), context["gap_start"])
     assert [(g.start, g.end) for g in worker.gaps.pending] == [
         (stored + timedelta(minutes=1), feed + timedelta(minutes=1))

@@ -11,6 +11,21 @@ from marketdata.providers import PROVIDERS
 from streaming.shard import Shard
 from streaming.worker import StreamWorker, WorkerOptions
 
+# The worker's timing options (fields of WorkerOptions), with their help.
+TIMINGS = {
+    "publish_hz": "Updates per second per instrument (settings.STREAM_PUBLISH_HZ).",
+    "stale_after": "Seconds without data (market open) before an instrument is stale (settings.STREAM_STALE_AFTER).",
+    "feed_stale_after": "Seconds a connection may stay silent (market open) before it is reconnected (default: twice --stale-after).",
+    "backoff_base": "First reconnect delay, seconds.",
+    "backoff_cap": "Longest reconnect delay, seconds.",
+    "backoff_reset": "Seconds a connection must stay up before the backoff starts again from the base.",
+    "connection_limit_backoff": "Wait after a connection-limit error (Alpaca holds a dropped session ~90 s).",
+    "auth_timeout": "Seconds to wait for an authentication answer.",
+    "gap_settle": "Seconds after a missed minute ends before its backfill is requested.",
+    "failover_after": "Seconds a provider may be unhealthy before its instruments move on (settings.STREAM_FAILOVER_AFTER).",
+    "failback_hold": "Seconds a recovered provider must stay healthy before they move back (settings.STREAM_FAILBACK_HOLD).",
+}  # fmt: skip
+
 
 class Command(BaseCommand):
     help = (
@@ -20,8 +35,8 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        # Defaults live in WorkerOptions (and the STREAM_* settings): an option
-        # left out is not passed.
+        # Defaults live in WorkerOptions (and the STREAM_* settings) and are
+        # only shown here: an option left out is not passed.
         parser.add_argument(
             "--provider",
             help="Providers for equities, in failover order, e.g. alpaca,finnhub "
@@ -35,8 +50,8 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--shard",
-            default="0/1",
-            help="I/N: stream only the instruments with crc32(symbol) %% N == I.",
+            help="I/N: stream only the instruments with crc32(symbol) %% N == I "
+            "(default: every instrument).",
         )
         parser.add_argument(
             "--record",
@@ -54,20 +69,12 @@ class Command(BaseCommand):
             help="Ask for JSON text frames even where the provider offers msgpack "
             "(Alpaca); readable recordings, more CPU per event.",
         )
-        for flag, text in (
-            ("--publish-hz", "Updates per second per instrument (settings.STREAM_PUBLISH_HZ)."),
-            ("--stale-after", "Seconds without data (market open) before an instrument is stale."),
-            ("--feed-stale-after", "Seconds a connection may stay silent (market open) before it is reconnected."),
-            ("--backoff-base", "First reconnect delay, seconds (1)."),
-            ("--backoff-cap", "Longest reconnect delay, seconds (60)."),
-            ("--backoff-reset", "Seconds a connection must stay up before the backoff starts again from the base (30)."),
-            ("--connection-limit-backoff", "Wait after a connection-limit error (Alpaca holds a dropped session ~90 s)."),
-            ("--auth-timeout", "Seconds to wait for an authentication answer (15)."),
-            ("--gap-settle", "Seconds after a missed minute ends before its backfill is requested (5)."),
-            ("--failover-after", "Seconds a provider may be unhealthy before its instruments move on (settings.STREAM_FAILOVER_AFTER)."),
-            ("--failback-hold", "Seconds a recovered provider must stay healthy before they move back (settings.STREAM_FAILBACK_HOLD)."),
-        ):  # fmt: skip
-            parser.add_argument(flag, type=float, help=text)
+        defaults = WorkerOptions()
+        for name, text in TIMINGS.items():
+            default = getattr(defaults, name)
+            if name != "feed_stale_after":  # it follows --stale-after
+                text = f"{text} Default: {default:g}."
+            parser.add_argument(f"--{name.replace('_', '-')}", type=float, help=text)
 
     def handle(self, *args, **options):
         from marketdata.providers import routing
@@ -86,23 +93,7 @@ class Command(BaseCommand):
                 f"unknown provider(s): {', '.join(unknown)}; known: {known}",
                 returncode=2,
             )
-        timings = {
-            name: options[name]
-            for name in (
-                "publish_hz",
-                "stale_after",
-                "feed_stale_after",
-                "backoff_base",
-                "backoff_cap",
-                "backoff_reset",
-                "connection_limit_backoff",
-                "auth_timeout",
-                "gap_settle",
-                "failover_after",
-                "failback_hold",
-            )  # fmt: skip
-            if options[name] is not None
-        }
+        timings = {name: options[name] for name in TIMINGS if options[name] is not None}
         worker = StreamWorker(
             options=WorkerOptions(
                 provider=options["provider"],

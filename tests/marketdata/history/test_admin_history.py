@@ -14,12 +14,6 @@ from marketdata.models import Gap, GapState
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def staff_client(client, staff_user):
-    client.force_login(staff_user)
-    return client
-
-
 def test_load_jobs_and_gaps_pages_render(staff_client, instruments):
     planned = load_job_plan(
         instruments=[instruments["AAPL"]], provider="simulator", timeframe="1m",

@@ -17,12 +17,6 @@ START = datetime(2024, 6, 3, tzinfo=UTC)
 
 
 @pytest.fixture
-def logged_in(client, user):
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
 def btc_minutes(instruments, store_minutes):
     btc = instruments["BTC/USD"]
     minutes = [START + timedelta(minutes=i) for i in range(600)]
@@ -35,10 +29,10 @@ def test_login_required(client, btc_minutes):
     assert response.json() == {"error": "authentication required"}
 
 
-def test_symbol_with_slash_plain_and_encoded(logged_in, btc_minutes):
+def test_symbol_with_slash_plain_and_encoded(user_client, btc_minutes):
     btc, rows = btc_minutes
     for url in ("/api/instruments/BTC/USD/bars", "/api/instruments/BTC%2FUSD/bars"):
-        response = logged_in.get(url, {"timeframe": "1m", "limit": "5"})
+        response = user_client.get(url, {"timeframe": "1m", "limit": "5"})
         assert response.status_code == 200, response.content
         data = response.json()
         assert data["symbol"] == "BTC/USD" and data["timeframe"] == "1m"
@@ -51,19 +45,19 @@ def test_symbol_with_slash_plain_and_encoded(logged_in, btc_minutes):
         assert data["next_before"] == data["bars"][0]["t"]
 
 
-def test_symbol_with_dot(logged_in, instruments, store_minutes):
+def test_symbol_with_dot(user_client, instruments, store_minutes):
     brk = Instrument.objects.get(symbol="BRK.B")
     store_minutes(
         brk, list(expected_minutes("equity", START, START + timedelta(days=1)))
     )
-    response = logged_in.get("/api/instruments/brk.b/bars", {"timeframe": "1h"})
+    response = user_client.get("/api/instruments/brk.b/bars", {"timeframe": "1h"})
     assert response.status_code == 200
     bars = response.json()["bars"]
     assert len(bars) == 7  # 13:30-14:00 partial hour through 19:00-20:00
     assert response.json()["next_before"] is None
 
 
-def test_scroll_back_with_next_before(logged_in, btc_minutes):
+def test_scroll_back_with_next_before(user_client, btc_minutes):
     btc, rows = btc_minutes
     seen = []
     end = None
@@ -71,7 +65,7 @@ def test_scroll_back_with_next_before(logged_in, btc_minutes):
         params = {"timeframe": "15m", "limit": "7"}
         if end is not None:
             params["end"] = str(end)
-        data = logged_in.get("/api/instruments/BTC/USD/bars", params).json()
+        data = user_client.get("/api/instruments/BTC/USD/bars", params).json()
         seen = data["bars"] + seen
         end = data["next_before"]
         if end is None:
@@ -81,14 +75,14 @@ def test_scroll_back_with_next_before(logged_in, btc_minutes):
     assert seen[0]["o"] == float(rows[0][3]) and seen[-1]["c"] == float(rows[-1][6])
 
 
-def test_daily_from_stored_daily_bars(logged_in, instruments):
+def test_daily_from_stored_daily_bars(user_client, instruments):
     spy = instruments["SPY"]
     day = datetime(2020, 3, 2, 5, 0, tzinfo=UTC)
     bars_upsert(
         rows=[(spy.id, "1d", day, Decimal("300.5"), Decimal("310"), Decimal("299"), Decimal("305.25"), Decimal("1000000"), None, None)],
         provider="test",
     )  # fmt: skip
-    data = logged_in.get("/api/instruments/SPY/bars", {"timeframe": "1d"}).json()
+    data = user_client.get("/api/instruments/SPY/bars", {"timeframe": "1d"}).json()
     assert data["bars"] == [
         {
             "t": int(day.timestamp()),
@@ -114,22 +108,22 @@ def test_daily_from_stored_daily_bars(logged_in, instruments):
         ({"frame": "1m"}, "unknown parameter"),
     ],
 )
-def test_bad_parameters_get_400(logged_in, btc_minutes, params, message):
-    response = logged_in.get("/api/instruments/BTC/USD/bars", params)
+def test_bad_parameters_get_400(user_client, btc_minutes, params, message):
+    response = user_client.get("/api/instruments/BTC/USD/bars", params)
     assert response.status_code == 400
     assert message in response.json()["error"]
 
 
-def test_unknown_symbol_404(logged_in, instruments):
-    response = logged_in.get("/api/instruments/NOPE/bars")
+def test_unknown_symbol_404(user_client, instruments):
+    response = user_client.get("/api/instruments/NOPE/bars")
     assert response.status_code == 404
 
 
-def test_range_filters(logged_in, btc_minutes):
+def test_range_filters(user_client, btc_minutes):
     btc, rows = btc_minutes
     start = rows[10][2]
     end = rows[20][2]
-    data = logged_in.get(
+    data = user_client.get(
         "/api/instruments/BTC/USD/bars",
         {"start": start.isoformat(), "end": end.isoformat().replace("+00:00", "Z")},
     ).json()

@@ -21,12 +21,6 @@ pytestmark = pytest.mark.django_db
 JUNE, JULY = datetime(2024, 6, 1, tzinfo=UTC), datetime(2024, 7, 1, tzinfo=UTC)
 
 
-@pytest.fixture
-def staff_client(client, staff_user):
-    client.force_login(staff_user)
-    return client
-
-
 def coverage_rows(staff_client, symbol: str) -> dict[datetime, dict]:
     response = staff_client.get(
         reverse("admin:marketdata_coverage"), {"symbol": symbol}

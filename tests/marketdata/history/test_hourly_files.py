@@ -25,12 +25,6 @@ NY = ZoneInfo("America/New_York")
 RANGE = {"start": "2024-03-01", "end": "2024-03-15"}
 
 
-@pytest.fixture
-def logged_in(client, user):
-    client.force_login(user)
-    return client
-
-
 def load(path, symbol, *extra) -> None:
     call_command(
         "load_history", "--provider", "csv", "--file", str(path), "--symbol", symbol,
@@ -85,7 +79,7 @@ def bars(client, symbol: str, timeframe: str, **params) -> list[dict]:
 
 
 def test_tradingview_file_loads_and_feeds_hourly_and_daily_charts(
-    logged_in, instruments, capsys
+    user_client, instruments, capsys
 ):
     load(TRADINGVIEW, "AAPL")
     assert "21 bars added" in capsys.readouterr().out
@@ -96,7 +90,7 @@ def test_tradingview_file_loads_and_feeds_hourly_and_daily_charts(
     assert LoadJob.objects.get().timeframe == "1h"
     expected = tradingview_rows()
 
-    hourly = bars(logged_in, "AAPL", "1h")
+    hourly = bars(user_client, "AAPL", "1h")
     assert [b["t"] for b in hourly] == [r["t"] for r in expected]
     # 09:30 stamps are kept: the first bar starts at 09:30 New York
     first = datetime.fromtimestamp(hourly[0]["t"], UTC).astimezone(NY)
@@ -106,7 +100,7 @@ def test_tradingview_file_loads_and_feeds_hourly_and_daily_charts(
         for r in expected
     ]
 
-    daily = bars(logged_in, "AAPL", "1d")
+    daily = bars(user_client, "AAPL", "1d")
     assert {b["t"]: {k: b[k] for k in "ohlcv"} for b in daily} == daily_from(expected)
     assert [datetime.fromtimestamp(b["t"], UTC) for b in daily] == [
         datetime(2024, 3, 7, 5, tzinfo=UTC),
@@ -114,10 +108,10 @@ def test_tradingview_file_loads_and_feeds_hourly_and_daily_charts(
         datetime(2024, 3, 11, 4, tzinfo=UTC),  # after the DST change
     ]
     # Minutes and the finer resamples have nothing to show
-    assert bars(logged_in, "AAPL", "1m") == bars(logged_in, "AAPL", "15m") == []
+    assert bars(user_client, "AAPL", "1m") == bars(user_client, "AAPL", "15m") == []
 
     # Paging back through stored hours works like through minutes
-    response = logged_in.get(
+    response = user_client.get(
         "/api/instruments/AAPL/bars", {"timeframe": "1h", "limit": "5", **RANGE}
     )
     data = response.json()
@@ -128,17 +122,17 @@ def test_tradingview_file_loads_and_feeds_hourly_and_daily_charts(
     load(TRADINGVIEW, "AAPL")
     assert "0 bars added" in capsys.readouterr().out
     assert Bar.objects.filter(instrument=instruments["AAPL"]).count() == 21
-    assert bars(logged_in, "AAPL", "1h") == hourly
+    assert bars(user_client, "AAPL", "1h") == hourly
 
 
-def test_stooq_hourly_file_with_explicit_timeframe(logged_in, instruments, capsys):
+def test_stooq_hourly_file_with_explicit_timeframe(user_client, instruments, capsys):
     load(STOOQ, "MSFT", "--timeframe", "1h")
     assert "14 bars added" in capsys.readouterr().out
-    hourly = bars(logged_in, "MSFT", "1h")
+    hourly = bars(user_client, "MSFT", "1h")
     assert len(hourly) == 14
     assert hourly[0]["t"] == int(datetime(2024, 3, 7, 14, 30, tzinfo=UTC).timestamp())
     assert hourly[0]["c"] == 409.86 and hourly[0]["v"] == 3196218
-    daily = bars(logged_in, "MSFT", "1d")
+    daily = bars(user_client, "MSFT", "1d")
     assert len(daily) == 2
     assert daily[0]["o"] == hourly[0]["o"] and daily[0]["c"] == hourly[6]["c"]
     assert daily[0]["v"] == sum(b["v"] for b in hourly[:7])
@@ -176,7 +170,9 @@ def minute_rows(instrument, start: datetime, count: int) -> list[tuple]:
     ]
 
 
-def test_minutes_win_where_both_exist_and_nothing_counts_twice(logged_in, instruments):
+def test_minutes_win_where_both_exist_and_nothing_counts_twice(
+    user_client, instruments
+):
     aapl = instruments["AAPL"]
     load(TRADINGVIEW, "AAPL")
     # Minutes 10:30–11:29 New York on 2024-03-08 (15:30–16:29Z), overlapping
@@ -186,7 +182,7 @@ def test_minutes_win_where_both_exist_and_nothing_counts_twice(logged_in, instru
     expected = tradingview_rows()
     covered = int(datetime(2024, 3, 8, 15, 30, tzinfo=UTC).timestamp())
 
-    hourly = {b["t"]: b for b in bars(logged_in, "AAPL", "1h")}
+    hourly = {b["t"]: b for b in bars(user_client, "AAPL", "1h")}
     assert covered not in hourly  # the stored hour is shadowed by the minutes
     at_15 = int(datetime(2024, 3, 8, 15, tzinfo=UTC).timestamp())
     at_16 = int(datetime(2024, 3, 8, 16, tzinfo=UTC).timestamp())
@@ -199,7 +195,7 @@ def test_minutes_win_where_both_exist_and_nothing_counts_twice(logged_in, instru
     assert total == float(sum(r["v"] for r in others) + sum(r[7] for r in minutes))
 
     # 1d: one source per day; 2024-03-08 has minutes, so only they count
-    daily = {b["t"]: b for b in bars(logged_in, "AAPL", "1d")}
+    daily = {b["t"]: b for b in bars(user_client, "AAPL", "1d")}
     from_hours = daily_from(expected)
     march_8 = int(datetime(2024, 3, 8, 5, tzinfo=UTC).timestamp())
     assert daily[march_8]["v"] == float(sum(r[7] for r in minutes))
@@ -208,7 +204,7 @@ def test_minutes_win_where_both_exist_and_nothing_counts_twice(logged_in, instru
             assert {k: daily[t][k] for k in "ohlcv"} == day
 
 
-def test_stored_daily_bar_beats_hourly_bars(logged_in, instruments):
+def test_stored_daily_bar_beats_hourly_bars(user_client, instruments):
     aapl = instruments["AAPL"]
     load(TRADINGVIEW, "AAPL")
     march_11 = datetime(2024, 3, 11, 4, tzinfo=UTC)  # New York midnight (EDT)
@@ -219,7 +215,7 @@ def test_stored_daily_bar_beats_hourly_bars(logged_in, instruments):
         ],
         provider="test",
     )  # fmt: skip
-    daily = {b["t"]: b for b in bars(logged_in, "AAPL", "1d")}
+    daily = {b["t"]: b for b in bars(user_client, "AAPL", "1d")}
     assert len(daily) == 3
     day = daily[int(march_11.timestamp())]
     assert (day["o"], day["c"], day["v"]) == (172.94, 172.75, 60139473)
@@ -234,27 +230,27 @@ def hour_rows(instrument, starts: list[datetime]) -> list[tuple]:
 
 
 def test_equity_days_from_hours_use_the_hours_overlapping_the_session(
-    logged_in, instruments
+    user_client, instruments
 ):
     """An extended-hours export on the hour: 04:00–19:00 New York."""
     aapl = instruments["AAPL"]
     starts = [datetime(2024, 3, 7, h, tzinfo=NY) for h in range(4, 20)]
     rows = hour_rows(aapl, starts)
     bars_upsert(rows=rows, provider="csv", origin=BarOrigin.FILE)
-    (day,) = bars(logged_in, "AAPL", "1d")
+    (day,) = bars(user_client, "AAPL", "1d")
     # 09:00 (holds 09:30–10:00) through 15:00; 08:00 and 16:00 on are outside
     in_session = [r for r in rows if 9 <= r[2].hour <= 15]
     assert len(in_session) == 7
     assert day["v"] == float(sum(r[7] for r in in_session))
-    assert len(bars(logged_in, "AAPL", "1h")) == 16
+    assert len(bars(user_client, "AAPL", "1h")) == 16
 
 
-def test_crypto_days_from_hours_are_utc_days(logged_in, instruments):
+def test_crypto_days_from_hours_are_utc_days(user_client, instruments):
     btc = instruments["BTC/USD"]
     start = datetime(2024, 3, 9, 22, tzinfo=UTC)
     rows = hour_rows(btc, [start + timedelta(hours=i) for i in range(28)])
     bars_upsert(rows=rows, provider="csv", origin=BarOrigin.FILE)
-    daily = bars(logged_in, "BTC/USD", "1d")
+    daily = bars(user_client, "BTC/USD", "1d")
     assert [b["t"] for b in daily] == [
         int(datetime(2024, 3, d, tzinfo=UTC).timestamp()) for d in (9, 10, 11)
     ]

@@ -14,10 +14,15 @@ import pytest
 from django.utils import timezone
 
 from marketdata.events import BarEvent
-from marketdata.history import _claim, load_chunk_run, load_job_plan, load_job_run_sync
+from marketdata.history import (
+    load_chunk_claim,
+    load_chunk_run,
+    load_job_plan,
+    load_job_run_sync,
+)
 from marketdata.models import Bar, ChunkState, LoadChunk
 from marketdata.providers.base import ProviderError, RateLimitedError
-from marketdata.tasks import _retry_when, load_chunk
+from marketdata.tasks import load_chunk
 from simulator.prices import minute_bars
 from tests.marketdata.history.test_history_units import ListProvider
 
@@ -113,8 +118,9 @@ def test_the_actor_asks_dramatiq_for_a_retry_honouring_retry_after(instruments, 
     assert raised.value.delay == 7000
     # Retried however many times it takes; other exceptions are not retried
     # (they were recorded on the chunk).
-    assert _retry_when(10_000, raised.value)
-    assert not _retry_when(0, ValueError("bug"))
+    retry_when = load_chunk.options["retry_when"]
+    assert retry_when(10_000, raised.value)
+    assert not retry_when(0, ValueError("bug"))
     assert LoadChunk.objects.get(id=chunk_id).state == ChunkState.QUEUED
 
     load_chunk.fn(chunk_id)  # no exception: done
@@ -156,7 +162,7 @@ def test_sync_runs_wait_out_transient_failures(instruments, flaky):
 
 def test_a_duplicate_message_does_nothing_while_the_chunk_runs(instruments):
     _, chunk_id = plan(instruments["AAPL"], provider="listed")
-    assert _claim(chunk_id) is not None  # a worker is on it
+    assert load_chunk_claim(chunk_id=chunk_id) is not None  # a worker is on it
     called = []
     outcome = load_chunk_run(
         chunk_id=chunk_id, provider_factory=lambda *a: called.append(a)
@@ -178,7 +184,9 @@ def test_a_worker_whose_chunk_was_taken_over_stops_writing(instruments, settings
         LoadChunk.objects.filter(id=chunk_id).update(
             heartbeat_at=timezone.now() - timedelta(minutes=5)
         )
-        assert _claim(chunk_id) is not None  # another worker takes it over
+        assert (
+            load_chunk_claim(chunk_id=chunk_id) is not None
+        )  # another worker takes it over
         yield rows[100:]
 
     stalled = ListProvider(pages())

@@ -7,8 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from marketdata.models import Timeframe
 from marketdata.providers.base import InvalidRequestError
 from marketdata.providers.csv_files import CsvFormatError, CsvProvider, read_csv_bars
+from marketdata.rollups import STEPS
 from tests.marketdata.providers.conftest import FIXTURES
 
 CSV = FIXTURES / "csv"
@@ -165,6 +167,32 @@ def test_other_intervals_are_refused_naming_the_spacing(tmp_path, minutes, spaci
     assert f"rows are {spacing} apart" in message
     assert "1-minute, 1-hour and daily files only" in message
     assert info.value.interval_seconds == minutes * 60
+
+
+def _spaced_file(tmp_path, seconds: int):
+    start = int(datetime(2024, 3, 4, tzinfo=UTC).timestamp())
+    lines = ["datetime,open,high,low,close,volume"]
+    lines += [f"{start + i * seconds},1.5,2,1,1.75,10" for i in range(6)]
+    path = tmp_path / "spaced.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("timeframe", Timeframe.values)
+def test_a_file_of_each_stored_timeframe_loads_as_it(tmp_path, timeframe):
+    path = _spaced_file(tmp_path, int(STEPS[timeframe].total_seconds()))
+    bars, summary = read_csv_bars(path, symbol="AAPL")
+    assert summary.timeframe == timeframe and len(bars) == 6
+
+
+@pytest.mark.parametrize("timeframe", sorted(set(STEPS) - set(Timeframe.values)))
+def test_chart_only_timeframes_are_refused(tmp_path, timeframe):
+    """5m and 15m are resampled from minutes, never stored from a file."""
+    path = _spaced_file(tmp_path, int(STEPS[timeframe].total_seconds()))
+    with pytest.raises(CsvFormatError, match="apart"):
+        read_csv_bars(path, symbol="AAPL")
+    with pytest.raises(InvalidRequestError, match=f"timeframe '{timeframe}'"):
+        CsvProvider(path=path, timeframe=timeframe)
 
 
 def test_five_minute_fixture_is_refused():

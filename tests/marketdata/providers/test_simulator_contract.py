@@ -91,15 +91,6 @@ def test_alpaca_wrong_keys_fail_like_alpaca(simulator_settings):
     assert info.value.status == 403 and "nope" not in str(info.value)
 
 
-def test_alpaca_latest_quote_and_trade(simulator_settings):
-    p = SimulatorProvider()
-    quote = p.latest_quote(symbol="AAPL")
-    trade = p.latest_trade(symbol="AAPL")
-    assert isinstance(quote, Quote) and quote.bid_price <= quote.ask_price
-    assert isinstance(trade, Trade) and trade.price > 0
-    assert p.latest_trade(symbol="BTC/USD").symbol == "BTC/USD"
-
-
 def _read_until(ws, provider, predicate, timeout=30.0):
     deadline = time.monotonic() + timeout
     seen = []

@@ -12,6 +12,7 @@ from marketdata.providers.alpaca import AlpacaProvider
 from marketdata.providers.base import ProviderError, RateLimitedError
 from marketdata.providers.binance import BinanceProvider
 from marketdata.providers.finnhub import FinnhubProvider
+from marketdata.providers.timeparse import parse_rfc3339, price_to_decimal, to_decimal
 from tests.plugins.simulator import start_simulator
 
 SATURDAY = datetime(2025, 1, 4, 15, 0, tzinfo=UTC)  # stocks closed, crypto trading
@@ -61,19 +62,28 @@ def daily_close(provider, symbol: str, day: datetime):
     return bar
 
 
+def latest(provider, symbol: str, kind: str) -> dict:
+    path = f"/v2/stocks/{symbol}/{kind}s/latest"
+    return provider.http.get_json(path, {"feed": provider.rest_feed})[kind]
+
+
 def test_alpaca_stock_snapshot_previous_regular_close(sim):
     provider = alpaca(sim)
     snaps = provider.fetch_snapshots(["AAPL", "MSFT", "NOPE"])
     assert set(snaps) == {"AAPL", "MSFT"}
     snap = snaps["AAPL"]
-    trade = provider.latest_trade(symbol="AAPL")
-    quote = provider.latest_quote(symbol="AAPL")
+    # The simulator's own latest trade and quote, read from its REST paths.
+    trade = latest(provider, "AAPL", "trade")
+    quote = latest(provider, "AAPL", "quote")
     assert (snap.last, snap.last_ts, snap.last_size) == (
-        trade.price,
-        trade.ts,
-        trade.size,
+        price_to_decimal(trade["p"]),
+        parse_rfc3339(trade["t"]),
+        to_decimal(trade["s"]),
     )
-    assert (snap.bid, snap.ask) == (quote.bid_price, quote.ask_price)
+    assert (snap.bid, snap.ask) == (
+        price_to_decimal(quote["bp"]),
+        price_to_decimal(quote["ap"]),
+    )
     # Saturday: the row shows Friday's session against Thursday's close.
     assert snap.prev_close == daily_close(provider, "AAPL", THURSDAY).close
     assert snap.prev_close_ts == THURSDAY

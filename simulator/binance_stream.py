@@ -1,6 +1,6 @@
-"""Binance spot market data as served by the simulator (providers.md §4).
+"""Binance spot streams as served by the simulator (providers.md §4).
 
-Stream: raw `/ws/<stream>[/<stream>...]` (bare payloads) and combined
+Raw `/ws/<stream>[/<stream>...]` (bare payloads) and combined
 `/stream?streams=a/b` (`{"stream":..,"data":..}`); live `SUBSCRIBE`,
 `UNSUBSCRIBE`, `LIST_SUBSCRIPTIONS`, `SET_PROPERTY`/`GET_PROPERTY combined`,
 errors nested as `{"error":{"code":..,"msg":..},"id":..}`. Streams:
@@ -14,11 +14,6 @@ messages (text, ping or pong) in a second closes the connection with 1008
 "Too many requests" (providers.md 5, Binance 5). The server
 pings every `binance_ping_interval` s and drops clients that send no pong
 for `binance_pong_timeout` s.
-
-REST: `/api/v3/klines` (limit default 500, max 1000; the forming candle is
-the last row when the range reaches now), `/api/v3/ping`, `/api/v3/time`.
-Errors `{"code":-1121,"msg":"Invalid symbol."}` etc.; every response carries
-`X-MBX-USED-WEIGHT-1M`.
 """
 
 from __future__ import annotations
@@ -26,12 +21,12 @@ from __future__ import annotations
 import asyncio
 import re
 from collections import deque
-from functools import lru_cache
 
 import orjson
 from aiohttp import WSMsgType, web
 
-from simulator import candles, prices
+from simulator import candles
+from simulator.binance_common import binance_symbols, num
 from simulator.session import Session, TickContext
 from simulator.tape import NS
 from simulator.wire import SIM, json_response
@@ -42,26 +37,10 @@ _STREAM = re.compile(
     r"^([a-z0-9]+)@(trade|aggTrade|bookTicker|kline_([0-9]+[a-zA-Z]))$"
 )
 _ID_STRING = re.compile(r"^[A-Za-z0-9]{1,36}$")
-_SYMBOL_CHARS = re.compile(r"^[A-Z0-9\-_.]{1,20}$")
-
-
-@lru_cache(maxsize=1)
-def binance_symbols() -> dict[str, str]:
-    """Binance symbol (upper case) -> canonical symbol."""
-    out = {}
-    for symbol in prices.known_symbols():
-        binance = prices.universe_row(symbol)["provider_symbols"].get("binance")
-        if binance:
-            out[binance] = symbol
-    return out
 
 
 def _lower_symbols() -> dict[str, tuple[str, str]]:
     return {k.lower(): (k, v) for k, v in binance_symbols().items()}
-
-
-def _num(value: float) -> str:
-    return f"{value:.8f}"
 
 
 class BinanceSession(Session):
@@ -239,8 +218,8 @@ def _payloads(
                     "E": ms,
                     "s": binance_symbol,
                     "t": i,
-                    "p": _num(p),
-                    "q": _num(s),
+                    "p": num(p),
+                    "q": num(s),
                     "T": ms,
                     "m": not b,
                     "M": True,
@@ -251,8 +230,8 @@ def _payloads(
                     "E": ms,
                     "s": binance_symbol,
                     "a": i,
-                    "p": _num(p),
-                    "q": _num(s),
+                    "p": num(p),
+                    "q": num(s),
                     "f": i,
                     "l": i,
                     "T": ms,
@@ -274,10 +253,10 @@ def _payloads(
                     {
                         "u": t // 1000,
                         "s": binance_symbol,
-                        "b": _num(bp),
-                        "B": _num(bs),
-                        "a": _num(ap),
-                        "A": _num(as_),
+                        "b": num(bp),
+                        "B": num(bs),
+                        "a": num(ap),
+                        "A": num(as_),
                     }
                 )
             )
@@ -292,16 +271,16 @@ def kline_row_payload(c: candles.Candle, binance_symbol: str, interval: str) -> 
         "i": interval,
         "f": c.first_id,
         "L": c.last_id,
-        "o": _num(c.open),
-        "c": _num(c.close),
-        "h": _num(c.high),
-        "l": _num(c.low),
-        "v": _num(c.volume),
+        "o": num(c.open),
+        "c": num(c.close),
+        "h": num(c.high),
+        "l": num(c.low),
+        "v": num(c.volume),
         "n": c.trades,
         "x": c.closed,
-        "q": _num(c.quote_volume),
-        "V": _num(c.taker_buy_volume),
-        "Q": _num(c.taker_buy_quote),
+        "q": num(c.quote_volume),
+        "V": num(c.taker_buy_volume),
+        "Q": num(c.taker_buy_quote),
         "B": "0",
     }
 
@@ -371,188 +350,7 @@ async def _serve(request: web.Request, streams: list[str], *, combined: bool):
     return await BinanceSession(request.app[SIM], request, ws, streams, combined).run()
 
 
-# --- REST ----------------------------------------------------------------------
-
-
-def _weight(request: web.Request, cost: int) -> dict[str, str]:
-    sim = request.app[SIM]
-    minute = sim.now_ns() // NS // 60
-    used = sim.binance_weight
-    if used[0] != minute:
-        used[0], used[1] = minute, 0
-    used[1] += cost
-    return {"X-MBX-USED-WEIGHT-1M": str(used[1])}
-
-
-def _error(code: int, msg: str, headers: dict, status: int = 400) -> web.Response:
-    return json_response({"code": code, "msg": msg}, status=status, headers=headers)
-
-
-def _int_param(q, name: str) -> int | None:
-    if name not in q:
-        return None
-    value = q[name]
-    if not re.fullmatch(r"-?[0-9]{1,20}", value):
-        raise ValueError(name)
-    return int(value)
-
-
-async def klines(request: web.Request) -> web.Response:
-    sim = request.app[SIM]
-    headers = _weight(request, 2)
-    q = request.query
-    raw_symbol = q.get("symbol", "")
-    if not raw_symbol:
-        return _error(
-            -1102,
-            "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.",
-            headers,
-        )
-    if not _SYMBOL_CHARS.match(raw_symbol):
-        return _error(
-            -1100,
-            "Illegal characters found in parameter 'symbol'; legal range is "
-            "'^[A-Z0-9-_.]{1,20}$'.",
-            headers,
-        )
-    symbol = binance_symbols().get(raw_symbol)
-    if symbol is None:
-        return _error(-1121, "Invalid symbol.", headers)
-    interval = q.get("interval", "")
-    if not interval:
-        return _error(
-            -1102,
-            "Mandatory parameter 'interval' was not sent, was empty/null, or malformed.",
-            headers,
-        )
-    if interval not in candles.INTERVALS:
-        return _error(-1120, "Invalid interval.", headers)
-    try:
-        start_ms = _int_param(q, "startTime")
-        end_ms = _int_param(q, "endTime")
-        limit = _int_param(q, "limit")
-    except ValueError as exc:
-        return _error(
-            -1100,
-            f"Illegal characters found in parameter '{exc}'; legal range is '^[0-9]{{1,20}}$'.",
-            headers,
-        )
-    limit = 500 if limit is None else limit
-    if limit <= 0:
-        return _error(-1100, "Illegal characters found in parameter 'limit'.", headers)
-    limit = min(limit, 1000)
-    if start_ms is not None and end_ms is not None and start_ms > end_ms:
-        return _error(-1023, "Start time is greater than end time.", headers)
-    rows = await _klines_rows(
-        sim, symbol, raw_symbol, interval, start_ms, end_ms, limit
-    )
-    return json_response(rows, headers=headers)
-
-
-async def _klines_rows(sim, symbol, binance_symbol, interval, start_ms, end_ms, limit):
-    return await asyncio.get_running_loop().run_in_executor(
-        None, _klines_sync, sim, symbol, interval, start_ms, end_ms, limit
-    )
-
-
-def _klines_sync(sim, symbol, interval, start_ms, end_ms, limit) -> list[list]:
-    unit, amount = candles.INTERVALS[interval]
-    now_ns = sim.now_ns()
-    now_s = now_ns // NS
-    tape = sim.tape
-    first_day = prices.FIRST_DAY * 86400
-    if start_ms is not None:
-        first = candles.bucket_start(
-            symbol, max(-(-start_ms // 1000), first_day), unit, amount
-        )
-        if first * 1000 < start_ms:
-            first = candles.bucket_end(first, unit, amount)
-        starts = []
-        cursor = first
-        stop = now_s if end_ms is None else min(now_s, end_ms // 1000)
-        while cursor <= stop and len(starts) < limit:
-            starts.append(cursor)
-            cursor = candles.bucket_end(cursor, unit, amount)
-    else:
-        stop = now_s if end_ms is None else min(now_s, end_ms // 1000)
-        last = candles.bucket_start(symbol, max(stop, first_day), unit, amount)
-        starts = [last]
-        while len(starts) < limit:
-            previous = candles.bucket_start(symbol, starts[-1] - 1, unit, amount)
-            if previous < first_day:
-                break
-            starts.append(previous)
-        starts.reverse()
-    if not starts:
-        return []
-    rows: list[list] = []
-    closed_end = candles.bucket_end(starts[-1], unit, amount)
-    if closed_end * NS > now_ns:
-        closed_starts, running_start = starts[:-1], starts[-1]
-    else:
-        closed_starts, running_start = starts, None
-    if closed_starts:
-        lo, hi = closed_starts[0], candles.bucket_end(closed_starts[-1], unit, amount)
-        bars = candles.aggregated(
-            symbol, lo, hi, seed=sim.seed, hours="always", unit=unit, amount=amount
-        )
-        for i in range(len(bars)):
-            start = int(bars.ts[i])
-            end = candles.bucket_end(start, unit, amount)
-            rows.append(
-                [
-                    start * 1000,
-                    _num(bars.o[i]),
-                    _num(bars.h[i]),
-                    _num(bars.l[i]),
-                    _num(bars.c[i]),
-                    _num(bars.volume[i]),
-                    end * 1000 - 1,
-                    _num(bars.quote_volume[i]),
-                    int(bars.n[i]),
-                    _num(bars.taker_buy_volume[i]),
-                    _num(bars.taker_buy_quote[i]),
-                    "0",
-                ]
-            )
-    if running_start is not None:
-        end = candles.bucket_end(running_start, unit, amount)
-        c = candles.candle(tape, symbol, running_start, end, now_ns)
-        if c is not None:
-            rows.append(
-                [
-                    c.start * 1000,
-                    _num(c.open),
-                    _num(c.high),
-                    _num(c.low),
-                    _num(c.close),
-                    _num(c.volume),
-                    c.end * 1000 - 1,
-                    _num(c.quote_volume),
-                    c.trades,
-                    _num(c.taker_buy_volume),
-                    _num(c.taker_buy_quote),
-                    "0",
-                ]
-            )
-    return rows
-
-
-async def ping(request: web.Request) -> web.Response:
-    return json_response({}, headers=_weight(request, 1))
-
-
-async def server_time(request: web.Request) -> web.Response:
-    sim = request.app[SIM]
-    return json_response(
-        {"serverTime": sim.now_ns() // 1_000_000}, headers=_weight(request, 1)
-    )
-
-
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/ws", raw_stream)
     app.router.add_get("/ws/{streams:.+}", raw_stream)
     app.router.add_get("/stream", combined_stream)
-    app.router.add_get("/api/v3/klines", klines)
-    app.router.add_get("/api/v3/ping", ping)
-    app.router.add_get("/api/v3/time", server_time)

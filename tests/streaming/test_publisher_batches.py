@@ -1,0 +1,42 @@
+"""The publisher sends due updates in batches: nothing goes out before one is
+due, and then updates due within `EARLY` of an interval go with it."""
+
+from __future__ import annotations
+
+import pytest
+
+from streaming.publisher import Publisher
+from streaming.state import InstrumentState
+
+
+def states(*symbols):
+    return [
+        InstrumentState(symbol=s, instrument_id=i, asset_class="equity", provider="x")
+        for i, s in enumerate(symbols)
+    ]
+
+
+def test_updates_due_within_a_quarter_interval_join_the_batch():
+    publisher = Publisher(layer=None, hz=10)  # interval 0.1 s, slack 0.1 s
+    a, b, c = states("A", "B", "C")
+    publisher.tat.update(A=0.3, B=0.32, C=0.4)
+    for state in (a, b, c):
+        publisher.mark(state)
+    assert publisher.take_due(0.15) == []  # none due: B is not sent early alone
+    assert publisher.next_due() == pytest.approx(0.2)
+    assert publisher.take_due(0.2) == [a, b]  # A due, B within 25 ms of its slot
+    # the rate still counts from each one's own slot
+    assert publisher.tat == pytest.approx({"A": 0.4, "B": 0.42, "C": 0.4})
+    assert list(publisher.dirty) == ["C"]
+
+
+def test_a_quiet_instrument_goes_out_at_once():
+    publisher = Publisher(layer=None, hz=10)
+    (a,) = states("A")
+    publisher.mark(a)
+    assert publisher.take_due(5.0) == [a]
+    publisher.mark(a)
+    assert publisher.take_due(5.0) == [a]  # the burst of two
+    publisher.mark(a)
+    assert publisher.take_due(5.01) == []
+    assert publisher.take_due(5.1) == [a]
