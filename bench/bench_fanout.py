@@ -145,7 +145,9 @@ def publish(symbols: list[str], seconds: float, start_at: float, done) -> None:
     asyncio.run(run())
 
 
-def start_daphne(port: int, conflate_ms: int) -> subprocess.Popen:
+def start_daphne(
+    port: int, conflate_ms: int, timeout: float = 30.0
+) -> subprocess.Popen:
     env = {
         **os.environ,
         "WS_CONFLATE_MS": str(conflate_ms),
@@ -167,7 +169,7 @@ def start_daphne(port: int, conflate_ms: int) -> subprocess.Popen:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)

@@ -19,9 +19,10 @@ rare and go to the instrument's watchers at once as an `anomaly` frame. `WS_CONF
 selects the naive design (every consumer in every group, one frame per tick),
 kept for `bench_fanout` to compare against.
 
-Each frame carries `sent_at` (epoch seconds when the hub sent it) beside the
-documents' `ts` (event time), `received_at` (worker receive) and
-`published_at` (worker send): `bench.bench_latency` reads the stages from them.
+Each frame carries `sent_at` (epoch seconds when the hub sent it) and each
+document `hub_at` (when the hub read it from the channel layer) beside the
+worker's times (`ts`, `received_at`, ..., `published_at`, see
+`streaming.publisher`): `bench.bench_latency` reads the stages from them.
 
 `FeedWatch`: whether the live feed store (Redis: the channel layer and the
 snapshots) answers, as far as the process knows, checked once a second while a
@@ -169,6 +170,7 @@ class MarketHub:
             symbol = snapshot.get("symbol")
             if symbol not in self.members:
                 continue
+            snapshot["hub_at"] = time.time()
             self.latest[symbol] = snapshot
             for slot, members in enumerate(self.slot_members):
                 if symbol in members:

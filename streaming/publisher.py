@@ -15,10 +15,14 @@ Contract for consumers (`streaming.consumers`, the dashboard):
   goes out with the batch being sent now rather than alone a few ms later:
   the average rate is unchanged, and the worker pays one snapshot write and
   one channel-layer round trip per batch rather than per instrument (the
-  fixed cost that dominated its CPU, bench/PROFILE-ingest.md). `document["published_at"]` is the worker's epoch time of
-  the send and `document["pending_since"]` the receive time of the oldest
-  change it carries (with `ts`, the newest event's time, and `received_at`,
-  its receive time: the latency stages and the hold, `bench.bench_latency`). `snapshot["seq"]` increases by
+  fixed cost that dominated its CPU, bench/PROFILE-ingest.md). Each document
+  carries the epoch times of its way through the worker (`bench.bench_latency`
+  reads the stages from them): `ts` and `received_at`, the newest event's time
+  and its receive time; `pending_since` and `normalized_at`, the receive time
+  of the oldest change it carries and when the loop applied that change;
+  `due_at`, when the rate allowed the message from (past `normalized_at` by
+  the throttle's hold); `published_at`, when the publisher took it (then
+  Redis: the snapshot, the send). `snapshot["seq"]` increases by
   exactly 1 per published message per instrument (it continues from the stored
   snapshot across worker restarts), so a gap in `seq` means a lost message.
 * Group `core.groups.STATUS_GROUP` receives `{"type": "feed.status",
@@ -75,7 +79,11 @@ class Publisher:
         # Per instrument: the time its sends so far would end at the full
         # rate (the generic cell rate algorithm's TAT).
         self.tat: dict[str, float] = {}
-        self.pending_since: dict[str, float | None] = {}
+        # Per dirty instrument: (receive time, time applied) of its oldest
+        # change since the last message.
+        self.pending: dict[str, tuple[float | None, float]] = {}
+        # Per instrument taken to send: when its rate allowed it (monotonic).
+        self.allowed: dict[str, float] = {}
         self.groups: dict[str, str] = {}
         self.published = 0
         self.failures = 0
@@ -97,7 +105,7 @@ class Publisher:
     def mark(self, state) -> None:
         symbol = state.symbol
         if symbol not in self.dirty:  # the oldest change the next message carries
-            self.pending_since[symbol] = state.received_at
+            self.pending[symbol] = (state.received_at, time.time())
         self.dirty[symbol] = state
 
     def next_due(self) -> float | None:
@@ -132,25 +140,33 @@ class Publisher:
                 return []
         for state in due:
             del self.dirty[state.symbol]
+            previous = tat.get(state.symbol, now)
+            self.allowed[state.symbol] = previous - self._slack()  # due_at
             # Theoretical arrival time: one interval per message sent.
-            tat[state.symbol] = max(tat.get(state.symbol, now), now) + interval
+            tat[state.symbol] = max(previous, now) + interval
         return due
 
     async def publish_due(self, now: float | None = None) -> int:
         """Send every instrument whose interval has passed; returns how many."""
         if self.dirty and not self.redis.should_try():
             return 0  # Redis is away: the states stay dirty
-        due = self.take_due(time.monotonic() if now is None else now)
+        now = time.monotonic() if now is None else now
+        due = self.take_due(now)
         if not due:
             return 0
         documents = []
         published_at = time.time()
-        pending_since = self.pending_since
+        pending, allowed = self.pending, self.allowed
         for state in due:
             state.seq += 1
             document = state.document()
+            received, applied = pending.get(state.symbol, (None, None))
+            document["pending_since"] = received
+            document["normalized_at"] = applied
+            # Epoch time from which the rate allowed this message.
+            since = now - allowed.pop(state.symbol, now)
+            document["due_at"] = published_at - max(0.0, since)
             document["published_at"] = published_at
-            document["pending_since"] = pending_since.get(state.symbol)
             documents.append(document)
         attempted_at = self.redis.clock()
         try:
@@ -163,7 +179,7 @@ class Publisher:
             self.redis.failed(exc, doing="storing snapshots", impact=IMPACT)
             return 0
         for state in due:
-            pending_since.pop(state.symbol, None)
+            pending.pop(state.symbol, None)
         self._answered(published=due, attempted_at=attempted_at)
         await self.send_documents(documents)
         return len(documents)

@@ -8,9 +8,11 @@ JSON document per instrument under `snap:<symbol>`:
       "seq": 1234,                 # per-instrument sequence, +1 per published update
       "ts": "2024-05-01T14:30:01.123456+00:00",   # event time of the latest change
       "received_at": 1714573801.130,              # worker receive time (epoch s)
-      "published_at": 1714573801.131,             # worker send time (epoch s)
       "pending_since": 1714573801.030,            # receive time of the oldest
-                                                  # change in this update
+                                                  # change in this update,
+      "normalized_at": 1714573801.031,            # when the worker applied it,
+      "due_at": 1714573801.130,                   # when the rate allowed it,
+      "published_at": 1714573801.131,             # worker send time (epoch s)
       "provider": "alpaca",
       "last": "189.23", "last_size": "100",
       "bid": "189.22", "bid_size": "2", "ask": "189.24", "ask_size": "3",

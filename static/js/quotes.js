@@ -3,6 +3,7 @@
 // entry module calls startQuotes() once; trackRow() any time.
 import { difference, direction, fmtAge, fmtCompact, fmtPct, fmtPrice, fmtSigned, fmtTime, num, resolveZone, sparkPoints, zoneTitle } from "./format.js";
 import { market } from "./socket.js";
+import { probeArrived, probePainted } from "./paint_probe.js";
 
 let staleAfter = 30;
 const rows = new Map(); // symbol -> row state
@@ -160,26 +161,11 @@ function onFrame() {
     const state = rows.get(doc.symbol);
     if (state) paint(state, doc);
   }
-  if (window.__tapelinePaints) probePainted(batch);
-}
-
-// Latency probe (bench.bench_latency, see socket.js): a message posted from
-// the animation frame runs once the frame's rendering work is done, so its
-// time stands for "on screen". Records ms since the epoch per painted doc.
-function probePainted(batch) {
-  const channel = new MessageChannel();
-  channel.port1.onmessage = () => {
-    const painted = performance.timeOrigin + performance.now();
-    for (const d of batch) {
-      if (!d.__probe) continue;
-      window.__tapelinePaints.push([Date.parse(d.ts), d.received_at * 1000, (d.published_at || 0) * 1000,
-        d.__probe.sent, d.__probe.arrived, painted, (d.pending_since || d.received_at) * 1000]);
-    }
-  };
-  channel.port2.postMessage(null);
+  probePainted(batch);
 }
 
 function onQuotes(e) {
+  probeArrived(e.detail);
   for (const doc of e.detail.docs) {
     if (rows.has(doc.symbol)) pending.set(doc.symbol, doc);
   }

@@ -163,18 +163,14 @@ class MarketSocket extends EventTarget {
       }
       case "updates": {
         const docs = [];
-        // Latency probe (bench.bench_latency): off unless the harness set
-        // window.__tapelinePaints before the page loaded.
-        const arrived = window.__tapelinePaints ? performance.timeOrigin + performance.now() : 0;
         for (const d of frame.snapshots) {
           if (!this.wanted.has(d.symbol)) continue;
           const known = this.seq.get(d.symbol);
           if (known !== undefined && (d.seq || 0) <= known) continue;
           this.seq.set(d.symbol, d.seq || 0);
-          if (arrived) d.__probe = { sent: frame.sent_at * 1000, arrived };
           docs.push(d);
         }
-        if (docs.length) this.emit("quotes", { docs, snapshot: false });
+        if (docs.length) this.emit("quotes", { docs, snapshot: false, sentAt: frame.sent_at });
         break;
       }
       case "alert":

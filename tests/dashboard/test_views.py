@@ -415,3 +415,13 @@ def test_status_page_shows_stream_connections(staff_user, client_for):
     assert ">4<" in row  # reconnects
     assert "9.5 ms" in row and "7.4 s" in row
     assert "degraded" in html  # a worker runs but a connection is not live
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_test_hooks_are_rendered_only_when_on(
+    user, client_for, instruments, settings, on
+):
+    # static/js/paint_probe.js (and the other hooks) read the attribute.
+    settings.BROWSER_TEST_HOOKS = on
+    html = client_for(user).get(reverse("dashboard:index")).content.decode()
+    assert ('data-test-hooks="1"' in html) is on

@@ -71,6 +71,37 @@ def test_log_in_and_watch_prices_change(page, login, stack):
     wait_for_new_seq(page, "AAPL", seq_of(page, "AAPL"))
 
 
+PROBE_TOLERANCE_MS = 20  # the browser's epoch clock against the server's
+
+
+def test_the_paint_probe_records_each_stage_of_a_tick_to_pixels(page, login, stack):
+    # The stack runs with the test hooks on: the page records, per painted
+    # update, the server's stamps and its own (bench.bench_latency reads them).
+    login(page)
+    page.wait_for_function("() => window.tapelinePaintProbe", timeout=LIVE_SECONDS)
+    fields = page.evaluate("window.tapelinePaintProbe.fields")
+    samples = []
+    for _ in range(100):
+        taken = page.evaluate("window.tapelinePaintProbe.take()")
+        assert taken["dropped"] == 0
+        samples += [dict(zip(fields, s, strict=True)) for s in taken["samples"]]
+        if len(samples) >= 5:
+            break
+        page.wait_for_timeout(300)
+    assert len(samples) >= 5
+    order = [
+        "pending_since", "normalized_at", "published_at", "hub_at", "sent_at",
+        "arrived", "rendered", "next_frame",
+    ]  # fmt: skip
+    for sample in samples:
+        assert sample["received_at"] <= sample["published_at"]
+        assert sample["due_at"] <= sample["published_at"] + PROBE_TOLERANCE_MS
+        times = [sample[f] for f in order]
+        assert all(
+            a <= b + PROBE_TOLERANCE_MS for a, b in zip(times, times[1:], strict=False)
+        ), sample
+
+
 def test_add_from_search_then_it_streams(page, login, stack):
     login(page)
     ready(page)

@@ -8,6 +8,8 @@ is simulated by a tiny budget: one client then needs the whole
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from channels.layers import get_channel_layer
 
@@ -92,6 +94,22 @@ def test_without_backpressure_updates_are_not_held_for_the_longest_interval(
             await tick("AAPL", seq)
             frame = await receive_until(ws, "updates", timeout=10)
             assert [d["seq"] for d in frame["snapshots"]] == [seq]
+        await ws.disconnect()
+
+    run(scenario)
+
+
+def test_each_document_says_when_the_hub_read_it(user, instruments, settings):
+    async def scenario():
+        ws = await open_socket(user)
+        await ws.send_json_to({"action": "subscribe", "symbols": ["AAPL"]})
+        await receive_until(ws, "snapshot")
+        before = time.time()
+        await tick("AAPL", 1)
+        frame = await receive_until(ws, "updates", timeout=10)
+        (doc,) = frame["snapshots"]
+        # The channel layer's share and the hub's own, apart (bench_latency).
+        assert before <= doc["hub_at"] <= frame["sent_at"] <= time.time()
         await ws.disconnect()
 
     run(scenario)
