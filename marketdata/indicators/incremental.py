@@ -44,30 +44,10 @@ class SMA:
         return len(self._window) >= self.period
 
 
-class EMA:
-    """EMA seeded with the SMA of the first `period` values, as TA-Lib does."""
+class _Seeded:
+    """A running average seeded with the SMA of the first `period` values, as
+    TA-Lib seeds EMA and Wilder's smoothing; `_step` is the smoothing after."""
 
-    __slots__ = ("period", "k", "value", "_seed")
-
-    def __init__(self, period: int) -> None:
-        self.period = check_period(period, minimum=1)
-        self.k = 2.0 / (self.period + 1)
-        self.value = NAN
-        self._seed: list[float] | None = []
-
-    def update(self, x: float) -> float:
-        if self._seed is not None:
-            self._seed.append(x)
-            if len(self._seed) < self.period:
-                return NAN
-            self.value = sum(self._seed) / self.period
-            self._seed = None
-            return self.value
-        self.value = (1.0 - self.k) * self.value + self.k * x
-        return self.value
-
-
-class _Wilder:
     __slots__ = ("period", "value", "_seed")
 
     def __init__(self, period: int) -> None:
@@ -83,9 +63,32 @@ class _Wilder:
             self.value = sum(self._seed) / self.period
             self._seed = None
             return self.value
-        n = self.period
-        self.value = (n - 1) / n * self.value + x / n
+        self.value = self._step(x)
         return self.value
+
+    def _step(self, x: float) -> float:
+        raise NotImplementedError
+
+
+class EMA(_Seeded):
+    """EMA seeded with the SMA of the first `period` values, as TA-Lib does."""
+
+    __slots__ = ("k",)
+
+    def __init__(self, period: int) -> None:
+        super().__init__(check_period(period, minimum=1))
+        self.k = 2.0 / (self.period + 1)
+
+    def _step(self, x: float) -> float:
+        return (1.0 - self.k) * self.value + self.k * x
+
+
+class _Wilder(_Seeded):
+    __slots__ = ()
+
+    def _step(self, x: float) -> float:
+        n = self.period
+        return (n - 1) / n * self.value + x / n
 
 
 class RSI:
