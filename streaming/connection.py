@@ -14,6 +14,9 @@ healthy period). A provider answering "connection limit" (Alpaca 406: it holds
 a dropped session for about 90 s) is retried only after
 `connection_limit_backoff`. Authentication failure ends the thread for good:
 one clear log line, state `auth_failed`, no retry.
+
+Just over 400 lines: one session's whole life (connect, authenticate,
+subscribe, ping, receive, reconnect) reads in order in one class.
 """
 
 from __future__ import annotations
