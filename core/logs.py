@@ -24,13 +24,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from core.outage import duration_text
+from core.outage import duration_text, first_line
 
 
 def cause(exc: BaseException) -> str:
     """`KeyError: 'AAPL'`: the type and the first line of the text."""
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0][:500]}" if text else type(exc).__name__
+    line = first_line(exc)
+    return f"{type(exc).__name__}: {line[:500]}" if line else type(exc).__name__
 
 
 @dataclass

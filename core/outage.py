@@ -33,9 +33,14 @@ def duration_text(seconds: float) -> str:
     return f"{hours} h {minutes} min"
 
 
-def error_text(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """The first line of the exception's text; "" when it has none."""
     text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    return text[0] if text else ""
+
+
+def error_text(exc: BaseException) -> str:
+    return first_line(exc) or type(exc).__name__
 
 
 class Outage:
