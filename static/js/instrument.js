@@ -134,6 +134,7 @@ candles.priceScale().applyOptions({ scaleMargins: { top: 0.05, bottom: 0.25 } })
 let bars = []; // oldest first: {time, open, high, low, close, volume}
 let nextBefore = null;
 let loading = false;
+let painted = false; // the current timeframe's first page of bars is drawn
 let generation = 0;
 let indicatorSeries = []; // series created for indicators
 let live = { minuteTs: null, base: 0, minuteVolume: 0 };
@@ -223,6 +224,7 @@ function barsChanged(reason) {
 async function loadInitial() {
   const mine = ++generation;
   loading = true;
+  painted = false;
   note.textContent = `Loading ${timeframe} bars…`;
   try {
     const payload = await fetchBars({ limit: PAGE });
@@ -231,6 +233,7 @@ async function loadInitial() {
     nextBefore = payload.next_before;
     live = { minuteTs: null, base: bars.length ? bars[bars.length - 1].volume : 0, minuteVolume: 0 };
     paintAll();
+    painted = true;
     chart.timeScale().fitContent();
     if (bars.length > 120) chart.timeScale().setVisibleLogicalRange({ from: bars.length - 120, to: bars.length + 4 });
     note.textContent = bars.length ? `${bars.length} ${timeframe} bars · ${zoneNote()} · scroll left for older bars` : "No stored bars for this timeframe yet; live candles appear as trades arrive.";
@@ -240,6 +243,7 @@ async function loadInitial() {
     await loadIndicators(mine);
   } catch (err) {
     note.textContent = `Could not load bars: ${err.message}`;
+    if (mine === generation) painted = true; // live candles still draw on an empty chart
   } finally {
     if (mine === generation) loading = false;
   }
@@ -366,6 +370,9 @@ async function loadIndicators(mine) {
 
 // --- live candle from the socket ------------------------------------------------
 function applyMinute(doc) {
+  // Until the first page is drawn, a live minute would be merged into the
+  // previous timeframe's bars (or stand alone) and then be replaced by the page.
+  if (!painted) return;
   const m = doc.minute;
   if (!m || !m.ts) return;
   const t = Math.floor(Date.parse(m.ts) / 1000);

@@ -239,6 +239,44 @@ def test_instrument_chart_timeframes_scrollback_and_live_candle(
     page.screenshot(path=str(docs_dir / "chart.png"))
 
 
+def test_a_live_minute_before_the_first_page_draws_nothing(page, login, stack):
+    """The chart's first page of bars is held back until a live minute for the
+    symbol has reached the page: that minute must not become a lone candle
+    (the chart would claim bars it has not loaded), and once the page arrives
+    the chart shows the page, then follows the socket."""
+    login(page)
+    held = []
+    page.route("**/api/instruments/BTC/USD/bars*", lambda route: held.append(route))
+    page.goto(stack.url + "/instruments/BTC/USD/")
+    ready(page)
+    # instrument.js registered its listener when it loaded, so by the time this
+    # one counts a minute, the chart has already been handed it.
+    page.evaluate(
+        """() => { window.liveMinutes = 0;
+        window.tapelineMarket.addEventListener("quotes", (e) => {
+          for (const d of e.detail.docs) if (d.symbol === "BTC/USD" && d.minute) window.liveMinutes += 1;
+        }); }"""
+    )
+    page.wait_for_function("window.liveMinutes > 0", timeout=LIVE_SECONDS)
+    chart = page.locator("#chart")
+    assert chart.get_attribute("data-bars") is None
+    assert chart.get_attribute("data-live-close") is None
+    expect(page.locator("#chart-note")).to_have_text("Loading 1m bars…")
+
+    assert held, "the chart asked for its bars"
+    for route in held:
+        route.continue_()
+    page.unroute("**/api/instruments/BTC/USD/bars*")
+    page.wait_for_function(
+        "Number(document.getElementById('chart').dataset.bars) >= 500"
+    )
+    expect(page.locator("#chart-note")).to_contain_text("1m bars")
+    page.wait_for_function(
+        "document.getElementById('chart').dataset.liveClose !== undefined",
+        timeout=LIVE_SECONDS,
+    )
+
+
 def test_all_eight_indicators_remembered_and_exported(page, login, stack):
     login(page)
     page.goto(stack.url + "/instruments/BTC/USD/?tf=5m")
