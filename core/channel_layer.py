@@ -19,7 +19,11 @@ restarts fails on a pooled connection the server closed. This subclass:
   Lua script that PUBLISHes each; the stream worker publishes up to one
   update per instrument per interval, and one PUBLISH call each cost it more
   CPU than receiving and normalizing the whole feed; a pipeline still meant
-  encoding a command and reading a reply per message).
+  encoding a command and reading a reply per message);
+- on a layer of one Redis, sets keys in the same script call before its
+  PUBLISHes (`group_send_many(..., store=…)`, when `stores_in(url)`): the
+  worker's snapshots are stored before their updates are sent, in one round
+  trip, with no thread hop.
 
 Publishing still raises while Redis is away: a publisher decides what to do.
 """
@@ -45,12 +49,16 @@ logger = logging.getLogger(__name__)
 receive_failures = RateLimitedLog(logger)
 
 
-# ARGV: channel, message, channel, message, ...
+# KEYS: keys to set first; ARGV: their values, then channel, message, ...
+# (a script runs whole: every key is set before the first PUBLISH).
 PUBLISH_MANY = """
-for i = 1, #ARGV, 2 do
+for i = 1, #KEYS do
+  redis.call('SET', KEYS[i], ARGV[i])
+end
+for i = #KEYS + 1, #ARGV, 2 do
   redis.call('PUBLISH', ARGV[i], ARGV[i + 1])
 end
-return #ARGV / 2
+return (#ARGV - #KEYS) / 2
 """
 
 
@@ -74,16 +82,21 @@ class ResilientShard(RedisSingleShardConnection):
         except redis.ConnectionError:
             await super().publish(channel, message)
 
-    async def publish_many(self, pairs: list[tuple[str, bytes]]) -> None:
-        """PUBLISH every (channel, message) in order, in one script call."""
-        args = [item for pair in pairs for item in pair]
+    async def publish_many(
+        self, pairs: list[tuple[str, bytes]], store: dict[str, bytes] | None = None
+    ) -> None:
+        """SET every key of `store`, then PUBLISH every (channel, message) in
+        order, in one script call."""
+        keys = list(store or ())
+        args = [*(store or {}).values()]
+        args.extend(item for pair in pairs for item in pair)
         for attempt in (1, 2):
             try:
                 async with self._lock:
                     self._ensure_redis()
                     if self._publish_script is None:
                         self._publish_script = self._redis.register_script(PUBLISH_MANY)
-                    await self._publish_script(args=args, client=self._redis)
+                    await self._publish_script(keys=keys, args=args, client=self._redis)
                 return
             except redis.ConnectionError:
                 if attempt == 2:
@@ -159,7 +172,18 @@ class ResilientLoopLayer(RedisPubSubLoopLayer):
         hosts = kwargs.get("hosts") or (args[0] if args else None)
         self._shards = [ResilientShard(host, self) for host in decode_hosts(hosts)]
 
-    async def group_send_many(self, messages: list[tuple[str, dict]]) -> None:
+    async def group_send_many(
+        self, messages: list[tuple[str, dict]], store: dict[str, bytes] | None = None
+    ) -> None:
+        if store:  # one Redis (the caller checked `stores_in`)
+            (shard,) = self._shards
+            serialize = self.channel_layer.serialize
+            pairs = [
+                (self._get_group_channel_name(group), serialize(message))
+                for group, message in messages
+            ]
+            await shard.publish_many(pairs, store)
+            return
         serialize = self.channel_layer.serialize
         by_shard: dict[int, list[tuple[str, bytes]]] = {}
         for group, message in messages:
@@ -175,7 +199,13 @@ class ResilientPubSubChannelLayer(RedisPubSubChannelLayer):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         hosts = kwargs.get("hosts") or (args[0] if args else None)
-        self._outages = [redis_outage(_host_url(h)) for h in decode_hosts(hosts)]
+        self._urls = [_host_url(h) for h in decode_hosts(hosts)]
+        self._outages = [redis_outage(url) for url in self._urls]
+
+    def stores_in(self, url: str) -> bool:
+        """Whether `group_send_many(..., store=…)` sets its keys in the Redis
+        database at `url`: the layer is that one Redis, database included."""
+        return self._urls == [url]
 
     @property
     def available(self) -> bool:
@@ -191,12 +221,16 @@ class ResilientPubSubChannelLayer(RedisPubSubChannelLayer):
             return True
         return layer is None or not any(shard.pending for shard in layer._shards)
 
-    async def group_send_many(self, messages: list[tuple[str, dict]]) -> None:
-        """`group_send` for many (group, message) pairs: one pipelined round
-        trip per Redis. Raises like `group_send` (nothing is retried beyond
-        one reconnect: the caller decides)."""
-        if messages:
-            await self._get_layer().group_send_many(messages)
+    async def group_send_many(
+        self, messages: list[tuple[str, dict]], *, store: dict[str, bytes] | None = None
+    ) -> None:
+        """`group_send` for many (group, message) pairs: one script call per
+        Redis. `store` (only where `stores_in` the caller's Redis): keys set
+        in the same call, before the first message is published. Raises like
+        `group_send` (nothing is retried beyond one reconnect: the caller
+        decides)."""
+        if messages or store:
+            await self._get_layer().group_send_many(messages, store)
 
     def _get_layer(self):
         loop = asyncio.get_running_loop()

@@ -30,10 +30,16 @@ Contract for consumers (`streaming.consumers`, the dashboard):
   (sent by the worker's health step).
 
 All sends happen on the worker's single asyncio event loop, on
-`RedisPubSubChannelLayer`, never through `async_to_sync` per event. The
-synchronous Redis calls (snapshots, health documents) run on one thread of
-the publisher's own, never on the loop: a Redis that stalls mid-reply holds
-that thread (up to the client's 2 s socket timeout), not the feed.
+`RedisPubSubChannelLayer`, never through `async_to_sync` per event. When the
+channel layer is the snapshots' Redis (one server, the same database: the
+default), a batch's snapshots and updates go in one script call on the loop
+(`core.channel_layer`: every key is set before the first PUBLISH), bounded by
+`SEND_TIMEOUT`; a failure leaves the whole batch dirty for the next try.
+Otherwise, and for the health documents, the synchronous Redis calls run on
+one thread of the publisher's own, never on the loop: a Redis that stalls
+mid-reply holds that thread (up to the client's 2 s socket timeout), not the
+feed. The worker does not wait for a publish to ingest (`StreamWorker`
+starts one at a time beside its ingest loop).
 
 Redis outages (see `core.outage`): the publisher is the worker's only
 Redis-facing part on the loop (snapshots, the channel layer, the health
@@ -52,12 +58,14 @@ import time
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 
+from django.conf import settings
+
 from core.groups import STATUS_GROUP, symbol_group
 from core.outage import Outage
 from core.redis import REDIS_ERRORS, redis_outage
 from streaming.selectors import feed_status_get
 from streaming.services import feed_health_put
-from streaming.snapshots import snapshots_put
+from streaming.snapshots import snapshots_encoded, snapshots_put
 
 MARKET_UPDATE = "market.update"
 FEED_STATUS = "feed.status"
@@ -65,6 +73,9 @@ FEED_STATUS = "feed.status"
 BURST = 2
 # An update due within this fraction of an interval joins the current batch.
 EARLY = 0.25
+# Longest wait for one batch's store-and-send call (as the snapshot client's
+# socket timeout): a Redis that hangs mid-reply is an outage, not a stall.
+SEND_TIMEOUT = 2.0
 IMPACT = (
     "Live updates wait (the latest state of each instrument goes out when it "
     "answers) and health reports are skipped; bars are still stored in PostgreSQL"
@@ -92,6 +103,9 @@ class Publisher:
         # to publish them all again when Redis comes back.
         self.known: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
         self._redis_thread = ThreadPoolExecutor(1, thread_name_prefix="stream-redis")
+        # Snapshots and updates in one call (see the module's docstring).
+        stores_in = getattr(layer, "stores_in", None)
+        self.together = stores_in is not None and stores_in(settings.REDIS_URL)
 
     async def _off_loop(self, function, **kwargs):
         loop = asyncio.get_running_loop()
@@ -160,7 +174,9 @@ class Publisher:
         for state in due:
             state.seq += 1
             document = state.document()
-            received, applied = pending.get(state.symbol, (None, None))
+            # Taken now: a change marked while this batch is on its way is
+            # the oldest of the next message.
+            received, applied = pending.pop(state.symbol, (None, None))
             document["pending_since"] = received
             document["normalized_at"] = applied
             # Epoch time from which the rate allowed this message.
@@ -170,18 +186,32 @@ class Publisher:
             documents.append(document)
         attempted_at = self.redis.clock()
         try:
-            await self._off_loop(snapshots_put, snapshots=documents)
-        except REDIS_ERRORS as exc:
+            if self.together:
+                await asyncio.wait_for(
+                    self.layer.group_send_many(
+                        self._messages(documents), store=snapshots_encoded(documents)
+                    ),
+                    SEND_TIMEOUT,
+                )
+            else:
+                await self._off_loop(snapshots_put, snapshots=documents)
+        except (*REDIS_ERRORS, TimeoutError) as exc:
             self.failures += 1
-            for state in due:  # unpublished: keep seq gap-free and send later
-                state.seq -= 1
-                self.dirty[state.symbol] = state
-            self.redis.failed(exc, doing="storing snapshots", impact=IMPACT)
+            for state, document in zip(due, documents, strict=True):
+                state.seq -= 1  # unpublished: keep seq gap-free and send later
+                self.dirty.setdefault(state.symbol, state)
+                pending[state.symbol] = (
+                    document["pending_since"],
+                    document["normalized_at"],
+                )
+            doing = "publishing live updates" if self.together else "storing snapshots"
+            self.redis.failed(exc, doing=doing, impact=IMPACT)
             return 0
-        for state in due:
-            pending.pop(state.symbol, None)
         self._answered(published=due, attempted_at=attempted_at)
-        await self.send_documents(documents)
+        if self.together:
+            self.published += len(documents)
+        else:
+            await self.send_documents(documents)
         return len(documents)
 
     def _answered(self, *, published=(), attempted_at: float | None = None) -> None:
@@ -195,7 +225,7 @@ class Publisher:
                 if symbol not in sent:
                     self.dirty.setdefault(symbol, state)
 
-    async def send_documents(self, documents: list[dict]) -> None:
+    def _messages(self, documents: list[dict]) -> list[tuple[str, dict]]:
         groups = self.groups
         messages = []
         for document in documents:
@@ -204,6 +234,10 @@ class Publisher:
             if group is None:
                 group = groups[symbol] = symbol_group(symbol)
             messages.append((group, {"type": MARKET_UPDATE, "snapshot": document}))
+        return messages
+
+    async def send_documents(self, documents: list[dict]) -> None:
+        messages = self._messages(documents)
         send_many = getattr(self.layer, "group_send_many", None)
         if send_many is not None:  # one pipelined round trip (core.channel_layer)
             try:

@@ -28,7 +28,8 @@ JSON document per instrument under `snap:<symbol>`:
 
 Prices and sizes are strings so no precision is lost on the way to a browser;
 absent values are null. Written by the stream worker (`streaming.publisher`)
-right before each channel-layer send. Channel-layer updates (`market.update` on the
+right before each channel-layer send (in the same Redis call when the channel
+layer is this Redis). Channel-layer updates (`market.update` on the
 instrument's group, see `core.groups.symbol_group`) carry the same document.
 
 Readers that must not fail when Redis is away (pages, the WebSocket) use
@@ -76,10 +77,15 @@ def snapshots_get_safe(*, symbols: Iterable[str]) -> dict[str, dict] | None:
     return snapshots
 
 
+def snapshots_encoded(snapshots: Iterable[dict]) -> dict[str, bytes]:
+    """The Redis keys and values that store whole snapshot documents."""
+    dumps = orjson.dumps
+    return {snapshot_key(s["symbol"]): dumps(s) for s in snapshots}
+
+
 def snapshots_put(*, snapshots: Iterable[dict]) -> None:
     """Store whole snapshot documents (one MSET: one command to encode and
     one reply to read, however many instruments)."""
-    dumps = orjson.dumps
-    mapping = {snapshot_key(s["symbol"]): dumps(s) for s in snapshots}
+    mapping = snapshots_encoded(snapshots)
     if mapping:
         redis_client().mset(mapping)

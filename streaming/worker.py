@@ -5,7 +5,8 @@ One asyncio event loop owns all state. Provider connections
 (`streaming.connection.FeedConnection`, one receive thread each) append parsed
 batches to `inbox`; the loop drains it (`step_ingest`, the hot path, kept
 here), updates each instrument's state and minute bars, and publishes
-coalesced updates (`step_publish`, see `streaming.publisher`). The periodic
+coalesced updates (`step_publish`, see `streaming.publisher`; in the running
+worker a publish goes beside the loop, which keeps ingesting). The periodic
 steps delegate to the parts:
 
 - `streaming.subscriptions.Subscriptions`: instruments in use reach the
@@ -361,10 +362,14 @@ class StreamWorker:
             )
 
     async def _ingest_loop(self) -> None:
-        wake, loop = self.wake, self.loop
+        """Apply the inbox as it fills and start a publish whenever one is
+        due. A publish runs beside the loop (one at a time, so in order): the
+        feed is applied while a batch is on its way to Redis."""
+        wake, loop, publisher = self.wake, self.loop, self.publisher
+        publishing: asyncio.Task | None = None
         while not self.shutdown:
             if not self.inbox:
-                due = self.publisher.next_due()
+                due = None if publishing else publisher.next_due()
                 timeout = 0.25 if due is None else max(0.0, due - time.monotonic())
                 if timeout > 0:
                     # A timer that sets the event: `wait_for` would create a
@@ -375,9 +380,24 @@ class StreamWorker:
             wake.clear()
             self._signaled = False
             self.step_ingest()
-            await self.step_publish()
+            if publishing is not None and publishing.done():
+                publishing = None
+            if publishing is None:
+                due = publisher.next_due()
+                if due is not None and due <= time.monotonic():
+                    publishing = loop.create_task(self._publish_beside())
             if self.inbox:
                 await asyncio.sleep(0)  # let the periodic steps in
+        if publishing is not None:
+            await publishing
+
+    async def _publish_beside(self) -> None:
+        try:
+            await self.publisher.publish_due()
+        except Exception as exc:
+            self._step_failed("step_publish", exc)
+        finally:
+            self.wake.set()  # the loop may start the next one
 
     async def stop(self) -> None:
         """Close sockets, store every bar still in memory (including the

@@ -1,13 +1,17 @@
-"""`group_send_many`: the stream worker's updates in one pipelined round trip
-reach every member of each group, in order, and nobody else (real Redis)."""
+"""`group_send_many`: the stream worker's updates in one script call reach
+every member of each group, in order, and nobody else; keys stored in the same
+call are there before the first message arrives (real Redis)."""
 
 from __future__ import annotations
 
 import asyncio
 
 from channels.layers import get_channel_layer
+from django.conf import settings
 
 from core.groups import symbol_group
+from core.redis import redis_client
+from streaming.snapshots import snapshot_key, snapshots_encoded
 
 
 def test_group_send_many_delivers_each_group_its_messages_in_order():
@@ -41,3 +45,28 @@ def test_group_send_many_delivers_each_group_its_messages_in_order():
         await layer.flush()
 
     asyncio.run(scenario())
+
+
+def test_keys_stored_in_the_same_call_are_there_when_the_message_arrives():
+    layer = get_channel_layer()
+    assert layer.stores_in(settings.REDIS_URL)
+    assert not layer.stores_in(settings.REDIS_URL.rsplit("/", 1)[0] + "/15")
+    documents = [{"symbol": s, "seq": 7} for s in ("AAPL", "MSFT")]
+    redis_client().delete(*(snapshot_key(d["symbol"]) for d in documents))
+
+    async def scenario():
+        channel = await layer.new_channel()
+        await layer.group_add(symbol_group("MSFT"), channel)
+        await layer.group_send_many(
+            [(symbol_group("MSFT"), {"type": "market.update", "seq": 7})],
+            store=snapshots_encoded(documents),
+        )
+        message = await asyncio.wait_for(layer.receive(channel), 5)
+        # Read on receipt: a reader woken by the update finds its snapshot.
+        stored = redis_client().mget([snapshot_key("AAPL"), snapshot_key("MSFT")])
+        await layer.flush()
+        return message["seq"], stored
+
+    seq, stored = asyncio.run(scenario())
+    assert seq == 7
+    assert stored == list(snapshots_encoded(documents).values())

@@ -68,6 +68,30 @@ def test_a_redis_outage_logs_one_line_each_way_and_bars_keep_being_stored(
     assert stored_during >= 8
 
 
+def test_the_feed_is_applied_while_a_publish_hangs(
+    sim, redis_outage_settings, user, instruments
+):
+    """SIGSTOP: Redis never answers, so the next publish hangs until
+    `SEND_TIMEOUT`. The worker keeps applying the feed meanwhile (bars,
+    alerts and the states the next update carries do not wait for Redis)."""
+    redis = redis_outage_settings
+    watchlist_create(owner=user, name="Mine", symbols=["BTC/USD", "AAPL"])
+    with WorkerThread() as worker:
+        wait_for(lambda: snapshots_get(symbols=["AAPL"]), 30)
+        publisher = worker.publisher
+        os.kill(redis.process.pid, signal.SIGSTOP)
+        try:
+            time.sleep(0.5)  # a publish has started since, and hangs
+            failures, events = publisher.failures, worker.events_total
+            wait_for(
+                lambda: worker.events_total > events or publisher.failures > failures,
+                30,
+            )
+            assert publisher.failures == failures, "the feed waited for Redis"
+        finally:
+            os.kill(redis.process.pid, signal.SIGCONT)
+
+
 def test_updates_wait_for_redis_and_every_snapshot_comes_back_after_a_restart(
     redis_outage_settings, instruments, make_worker, attach
 ):
@@ -106,25 +130,32 @@ def test_updates_wait_for_redis_and_every_snapshot_comes_back_after_a_restart(
 def test_a_redis_that_stalls_mid_reply_never_holds_the_loop_for_good(
     redis_outage_settings, instruments, make_worker, attach
 ):
-    """SIGSTOP: the server keeps its sockets open and never answers. A send to
-    the channel layer (awaited on the loop that also ingests) gives up on the
-    Redis client's read timeout (redis-py's default, 5 s; measured 5.0 s) and
-    counts as an outage, retried once a second: the loop goes on."""
+    """SIGSTOP: the server keeps its sockets open and never answers. A batch's
+    store-and-send call (one Redis call on the loop: the channel layer is the
+    snapshots' Redis) gives up after `SEND_TIMEOUT` and counts as an outage,
+    retried once a second: the batch stays dirty with its seq unspent."""
     redis = redis_outage_settings
     worker, connection = make_worker()
     state = attach(worker, instruments["AAPL"], connection)
+    publisher = worker.publisher
+    assert publisher.together
     worker.process(connection, NOW.timestamp(), [trade("AAPL", 0, "100.00")])
 
-    async def run() -> int:
-        assert await worker.publisher.publish_due(now=1.0) == 1  # connected
+    async def run() -> tuple[int, int]:
+        assert await publisher.publish_due(now=1.0) == 1  # connected
         os.kill(redis.process.pid, signal.SIGSTOP)
         try:
-            failures = worker.publisher.failures
-            sending = worker.publisher.send_documents([state.document()])
-            await asyncio.wait_for(sending, 30)  # a send that hangs fails here
-            return worker.publisher.failures - failures
+            worker.process(
+                connection,
+                NOW.timestamp() + 1,
+                [trade("AAPL", 1, "101.00", trade_id="a2")],
+            )
+            failures = publisher.failures
+            sent = await asyncio.wait_for(publisher.publish_due(now=2.0), 30)
+            return sent, publisher.failures - failures
         finally:
             os.kill(redis.process.pid, signal.SIGCONT)
 
-    assert asyncio.run(run()) == 1
-    assert not worker.publisher.redis.should_try()  # an outage: retried later
+    assert asyncio.run(run()) == (0, 1)
+    assert "AAPL" in publisher.dirty and state.seq == 1
+    assert not publisher.redis.should_try()  # an outage: retried later
