@@ -134,6 +134,17 @@ class GapTracker:
         for row in rows:
             self.add(row, start, end)
 
+    def connection_ended(self, connection, rows: list[dict], at: datetime) -> None:
+        """Shutdown with `connection` still down: its gap ends with the last
+        minute closed by `at`, so every closed minute the drop cut is in the
+        ledger before the worker exits. The forming minute stays tainted (not
+        stored): the next start's restart gap covers it, as it covers a
+        forming minute stored at shutdown."""
+        start, connection.gap_start = connection.gap_start, None
+        if start is not None:
+            for row in rows:
+                self.add(row, start, floor_minute(at))
+
     def take_due(self, horizon: datetime) -> list[PendingGap]:
         """Gaps over by `horizon`, minus those with no market minute in them."""
         due = [g for g in self.pending if g.end <= horizon]

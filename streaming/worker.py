@@ -424,6 +424,9 @@ class StreamWorker:
 
     async def _final_flush(self) -> None:
         await self.step_store_bars(final=True)
+        now = self.now()
+        for connection in set(self.routes.values()):  # still down: its gap ends
+            self.gaps.connection_ended(connection, self._rows_of(connection), now)
         self.ledger.reconcile()
         await self.step_gaps(final=True)
         await self.alerts.record(self._in_db)

@@ -19,6 +19,7 @@ from django.db import connection as db
 from marketdata.events import Control, ControlType, Trade
 from marketdata.models import Bar, Gap
 from streaming.aggregator import MinuteAggregator
+from streaming.connection import Lifecycle
 
 MINUTE = timedelta(minutes=1)
 # Event times ahead of the wall clock: the worker's clock follows the feed
@@ -144,6 +145,27 @@ def test_a_malformed_frame_sends_its_minute_to_the_ledger_for_every_symbol(
         Bar.objects.filter(instrument=btc).values_list("ts", flat=True)
     ) == {1}
     assert ledger_minutes(btc) == {0} and ledger_minutes(eth) == {0}
+
+
+@pytest.mark.transactional
+def test_a_connection_still_down_at_shutdown_leaves_its_closed_minutes_in_the_ledger(
+    instruments,
+    make_worker,
+    attach,
+):
+    """The drop cut minute 0 (trades in flight) and the feed never came back:
+    at shutdown the minutes closed since are in the ledger, not left to a
+    restart that may never come."""
+    btc = instruments["BTC/USD"]
+    worker, connection = make_worker(gap_settle=0)
+    attach(worker, btc, connection)
+    worker.process(connection, 0.0, [btc_trade(0, 5, "100"), btc_trade(1, 0, "101")])
+    dropped_at = (T0 + timedelta(minutes=1, seconds=1)).timestamp()
+    worker.process(connection, dropped_at, [Lifecycle("down", dropped_at, "lost")])
+    worker.event_clock = T0 + timedelta(minutes=3, seconds=10)
+    run(worker, worker.stop)
+    assert not Bar.objects.filter(instrument=btc).exists()  # tainted: not stored
+    assert ledger_minutes(btc) == {0, 1, 2}
 
 
 @pytest.mark.transactional
