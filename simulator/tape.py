@@ -47,7 +47,6 @@ class SimClock:
         return datetime.fromtimestamp(self.now_ns() / NS, tz=UTC)
 
 
-
 @lru_cache(maxsize=128)
 def _quote_block(seed: int, spec: prices.SymbolSpec, counter: int) -> np.ndarray:
     """One block of a minute's quote draws, drawn once: a tick reads the few
@@ -56,6 +55,7 @@ def _quote_block(seed: int, spec: prices.SymbolSpec, counter: int) -> np.ndarray
     data = prices.quote_draws(seed, spec, counter, _QUOTE_BLOCK)
     data.flags.writeable = False
     return data
+
 
 @dataclass
 class Window:
