@@ -414,8 +414,8 @@ def main(argv: list[str]) -> int:
               f"(target >= 2x: {verdict})")  # fmt: skip
     if any(r < 2 for r in ratios.values()):
         print("   why short: most of the worker's CPU is fixed per interval, not per "
-              "event - about 500 coalesced updates/s published (document, snapshot "
-              "write on a thread, channel-layer script), health every 2 s, the "
+              "event - about 500 coalesced updates/s published (document, one "
+              "store-and-publish script call per batch), health every 2 s, the "
               "subscriptions read every 1 s; it does not shrink at lower rates (see "
               "the 1,000 events/s row) while alpaca-py's no-op client has none. "
               "Where it goes and what is left: bench/PROFILE-ingest.md")  # fmt: skip

@@ -34,7 +34,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from functools import partial
+from functools import lru_cache, partial
 
 from django.db import connection, transaction
 
@@ -160,6 +160,14 @@ def _session_exceptions(start: datetime, end: datetime) -> tuple[list, list]:
     margin either side."""
     first = start.astimezone(NEW_YORK).date() - timedelta(days=1)
     last = end.astimezone(NEW_YORK).date() + timedelta(days=1)
+    early, holidays = _exceptions_between(first, last)
+    return list(early), list(holidays)
+
+
+@lru_cache(maxsize=512)
+def _exceptions_between(first: date, last: date) -> tuple[tuple, tuple]:
+    """Cached: the stream worker refreshes the same few days' rollups for
+    every instrument each minute."""
     holidays: list[date] = []
     early: list[date] = []
     day = first
@@ -170,7 +178,7 @@ def _session_exceptions(start: datetime, end: datetime) -> tuple[list, list]:
             elif nyse_is_early_close(day):
                 early.append(day)
         day += timedelta(days=1)
-    return early, holidays
+    return tuple(early), tuple(holidays)
 
 
 def _bucket_sql(timeframe: str, asset_class: str) -> tuple[str, list]:

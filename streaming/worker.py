@@ -368,24 +368,23 @@ class StreamWorker:
         wake, loop, publisher = self.wake, self.loop, self.publisher
         publishing: asyncio.Task | None = None
         while not self.shutdown:
+            if publishing is not None and publishing.done():
+                publishing = None
+            due = None if publishing else publisher.next_due()
+            now = time.monotonic()
+            if due is not None and due <= now:
+                publishing = loop.create_task(self._publish_beside())
+                due = None  # its end wakes the loop
             if not self.inbox:
-                due = None if publishing else publisher.next_due()
-                timeout = 0.25 if due is None else max(0.0, due - time.monotonic())
-                if timeout > 0:
-                    # A timer that sets the event: `wait_for` would create a
-                    # task and a timeout context per wake-up (per frame).
-                    timer = loop.call_later(min(timeout, 0.25), wake.set)
-                    await wake.wait()
-                    timer.cancel()
+                # A timer that sets the event: `wait_for` would create a
+                # task and a timeout context per wake-up (per frame).
+                timeout = 0.25 if due is None else min(due - now, 0.25)
+                timer = loop.call_later(timeout, wake.set)
+                await wake.wait()
+                timer.cancel()
             wake.clear()
             self._signaled = False
             self.step_ingest()
-            if publishing is not None and publishing.done():
-                publishing = None
-            if publishing is None:
-                due = publisher.next_due()
-                if due is not None and due <= time.monotonic():
-                    publishing = loop.create_task(self._publish_beside())
             if self.inbox:
                 await asyncio.sleep(0)  # let the periodic steps in
         if publishing is not None:
