@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from urllib.parse import urlsplit
 
 import redis
 from channels_redis.pubsub import (
@@ -60,6 +61,13 @@ for i = #KEYS + 1, #ARGV, 2 do
 end
 return (#ARGV - #KEYS) / 2
 """
+
+
+def _database(url: str) -> tuple[str, str, str]:
+    """(scheme, server, database number) of a Redis URL (database 0 when the
+    URL names none)."""
+    parts = urlsplit(url)
+    return parts.scheme, parts.netloc, (parts.path.strip("/") or "0")
 
 
 def _host_url(host: dict) -> str:
@@ -205,7 +213,7 @@ class ResilientPubSubChannelLayer(RedisPubSubChannelLayer):
     def stores_in(self, url: str) -> bool:
         """Whether `group_send_many(..., store=…)` sets its keys in the Redis
         database at `url`: the layer is that one Redis, database included."""
-        return self._urls == [url]
+        return [_database(u) for u in self._urls] == [_database(url)]
 
     @property
     def available(self) -> bool:

@@ -5,6 +5,7 @@ call are there before the first message arrives (real Redis)."""
 from __future__ import annotations
 
 import asyncio
+from urllib.parse import urlsplit
 
 from channels.layers import get_channel_layer
 from django.conf import settings
@@ -49,8 +50,11 @@ def test_group_send_many_delivers_each_group_its_messages_in_order():
 
 def test_keys_stored_in_the_same_call_are_there_when_the_message_arrives():
     layer = get_channel_layer()
+    parts = urlsplit(settings.REDIS_URL)
+    server, db = f"{parts.scheme}://{parts.netloc}", parts.path.strip("/") or "0"
     assert layer.stores_in(settings.REDIS_URL)
-    assert not layer.stores_in(settings.REDIS_URL.rsplit("/", 1)[0] + "/15")
+    assert not layer.stores_in(f"{server}/{(int(db) + 1) % 16}")
+    assert layer.stores_in(server) == (db == "0")  # no number: database 0
     documents = [{"symbol": s, "seq": 7} for s in ("AAPL", "MSFT")]
     redis_client().delete(*(snapshot_key(d["symbol"]) for d in documents))
 
