@@ -183,21 +183,16 @@ class ResilientLoopLayer(RedisPubSubLoopLayer):
     async def group_send_many(
         self, messages: list[tuple[str, dict]], store: dict[str, bytes] | None = None
     ) -> None:
-        if store:  # one Redis (the caller checked `stores_in`)
-            (shard,) = self._shards
-            serialize = self.channel_layer.serialize
-            pairs = [
-                (self._get_group_channel_name(group), serialize(message))
-                for group, message in messages
-            ]
-            await shard.publish_many(pairs, store)
-            return
         serialize = self.channel_layer.serialize
         by_shard: dict[int, list[tuple[str, bytes]]] = {}
         for group, message in messages:
             channel = self._get_group_channel_name(group)
             shard = self._get_shard(channel)
             by_shard.setdefault(id(shard), []).append((channel, serialize(message)))
+        if store:  # one Redis (the caller checked `stores_in`)
+            (shard,) = self._shards
+            await shard.publish_many(by_shard.get(id(shard), []), store)
+            return
         shards = {id(shard): shard for shard in self._shards}
         for key, pairs in by_shard.items():
             await shards[key].publish_many(pairs)
