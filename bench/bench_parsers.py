@@ -47,7 +47,7 @@ def _setup_django() -> None:
 
 
 def _iso_ns(ts: datetime, ns: int) -> str:
-    return ts.strftime("%Y-%m-%dT%H:%M:%S") + f".{ns:09d}".rstrip("0") + "Z"
+    return ts.strftime("%Y-%m-%dT%H:%M:%S") + f".{ns:09d}".rstrip("0").rstrip(".") + "Z"
 
 
 def alpaca_messages(

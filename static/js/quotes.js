@@ -36,6 +36,7 @@ export function trackRow(tr) {
     fresh: tr.querySelector(".fresh"),
     zone: resolveZone(tr.dataset.tzExchange),
     last: null,
+    dir: null, // the change's direction last painted (classes set only when it turns)
   };
   rows.set(symbol, state);
   return state;
@@ -50,11 +51,24 @@ function setText(el, text) {
   if (el && el.textContent !== text) el.textContent = text;
 }
 
+// The tick flash: a tinted layer over the cell (`[data-flash]::after`,
+// tapeline.css) fading out. Only its opacity is animated, which the
+// compositor does without repainting the row; one animation per cell,
+// restarted on each change (a row ticking ten times a second would
+// otherwise stack seven of them).
+const flashes = new WeakMap(); // cell -> its running animation
 function flash(el, up) {
   if (!el || !el.animate) return;
-  el.animate(
-    [{ backgroundColor: up ? "var(--flash-up)" : "var(--flash-down)" }, { backgroundColor: "transparent" }],
-    { duration: 700, easing: "ease-out" },
+  el.dataset.flash = up ? "up" : "down";
+  const running = flashes.get(el);
+  if (running) {
+    running.currentTime = 0;
+    running.play();
+    return;
+  }
+  flashes.set(
+    el,
+    el.animate([{ opacity: 1 }, { opacity: 0 }], { duration: 700, easing: "ease-out", pseudoElement: "::after" }),
   );
 }
 
@@ -72,7 +86,9 @@ function extendSpark(state, doc) {
   if (idx === null) return false;
   const lastIdx = spark.last === null ? null : Math.floor((spark.last - spark.start) / (spark.bucket * 60));
   if (lastIdx !== null && idx === lastIdx && spark.points.length) {
-    spark.points[spark.points.length - 1] = price;
+    const end = spark.points.length - 1;
+    if (spark.points[end] === price) return false; // nothing to redraw
+    spark.points[end] = price;
   } else if (lastIdx === null || idx > lastIdx) {
     spark.points.push(price);
     spark.last = spark.start + idx * spark.bucket * 60;
@@ -113,6 +129,10 @@ function paintUpdated(state) {
     t.dataset.fmt = "time";
     el.append(t);
   }
+  // Shown to the second: the same second is not formatted again.
+  const second = Math.floor(state.receivedAt);
+  if (state.updatedSecond === second) return;
+  state.updatedSecond = second;
   const when = new Date(state.receivedAt * 1000);
   t.dateTime = when.toISOString();
   setText(t, fmtTime(when, { zone: state.zone, fmt: "time" }));
@@ -128,8 +148,12 @@ function paint(state, doc) {
   state.tr.classList.remove("nodata");
   setText(c.last, fmtPrice(doc.last, d));
   const dir = direction(doc.change);
-  for (const el of [c.change, c.change_pct]) {
-    if (el) el.className = el.className.replace(/\b(up|down|flat)\b/g, "").trim() + ` ${dir}`;
+  const turned = dir !== state.dir;
+  state.dir = dir;
+  if (turned) {
+    for (const el of [c.change, c.change_pct]) {
+      if (el) el.className = el.className.replace(/\b(up|down|flat)\b/g, "").trim() + ` ${dir}`;
+    }
   }
   setText(c.change, fmtSigned(doc.change, d));
   setText(c.change_pct, fmtPct(doc.change_pct));
@@ -150,7 +174,7 @@ function paint(state, doc) {
   if (extendSpark(state, doc) && state.polyline) {
     state.polyline.setAttribute("points", sparkPoints(state.spark.points));
   }
-  if (state.svg) state.svg.setAttribute("class", `spark ${dir}`);
+  if (state.svg && turned) state.svg.setAttribute("class", `spark ${dir}`);
 }
 
 function onFrame() {

@@ -71,6 +71,44 @@ def test_log_in_and_watch_prices_change(page, login, stack):
     wait_for_new_seq(page, "AAPL", seq_of(page, "AAPL"))
 
 
+def test_a_ticking_price_keeps_one_flash_that_only_fades(page, login, stack):
+    # Four price changes in four display frames (the dashboard's own
+    # `quotes` events): one flash animation on the cell, restarted, fading the
+    # tint layer's opacity (the compositor's work, no repaint of the row); the
+    # old flash stacked a background-colour animation per change.
+    login(page)
+    ready(page)
+    expect(row(page, "BTC/USD").locator("[data-f=last]")).to_have_text(
+        re.compile(r"\d"), timeout=LIVE_SECONDS
+    )
+    animations = page.evaluate(
+        """async () => {
+      const { market } = await import("/static/js/socket.js");
+      const tr = document.querySelector('#quote-rows tr[data-symbol="BTC/USD"]');
+      const frame = () => new Promise((done) => requestAnimationFrame(() => done()));
+      for (const last of ["70000.00", "70001.00", "70002.00", "69999.00"]) {
+        const doc = { symbol: "BTC/USD", last, change: "1", seq: Number(tr.dataset.seq) + 1 };
+        market.dispatchEvent(new CustomEvent("quotes", { detail: { docs: [doc] } }));
+        await frame();
+        await frame();
+      }
+      const cell = tr.querySelector("[data-f=last]");
+      const fixed = ["offset", "computedOffset", "easing", "composite"];
+      return {
+        flash: cell.dataset.flash,
+        running: cell.getAnimations({ subtree: true }).map((a) => [
+          a.effect.pseudoElement,
+          a.effect.getKeyframes().map((k) => Object.keys(k).filter((p) => !fixed.includes(p))),
+        ]),
+      };
+    }"""
+    )
+    assert animations == {
+        "flash": "down",
+        "running": [["::after", [["opacity"], ["opacity"]]]],
+    }
+
+
 PROBE_TOLERANCE_MS = 20  # the browser's epoch clock against the server's
 
 
