@@ -5,16 +5,17 @@ join the instrument groups. One hub per process (per event loop) joins each
 instrument's group once, keeps the latest document per instrument, and sends
 each client `updates` frames with the latest document of every instrument it
 watches that changed (each document serialized once per flush, not once per
-client). Leading edge: an update for clients that got no frame in the last
-interval goes out at once; while they did, later updates are conflated into
-one frame at the end of that interval. The interval is the process's frame
-budget spent: `clients / FRAMES_PER_SECOND` (a Daphne process keeps p99 under
-100 ms up to about 5,000 frames/s, see the performance facts), never under
-one display frame and never over `settings.WS_CONFLATE_MS`. So a few clients
-get each change within a display frame, and many clients are conflated just
-enough to keep the process within its budget. A tick costs a dict write; a
-client costs at most one frame per interval, and always ends with the latest
-state. Market anomalies (`market.anomaly`, `streaming.anomaly_watch`) are
+client). Conflation only under backpressure: the process has a frame budget
+(`FRAMES_PER_SECOND`, a token bucket: a Daphne process keeps p99 under 100 ms
+up to about 5,000 frames/s, see the performance facts). While the budget has
+frames left, an update goes to its clients on the next loop turn, at most
+once per display frame per client; once it is spent, later updates are
+conflated into one frame sent when the budget has refilled, never later than
+`settings.WS_CONFLATE_MS` after the client's last frame. So every client
+gets each change within a display frame while the process is within its
+budget, and many clients are conflated just enough to keep it there. A tick
+costs a dict write; a client costs at most one frame per display frame, and
+always ends with the latest state. Market anomalies (`market.anomaly`, `streaming.anomaly_watch`) are
 rare and go to the instrument's watchers at once as an `anomaly` frame. `WS_CONFLATE_MS=0`
 selects the naive design (every consumer in every group, one frame per tick),
 kept for `bench_fanout` to compare against.
@@ -64,12 +65,12 @@ class MarketHub:
     """The process's single member of every watched instrument group.
 
     Clients are spread over `SLOTS` flush slots, each with its own leading
-    edge: a slot that sent nothing in the last interval flushes as soon as an
-    update arrives (on the next loop turn, so a burst read at once goes out in
-    one frame); otherwise at its last flush + interval. Each client still gets
-    at most one frame per interval, and a busy process sends a quarter of its
-    frames at a time instead of one burst (shorter queues in the server and
-    in clients)."""
+    edge: a slot flushes on the next loop turn after an update arrives (so a
+    burst read at once goes out in one frame) when it sent nothing in the
+    last display frame and the budget has a frame left; otherwise when both
+    allow, or `max_interval` after its last flush at the latest. A busy
+    process sends a quarter of its frames at a time instead of one burst
+    (shorter queues in the server and in clients)."""
 
     SLOTS = 4
     FRAMES_PER_SECOND = 4000.0  # the process's budget, below its ~5,000 limit
@@ -93,12 +94,17 @@ class MarketHub:
         self.lock = asyncio.Lock()
         self.next_slot = 0
         self.frames_sent = 0
+        # The token bucket: frames the process may send now (negative: owed),
+        # as of `budget_at` (loop time); it holds one longest interval's worth.
+        self.budget_cap = max(1.0, self.FRAMES_PER_SECOND * interval)
+        self.budget = self.budget_cap
+        self.budget_at = float("-inf")
 
-    @property
-    def interval(self) -> float:
-        """Seconds between two frames to one client (see the module doc)."""
-        spent = len(self.consumers) / self.FRAMES_PER_SECOND
-        return min(self.max_interval, max(self.MIN_INTERVAL, spent))
+    def _budget_now(self, now: float) -> float:
+        refill = (now - self.budget_at) * self.FRAMES_PER_SECOND
+        self.budget = min(self.budget_cap, self.budget + refill)
+        self.budget_at = now
+        return self.budget
 
     def assign_slot(self) -> int:
         self.next_slot = (self.next_slot + 1) % self.SLOTS
@@ -195,8 +201,12 @@ class MarketHub:
 
     def _schedule(self, slot: int) -> None:
         loop = asyncio.get_running_loop()
-        delay = self.last_flush[slot] + self.interval - loop.time()
-        self.timers[slot] = loop.call_later(max(0.0, delay), self._due, slot)
+        now = loop.time()
+        last = self.last_flush[slot]
+        owed = 1.0 - self._budget_now(now)  # frames short of sending one
+        refilled = now + max(0.0, owed) / self.FRAMES_PER_SECOND
+        at = min(max(last + self.MIN_INTERVAL, refilled), last + self.max_interval)
+        self.timers[slot] = loop.call_later(max(0.0, at - now), self._due, slot)
 
     def _due(self, slot: int) -> None:
         self.timers[slot] = None
@@ -233,6 +243,9 @@ class MarketHub:
                 self.frames_sent += 1
             except Exception:  # the socket went away mid-flush
                 logger.debug("dropping a frame for a closed socket", exc_info=True)
+        # Spent; owing at most one full bucket, so a burst is repaid in time.
+        budget = self._budget_now(asyncio.get_running_loop().time()) - len(batches)
+        self.budget = max(-self.budget_cap, budget)
 
 
 _hubs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

@@ -71,8 +71,11 @@ MARKET_UPDATE = "market.update"
 FEED_STATUS = "feed.status"
 # Messages an instrument may send back to back after a quiet period.
 BURST = 2
-# An update due within this fraction of an interval joins the current batch.
-EARLY = 0.25
+# An update due within this fraction of an interval joins the current batch:
+# at most 2 / interval batches a second (20 at 10 Hz), so each browser client
+# gets at most that many frames from a worker, and the hub's frame budget
+# stays unspent at 100 clients (bench/PROFILE-latency.md).
+EARLY = 0.5
 # Longest wait for one batch's store-and-send call (as the snapshot client's
 # socket timeout): a Redis that hangs mid-reply is an outage, not a stall.
 SEND_TIMEOUT = 2.0

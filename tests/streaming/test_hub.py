@@ -2,8 +2,8 @@
 stack and the real Redis pub/sub channel layer: a client that got nothing in
 the last interval is sent an update at once; updates arriving while it is
 within its interval are conflated into one frame with the latest state; and
-the interval is only as long as the process's frame budget needs (backpressure
-is simulated by a tiny budget: one client then needs the whole
+updates are held only once the process's frame budget is spent (backpressure
+is simulated by a tiny budget: one client then waits up to the whole
 `WS_CONFLATE_MS`)."""
 
 from __future__ import annotations
@@ -94,6 +94,31 @@ def test_without_backpressure_updates_are_not_held_for_the_longest_interval(
             await tick("AAPL", seq)
             frame = await receive_until(ws, "updates", timeout=10)
             assert [d["seq"] for d in frame["snapshots"]] == [seq]
+        await ws.disconnect()
+
+    run(scenario)
+
+
+def test_updates_go_at_once_until_the_frame_budget_is_spent(
+    user, instruments, settings, monkeypatch
+):
+    # A budget of one frame per 10 s refilled, holding six (a minute's
+    # WS_CONFLATE_MS): the first six updates each go at once; the seventh
+    # waits for the budget. (A fixed interval of clients / budget held the
+    # second update 10 s though the process had frames to spare.)
+    settings.WS_CONFLATE_MS = 60_000
+    monkeypatch.setattr(MarketHub, "FRAMES_PER_SECOND", 0.1)
+
+    async def scenario():
+        ws = await open_socket(user)
+        await ws.send_json_to({"action": "subscribe", "symbols": ["AAPL"]})
+        await receive_until(ws, "snapshot")
+        for seq in range(1, 7):
+            await tick("AAPL", seq)
+            frame = await receive_until(ws, "updates", timeout=5)
+            assert [d["seq"] for d in frame["snapshots"]] == [seq]
+        await tick("AAPL", 7)
+        assert await ws.receive_nothing(timeout=1.0)
         await ws.disconnect()
 
     run(scenario)
