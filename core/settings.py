@@ -464,8 +464,9 @@ STREAM_SWEEP_HOURS = env.float("STREAM_SWEEP_HOURS", default=6.0)
 STREAM_ALERTS_KEPT = env.int("STREAM_ALERTS_KEPT", default=10000)
 WS_MAX_INSTRUMENTS = env.int("WS_MAX_INSTRUMENTS", default=200)
 WS_MAX_MESSAGES_PER_SECOND = env.int("WS_MAX_MESSAGES_PER_SECOND", default=20)
-# Per-client conflation: at most one frame of market updates per this many ms
-# (0 sends one frame per update, the naive design `bench_fanout` compares against).
+# The longest a client's market updates are conflated (ms) while a web process is
+# over its frame budget (streaming.hub); within it they go at once. 0 sends one
+# frame per update, the naive design `bench_fanout` compares against.
 WS_CONFLATE_MS = env.int("WS_CONFLATE_MS", default=100)
 
 # Bearer token required by `/metrics` when set (Prometheus `authorization`).

@@ -37,9 +37,9 @@ After a reconnect the client subscribes again and the `snapshot` frame brings
 it up to date.
 
 Fan-out and conflation: one `streaming.hub.MarketHub` per process joins each
-instrument's group once and sends each client at most one `updates` frame per
-`settings.WS_CONFLATE_MS`: at once when the client got none in the last
-interval, else conflated to the end of it (see `streaming.hub`).
+instrument's group once and sends each client `updates` frames: at once while
+the process is within its frame budget (at most one per display frame), else
+conflated, never held longer than `settings.WS_CONFLATE_MS` (see `streaming.hub`).
 
 Redis away: the handshake still succeeds and the socket gets
 `{"type": "feed", "available": false, "message": "..."}` (also when Redis
