@@ -20,6 +20,14 @@ from tests.streaming.test_consumers import open_socket, receive_until, run, snap
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+async def watching(user, *symbols: str):
+    """A market socket subscribed to `symbols`, past its snapshot frame."""
+    ws = await open_socket(user)
+    await ws.send_json_to({"action": "subscribe", "symbols": list(symbols)})
+    await receive_until(ws, "snapshot")
+    return ws
+
+
 async def tick(symbol: str, seq: int) -> None:
     await get_channel_layer().group_send(
         symbol_group(symbol),
@@ -36,9 +44,7 @@ def test_an_idle_client_gets_the_update_without_waiting_for_the_interval(
     monkeypatch.setattr(MarketHub, "FRAMES_PER_SECOND", 1 / 60)
 
     async def scenario():
-        ws = await open_socket(user)
-        await ws.send_json_to({"action": "subscribe", "symbols": ["AAPL", "MSFT"]})
-        await receive_until(ws, "snapshot")
+        ws = await watching(user, "AAPL", "MSFT")
         await tick("AAPL", 1)
         frame = await receive_until(ws, "updates", timeout=10)
         assert [d["seq"] for d in frame["snapshots"]] == [1]
@@ -58,9 +64,7 @@ def test_updates_within_the_interval_are_conflated_to_the_latest_state(
     monkeypatch.setattr(MarketHub, "FRAMES_PER_SECOND", 0.5)
 
     async def scenario():
-        ws = await open_socket(user)
-        await ws.send_json_to({"action": "subscribe", "symbols": ["AAPL", "MSFT"]})
-        await receive_until(ws, "snapshot")
+        ws = await watching(user, "AAPL", "MSFT")
         await tick("AAPL", 1)
         first = await receive_until(ws, "updates")
         assert [d["seq"] for d in first["snapshots"]] == [1]
@@ -87,9 +91,7 @@ def test_without_backpressure_updates_are_not_held_for_the_longest_interval(
     settings.WS_CONFLATE_MS = 60_000
 
     async def scenario():
-        ws = await open_socket(user)
-        await ws.send_json_to({"action": "subscribe", "symbols": ["AAPL"]})
-        await receive_until(ws, "snapshot")
+        ws = await watching(user, "AAPL")
         for seq in (1, 2, 3):
             await tick("AAPL", seq)
             frame = await receive_until(ws, "updates", timeout=10)
@@ -110,9 +112,7 @@ def test_updates_go_at_once_until_the_frame_budget_is_spent(
     monkeypatch.setattr(MarketHub, "FRAMES_PER_SECOND", 0.1)
 
     async def scenario():
-        ws = await open_socket(user)
-        await ws.send_json_to({"action": "subscribe", "symbols": ["AAPL"]})
-        await receive_until(ws, "snapshot")
+        ws = await watching(user, "AAPL")
         for seq in range(1, 7):
             await tick("AAPL", seq)
             frame = await receive_until(ws, "updates", timeout=5)
@@ -126,9 +126,7 @@ def test_updates_go_at_once_until_the_frame_budget_is_spent(
 
 def test_each_document_says_when_the_hub_read_it(user, instruments, settings):
     async def scenario():
-        ws = await open_socket(user)
-        await ws.send_json_to({"action": "subscribe", "symbols": ["AAPL"]})
-        await receive_until(ws, "snapshot")
+        ws = await watching(user, "AAPL")
         before = time.time()
         await tick("AAPL", 1)
         frame = await receive_until(ws, "updates", timeout=10)
