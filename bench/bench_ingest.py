@@ -413,12 +413,12 @@ def main(argv: list[str]) -> int:
               f"alpaca-py {peer['events_per_cpu_s']:>9,.0f}: {ratio:5.2f}x "
               f"(target >= 2x: {verdict})")  # fmt: skip
     if any(r < 2 for r in ratios.values()):
-        print("   why short: most of the worker's CPU is fixed per interval, not per "
-              "event - about 500 coalesced updates/s published (document, one "
-              "store-and-publish script call per batch), health every 2 s, the "
-              "subscriptions read every 1 s; it does not shrink at lower rates (see "
-              "the 1,000 events/s row) while alpaca-py's no-op client has none. "
-              "Where it goes and what is left: bench/PROFILE-ingest.md")  # fmt: skip
+        print("   why short: decoding, normalizing and applying an event cost about "
+              "3.2 us (2x alpaca-py allows 3.4 us an event in all), and about 30 ms "
+              "a second is fixed (~500 coalesced updates/s published, the periodic "
+              "steps, minute storage) where alpaca-py's no-op client has none; "
+              "trimming this design does not close it. Where it goes and what "
+              "would: bench/PROFILE-ingest.md")  # fmt: skip
     for offered, ours, peer in rows:
         fed = min(ours["events_per_s"], peer["events_per_s"])
         if fed < KEEP_UP * offered:
