@@ -53,26 +53,23 @@ function setText(el, text) {
 
 // The tick flash: a tinted layer over the cell (`[data-flash]::after`,
 // tapeline.css) fading out. Only its opacity is animated, which the
-// compositor does without repainting the row. One animation per cell,
-// restarted by a change once the tint has begun to fade (a restart costs the
-// page a style pass; a row ticking ten times a second would otherwise pay it
-// every frame, or stack seven animations as the first version did).
-const FLASH_MS = 700;
-const RESTART_AFTER_MS = 100; // the tint is still near full before this
-const flashes = new WeakMap(); // cell -> its animation
+// compositor does without repainting the row; one animation per cell,
+// restarted on each change (a row ticking ten times a second would
+// otherwise stack seven of them).
+const flashes = new WeakMap(); // cell -> its running animation
 function flash(el, up) {
   if (!el || !el.animate) return;
-  const direction = up ? "up" : "down";
-  const turned = el.dataset.flash !== direction;
-  if (turned) el.dataset.flash = direction;
+  el.dataset.flash = up ? "up" : "down";
   const running = flashes.get(el);
-  if (!running) {
-    const keyframes = [{ opacity: 1 }, { opacity: 0 }];
-    flashes.set(el, el.animate(keyframes, { duration: FLASH_MS, easing: "ease-out", pseudoElement: "::after" }));
-  } else if (turned || running.playState !== "running" || running.currentTime >= RESTART_AFTER_MS) {
+  if (running) {
     running.currentTime = 0;
     running.play();
+    return;
   }
+  flashes.set(
+    el,
+    el.animate([{ opacity: 1 }, { opacity: 0 }], { duration: 700, easing: "ease-out", pseudoElement: "::after" }),
+  );
 }
 
 function bucketIndex(spark, minuteTs) {
