@@ -10,7 +10,8 @@ of its instruments.
 
 Two designs, measured in the same run, each on a fresh Daphne process:
 - conflated (what ships): one hub per process joins each group once and sends
-  each client one frame per `WS_CONFLATE_MS` with what changed;
+  each client what changed, at once while the process is within its frame
+  budget and conflated past it (at most `WS_CONFLATE_MS` apart);
 - naive (`WS_CONFLATE_MS=0`): every consumer joins every group it watches and
   sends one frame per tick.
 
