@@ -128,11 +128,9 @@ class GapTracker:
 
     def connection_back(self, connection, rows: list[dict], first_ts: datetime) -> None:
         """Data flows again on `connection`; `first_ts` is its first event time."""
-        start, connection.gap_start = connection.gap_start, None
         end = floor_minute(first_ts) + MINUTE
         self.aggregator.close_open_taints([r["symbol"] for r in rows], end=end)
-        for row in rows:
-            self.add(row, start, end)
+        self._end_gap(connection, rows, end)
 
     def connection_ended(self, connection, rows: list[dict], at: datetime) -> None:
         """Shutdown with `connection` still down: its gap ends with the last
@@ -140,10 +138,14 @@ class GapTracker:
         ledger before the worker exits. The forming minute stays tainted (not
         stored): the next start's restart gap covers it, as it covers a
         forming minute stored at shutdown."""
+        self._end_gap(connection, rows, floor_minute(at))
+
+    def _end_gap(self, connection, rows: list[dict], end: datetime) -> None:
+        """`connection`'s open gap, if any, ends at `end` for each of `rows`."""
         start, connection.gap_start = connection.gap_start, None
         if start is not None:
             for row in rows:
-                self.add(row, start, floor_minute(at))
+                self.add(row, start, end)
 
     def take_due(self, horizon: datetime) -> list[PendingGap]:
         """Gaps over by `horizon`, minus those with no market minute in them."""
