@@ -154,14 +154,15 @@ def consume(symbols: list[str], seconds: float, ready, results) -> None:
         samples = []
         # The first update's arrival starts a warm-up (this process's own
         # first reads: 50-65 ms late, 1 % of an 8 s window), then `seconds`.
-        warm = end = time.monotonic() + seconds + CONSUMER_WARMUP
+        warm = None
+        end = time.monotonic() + seconds + CONSUMER_WARMUP
         while (remaining := end - time.monotonic()) > 0:
             try:
                 message = await asyncio.wait_for(layer.receive(channel), remaining)
             except TimeoutError:
                 break
             now = time.time()
-            if warm >= end:
+            if warm is None:
                 warm = time.monotonic() + CONSUMER_WARMUP
                 end = warm + seconds
             doc = message.get("snapshot") or {}
