@@ -268,7 +268,7 @@ class FeedConnection(SymbolSubscriptions):
             self._session_ended()
 
     def _receive(self, ws: websocket.WebSocket) -> str:
-        parse = self.provider.parse_frame
+        parse = self.provider.parse_feed
         sink = self.sink
         stats = self.stats
         recorder = self.recorder

@@ -40,7 +40,7 @@ class InstrumentState:
         "day_start", "day_end", "daily_from_provider", "halted", "halt_reason",
         "freshness", "last_event_at", "subscribed_at", "recent_ids", "recent_order",
         "minute", "first_event_pending", "gap_start", "quote_ts", "reconciled_until",
-        "unsubscribed", "suspect", "_change", "_minute",
+        "unsubscribed", "suspect", "wire", "_change", "_minute",
         "__weakref__",  # streaming.publisher.Publisher.known
     )  # fmt: skip
 
@@ -74,6 +74,7 @@ class InstrumentState:
         self.recent_order: list[str] = []
         self.minute = None  # the forming MinuteBar, set by the worker
         self.suspect = None  # its streaming.suspect.SuspectFilter, set by the worker
+        self.wire = None  # the quote in force in wire values (streaming.quote_runs)
         self._change: tuple | None = None  # document(): last, prev, their texts
         self._minute: tuple | None = None  # document(): the minute and its text
         self.first_event_pending = True  # see StreamWorker._first_event

@@ -68,6 +68,7 @@ from streaming.ledger import MinuteLedger
 from streaming.monitor import FeedMonitor
 from streaming.printer import event_json, event_printer
 from streaming.publisher import Publisher
+from streaming.quote_runs import apply_quote_run
 from streaming.shard import Shard
 from streaming.state import InstrumentState
 from streaming.subscriptions import Subscriptions
@@ -462,7 +463,21 @@ class StreamWorker:
     def process(
         self, connection: FeedConnection, received_at: float, events: list
     ) -> None:
-        """Apply one batch of normalized events from `connection`."""
+        """Apply one batch of events from `connection` (one frame): normalized
+        events, and `QuoteRun`s of quotes in wire values."""
+        first_ts, last_ts = self._apply(connection, received_at, events)
+        self.events_total += len(events)
+        if last_ts is not None:
+            connection.stats.last_event_at = received_at
+            connection.last_event_ts = last_ts
+            if self.event_clock is None or last_ts > self.event_clock:
+                self.event_clock = last_ts
+            if connection.gap_start is not None:
+                self._close_gap(connection, first_ts)
+
+    def _apply(self, connection: FeedConnection, received_at: float, events: list):
+        """Apply events in order; the event times of the first and the last
+        one for a symbol routed here."""
         states, routes, stats = self.states, self.routes, connection.stats
         publisher, printer = self.publisher, self._print
         alerts = self.alert_bridge if self.alert_engine is not None else None
@@ -470,6 +485,13 @@ class StreamWorker:
         first_ts = last_ts = None
         for event in events:
             kind = event.kind
+            if kind == "quotes":
+                self.events_total += event.count - 1  # `process` counts one
+                first, last = apply_quote_run(self, connection, received_at, event)
+                if last is not None:
+                    first_ts = first_ts or first
+                    last_ts = last
+                continue
             if kind == "control" or kind == "lifecycle":
                 self._on_control(connection, event)
                 continue
@@ -546,14 +568,7 @@ class StreamWorker:
             publisher.mark(state)
             if alerts is not None and kind != "quote":
                 alerts.on_event(event)
-        self.events_total += len(events)
-        if last_ts is not None:
-            stats.last_event_at = received_at
-            connection.last_event_ts = last_ts
-            if self.event_clock is None or last_ts > self.event_clock:
-                self.event_clock = last_ts
-            if connection.gap_start is not None:
-                self._close_gap(connection, first_ts)
+        return first_ts, last_ts
 
     def _release(self, state: InstrumentState, trades: list, received_at, alerts):
         """Apply trades the suspect-tick test held, now confirmed, in order."""

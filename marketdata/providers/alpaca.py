@@ -40,7 +40,7 @@ from marketdata.events import (
     Status,
     Trade,
 )
-from marketdata.providers.alpaca_wire import NotTyped, typed_events
+from marketdata.providers.alpaca_wire import NotTyped, feed_events, typed_events
 from marketdata.providers.base import (
     AuthenticationError,
     Provider,
@@ -250,6 +250,16 @@ class AlpacaProvider(Provider):
                 )
             except NotTyped:
                 pass  # anything else: the dict path decides
+        return self.parse_frame_dicts(frame)
+
+    def parse_feed(self, frame: str | bytes) -> list:
+        if type(frame) is not str and frame[:1] not in _JSON_START:
+            try:  # quotes stay wire values until the worker applies them
+                return feed_events(
+                    frame, provider=self.name, to_canonical=self.to_canonical
+                )
+            except NotTyped:
+                pass
         return self.parse_frame_dicts(frame)
 
     def parse_frame_dicts(self, frame: str | bytes) -> list[Event]:

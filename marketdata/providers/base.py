@@ -149,6 +149,12 @@ class Provider(abc.ABC):
         stamps messages that carry no time of their own (Binance bookTicker);
         it defaults to now."""
 
+    def parse_feed(self, frame: str | bytes) -> list:
+        """`parse_frame` as the stream worker runs it. A provider may keep
+        stretches of quotes as a `QuoteRun` (`alpaca_wire`), which the worker
+        applies a symbol at a time; by default, `parse_frame`."""
+        return self.parse_frame(frame)
+
     # --- history -------------------------------------------------------------
     @abc.abstractmethod
     def fetch_bars(

@@ -4,8 +4,10 @@ every stored minute bar and every event handed to the alert engine.
 A fixed, seeded sequence of Alpaca msgpack frames (trades, quotes, minute,
 corrected and daily bars, halts, duplicates, late and out-of-order ticks,
 sub-microsecond timestamps, a New York day boundary, an outlier the
-suspect-tick test holds) goes through the provider's `parse_frame` and the
-worker's `process`, as `start_streams` runs them. The documents the publisher
+suspect-tick test holds) goes through the provider's `parse_feed` (quotes as
+wire values, applied a symbol at a time: `streaming.quote_runs`) and the
+worker's `process`, as `start_streams` runs them, and again through
+`parse_frame` (every quote a `Quote`, applied one by one). The documents the publisher
 would send (one per changed instrument per frame), the bars the aggregator
 hands to storage and the alert engine's inputs are hashed per chunk of
 frames; the digests in tests/fixtures/ingest/golden.json were recorded
@@ -28,6 +30,7 @@ from pathlib import Path
 
 import msgpack
 import orjson
+import pytest
 
 from marketdata.providers import provider_class
 from streaming.connection import FeedConnection
@@ -143,7 +146,7 @@ class AlertRecorder:
         self.seen.append([event.kind, fields])
 
 
-def run_feed() -> list[dict]:
+def run_feed(parse: str = "parse_feed") -> list[dict]:
     """Per chunk of frames: the documents, bars and alert inputs produced."""
     worker = StreamWorker(options=WorkerOptions(), stdout=io.StringIO())
     worker.publisher = publisher = Publisher(layer=None, hz=0)
@@ -167,7 +170,7 @@ def run_feed() -> list[dict]:
     chunks, out = [], {"documents": [], "bars": [], "alerts": []}
     for n, frame in enumerate(feed()):
         received_at = START.timestamp() + 0.35 * n + 0.2
-        events = provider.parse_frame(frame)
+        events = getattr(provider, parse)(frame)
         worker.process(connection, received_at, events)
         for state in publisher.take_due(0.0):
             state.seq += 1
@@ -203,8 +206,9 @@ def digest(chunk: dict) -> str:
     return hashlib.sha256(orjson.dumps(chunk, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-def test_a_recorded_feed_gives_the_same_documents_bars_and_alert_inputs():
-    chunks = run_feed()
+@pytest.mark.parametrize("parse", ["parse_feed", "parse_frame"])
+def test_a_recorded_feed_gives_the_same_documents_bars_and_alert_inputs(parse):
+    chunks = run_feed(parse)
     got = {
         "digests": [digest(c) for c in chunks],
         "counts": [{k: len(v) for k, v in c.items()} for c in chunks],

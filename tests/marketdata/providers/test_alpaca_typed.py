@@ -177,3 +177,42 @@ def test_msgpack_fixture_is_bit_identical():
     p = provider()
     events = p.parse_frame(frame)
     assert events and same(events, p.parse_frame_dicts(frame))
+
+
+def flat(events: list) -> list:
+    """`parse_feed`'s events with each `QuoteRun` expanded into its quotes."""
+    out = []
+    for event in events:
+        out += event.expand() if event.kind == "quotes" else [event]
+    return out
+
+
+@SETTINGS
+@given(st.lists(trade | quote | bar, min_size=1, max_size=8))
+def test_feed_path_equals_typed_path_on_market_data(messages):
+    frame = msgpack.packb(messages)
+    p = provider()
+    assert same(flat(p.parse_feed(frame)), p.parse_frame(frame))
+
+
+@SETTINGS
+@given(frames)
+def test_feed_path_equals_typed_path_on_odd_frames(messages):
+    frame = msgpack.packb(messages)
+    p = provider()
+    assert same(flat(p.parse_feed(frame)), p.parse_frame(frame))
+
+
+def test_feed_path_keeps_consecutive_quotes_as_one_run_per_stretch():
+    p = provider()
+    ts = msgpack.Timestamp(1613994705, 335689999)
+    q = {"T": "q", "t": ts, "bp": 1.5, "bs": 1, "ap": 1.6, "as": 2}
+    t = {"T": "t", "S": "AAPL", "t": ts, "p": 1.55, "s": 3, "i": 7}
+    frame = msgpack.packb([{**q, "S": "META"}, {**q, "S": "AAPL"},
+                           {**q, "S": "META"}, t, {**q, "S": "AAPL"}])  # fmt: skip
+    first, trade_, second = p.parse_feed(frame)
+    assert (first.kind, trade_.kind, second.kind) == ("quotes", "trade", "quotes")
+    assert first.count == 3 and sorted(first.groups) == ["AAPL", "FB"]  # canonical
+    assert [us for _, us, _ in first.groups["FB"]] == [1613994705335689] * 2
+    assert first.first_ts.microsecond == 335689  # truncated, as a Quote's
+    assert [q.symbol for q in first.expand()] == ["FB", "AAPL", "FB"]

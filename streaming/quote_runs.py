@@ -1,0 +1,125 @@
+"""A frame's quotes applied a symbol at a time, in wire values (issue 16).
+
+A provider's `parse_feed` may hand over a stretch of consecutive quotes as a
+`QuoteRun` (`marketdata.providers.alpaca_wire`): per symbol, each quote's
+event time in integer microseconds and its prices and sizes as sent. Applying
+them one by one would convert every quote into a `Quote` of datetimes and
+Decimals, though most are superseded within the same frame. Here each
+symbol's quotes are compared in wire values, with the same outcome as
+`InstrumentState.apply_quote` on each in turn:
+
+- older than the newest quote applied before: out of order, skipped;
+- same bid and ask price as the quote in force: unchanged, only its time
+  counts (the sizes stay those of the quote that set the prices);
+- otherwise it is the quote in force.
+
+Only the quote in force at the end is converted (two prices, two sizes, one
+datetime), with the conversions `Quote` would have used. Wire values compare
+as their Decimals do: two floats are equal exactly when their shortest
+texts are, an int equals a float exactly when their Decimals are equal. The
+state remembers the wire prices of its quote (`InstrumentState.wire`); where
+they are not known (a quote applied another way, a restored snapshot), the
+first comparison is made in Decimals.
+
+A run with a symbol that needs more than a comparison goes event by event,
+in wire order, through the worker's own path: the first event of a
+subscription, a suspect-tick test holding trades (quotes may release them), a
+symbol not routed to this connection, and every run while events are
+printed.
+tests/streaming/test_ingest_golden.py holds both paths to the same output.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from marketdata.providers.timeparse import (
+    EPOCH,
+    from_epoch_us,
+    price_to_decimal,
+    to_decimal,
+)
+
+_MICROSECOND = timedelta(microseconds=1)
+_NOT_KNOWN = object()  # wire prices of the quote in force: compare Decimals
+_BEFORE_ALL = -(1 << 70)  # microseconds before any datetime
+
+
+def _position(change: tuple) -> int:
+    return change[0]
+
+
+def apply_quote_run(worker, connection, received_at: float, run) -> tuple:
+    """Apply `run` to the worker's states; returns the event times of its
+    first and last quote for a routed symbol (None, None without one)."""
+    states, routes = worker.states, worker.routes
+    for symbol in run.groups:
+        state = states.get(symbol)
+        if (
+            state is None
+            or routes.get(symbol) is not connection
+            or state.first_event_pending
+            or (state.suspect is not None and state.suspect.held)
+            or worker._print is not None
+        ):  # one by one, in wire order
+            return worker._apply(connection, received_at, run.expand())
+    stats = connection.stats
+    mark = worker.publisher.mark
+    lag = stats.lags.append
+    count = out_of_order = unchanged = 0
+    changed = []
+    for symbol, quotes in run.groups.items():
+        state = states[symbol]
+        count += len(quotes)
+        state.last_event_at = received_at
+        quote_ts, wire = state.quote_ts, state.wire
+        if wire is not None and wire[0] is quote_ts:
+            newest = wire[1]
+        elif quote_ts is None:
+            newest = _BEFORE_ALL
+        else:
+            newest = (quote_ts - EPOCH) // _MICROSECOND
+        if wire is not None and wire[2] is state.bid and wire[5] is state.ask:
+            bid, ask = wire[3], wire[4]
+        else:
+            bid = ask = _NOT_KNOWN
+        before = newest
+        in_force = None
+        for at, us, quote in quotes:
+            lag(received_at - us / 1_000_000)
+            if us < newest:
+                out_of_order += 1
+                continue
+            newest = us
+            bp, ap = quote.bp, quote.ap
+            if bp == bid and ap == ask:
+                unchanged += 1
+                continue
+            if bid is _NOT_KNOWN and (
+                price_to_decimal(bp) == state.bid and price_to_decimal(ap) == state.ask
+            ):
+                bid, ask = bp, ap
+                unchanged += 1
+                continue
+            if in_force is None:
+                changed.append((at, state))
+            bid, ask, in_force, applied_at = bp, ap, quote, us
+        if newest != before:
+            state.quote_ts = quote_ts = from_epoch_us(newest)
+        if in_force is not None:
+            state.bid = price_to_decimal(bid)
+            state.bid_size = to_decimal(in_force.bs)
+            state.ask = price_to_decimal(ask)
+            state.ask_size = to_decimal(in_force.as_)
+            ts = quote_ts if applied_at == newest else from_epoch_us(applied_at)
+            if state.ts is None or ts > state.ts:
+                state.ts = ts
+            state.received_at = received_at
+        state.wire = (quote_ts, newest, state.bid, bid, ask, state.ask)
+    changed.sort(key=_position)
+    for _, state in changed:  # in the order the quotes changed them
+        mark(state)
+    stats.by_kind["quote"] += count
+    stats.out_of_order += out_of_order
+    stats.quotes_unchanged += unchanged
+    return run.first_ts, run.last_ts
