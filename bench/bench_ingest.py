@@ -446,12 +446,14 @@ def main(argv: list[str]) -> int:
             )
             print(f"      each round: {each}")
     if any(r < 2 for r in ratios.values()):
-        print("   why short: decoding, normalizing and applying an event cost about "
-              "3.2 us (2x alpaca-py allows 3.4 us an event in all), and about 30 ms "
-              "a second is fixed (~500 coalesced updates/s published, the periodic "
-              "steps, minute storage) where alpaca-py's no-op client has none; "
-              "trimming this design does not close it. Where it goes and what "
-              "would: bench/PROFILE-ingest.md")  # fmt: skip
+        print("   why short: a quote costs about 1.2 us to decode and apply (msgspec "
+              "0.4; wire values compared, only the quote in force per symbol and "
+              "frame converted), plus websocket framing; the rest is fixed per "
+              "second: ~35 ms of the event loop's CPU at any rate (~500 coalesced "
+              "updates/s published, ~19 us each with their Redis call; wake-ups per "
+              "frame and per publish; the periodic steps) and each minute's storage "
+              "in one burst, where alpaca-py's no-op client has none. Where it goes: "
+              "bench/PROFILE-ingest.md")  # fmt: skip
     for offered, ours, peer in rows:
         fed = min(ours["events_per_s"], peer["events_per_s"])
         if fed < KEEP_UP * offered:
