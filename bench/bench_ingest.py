@@ -196,10 +196,9 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def fresh_health(after: float | None) -> dict:
-    """The next health report (newer than `after`, or the next one at all)."""
-    current = health()
-    after = after if after is not None else (current or {}).get("reported_at", 0)
+def next_health() -> dict:
+    """The next health report the worker stores (polled every 50 ms)."""
+    after = (health() or {}).get("reported_at", 0)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         doc = health()
@@ -245,10 +244,14 @@ def run_ours(sim: Simulator, symbols, *, latency: bool, publish_hz: int = 10) ->
             )
             consumer.start()
             ready.wait(30)
-        first = fresh_health(None)
+        # The window runs from one health report to another, and the CPU
+        # time is read as each arrives: the next report after the sleep, not
+        # the latest one stored (up to a report interval old, which counted
+        # that interval's CPU but not its events).
+        first = next_health()
         cpu0 = cpu_seconds(worker.pid)
         time.sleep(WINDOW)
-        last = fresh_health(first["reported_at"])
+        last = next_health()
         cpu1 = cpu_seconds(worker.pid)
         events = last["events_total"] - first["events_total"]
         out = {
