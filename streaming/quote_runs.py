@@ -24,8 +24,8 @@ first comparison is made in Decimals.
 A run with a symbol that needs more than a comparison goes event by event,
 in wire order, through the worker's own path: the first event of a
 subscription, a suspect-tick test holding trades (quotes may release them), a
-symbol not routed to this connection, and every run while events are
-printed.
+symbol not routed to this connection. While events are printed
+(`--print-events`), the worker hands every run to that path itself.
 tests/streaming/test_ingest_golden.py holds both paths to the same output.
 """
 
@@ -60,9 +60,8 @@ def apply_quote_run(worker, connection, received_at: float, run) -> tuple:
             or routes.get(symbol) is not connection
             or state.first_event_pending
             or (state.suspect is not None and state.suspect.held)
-            or worker._print is not None
         ):  # one by one, in wire order
-            return worker._apply(connection, received_at, run.expand())
+            return worker.apply_events(connection, received_at, run.expand())
     stats = connection.stats
     mark = worker.publisher.mark
     lag = stats.lags.append

@@ -465,7 +465,7 @@ class StreamWorker:
     ) -> None:
         """Apply one batch of events from `connection` (one frame): normalized
         events, and `QuoteRun`s of quotes in wire values."""
-        first_ts, last_ts = self._apply(connection, received_at, events)
+        first_ts, last_ts = self.apply_events(connection, received_at, events)
         self.events_total += len(events)
         if last_ts is not None:
             connection.stats.last_event_at = received_at
@@ -475,7 +475,9 @@ class StreamWorker:
             if connection.gap_start is not None:
                 self._close_gap(connection, first_ts)
 
-    def _apply(self, connection: FeedConnection, received_at: float, events: list):
+    def apply_events(
+        self, connection: FeedConnection, received_at: float, events: list
+    ) -> tuple:
         """Apply events in order; the event times of the first and the last
         one for a symbol routed here."""
         states, routes, stats = self.states, self.routes, connection.stats
@@ -487,7 +489,11 @@ class StreamWorker:
             kind = event.kind
             if kind == "quotes":
                 self.events_total += event.count - 1  # `process` counts one
-                first, last = apply_quote_run(self, connection, received_at, event)
+                if printer is not None:  # printed in wire order, one by one
+                    run = self.apply_events(connection, received_at, event.expand())
+                else:
+                    run = apply_quote_run(self, connection, received_at, event)
+                first, last = run
                 if last is not None:
                     first_ts = first_ts or first
                     last_ts = last

@@ -234,10 +234,10 @@ class QuoteRun:
     """Consecutive quotes of one frame as the wire sent them.
 
     `groups` maps each canonical symbol to its quotes in wire order, each as
-    `(position in the frame, event time in integer microseconds, message)`; a
-    message has `bp`,
-    `bs`, `ap` and `as_` (ints or finite floats), `bx` and `ax`. `first_ts`
-    and `last_ts` are the event times of the run's first and last quote.
+    `(position in the frame, event time in integer microseconds, message)`;
+    a message has `bp`, `bs`, `ap` and `as_` (ints or finite floats), `bx`
+    and `ax`. `first_ts` and `last_ts` are the event times of the run's
+    first and last quote.
     """
 
     kind = "quotes"
@@ -259,9 +259,6 @@ class QuoteRun:
         """The normalized `Quote`s, in wire order."""
         return _events(self.messages, self.provider, self.canonical)
 
-    def symbol_of(self, message) -> str:
-        return self.canonical.get(message.S, message.S)
-
 
 def feed_events(
     frame: bytes, *, provider: str, to_canonical: dict[str, str]
@@ -275,7 +272,7 @@ def feed_events(
     if messages is not None:
         try:
             return _feed(messages, provider, to_canonical)
-        except Exception:  # an odd timestamp: the per-event path decides
+        except Exception:  # an odd value: the typed path, then the dict path
             pass
     return typed_events(frame, provider=provider, to_canonical=to_canonical)
 

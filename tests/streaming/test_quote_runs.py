@@ -17,6 +17,7 @@ import io
 from decimal import Decimal
 
 import msgpack
+import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -137,3 +138,18 @@ def test_a_frame_of_quotes_is_one_run_and_only_the_last_change_is_converted():
     )  # fmt: skip
     assert worker.events_total == 4 and len(stats.lags) == 4
     assert list(worker.publisher.dirty) == ["AAPL", "MSFT"]
+
+
+def test_printed_events_come_one_by_one_in_wire_order():
+    worker, provider, connection = worker_and_connection(restored=False)
+    lines: list[str] = []
+    worker._print = lines.append  # what --print-events installs
+    ts = msgpack.Timestamp(BASE, 0)
+    frame = msgpack.packb([
+        {"T": "q", "S": symbol, "t": ts, "bp": 1.5, "bs": 1, "ap": 1.6, "as": 2}
+        for symbol in ("MSFT", "AAPL", "MSFT")
+    ])  # fmt: skip
+    worker.process(connection, BASE + 1.0, provider.parse_feed(frame))
+    assert [orjson.loads(line)["symbol"] for line in lines] == ["MSFT", "AAPL", "MSFT"]
+    assert all(orjson.loads(line)["kind"] == "quote" for line in lines)
+    assert str(worker.states["AAPL"].bid) == "1.5" and worker.events_total == 3
