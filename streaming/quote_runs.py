@@ -17,9 +17,11 @@ Only the quote in force at the end is converted (two prices, two sizes, one
 datetime), with the conversions `Quote` would have used. Wire values compare
 as their Decimals do: two floats are equal exactly when their shortest
 texts are, an int equals a float exactly when their Decimals are equal. The
-state remembers the wire prices of its quote (`InstrumentState.wire`); where
-they are not known (a quote applied another way, a restored snapshot), the
-first comparison is made in Decimals.
+state remembers the wire prices of its quote: `InstrumentState.wire` is
+`(quote_ts, quote_ts in µs, bid, bid as sent, ask as sent, ask)`, valid while
+the state's `quote_ts`, `bid` and `ask` are those very objects. Where they are
+not (a quote applied another way, a restored snapshot), the time is converted
+and the first comparison is made in Decimals.
 
 A run with a symbol that needs more than a comparison goes event by event,
 in wire order, through the worker's own path: the first event of a
