@@ -34,6 +34,7 @@ tests/streaming/test_ingest_golden.py holds both paths to the same output.
 from __future__ import annotations
 
 from datetime import timedelta
+from operator import itemgetter
 
 from marketdata.providers.timeparse import (
     EPOCH,
@@ -47,15 +48,12 @@ _NOT_KNOWN = object()  # wire prices of the quote in force: compare Decimals
 _BEFORE_ALL = -(1 << 70)  # microseconds before any datetime
 
 
-def _position(change: tuple) -> int:
-    return change[0]
-
-
 def apply_quote_run(worker, connection, received_at: float, run) -> tuple:
     """Apply `run` to the worker's states; returns the event times of its
     first and last quote for a routed symbol (None, None without one)."""
     states, routes = worker.states, worker.routes
-    for symbol in run.groups:
+    targets = []
+    for symbol, quotes in run.groups.items():
         state = states.get(symbol)
         if (
             state is None
@@ -64,13 +62,13 @@ def apply_quote_run(worker, connection, received_at: float, run) -> tuple:
             or (state.suspect is not None and state.suspect.held)
         ):  # one by one, in wire order
             return worker.apply_events(connection, received_at, run.expand())
+        targets.append((state, quotes))
     stats = connection.stats
     mark = worker.publisher.mark
     lag = stats.lags.append
     count = out_of_order = unchanged = 0
     changed = []
-    for symbol, quotes in run.groups.items():
-        state = states[symbol]
+    for state, quotes in targets:
         count += len(quotes)
         state.last_event_at = received_at
         quote_ts, wire = state.quote_ts, state.wire
@@ -117,7 +115,7 @@ def apply_quote_run(worker, connection, received_at: float, run) -> tuple:
                 state.ts = ts
             state.received_at = received_at
         state.wire = (quote_ts, newest, state.bid, bid, ask, state.ask)
-    changed.sort(key=_position)
+    changed.sort(key=itemgetter(0))
     for _, state in changed:  # in the order the quotes changed them
         mark(state)
     stats.by_kind["quote"] += count

@@ -490,10 +490,10 @@ class StreamWorker:
             if kind == "quotes":
                 self.events_total += event.count - 1  # `process` counts one
                 if printer is not None:  # printed in wire order, one by one
-                    run = self.apply_events(connection, received_at, event.expand())
+                    span = self.apply_events(connection, received_at, event.expand())
                 else:
-                    run = apply_quote_run(self, connection, received_at, event)
-                first, last = run
+                    span = apply_quote_run(self, connection, received_at, event)
+                first, last = span
                 if last is not None:
                     first_ts = first_ts or first
                     last_ts = last
