@@ -19,7 +19,10 @@ restarts fails on a pooled connection the server closed. This subclass:
   Lua script that PUBLISHes each; the stream worker publishes up to one
   update per instrument per interval, and one PUBLISH call each cost it more
   CPU than receiving and normalizing the whole feed; a pipeline still meant
-  encoding a command and reading a reply per message);
+  encoding a command and reading a reply per message). The values and
+  messages travel as one msgpack array in one argument: redis-py encodes
+  each argument of a command in Python, which had cost the worker more than
+  building the documents (bench/PROFILE-ingest.md);
 - on a layer of one Redis, sets keys in the same script call before its
   PUBLISHes (`group_send_many(..., store=…)`, when `stores_in(url)`): the
   worker's snapshots are stored before their updates are sent, in one round
@@ -41,6 +44,7 @@ from channels_redis.pubsub import (
     RedisSingleShardConnection,
 )
 from channels_redis.utils import _wrap_close, decode_hosts
+from msgpack import packb
 
 from core.logs import RateLimitedLog
 from core.redis import REDIS_ERRORS, redis_outage
@@ -50,16 +54,18 @@ logger = logging.getLogger(__name__)
 receive_failures = RateLimitedLog(logger)
 
 
-# KEYS: keys to set first; ARGV: their values, then channel, message, ...
-# (a script runs whole: every key is set before the first PUBLISH).
+# KEYS: keys to set first; ARGV[1]: one msgpack array of their values, then
+# channel, message, ... (a script runs whole: every key is set before the
+# first PUBLISH).
 PUBLISH_MANY = """
+local items = cmsgpack.unpack(ARGV[1])
 for i = 1, #KEYS do
-  redis.call('SET', KEYS[i], ARGV[i])
+  redis.call('SET', KEYS[i], items[i])
 end
-for i = #KEYS + 1, #ARGV, 2 do
-  redis.call('PUBLISH', ARGV[i], ARGV[i + 1])
+for i = #KEYS + 1, #items, 2 do
+  redis.call('PUBLISH', items[i], items[i + 1])
 end
-return (#ARGV - #KEYS) / 2
+return (#items - #KEYS) / 2
 """
 
 
@@ -96,8 +102,11 @@ class ResilientShard(RedisSingleShardConnection):
         """SET every key of `store`, then PUBLISH every (channel, message) in
         order, in one script call."""
         keys = list(store or ())
-        args = [*(store or {}).values()]
-        args.extend(item for pair in pairs for item in pair)
+        items = [*(store or {}).values()]
+        for pair in pairs:
+            items.extend(pair)
+        # Redis's Lua msgpack predates the bin type: bytes go as raw strings.
+        args = [packb(items, use_bin_type=False)]
         for attempt in (1, 2):
             try:
                 async with self._lock:
@@ -179,16 +188,23 @@ class ResilientLoopLayer(RedisPubSubLoopLayer):
         super().__init__(*args, **kwargs)
         hosts = kwargs.get("hosts") or (args[0] if args else None)
         self._shards = [ResilientShard(host, self) for host in decode_hosts(hosts)]
+        self._routes: dict[str, tuple[str, int]] = {}  # group -> channel, shard
 
     async def group_send_many(
         self, messages: list[tuple[str, dict]], store: dict[str, bytes] | None = None
     ) -> None:
-        serialize = self.channel_layer.serialize
+        serialize, routes = self.channel_layer.serialize, self._routes
         by_shard: dict[int, list[tuple[str, bytes]]] = {}
         for group, message in messages:
-            channel = self._get_group_channel_name(group)
-            shard = self._get_shard(channel)
-            by_shard.setdefault(id(shard), []).append((channel, serialize(message)))
+            route = routes.get(group)
+            if route is None:
+                channel = self._get_group_channel_name(group)
+                route = routes[group] = (channel, id(self._get_shard(channel)))
+            channel, shard = route
+            pairs = by_shard.get(shard)
+            if pairs is None:
+                pairs = by_shard[shard] = []
+            pairs.append((channel, serialize(message)))
         if store:  # one Redis (the caller checked `stores_in`)
             (shard,) = self._shards
             await shard.publish_many(by_shard.get(id(shard), []), store)

@@ -65,7 +65,7 @@ from core.outage import Outage
 from core.redis import REDIS_ERRORS, redis_outage
 from streaming.selectors import feed_status_get
 from streaming.services import feed_health_put
-from streaming.snapshots import snapshots_encoded, snapshots_put
+from streaming.snapshots import snapshot_key, snapshots_encoded, snapshots_put
 
 MARKET_UPDATE = "market.update"
 FEED_STATUS = "feed.status"
@@ -98,7 +98,7 @@ class Publisher:
         self.pending: dict[str, tuple[float | None, float]] = {}
         # Per instrument taken to send: when its rate allowed it (monotonic).
         self.allowed: dict[str, float] = {}
-        self.groups: dict[str, str] = {}
+        self.names: dict[str, tuple[str, str]] = {}  # symbol -> group, key
         self.published = 0
         self.failures = 0
         self.redis = outage or redis_outage()
@@ -190,12 +190,12 @@ class Publisher:
         attempted_at = self.redis.clock()
         try:
             if self.together:
-                await asyncio.wait_for(
-                    self.layer.group_send_many(
-                        self._messages(documents), store=snapshots_encoded(documents)
-                    ),
-                    SEND_TIMEOUT,
-                )
+                # A timeout, not `wait_for`: no task per batch.
+                async with asyncio.timeout(SEND_TIMEOUT):
+                    await self.layer.group_send_many(
+                        self._messages(documents),
+                        store=snapshots_encoded(documents, self._key),
+                    )
             else:
                 await self._off_loop(snapshots_put, snapshots=documents)
         except (*REDIS_ERRORS, TimeoutError) as exc:
@@ -228,16 +228,22 @@ class Publisher:
                 if symbol not in sent:
                     self.dirty.setdefault(symbol, state)
 
+    def _names(self, symbol: str) -> tuple[str, str]:
+        """The instrument's group and snapshot key (formatted once)."""
+        names = self.names.get(symbol)
+        if names is None:
+            names = self.names[symbol] = (symbol_group(symbol), snapshot_key(symbol))
+        return names
+
     def _messages(self, documents: list[dict]) -> list[tuple[str, dict]]:
-        groups = self.groups
-        messages = []
-        for document in documents:
-            symbol = document["symbol"]
-            group = groups.get(symbol)
-            if group is None:
-                group = groups[symbol] = symbol_group(symbol)
-            messages.append((group, {"type": MARKET_UPDATE, "snapshot": document}))
-        return messages
+        names = self._names
+        return [
+            (names(d["symbol"])[0], {"type": MARKET_UPDATE, "snapshot": d})
+            for d in documents
+        ]
+
+    def _key(self, symbol: str) -> str:
+        return self._names(symbol)[1]
 
     async def send_documents(self, documents: list[dict]) -> None:
         messages = self._messages(documents)

@@ -39,7 +39,7 @@ be down, does not even try more than once a second).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import orjson
 
@@ -77,10 +77,13 @@ def snapshots_get_safe(*, symbols: Iterable[str]) -> dict[str, dict] | None:
     return snapshots
 
 
-def snapshots_encoded(snapshots: Iterable[dict]) -> dict[str, bytes]:
-    """The Redis keys and values that store whole snapshot documents."""
+def snapshots_encoded(
+    snapshots: Iterable[dict], key_of: Callable[[str], str] = snapshot_key
+) -> dict[str, bytes]:
+    """The Redis keys and values that store whole snapshot documents
+    (`key_of`: `snapshot_key`, or a cache of it)."""
     dumps = orjson.dumps
-    return {snapshot_key(s["symbol"]): dumps(s) for s in snapshots}
+    return {key_of(s["symbol"]): dumps(s) for s in snapshots}
 
 
 def snapshots_put(*, snapshots: Iterable[dict]) -> None:

@@ -74,3 +74,31 @@ def test_keys_stored_in_the_same_call_are_there_when_the_message_arrives():
     seq, stored = asyncio.run(scenario())
     assert seq == 7
     assert stored == list(snapshots_encoded(documents).values())
+
+
+def test_a_large_batch_of_binary_values_arrives_byte_for_byte():
+    """The batch travels as one msgpack argument: values that are not text,
+    and more of them than one Lua call may take as arguments, arrive intact."""
+    layer = get_channel_layer()
+    symbols = [f"S{i}" for i in range(1500)]
+    store = {snapshot_key(s): bytes(range(256)) + s.encode() for s in symbols}
+    payload = bytes(range(255, -1, -1)) * 300  # 76.8 KB, every byte value
+
+    async def scenario():
+        channel = await layer.new_channel()
+        await layer.group_add(symbol_group("S1499"), channel)
+        await layer.group_send_many(
+            [
+                (symbol_group(s), {"type": "market.update", "blob": payload, "n": i})
+                for i, s in enumerate(symbols)
+            ],
+            store=store,
+        )
+        message = await asyncio.wait_for(layer.receive(channel), 5)
+        await layer.flush()
+        return message
+
+    message = asyncio.run(scenario())
+    assert (message["n"], message["blob"]) == (1499, payload)
+    assert redis_client().mget(list(store)) == list(store.values())
+    redis_client().delete(*store)
