@@ -97,21 +97,18 @@ def instruments_to_stream(
     in a watchlist), `viewed_at`; and `stream_error` / `retry_due` for the
     ones a provider named unknown (retried when due; clearing the error in
     admin subscribes them again at once)."""
-    from django.db.models import Count, Exists, OuterRef
+    from django.db.models import Count, Exists, OuterRef, Q
     from django.utils import timezone
 
     from marketdata.models import Instrument, Position
     from marketdata.selectors import instruments_in_use
 
-    ids = set(instruments_in_use().values_list("id", flat=True))
+    # One statement: the worker asks every second.
+    wanted = Q(id__in=instruments_in_use().values("id"))
     if extra_symbols:
-        ids.update(
-            Instrument.objects.filter(
-                active=True, symbol__in=list(extra_symbols)
-            ).values_list("id", flat=True)
-        )
+        wanted |= Q(active=True, symbol__in=list(extra_symbols))
     rows = list(
-        Instrument.objects.filter(id__in=ids)
+        Instrument.objects.filter(wanted)
         .annotate(
             position=Exists(Position.objects.open().filter(instrument=OuterRef("pk"))),
             holders=Count("watchlist_items__watchlist__owner", distinct=True),

@@ -186,9 +186,13 @@ class StreamWorker:
         self.id = f"{socket.gethostname()}:{os.getpid()}:{self.options.shard}"
         self.started_at = time.time()
         self.inbox: deque = deque()
-        self._signaled = False
+        self._signaled = False  # a `_drain` is scheduled
+        self._serving = False
+        self._publishing: asyncio.Task | None = None
+        self._publish_timer: asyncio.TimerHandle | None = None
+        self._ingest_error: Exception | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.wake: asyncio.Event | None = None
+        self.stopping: asyncio.Event | None = None
         self.shutdown = False
         self.ready = False
         self.exit_code = 0
@@ -251,7 +255,7 @@ class StreamWorker:
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
-        self.wake = asyncio.Event()
+        self.stopping = asyncio.Event()
         if self._layer is None:
             from channels.layers import get_channel_layer
 
@@ -289,8 +293,8 @@ class StreamWorker:
         if not self.shutdown:
             logger.info("stream worker %s stopping", self.id)
         self.shutdown = True
-        if self.wake is not None:
-            self.wake.set()
+        if self.stopping is not None:
+            self.stopping.set()
 
     async def serve(self) -> None:
         o = self.options
@@ -344,6 +348,7 @@ class StreamWorker:
             if not keep_going:
                 self.request_shutdown()
                 return
+            self._schedule_publish()  # a state the step marked goes out
             await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
 
     def _step_failed(self, name: str, exc: Exception) -> None:
@@ -363,33 +368,60 @@ class StreamWorker:
             )
 
     async def _ingest_loop(self) -> None:
-        """Apply the inbox as it fills and start a publish whenever one is
-        due. A publish runs beside the loop (one at a time, so in order): the
-        feed is applied while a batch is on its way to Redis."""
-        wake, loop, publisher = self.wake, self.loop, self.publisher
-        publishing: asyncio.Task | None = None
-        while not self.shutdown:
-            if publishing is not None and publishing.done():
-                publishing = None
-            due = None if publishing else publisher.next_due()
-            now = time.monotonic()
-            if due is not None and due <= now:
-                publishing = loop.create_task(self._publish_beside())
-                due = None  # its end wakes the loop
-            if not self.inbox:
-                # A timer that sets the event: `wait_for` would create a
-                # task and a timeout context per wake-up (per frame).
-                timeout = 0.25 if due is None else min(due - now, 0.25)
-                timer = loop.call_later(timeout, wake.set)
-                await wake.wait()
-                timer.cancel()
-            wake.clear()
-            self._signaled = False
+        """Apply the inbox as it fills and publish whenever an update is due,
+        from loop callbacks until shutdown: a receive thread's `sink`
+        schedules `_drain` (one callback per wake-up, no task step or timer
+        per frame), and the earliest held-back update arms one timer. A
+        publish runs beside the loop (one at a time, so in order): the feed is
+        applied while a batch is on its way to Redis. An error applying
+        events ends the worker, raised from here (as from a step of a loop)."""
+        self._serving = True
+        self._drain()
+        await self.stopping.wait()
+        self._serving = False
+        if self._publish_timer is not None:
+            self._publish_timer.cancel()
+        if self._publishing is not None:
+            await self._publishing
+        if self._ingest_error is not None:
+            raise self._ingest_error
+
+    def _drain(self) -> None:
+        self._signaled = False
+        if not self._serving:
+            return  # before serve(): it drains; after: stop() does
+        try:
             self.step_ingest()
-            if self.inbox:
-                await asyncio.sleep(0)  # let the periodic steps in
-        if publishing is not None:
-            await publishing
+        except Exception as exc:
+            self._ingest_error = exc
+            self.request_shutdown()
+            return
+        if self.inbox:  # more than one step's worth: others get a turn first
+            self._signaled = True
+            self.loop.call_soon(self._drain)
+        self._schedule_publish()
+
+    def _schedule_publish(self) -> None:
+        """Start a publish if one is due, else arm the timer for the next."""
+        if self._publishing is not None or not self._serving:
+            return  # its end schedules the next
+        due = self.publisher.next_due()
+        if due is None:
+            return
+        delay = due - time.monotonic()
+        if delay <= 0:
+            self._publishing = self.loop.create_task(self._publish_beside())
+            return
+        timer, at = self._publish_timer, self.loop.time() + delay
+        if timer is not None:
+            if timer.when() <= at:
+                return  # an earlier one is armed: it looks again
+            timer.cancel()
+        self._publish_timer = self.loop.call_at(at, self._publish_timer_fired)
+
+    def _publish_timer_fired(self) -> None:
+        self._publish_timer = None
+        self._schedule_publish()
 
     async def _publish_beside(self) -> None:
         try:
@@ -397,7 +429,8 @@ class StreamWorker:
         except Exception as exc:
             self._step_failed("step_publish", exc)
         finally:
-            self.wake.set()  # the loop may start the next one
+            self._publishing = None
+            self._schedule_publish()  # the next one, if due
 
     async def stop(self) -> None:
         """Close sockets, store every bar still in memory (including the
@@ -445,7 +478,7 @@ class StreamWorker:
         if not self._signaled and self.loop is not None:
             self._signaled = True
             try:
-                self.loop.call_soon_threadsafe(self.wake.set)
+                self.loop.call_soon_threadsafe(self._drain)
             except RuntimeError:
                 pass  # the loop is closed: shutting down
 
