@@ -5,7 +5,8 @@ Resampling costs about 0.5 µs per input minute (date_bin + ordered
 aggregates), so a year of hourly bars read from minutes takes ~50 ms for an
 equity and ~300 ms for a 24/7 instrument. Long ranges therefore read stored
 rollups: the `marketdata_bar_rollup` table (hourly and daily rows, refreshed
-idempotently by `rollups_refresh` after every load and by the stream worker),
+idempotently by `rollups_refresh` after every load and, for all instruments
+of a minute at once, by the stream worker's `rollups_refresh_many`),
 and on TimescaleDB additionally a continuous aggregate for hours.
 
 Daily bars of US equities cover the regular NYSE session only (09:30–16:00
@@ -181,39 +182,51 @@ def _exceptions_between(first: date, last: date) -> tuple[tuple, tuple]:
     return tuple(early), tuple(holidays)
 
 
+def _session_days(timeframe: str, asset_class: str) -> bool:
+    """Whether `timeframe` buckets of `asset_class` are New York session days
+    (daily bars of markets that close) rather than UTC bins."""
+    return timeframe == "1d" and asset_class not in ALWAYS_OPEN_CLASSES
+
+
 def _bucket_sql(timeframe: str, asset_class: str) -> tuple[str, list]:
     """Bucket expression (a timestamptz) for `timeframe` over minute rows."""
-    if timeframe == "1d" and asset_class not in ALWAYS_OPEN_CLASSES:
+    if _session_days(timeframe, asset_class):
         return f"({_NY_LOCAL}::date::timestamp AT TIME ZONE 'America/New_York')", []
     return "date_bin(%s::interval, ts, %s)", [STEPS[timeframe], EPOCH]
 
 
 def resample_sql(
-    *, timeframe: str, asset_class: str, start: datetime, end: datetime
+    *,
+    timeframe: str,
+    asset_class: str,
+    start: datetime,
+    end: datetime,
+    many: bool = False,
 ) -> tuple[str, list]:
-    """A query returning (ts, open, high, low, close, volume, trade_count,
+    """A query returning (bucket, open, high, low, close, volume, trade_count,
     minutes) for one instrument's minutes in [start, end) bucketed by
-    `timeframe`; its first parameter slot is the instrument id."""
+    `timeframe`; `_bind` fills in the instrument id. With `many`, the rows
+    of several instruments (an id array for `_bind`) lead with instrument_id."""
     bucket, bucket_params = _bucket_sql(timeframe, asset_class)
-    where = "instrument_id = %s AND timeframe = '1m' AND ts >= %s AND ts < %s"
-    params: list = [*bucket_params]
+    match, key = ("= ANY(%s::bigint[])", "instrument_id, ") if many else ("= %s", "")
+    where = f"instrument_id {match} AND timeframe = '1m' AND ts >= %s AND ts < %s"
     session_sql, session_params = "", []
-    if timeframe == "1d" and asset_class not in ALWAYS_OPEN_CLASSES:
+    if _session_days(timeframe, asset_class):
         session_sql, session_params = session_filter(start, end)
     sql = (
-        f"SELECT {bucket} AS bucket, {_AGGREGATES} FROM marketdata_bar "
-        f"WHERE {where}{session_sql} GROUP BY 1"
+        f"SELECT {key}{bucket} AS bucket, {_AGGREGATES} FROM marketdata_bar "
+        f"WHERE {where}{session_sql} GROUP BY {key}bucket"
     )
-    return sql, [*params, "__instrument__", start, end, *session_params]
+    return sql, [*bucket_params, "__instrument__", start, end, *session_params]
 
 
-def _bind(params: list, instrument_id: int) -> list:
-    return [instrument_id if p == "__instrument__" else p for p in params]
+def _bind(params: list, instrument: int | list[int]) -> list:
+    return [instrument if p == "__instrument__" else p for p in params]
 
 
 def bucket_floor(*, timeframe: str, asset_class: str, at: datetime) -> datetime:
     """Start of the `timeframe` bucket containing `at` (UTC)."""
-    if timeframe == "1d" and asset_class not in ALWAYS_OPEN_CLASSES:
+    if _session_days(timeframe, asset_class):
         local_day = at.astimezone(NEW_YORK).date()
         return datetime.combine(local_day, datetime.min.time(), NEW_YORK).astimezone(
             UTC
@@ -226,7 +239,7 @@ def bucket_ceil(*, timeframe: str, asset_class: str, at: datetime) -> datetime:
     floor = bucket_floor(timeframe=timeframe, asset_class=asset_class, at=at)
     if floor == at:
         return at
-    if timeframe == "1d" and asset_class not in ALWAYS_OPEN_CLASSES:
+    if _session_days(timeframe, asset_class):
         next_day = floor.astimezone(NEW_YORK).date() + timedelta(days=1)
         return datetime.combine(next_day, datetime.min.time(), NEW_YORK).astimezone(UTC)
     return floor + STEPS[timeframe]
@@ -258,28 +271,28 @@ def rollups_refresh(
             .values_list("asset_class", flat=True)
             .first()
         ) or "equity"
+    return rollups_refresh_many(
+        spans={instrument_id: (start, end)},
+        asset_classes={instrument_id: asset_class},
+    )
+
+
+def rollups_refresh_many(
+    *, spans: dict[int, tuple[datetime, datetime]], asset_classes: dict[int, str]
+) -> RollupResult:
+    """`rollups_refresh` of several instruments (id -> [start, end) of the
+    written minutes) in one transaction. Instruments whose buckets and
+    refreshed bounds match share one DELETE and one INSERT per timeframe: the
+    stream worker refreshes every streamed instrument each minute."""
     from django.utils import timezone
 
     from marketdata.retention import retention_cutoff
 
     cutoff = retention_cutoff(now=timezone.now())
-    counts = {"1h": 0, "1d": 0}
-    with transaction.atomic(), connection.cursor() as cursor:
-        # Chunks of one instrument share boundary buckets (a New York day
-        # straddles UTC months): refreshes of one instrument take turns.
-        cursor.execute(
-            "SELECT pg_advisory_xact_lock(%s, %s)", [ROLLUP_LOCK, instrument_id]
-        )
-        if timescale_in_use(cursor):
-            lo, hi = refresh_bounds(
-                timeframe="1h",
-                asset_class=asset_class,
-                start=start,
-                end=end,
-                cutoff=cutoff,
-            )
-            if lo < hi:
-                transaction.on_commit(partial(_cagg_refresh, lo=lo, hi=hi))
+    # (timeframe, session days, lo, hi) -> (an asset class of that kind, ids)
+    groups: dict[tuple, tuple[str, list[int]]] = {}
+    for instrument_id, (start, end) in spans.items():
+        asset_class = asset_classes[instrument_id]
         for timeframe in ("1h", "1d"):
             lo, hi = refresh_bounds(
                 timeframe=timeframe,
@@ -288,24 +301,45 @@ def rollups_refresh(
                 end=end,
                 cutoff=cutoff,
             )
-            if lo >= hi:
-                continue
+            if lo < hi:
+                key = (timeframe, _session_days(timeframe, asset_class), lo, hi)
+                groups.setdefault(key, (asset_class, []))[1].append(instrument_id)
+    counts = {"1h": 0, "1d": 0}
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Chunks of one instrument share boundary buckets (a New York day
+        # straddles UTC months): refreshes of one instrument take turns.
+        # The subquery sorts before the lock calls: taken in id order, so
+        # batches of overlapping instruments cannot deadlock.
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(%s, id) "
+            "FROM (SELECT id FROM unnest(%s::integer[]) AS id ORDER BY id) AS ids",
+            [ROLLUP_LOCK, list(spans)],
+        )
+        if timescale_in_use(cursor):  # hour groups differ in bounds only
+            for timeframe, _, lo, hi in groups:
+                if timeframe == "1h":
+                    transaction.on_commit(partial(_cagg_refresh, lo=lo, hi=hi))
+        for (timeframe, _, lo, hi), (asset_class, ids) in groups.items():
             cursor.execute(
-                f"DELETE FROM {ROLLUP_TABLE} WHERE instrument_id = %s "
+                f"DELETE FROM {ROLLUP_TABLE} WHERE instrument_id = ANY(%s::bigint[]) "
                 "AND timeframe = %s AND ts >= %s AND ts < %s",
-                [instrument_id, timeframe, lo, hi],
+                [ids, timeframe, lo, hi],
             )
             sql, params = resample_sql(
-                timeframe=timeframe, asset_class=asset_class, start=lo, end=hi
+                timeframe=timeframe,
+                asset_class=asset_class,
+                start=lo,
+                end=hi,
+                many=True,
             )
             cursor.execute(
-                f"INSERT INTO {ROLLUP_TABLE} (ts, open, high, low, close, volume, "
-                f"trade_count, minutes, instrument_id, timeframe) "
-                f"SELECT bucket, open, high, low, close, volume, trade_count, minutes, "
-                f"%s, %s FROM ({sql}) AS resampled",
-                [instrument_id, timeframe, *_bind(params, instrument_id)],
+                f"INSERT INTO {ROLLUP_TABLE} (instrument_id, ts, open, high, low, "
+                "close, volume, trade_count, minutes, timeframe) "
+                "SELECT instrument_id, bucket, open, high, low, close, volume, "
+                f"trade_count, minutes, %s FROM ({sql}) AS resampled",
+                [timeframe, *_bind(params, ids)],
             )
-            counts[timeframe] = cursor.rowcount
+            counts[timeframe] += cursor.rowcount
     return RollupResult(hours=counts["1h"], days=counts["1d"])
 
 

@@ -34,7 +34,6 @@ def live_bars_store(*, rows: dict[str, list[tuple]], partial: dict[str, str]) ->
     lists forming minutes stored at shutdown (symbol -> minute ISO time): they
     are remembered so the next start discards and backfills them."""
     from marketdata.models import BarOrigin
-    from marketdata.rollups import rollups_refresh
     from marketdata.services import bars_upsert
     from marketdata.sparklines import sparklines_minutes_stored
 
@@ -58,27 +57,53 @@ def live_bars_store(*, rows: dict[str, list[tuple]], partial: dict[str, str]) ->
                 "id", "asset_class"
             )
         )
-        for instrument_id, (low, high) in touched.items():
-            try:
-                rollups_refresh(
-                    instrument_id=instrument_id,
-                    asset_class=classes.get(instrument_id, "equity"),
-                    start=low,
-                    end=high + timedelta(minutes=1),
-                )
-            except Exception as exc:  # rollups catch up on the next write
-                failures.warning(
-                    "rollups",
-                    "rollup refresh failed for instrument %s",
-                    instrument_id,
-                    exc=exc,
-                )
+        _rollups_refresh_batch(
+            spans={
+                i: (low, high + timedelta(minutes=1))
+                for i, (low, high) in touched.items()
+            },
+            asset_classes={i: classes.get(i, "equity") for i in touched},
+        )
         # The session sparklines pages read from Redis (no bar scan per page).
         sparklines_minutes_stored(
             bars=[(r[0], r[2], r[6]) for rs in rows.values() for r in rs],
             asset_classes=classes,
         )
     return written
+
+
+def _rollups_refresh_batch(
+    *, spans: dict[int, tuple[datetime, datetime]], asset_classes: dict[int, str]
+) -> None:
+    """All instruments in one batch; when it fails, each instrument alone, so
+    one that fails does not hold back the others (its rollups catch up on its
+    next write)."""
+    from marketdata.rollups import rollups_refresh, rollups_refresh_many
+
+    try:
+        rollups_refresh_many(spans=spans, asset_classes=asset_classes)
+        return
+    except Exception as exc:
+        failures.warning(
+            "rollups-batch",
+            "batched rollup refresh failed, refreshing instruments one by one",
+            exc=exc,
+        )
+    for instrument_id, (start, end) in spans.items():
+        try:
+            rollups_refresh(
+                instrument_id=instrument_id,
+                asset_class=asset_classes[instrument_id],
+                start=start,
+                end=end,
+            )
+        except Exception as exc:  # rollups catch up on the next write
+            failures.warning(
+                "rollups",
+                "rollup refresh failed for instrument %s",
+                instrument_id,
+                exc=exc,
+            )
 
 
 def _partial_bars_mark(partial: dict[str, str]) -> bool:
