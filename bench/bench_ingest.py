@@ -449,13 +449,14 @@ def main(argv: list[str]) -> int:
             )
             print(f"      each round: {each}")
     if any(r < 2 for r in ratios.values()):
-        print("   why short: a quote costs about 1.2 us to decode and apply (msgspec "
-              "0.4; wire values compared, only the quote in force per symbol and "
-              "frame converted), plus websocket framing; the rest is fixed per "
-              "second: ~35 ms of the event loop's CPU at any rate (~500 coalesced "
-              "updates/s published, ~19 us each with their Redis call; wake-ups per "
-              "frame and per publish; the periodic steps) and each minute's storage "
-              "in one burst, where alpaca-py's no-op client has none. Where it goes: "
+        print("   why short: a quote costs about 1.2 us to decode and apply warm "
+              "(wire values compared, only the quote in force per symbol and frame "
+              "converted), plus websocket framing; the rest is per second, at any "
+              "rate: ~500 coalesced updates/s published in 10-35 batches (~0.9 ms "
+              "of CPU a batch besides its documents), the loop's wake-ups, the "
+              "periodic steps, the instruments read each second; every wake-up "
+              "runs 3-5x slower than warm. alpaca-py's no-op client has none. "
+              "Where it goes: "
               "bench/PROFILE-ingest.md")  # fmt: skip
     for offered, ours, peer in rows:
         fed = min(ours["events_per_s"], peer["events_per_s"])
