@@ -43,8 +43,9 @@ from channels_redis.pubsub import (
     RedisPubSubLoopLayer,
     RedisSingleShardConnection,
 )
-from channels_redis.utils import _wrap_close, decode_hosts
+from channels_redis.utils import _wrap_close, create_pool, decode_hosts
 from msgpack import packb
+from redis.asyncio import Redis as AsyncRedis
 
 from core.logs import RateLimitedLog
 from core.redis import REDIS_ERRORS, redis_outage
@@ -54,6 +55,9 @@ logger = logging.getLogger(__name__)
 receive_failures = RateLimitedLog(logger)
 
 
+# The longest a `group_send_many` waits (the socket timeout its client does
+# without); the stream worker's publisher bounds its batches tighter.
+PUBLISH_TIMEOUT = 5.0
 # KEYS: keys to set first; ARGV[1]: one msgpack array of their values, then
 # channel, message, ... (a script runs whole: every key is set before the
 # first PUBLISH).
@@ -88,7 +92,10 @@ class ResilientShard(RedisSingleShardConnection):
         self.outage = redis_outage(_host_url(host))
         self.pending: set[str] = set()  # wanted, not subscribed yet
         self.stale: set[str] = set()  # unwanted, not unsubscribed yet
-        self._publish_script = None  # PUBLISH_MANY, registered on first use
+        # `publish_many`'s own client, made on first use (see there).
+        self._publisher: AsyncRedis | None = None
+        self._publish_script = None
+        self._publish_lock = asyncio.Lock()
 
     async def publish(self, channel, message):
         try:
@@ -100,7 +107,10 @@ class ResilientShard(RedisSingleShardConnection):
         self, pairs: list[tuple[str, bytes]], store: dict[str, bytes] | None = None
     ) -> None:
         """SET every key of `store`, then PUBLISH every (channel, message) in
-        order, in one script call."""
+        order, in one script call, bounded by `PUBLISH_TIMEOUT`. On a client
+        of its own without a socket timeout: under one, redis-py sends each
+        command from a task of its own, a cost per batch the stream worker
+        paid many times a second (bench/PROFILE-ingest.md)."""
         keys = list(store or ())
         items = [*(store or {}).values()]
         for pair in pairs:
@@ -109,15 +119,25 @@ class ResilientShard(RedisSingleShardConnection):
         args = [packb(items, use_bin_type=False)]
         for attempt in (1, 2):
             try:
-                async with self._lock:
-                    self._ensure_redis()
-                    if self._publish_script is None:
-                        self._publish_script = self._redis.register_script(PUBLISH_MANY)
-                    await self._publish_script(keys=keys, args=args, client=self._redis)
+                async with self._publish_lock, asyncio.timeout(PUBLISH_TIMEOUT):
+                    if self._publisher is None:
+                        pool = create_pool({**self.host, "socket_timeout": None})
+                        self._publisher = AsyncRedis(connection_pool=pool)
+                        self._publish_script = self._publisher.register_script(
+                            PUBLISH_MANY
+                        )
+                    await self._publish_script(keys=keys, args=args)
                 return
             except redis.ConnectionError:
                 if attempt == 2:
                     raise
+
+    async def flush(self):
+        await super().flush()
+        async with self._publish_lock:
+            if self._publisher is not None:
+                await self._publisher.aclose(close_connection_pool=True)
+                self._publisher = self._publish_script = None
 
     async def subscribe(self, channel):
         self.stale.discard(channel)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from functools import lru_cache
 
 import orjson
 from django.conf import settings
@@ -97,17 +98,33 @@ def instruments_to_stream(
     in a watchlist), `viewed_at`; and `stream_error` / `retry_due` for the
     ones a provider named unknown (retried when due; clearing the error in
     admin subscribes them again at once)."""
-    from django.db.models import Count, Exists, OuterRef, Q
     from django.utils import timezone
+
+    rows = list(_to_stream(tuple(sorted(extra_symbols))).all())
+    now = timezone.now()
+    for row in rows:
+        row["alert"] = row["symbol"] in extra_symbols
+        retry_at = row.pop("stream_error_retry_at")
+        row["retry_due"] = bool(row["stream_error"]) and (
+            retry_at is not None and retry_at <= now
+        )
+    return rows
+
+
+@lru_cache(maxsize=4)
+def _to_stream(extra_symbols: tuple[str, ...]):
+    """`instruments_to_stream`'s query, one statement, built once per set of
+    alert symbols: the worker asks every second, and Django took longer to
+    build the query than PostgreSQL to answer it."""
+    from django.db.models import Count, Exists, OuterRef, Q
 
     from marketdata.models import Instrument, Position
     from marketdata.selectors import instruments_in_use
 
-    # One statement: the worker asks every second.
     wanted = Q(id__in=instruments_in_use().values("id"))
     if extra_symbols:
         wanted |= Q(active=True, symbol__in=list(extra_symbols))
-    rows = list(
+    return (
         Instrument.objects.filter(wanted)
         .annotate(
             position=Exists(Position.objects.open().filter(instrument=OuterRef("pk"))),
@@ -126,14 +143,6 @@ def instruments_to_stream(
             "holders",
         )
     )
-    now = timezone.now()
-    for row in rows:
-        row["alert"] = row["symbol"] in extra_symbols
-        retry_at = row.pop("stream_error_retry_at")
-        row["retry_due"] = bool(row["stream_error"]) and (
-            retry_at is not None and retry_at <= now
-        )
-    return rows
 
 
 def feed_status_get_safe() -> dict:

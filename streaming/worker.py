@@ -3,10 +3,11 @@ step methods over parts with one job each.
 
 One asyncio event loop owns all state. Provider connections
 (`streaming.connection.FeedConnection`, one receive thread each) append parsed
-batches to `inbox`; the loop drains it (`step_ingest`, the hot path, kept
-here), updates each instrument's state and minute bars, and publishes
-coalesced updates (`step_publish`, see `streaming.publisher`; in the running
-worker a publish goes beside the loop, which keeps ingesting). The periodic
+batches to `inbox` and schedule a drain on the loop (`step_ingest`, the hot
+path, kept here), which updates each instrument's state and minute bars, and
+publishes coalesced updates (`step_publish`, see `streaming.publisher`; in the
+running worker a publish goes beside the loop, which keeps ingesting, and its
+end or one timer starts the next). The periodic
 steps delegate to the parts:
 
 - `streaming.subscriptions.Subscriptions`: instruments in use reach the
@@ -378,13 +379,17 @@ class StreamWorker:
         self._serving = True
         self._drain()
         await self.stopping.wait()
-        self._serving = False
-        if self._publish_timer is not None:
-            self._publish_timer.cancel()
+        self._stop_serving()
         if self._publishing is not None:
             await self._publishing
         if self._ingest_error is not None:
             raise self._ingest_error
+
+    def _stop_serving(self) -> None:
+        self._serving = False
+        if self._publish_timer is not None:
+            self._publish_timer.cancel()
+            self._publish_timer = None
 
     def _drain(self) -> None:
         self._signaled = False
@@ -436,6 +441,7 @@ class StreamWorker:
         """Close sockets, store every bar still in memory (including the
         forming minute), publish the final state and report `stopped`."""
         self.shutdown = True
+        self._stop_serving()  # also when serve() was cancelled
         deadline = time.monotonic() + self.options.shutdown_timeout
         for connection in self.connections.values():
             connection.shutdown_now()
@@ -465,6 +471,8 @@ class StreamWorker:
         await self.alerts.record(self._in_db)
         await self.monitor.record()
         if self.publisher is not None:
+            if self._publishing is not None:  # one at a time, in order
+                await self._publishing
             self.publisher.interval = 0.0
             await self.publisher.publish_due()
         await self.step_health(state="failed" if self.exit_code else "stopped")

@@ -394,3 +394,27 @@ def test_monitor_raises_and_clears_ops_alerts_on_a_real_session(
         wait_for(lambda: OpsAlert.objects.filter(cleared_at__isnull=False).exists(), 15)
     assert OpsAlert.objects.count() == 1
     assert "no quotes for" in OpsAlert.objects.get().message
+
+
+def test_a_silent_feed_publishes_its_instruments_as_stale(sim, user, instruments):
+    """No frame arrives while the feed is stalled, yet the watchdog's change
+    (live -> stale) reaches consumers: a periodic step's change is published
+    on its own, not with the next frame."""
+    watchlist_create(owner=user, name="Crypto", symbols=["BTC/USD"])
+    # feed_stale_after: the silent session is not reconnected meanwhile.
+    with WorkerThread(stale_after=1.0, feed_stale_after=600) as worker:
+        connection = worker.routes["BTC/USD"]
+        wait_for(lambda: connection.stats.by_kind["quote"] > 0, 15)
+        sim.faults.update(stall=True)
+        time.sleep(0.3)  # a frame on its way when the stall began
+        frames = connection.stats.frames
+        messages = collect(
+            ["BTC/USD"],
+            until=lambda ms: any(m["snapshot"]["freshness"] == "stale" for m in ms),
+            timeout=10,
+        )
+        assert connection.stats.frames == frames  # nothing came in meanwhile
+    stale = next(
+        m["snapshot"] for m in messages if m["snapshot"]["freshness"] == "stale"
+    )
+    assert stale["symbol"] == "BTC/USD" and stale["bid"]
