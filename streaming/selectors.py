@@ -98,11 +98,18 @@ def instruments_to_stream(
     in a watchlist), `viewed_at`; and `stream_error` / `retry_due` for the
     ones a provider named unknown (retried when due; clearing the error in
     admin subscribes them again at once)."""
+    from django.db import connection
     from django.utils import timezone
 
-    rows = list(_to_stream(tuple(sorted(extra_symbols))).all())
+    sql, params, json_field = _to_stream(tuple(sorted(extra_symbols)))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        names = [column.name for column in cursor.description]
+        rows = [dict(zip(names, values, strict=True)) for values in cursor]
+    decode = json_field.from_db_value
     now = timezone.now()
     for row in rows:
+        row["provider_symbols"] = decode(row["provider_symbols"], None, connection)
         row["alert"] = row["symbol"] in extra_symbols
         retry_at = row.pop("stream_error_retry_at")
         row["retry_due"] = bool(row["stream_error"]) and (
@@ -113,9 +120,10 @@ def instruments_to_stream(
 
 @lru_cache(maxsize=4)
 def _to_stream(extra_symbols: tuple[str, ...]):
-    """`instruments_to_stream`'s query, one statement, built once per set of
-    alert symbols: the worker asks every second, and Django took longer to
-    build the query than PostgreSQL to answer it."""
+    """`instruments_to_stream`'s query as SQL and parameters, compiled once
+    per set of alert symbols (one statement), and the JSON field its rows
+    decode: the worker asks every second, and Django took longer to compile
+    the query than PostgreSQL to answer it (bench/PROFILE-ingest.md)."""
     from django.db.models import Count, Exists, OuterRef, Q
 
     from marketdata.models import Instrument, Position
@@ -124,7 +132,7 @@ def _to_stream(extra_symbols: tuple[str, ...]):
     wanted = Q(id__in=instruments_in_use().values("id"))
     if extra_symbols:
         wanted |= Q(active=True, symbol__in=list(extra_symbols))
-    return (
+    query = (
         Instrument.objects.filter(wanted)
         .annotate(
             position=Exists(Position.objects.open().filter(instrument=OuterRef("pk"))),
@@ -142,7 +150,9 @@ def _to_stream(extra_symbols: tuple[str, ...]):
             "position",
             "holders",
         )
-    )
+    ).query
+    sql, params = query.sql_with_params()
+    return sql, params, Instrument._meta.get_field("provider_symbols")
 
 
 def feed_status_get_safe() -> dict:

@@ -311,6 +311,26 @@ def test_instruments_to_stream_ranks_and_flags_marked_symbols(aapl, user):
     assert {r["symbol"]: r for r in instruments_to_stream()}["MSFT"]["retry_due"]
 
 
+def test_instruments_to_stream_reads_fields_as_the_orm_does(aapl, user):
+    """The compiled statement's rows carry the model's values: the provider
+    symbols decoded from JSON, times aware, flags and counts typed."""
+    from django.utils import timezone
+
+    from marketdata.services import watchlist_create
+    from streaming.selectors import instruments_to_stream
+
+    watchlist_create(owner=user, name="w", symbols=["AAPL"])
+    seen = timezone.now()
+    Instrument.objects.filter(symbol="AAPL").update(
+        provider_symbols={"alpaca": "AAPL", "finnhub": "AAPL.US"}, viewed_at=seen
+    )
+    (row,) = instruments_to_stream()
+    assert row["provider_symbols"] == {"alpaca": "AAPL", "finnhub": "AAPL.US"}
+    assert row["viewed_at"] == seen and row["viewed_at"].tzinfo is not None
+    assert row["position"] is False and row["holders"] == 1
+    assert row["id"] == aapl.id and row["asset_class"] == aapl.asset_class
+
+
 def crypto_trade(seconds_from, minute, second, price):
     return Trade(
         symbol="BTC/USD",
