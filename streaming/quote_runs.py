@@ -13,15 +13,14 @@ symbol's quotes are compared in wire values, with the same outcome as
   counts (the sizes stay those of the quote that set the prices);
 - otherwise it is the quote in force.
 
-Only the quote in force at the end is converted (two prices, two sizes, one
-datetime), with the conversions `Quote` would have used. Wire values compare
-as their Decimals do: two floats are equal exactly when their shortest
-texts are, an int equals a float exactly when their Decimals are equal. The
-state remembers the wire prices of its quote: `InstrumentState.wire` is
-`(quote_ts, quote_ts in µs, bid, bid as sent, ask as sent, ask)`, valid while
-the state's `quote_ts`, `bid` and `ask` are those very objects. Where they are
-not (a quote applied another way, a restored snapshot), the time is converted
-and the first comparison is made in Decimals.
+Nothing is converted here: the state holds the quote in force in wire
+values (`InstrumentState.wire`, `unconverted`) and converts it when it is
+read, usually once per published document rather than once per frame. Wire
+values compare as their Decimals do: two floats are equal exactly when their
+shortest texts are, an int equals a float exactly when their Decimals are
+equal. Where the state holds no wire values (a quote applied another way, a
+restored snapshot), the time is converted and the first comparison is made
+in Decimals.
 
 A run with a symbol that needs more than a comparison goes event by event,
 in wire order, through the worker's own path: the first event of a
@@ -36,16 +35,12 @@ from __future__ import annotations
 from datetime import timedelta
 from operator import itemgetter
 
-from marketdata.providers.timeparse import (
-    EPOCH,
-    from_epoch_us,
-    price_to_decimal,
-    to_decimal,
-)
+from marketdata.providers.timeparse import EPOCH, price_to_decimal
 
 _MICROSECOND = timedelta(microseconds=1)
 _NOT_KNOWN = object()  # wire prices of the quote in force: compare Decimals
 _BEFORE_ALL = -(1 << 70)  # microseconds before any datetime
+_TIME_ONLY = (None, None)  # only the quote's time is new
 
 
 def apply_quote_run(worker, connection, received_at: float, run) -> tuple:
@@ -71,16 +66,14 @@ def apply_quote_run(worker, connection, received_at: float, run) -> tuple:
     for state, quotes in targets:
         count += len(quotes)
         state.last_event_at = received_at
-        quote_ts, wire = state.quote_ts, state.wire
-        if wire is not None and wire[0] is quote_ts:
-            newest = wire[1]
-        elif quote_ts is None:
-            newest = _BEFORE_ALL
+        wire = state.wire
+        if wire is not None:
+            newest, bid, ask = wire
         else:
-            newest = (quote_ts - EPOCH) // _MICROSECOND
-        if wire is not None and wire[2] is state.bid and wire[5] is state.ask:
-            bid, ask = wire[3], wire[4]
-        else:
+            quote_ts = state.quote_ts
+            newest = (
+                _BEFORE_ALL if quote_ts is None else (quote_ts - EPOCH) // _MICROSECOND
+            )
             bid = ask = _NOT_KNOWN
         before = newest
         in_force = None
@@ -103,18 +96,12 @@ def apply_quote_run(worker, connection, received_at: float, run) -> tuple:
             if in_force is None:
                 changed.append((at, state))
             bid, ask, in_force, applied_at = bp, ap, quote, us
-        if newest != before:
-            state.quote_ts = quote_ts = from_epoch_us(newest)
         if in_force is not None:
-            state.bid = price_to_decimal(bid)
-            state.bid_size = to_decimal(in_force.bs)
-            state.ask = price_to_decimal(ask)
-            state.ask_size = to_decimal(in_force.as_)
-            ts = quote_ts if applied_at == newest else from_epoch_us(applied_at)
-            if state.ts is None or ts > state.ts:
-                state.ts = ts
+            state.unconverted = (in_force, applied_at)
             state.received_at = received_at
-        state.wire = (quote_ts, newest, state.bid, bid, ask, state.ask)
+        elif newest != before and state.unconverted is None:
+            state.unconverted = _TIME_ONLY
+        state.wire = (newest, bid, ask)
     changed.sort(key=itemgetter(0))
     for _, state in changed:  # in the order the quotes changed them
         mark(state)

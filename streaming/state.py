@@ -5,14 +5,25 @@
 Session figures (open/high/low/volume) restart when an event falls into a new
 trading day (New York date for equities, UTC date for 24/7 markets); the
 previous close then becomes the last price of the day that ended.
+
+The quote in force may be held in wire values (`streaming.quote_runs`):
+`wire` is `(quote_ts in µs, bid as sent, ask as sent)` and `unconverted`
+the quote whose prices and sizes, with the time it was applied, are not
+converted yet (or `(None, None)` when only `quote_ts` is). Most quotes are
+superseded before a document shows them, so `quote_ts`, `bid`, `bid_size`,
+`ask`, `ask_size` and `ts` convert on first read (the conversions
+`Quote` would have used, with the same outcome as `apply_quote` on each
+quote in turn). Setting `quote_ts`, `bid` or `ask` another way ends `wire`.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
 from decimal import Decimal
+from operator import attrgetter
 
 from marketdata.calendar import ALWAYS_OPEN_CLASSES, NEW_YORK
+from marketdata.providers.timeparse import from_epoch_us, price_to_decimal, to_decimal
 
 HUNDRED = Decimal(100)
 PCT = Decimal("0.0001")
@@ -34,13 +45,13 @@ def day_bounds(asset_class: str, ts: datetime) -> tuple[datetime, datetime]:
 
 class InstrumentState:
     __slots__ = (
-        "symbol", "instrument_id", "asset_class", "provider", "seq", "ts",
-        "received_at", "last", "last_size", "last_trade_ts", "bid", "bid_size",
-        "ask", "ask_size", "open", "high", "low", "volume", "prev_close",
+        "symbol", "instrument_id", "asset_class", "provider", "seq", "_ts",
+        "received_at", "last", "last_size", "last_trade_ts", "_bid", "_bid_size",
+        "_ask", "_ask_size", "open", "high", "low", "volume", "prev_close",
         "day_start", "day_end", "daily_from_provider", "halted", "halt_reason",
         "freshness", "last_event_at", "subscribed_at", "recent_ids", "recent_order",
-        "minute", "first_event_pending", "gap_start", "quote_ts", "reconciled_until",
-        "unsubscribed", "suspect", "wire", "_change", "_minute",
+        "minute", "first_event_pending", "gap_start", "_quote_ts", "reconciled_until",
+        "unsubscribed", "suspect", "wire", "unconverted", "_change", "_minute",
         "__weakref__",  # streaming.publisher.Publisher.known
     )  # fmt: skip
 
@@ -52,12 +63,14 @@ class InstrumentState:
         self.asset_class = asset_class
         self.provider = provider
         self.seq = 0
-        self.ts: datetime | None = None
+        self._ts: datetime | None = None
         self.received_at: float | None = None
         self.last = self.last_size = None
         self.last_trade_ts: datetime | None = None
-        self.bid = self.bid_size = self.ask = self.ask_size = None
-        self.quote_ts: datetime | None = None
+        self._bid = self._bid_size = self._ask = self._ask_size = None
+        self._quote_ts: datetime | None = None
+        self.wire = None  # the quote in force in wire values (see the module)
+        self.unconverted = None  # (quote, applied at in µs), not converted yet
         self.open = self.high = self.low = None
         self.volume = Decimal(0)
         self.prev_close: Decimal | None = None
@@ -74,7 +87,6 @@ class InstrumentState:
         self.recent_order: list[str] = []
         self.minute = None  # the forming MinuteBar, set by the worker
         self.suspect = None  # its streaming.suspect.SuspectFilter, set by the worker
-        self.wire = None  # the quote in force in wire values (streaming.quote_runs)
         self._change: tuple | None = None  # document(): last, prev, their texts
         self._minute: tuple | None = None  # document(): the minute and its text
         self.first_event_pending = True  # see StreamWorker._first_event
@@ -157,15 +169,35 @@ class InstrumentState:
     ) -> bool | None:
         """True when applied; False (nothing to publish) when bid and ask did
         not change; None when older than the quote already applied."""
-        if self.quote_ts is not None and ts < self.quote_ts:
+        if self.unconverted is not None:
+            self.convert()
+        if self._quote_ts is not None and ts < self._quote_ts:
             return None
-        self.quote_ts = ts
-        if bid == self.bid and ask == self.ask:
+        self._quote_ts = ts
+        self.wire = None
+        if bid == self._bid and ask == self._ask:
             return False
-        self.bid, self.bid_size, self.ask, self.ask_size = bid, bid_size, ask, ask_size
-        if self.ts is None or ts > self.ts:
-            self.ts = ts
+        self._bid, self._bid_size = bid, bid_size
+        self._ask, self._ask_size = ask, ask_size
+        if self._ts is None or ts > self._ts:
+            self._ts = ts
         return True
+
+    def convert(self) -> None:
+        """Convert the quote held in wire values (see the module)."""
+        quote, applied = self.unconverted
+        self.unconverted = None
+        newest, bid, ask = self.wire
+        quote_ts = self._quote_ts = from_epoch_us(newest)
+        if quote is None:
+            return
+        self._bid = price_to_decimal(bid)
+        self._bid_size = to_decimal(quote.bs)
+        self._ask = price_to_decimal(ask)
+        self._ask_size = to_decimal(quote.as_)
+        ts = quote_ts if applied == newest else from_epoch_us(applied)
+        if self._ts is None or ts > self._ts:
+            self._ts = ts
 
     def apply_daily_bar(self, ts: datetime, open_, high, low, close, volume) -> None:
         """A provider's running daily bar is the authority for the session."""
@@ -185,6 +217,8 @@ class InstrumentState:
         """The snapshot document. What did not change since the last one is
         reused (compared by identity: Decimals are immutable, and an equal
         value with other digits, 1.0 vs 1.00, still gets its own text)."""
+        if self.unconverted is not None:
+            self.convert()
         last, prev = self.last, self.prev_close
         change = change_pct = None
         if last is not None and prev:
@@ -215,9 +249,9 @@ class InstrumentState:
                     minute, minute.close, minute.high, minute.low, minute.volume,
                     minute_doc,
                 )  # fmt: skip
-        ts = self.ts
-        size, bid, bid_size = self.last_size, self.bid, self.bid_size
-        ask, ask_size, open_ = self.ask, self.ask_size, self.open
+        ts = self._ts
+        size, bid, bid_size = self.last_size, self._bid, self._bid_size
+        ask, ask_size, open_ = self._ask, self._ask_size, self.open
         high, low = self.high, self.low
         return {
             "symbol": self.symbol,
@@ -244,3 +278,30 @@ class InstrumentState:
             # documents are serialized, never modified
             "minute": minute_doc,
         }
+
+
+def _converted(name: str, *, ends_wire: bool) -> property:
+    """A field of the quote in force, converted on first read (see the
+    module); setting it another way converts first, so nothing held is lost."""
+    slot = "_" + name
+    read = attrgetter(slot)
+
+    def get(state: InstrumentState):
+        if state.unconverted is not None:
+            state.convert()
+        return read(state)
+
+    def put(state: InstrumentState, value) -> None:
+        if state.unconverted is not None:
+            state.convert()
+        setattr(state, slot, value)
+        if ends_wire:
+            state.wire = None
+
+    return property(get, put, doc=f"The instrument's {name}.")
+
+
+for _name in ("quote_ts", "bid", "ask"):
+    setattr(InstrumentState, _name, _converted(_name, ends_wire=True))
+for _name in ("bid_size", "ask_size", "ts"):
+    setattr(InstrumentState, _name, _converted(_name, ends_wire=False))

@@ -83,13 +83,15 @@ def worker_and_connection(restored: bool):
     return worker, provider, connection
 
 
-def observed(worker, connection) -> list:
+def observed(worker, connection, *, states: bool = True) -> list:
     stats = connection.stats
     out = [
         stats.by_kind["quote"], stats.out_of_order, stats.quotes_unchanged,
         worker.events_total, connection.last_event_ts, worker.event_clock,
         list(worker.publisher.dirty),
     ]  # fmt: skip
+    if not states:  # reading a state converts what it holds in wire values
+        return out
     for state in worker.states.values():
         for name in ("bid", "bid_size", "ask", "ask_size", "quote_ts", "ts", "last"):
             value = getattr(state, name)
@@ -98,8 +100,11 @@ def observed(worker, connection) -> list:
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(frames, st.booleans())
-def test_wire_values_leave_the_worker_as_quotes_one_by_one(messages, restored):
+@given(frames, st.booleans(), st.integers(1, 3))
+def test_wire_values_leave_the_worker_as_quotes_one_by_one(messages, restored, every):
+    """The states are read every `every` frames and at the end: runs in
+    between are held in wire values across frames, trades between them
+    convert what is held before they set the event time."""
     by_run = worker_and_connection(restored)
     one_by_one = worker_and_connection(restored)
     for n, frame_messages in enumerate(messages):
@@ -109,7 +114,10 @@ def test_wire_values_leave_the_worker_as_quotes_one_by_one(messages, restored):
         worker.process(connection, received_at, provider.parse_feed(frame))
         worker, provider, connection = one_by_one
         worker.process(connection, received_at, provider.parse_frame(frame))
-        assert observed(*by_run[::2]) == observed(*one_by_one[::2])
+        read = n % every == 0 or n == len(messages) - 1
+        assert observed(*by_run[::2], states=read) == observed(
+            *one_by_one[::2], states=read
+        )
         if n % 3 == 2:  # a publish in between
             for worker, _, _ in (by_run, one_by_one):
                 worker.publisher.take_due(0.0)
