@@ -99,6 +99,9 @@ class Publisher:
         # Per instrument taken to send: when its rate allowed it (monotonic).
         self.allowed: dict[str, float] = {}
         self.names: dict[str, tuple[str, str]] = {}  # symbol -> group, key
+        # The earliest slot among dirty instruments (None: not known): the
+        # worker asks after every frame, and most frames dirty no new one.
+        self._earliest: float | None = None
         self.published = 0
         self.failures = 0
         self.redis = outage or redis_outage()
@@ -123,14 +126,26 @@ class Publisher:
         symbol = state.symbol
         if symbol not in self.dirty:  # the oldest change the next message carries
             self.pending[symbol] = (state.received_at, time.time())
+            earliest = self._earliest
+            if earliest is not None:
+                self._earliest = min(earliest, self.tat.get(symbol, 0.0))
         self.dirty[symbol] = state
+
+    def forget(self, symbol: str) -> None:
+        """An instrument no longer streamed: nothing of it is sent."""
+        self.dirty.pop(symbol, None)
+        self.pending.pop(symbol, None)
+        self._earliest = None
 
     def next_due(self) -> float | None:
         """Monotonic time at which the earliest held-back update is due."""
         if not self.dirty:
             return None
-        slack, tat = self._slack(), self.tat
-        due = min(tat.get(s, 0.0) - slack for s in self.dirty)
+        earliest = self._earliest
+        if earliest is None:
+            tat = self.tat
+            earliest = self._earliest = min(tat.get(s, 0.0) for s in self.dirty)
+        due = earliest - self._slack()
         if self.redis.down:  # no busy loop while nothing may be tried
             due = max(due, self.redis.retry_at)
         return due
@@ -141,6 +156,7 @@ class Publisher:
     def take_due(self, now: float) -> list:
         """Updates to send now: none until one is due, then with it every one
         due within `EARLY` of an interval (one batch, not one send each)."""
+        self._earliest = None  # what stays dirty is looked at again
         interval, tat = self.interval, self.tat
         if interval == 0.0:
             due = list(self.dirty.values())
@@ -200,6 +216,7 @@ class Publisher:
                 await self._off_loop(snapshots_put, snapshots=documents)
         except (*REDIS_ERRORS, TimeoutError) as exc:
             self.failures += 1
+            self._earliest = None
             for state, document in zip(due, documents, strict=True):
                 state.seq -= 1  # unpublished: keep seq gap-free and send later
                 self.dirty.setdefault(state.symbol, state)
@@ -224,6 +241,7 @@ class Publisher:
                 known[state.symbol] = state
         if self.redis.succeeded(attempted_at=attempted_at):
             sent = {state.symbol for state in published}
+            self._earliest = None
             for symbol, state in list(known.items()):
                 if symbol not in sent:
                     self.dirty.setdefault(symbol, state)

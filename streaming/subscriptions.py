@@ -146,7 +146,7 @@ class Subscriptions:
         for symbol in removed:
             w.states.pop(symbol, None)
             w.routes.pop(symbol, None)
-            w.publisher.dirty.pop(symbol, None)
+            w.publisher.forget(symbol)
             w.anomalies.forget(symbol)
         for symbol in added:
             name = allocation.streaming.get(symbol) or allocation.over_budget.get(

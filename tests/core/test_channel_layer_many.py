@@ -9,6 +9,9 @@ from urllib.parse import urlsplit
 
 from channels.layers import get_channel_layer
 from django.conf import settings
+from hypothesis import given
+from hypothesis import settings as examples
+from hypothesis import strategies as st
 
 from core.groups import symbol_group
 from core.redis import redis_client
@@ -102,3 +105,39 @@ def test_a_large_batch_of_binary_values_arrives_byte_for_byte():
     assert (message["n"], message["blob"]) == (1499, payload)
     assert redis_client().mget(list(store)) == list(store.values())
     redis_client().delete(*store)
+
+
+values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1)
+    | st.floats(allow_nan=False) | st.text() | st.binary(),
+    lambda inner: st.lists(inner, max_size=4)
+    | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)  # fmt: skip
+
+
+@examples(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(max_size=12), values, max_size=8))
+def test_the_fast_encoder_gives_the_layers_own_bytes(message):
+    """Where the layer only packs msgpack, `group_send_many` packs with
+    msgspec: every message must come out as the layer's `serialize` makes
+    it (consumers decode with channels-redis)."""
+    from channels_redis.pubsub import RedisPubSubChannelLayer
+
+    from core.channel_layer import _fast_serialize
+
+    layer = RedisPubSubChannelLayer(hosts=[settings.REDIS_URL])
+    fast = _fast_serialize(layer)
+    assert fast is not layer.serialize
+    assert fast(message) == layer.serialize(message)
+
+
+def test_an_encrypted_layer_keeps_its_own_serializer():
+    from channels_redis.pubsub import RedisPubSubChannelLayer
+
+    from core.channel_layer import _fast_serialize
+
+    layer = RedisPubSubChannelLayer(
+        hosts=[settings.REDIS_URL], symmetric_encryption_keys=["k" * 32]
+    )
+    assert _fast_serialize(layer) == layer.serialize

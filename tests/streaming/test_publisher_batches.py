@@ -4,6 +4,8 @@ due, and then updates due within `EARLY` of an interval go with it."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from streaming.publisher import Publisher
 from streaming.state import InstrumentState
@@ -42,3 +44,29 @@ def test_a_quiet_instrument_goes_out_at_once():
     publisher.mark(a)
     assert publisher.take_due(5.01) == []
     assert publisher.take_due(5.1) == [a]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["mark", "take", "forget"]), st.sampled_from("ABCD")),
+        max_size=40,
+    )
+)
+def test_the_next_due_time_follows_marks_sends_and_forgotten_instruments(steps):
+    """The earliest slot is kept between frames, not scanned each time: it
+    must still be the earliest of what is dirty, whatever came before."""
+    publisher = Publisher(layer=None, hz=10)
+    by_symbol = {s.symbol: s for s in states(*"ABCD")}
+    now = 0.0
+    for action, symbol in steps:
+        if action == "mark":
+            publisher.mark(by_symbol[symbol])
+        elif action == "take":
+            now += 0.03
+            publisher.take_due(now)
+        else:
+            publisher.forget(symbol)
+        slots = [publisher.tat.get(s, 0.0) for s in publisher.dirty]
+        expected = min(slots) - publisher._slack() if slots else None
+        assert publisher.next_due() == expected
