@@ -35,6 +35,7 @@ Publishing still raises while Redis is away: a publisher decides what to do.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from urllib.parse import urlsplit
 
@@ -48,7 +49,7 @@ from channels_redis.pubsub import (
 from channels_redis.serializers import MsgPackSerializer
 from channels_redis.utils import _wrap_close, create_pool, decode_hosts
 from msgpack import packb
-from redis.asyncio import Redis as AsyncRedis
+from redis.asyncio.connection import Connection, ConnectionPool
 
 from core.logs import RateLimitedLog
 from core.redis import REDIS_ERRORS, redis_outage
@@ -74,6 +75,19 @@ for i = #KEYS + 1, #items, 2 do
 end
 return (#items - #KEYS) / 2
 """
+_PUBLISH_SHA = hashlib.sha1(PUBLISH_MANY.encode()).hexdigest().encode()
+
+
+def _evalsha(keys: list[str], argument: bytes) -> bytes:
+    """`EVALSHA` of `PUBLISH_MANY` with `keys` and one argument, in the
+    Redis protocol (RESP: an array of bulk strings)."""
+    parts = [b"EVALSHA", _PUBLISH_SHA, b"%d" % len(keys)]
+    parts += [key.encode() for key in keys]
+    parts.append(argument)
+    out = [b"*%d\r\n" % len(parts)]
+    for part in parts:
+        out += (b"$%d\r\n" % len(part), part, b"\r\n")
+    return b"".join(out)
 
 
 def _database(url: str) -> tuple[str, str, str]:
@@ -95,9 +109,9 @@ class ResilientShard(RedisSingleShardConnection):
         self.outage = redis_outage(_host_url(host))
         self.pending: set[str] = set()  # wanted, not subscribed yet
         self.stale: set[str] = set()  # unwanted, not unsubscribed yet
-        # `publish_many`'s own client, made on first use (see there).
-        self._publisher: AsyncRedis | None = None
-        self._publish_script = None
+        # `publish_many`'s own connection, made on first use (see there).
+        self._publishing_pool: ConnectionPool | None = None
+        self._publishing: Connection | None = None
         self._publish_lock = asyncio.Lock()
 
     async def publish(self, channel, message):
@@ -110,37 +124,50 @@ class ResilientShard(RedisSingleShardConnection):
         self, pairs: list[tuple[str, bytes]], store: dict[str, bytes] | None = None
     ) -> None:
         """SET every key of `store`, then PUBLISH every (channel, message) in
-        order, in one script call, bounded by `PUBLISH_TIMEOUT`. On a client
-        of its own without a socket timeout: under one, redis-py sends each
-        command from a task of its own, a cost per batch the stream worker
-        paid many times a second (bench/PROFILE-ingest.md)."""
+        order, in one script call, bounded by `PUBLISH_TIMEOUT`. On a
+        connection of its own without a socket timeout (under one, redis-py
+        sends each command from a task of its own), the command encoded
+        here in one piece: redis-py's command layer cost the stream worker
+        more than the round trip itself (bench/PROFILE-ingest.md)."""
         keys = list(store or ())
         items = [*(store or {}).values()]
         for pair in pairs:
             items.extend(pair)
         # Redis's Lua msgpack predates the bin type: bytes go as raw strings.
-        args = [packb(items, use_bin_type=False)]
+        command = _evalsha(keys, packb(items, use_bin_type=False))
         for attempt in (1, 2):
             try:
                 async with self._publish_lock, asyncio.timeout(PUBLISH_TIMEOUT):
-                    if self._publisher is None:
-                        pool = create_pool({**self.host, "socket_timeout": None})
-                        self._publisher = AsyncRedis(connection_pool=pool)
-                        self._publish_script = self._publisher.register_script(
-                            PUBLISH_MANY
-                        )
-                    await self._publish_script(keys=keys, args=args)
+                    await self._publish_command(command)
                 return
             except redis.ConnectionError:
                 if attempt == 2:
                     raise
 
+    async def _publish_command(self, command: bytes) -> None:
+        """Send the script call and read its reply; load the script first
+        when Redis does not know it (it restarted, or was flushed). An error
+        or a cancellation on the way closes the connection (redis-py), and
+        the next call opens a new one."""
+        if self._publishing is None:
+            self._publishing_pool = create_pool({**self.host, "socket_timeout": None})
+            self._publishing = await self._publishing_pool.get_connection()
+        connection = self._publishing
+        await connection.send_packed_command(command, check_health=False)
+        try:
+            await connection.read_response()
+        except redis.exceptions.NoScriptError:
+            await connection.send_command("SCRIPT", "LOAD", PUBLISH_MANY)
+            await connection.read_response()
+            await connection.send_packed_command(command, check_health=False)
+            await connection.read_response()
+
     async def flush(self):
         await super().flush()
         async with self._publish_lock:
-            if self._publisher is not None:
-                await self._publisher.aclose(close_connection_pool=True)
-                self._publisher = self._publish_script = None
+            if self._publishing_pool is not None:
+                await self._publishing_pool.aclose()
+                self._publishing_pool = self._publishing = None
 
     async def subscribe(self, channel):
         self.stale.discard(channel)

@@ -79,6 +79,30 @@ def test_keys_stored_in_the_same_call_are_there_when_the_message_arrives():
     assert stored == list(snapshots_encoded(documents).values())
 
 
+def test_a_redis_that_forgot_the_script_still_gets_the_batch():
+    """Redis drops its scripts when it restarts (or on SCRIPT FLUSH): the
+    next batch loads the script again on the same call, nothing lost."""
+    layer = get_channel_layer()
+
+    async def scenario():
+        channel = await layer.new_channel()
+        await layer.group_add(symbol_group("AAPL"), channel)
+        seqs = []
+        for seq in (1, 2, 3):
+            if seq > 1:
+                redis_client().script_flush()
+            await layer.group_send_many(
+                [(symbol_group("AAPL"), {"type": "market.update", "seq": seq})],
+                store={snapshot_key("AAPL"): b"%d" % seq},
+            )
+            seqs.append((await asyncio.wait_for(layer.receive(channel), 5))["seq"])
+        await layer.flush()
+        return seqs
+
+    assert asyncio.run(scenario()) == [1, 2, 3]
+    assert redis_client().get(snapshot_key("AAPL")) == b"3"
+
+
 def test_a_large_batch_of_binary_values_arrives_byte_for_byte():
     """The batch travels as one msgpack argument: values that are not text,
     and more of them than one Lua call may take as arguments, arrive intact."""
