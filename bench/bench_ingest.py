@@ -449,14 +449,14 @@ def main(argv: list[str]) -> int:
             )
             print(f"      each round: {each}")
     if any(r < 2 for r in ratios.values()):
-        print("   why short: a quote costs about 1.2 us to decode and apply warm "
-              "(wire values compared, only the quote in force per symbol and frame "
-              "converted), plus websocket framing; the rest is per second, at any "
-              "rate: ~500 coalesced updates/s published in 10-35 batches (~0.9 ms "
-              "of CPU a batch besides its documents), the loop's wake-ups, the "
-              "periodic steps, the instruments read each second; every wake-up "
-              "runs 3-5x slower than warm. alpaca-py's no-op client has none. "
-              "Where it goes: "
+        print("   why short: a quote costs well under 1 us to decode and compare "
+              "warm (wire values; the quote in force converted when a document "
+              "shows it), plus websocket framing; the rest is per frame and per "
+              "second, at any rate: ~500 coalesced updates/s published in 10-35 "
+              "batches, the loop's wake-ups (one a frame), the periodic steps; "
+              "every wake-up runs 2-5x slower than warm, and the frame crosses "
+              "from the receive thread's core to the loop's (one core for both: "
+              "~10% less CPU). alpaca-py's no-op client has none. Where it goes: "
               "bench/PROFILE-ingest.md")  # fmt: skip
     for offered, ours, peer in rows:
         fed = min(ours["events_per_s"], peer["events_per_s"])
