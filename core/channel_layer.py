@@ -149,8 +149,9 @@ class ResilientShard(RedisSingleShardConnection):
         when Redis does not know it (it restarted, or was flushed). An error
         or a cancellation on the way closes the connection (redis-py), and
         the next call opens a new one."""
-        if self._publishing is None:
+        if self._publishing_pool is None:
             self._publishing_pool = create_pool({**self.host, "socket_timeout": None})
+        if self._publishing is None:
             self._publishing = await self._publishing_pool.get_connection()
         connection = self._publishing
         await connection.send_packed_command(command, check_health=False)

@@ -77,12 +77,20 @@ def _decimal(value) -> Decimal | None:
 def session_day(*, asset_class: str, snapshot: dict) -> date:
     """The trading day the snapshot's prices belong to (its previous close is
     the close before that day): exchange-local for equities, UTC for crypto."""
-    zone = UTC if asset_class in ALWAYS_OPEN_CLASSES else NEW_YORK
     try:
         at = datetime.fromisoformat(snapshot["ts"])
     except (KeyError, TypeError, ValueError):
-        at = datetime.now(UTC)
-    return at.astimezone(zone).date()
+        at = None
+    return market_today(asset_class=asset_class, at=at)
+
+
+def market_today(*, asset_class: str, at: datetime | None = None) -> date:
+    """The date where the instrument trades, now (or at `at`): New York's for
+    equities, UTC's for 24/7 markets. A transaction recorded "today" falls in
+    the session its day P/L is counted in, also in a New York evening, when
+    the UTC date is already tomorrow's."""
+    zone = UTC if asset_class in ALWAYS_OPEN_CLASSES else NEW_YORK
+    return (at or datetime.now(UTC)).astimezone(zone).date()
 
 
 @dataclass(slots=True)

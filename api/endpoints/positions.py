@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.http import Http404
-from django.utils import timezone
 from ninja import Router, Status
 
 from api.schemas import (
@@ -22,6 +21,7 @@ from marketdata.models import Position, TransactionKind
 from marketdata.selectors import instrument_get
 from portfolio import services
 from portfolio.selectors import (
+    market_today,
     portfolio_value,
     position_get_for_owner,
     positions_for_owner,
@@ -98,7 +98,7 @@ def positions_open(request, payload: PositionIn):
         owner=request.auth,
         symbol=symbol,
         kind=TransactionKind.BUY,
-        day=payload.date or timezone.localdate(),
+        day=payload.date or market_today(asset_class=instrument.asset_class),
         quantity=payload.quantity,
         price=payload.price,
         fee=payload.fee,
@@ -119,12 +119,13 @@ def positions_detail(request, position_id: int):
 def positions_close(request, position_id: int, payload: CloseIn):
     """Sell everything held at `price`; the position stays, closed, with its
     realized P/L."""
-    _owned(request, position_id)
+    position = _owned(request, position_id)
     try:
         services.position_close(
             owner=request.auth,
             position_id=position_id,
-            day=payload.date or timezone.localdate(),
+            day=payload.date
+            or market_today(asset_class=position.instrument.asset_class),
             price=payload.price,
             fee=payload.fee,
             note=payload.note,
@@ -172,7 +173,8 @@ def position_transactions_create(request, position_id: int, payload: Transaction
             owner=request.auth,
             symbol=position.instrument.symbol,
             kind=payload.kind.value,
-            day=payload.date or timezone.localdate(),
+            day=payload.date
+            or market_today(asset_class=position.instrument.asset_class),
             quantity=payload.quantity,
             price=payload.price,
             fee=payload.fee,

@@ -109,6 +109,43 @@ def test_open_buy_sell_fee_and_close_match_hand_figures(
     assert "already closed" in again.json()["error"]
 
 
+def test_a_date_left_out_is_the_day_where_the_instrument_trades(
+    user, token, bearer, instruments, monkeypatch
+):
+    """At 20:00 in New York the UTC date is already tomorrow's: a stock bought
+    without a date belongs to New York's day (its day P/L counts it), a coin
+    to UTC's (crypto sessions are UTC days), on open, add and close."""
+    import portfolio.selectors
+
+    evening = datetime(2026, 12, 7, 1, 0, tzinfo=UTC)  # Dec 6, 20:00 New York
+
+    class Clock(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return evening if tz is None else evening.astimezone(tz)
+
+    monkeypatch.setattr(portfolio.selectors, "datetime", Clock)
+    api = bearer(token)
+    dates = {}
+    for symbol in ("AAPL", "BTC/USD"):
+        opened = api.post(
+            "/api/positions",
+            {"symbol": symbol, "quantity": 2, "price": "100"},
+            content_type=JSON,
+        )
+        assert opened.status_code == 201, opened.content
+        pid = opened.json()["id"]
+        url = f"/api/positions/{pid}/transactions"
+        added = api.post(url, {"kind": "buy", "quantity": 1, "price": "101"},
+                         content_type=JSON)  # fmt: skip
+        assert added.status_code == 201, added.content
+        closed = api.post(f"/api/positions/{pid}/close", {"price": "102"},
+                          content_type=JSON)  # fmt: skip
+        assert closed.status_code == 200, closed.content
+        dates[symbol] = {t["date"] for t in api.get(url).json()}
+    assert dates == {"AAPL": {"2026-12-06"}, "BTC/USD": {"2026-12-07"}}
+
+
 def test_oversells_are_refused_naming_the_field_and_nothing_is_saved(
     user, token, bearer, instruments, today
 ):
