@@ -35,6 +35,15 @@ EXTENDED_EARLY_CLOSE = time(17, 0)
 ALWAYS_OPEN_CLASSES = frozenset({"crypto"})
 
 
+def market_date(asset_class: str, at: datetime | None = None) -> date:
+    """The date where instruments of `asset_class` trade, now (or at `at`):
+    New York's for equities, UTC's for 24/7 markets. A position's session day
+    P/L counts the transactions of that date, so one recorded "today" in a New
+    York evening (already tomorrow in UTC) belongs to New York's day."""
+    zone = UTC if asset_class in ALWAYS_OPEN_CLASSES else NEW_YORK
+    return (at or datetime.now(UTC)).astimezone(zone).date()
+
+
 @dataclass(frozen=True, slots=True)
 class Session:
     day: date

@@ -8,13 +8,13 @@ static/js/portfolio.js come from the same numbers.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import NamedTuple
 
 from django.db.models import QuerySet
 
-from marketdata.calendar import ALWAYS_OPEN_CLASSES, NEW_YORK
+from marketdata.calendar import market_date
 from marketdata.models import Position, Transaction
 from portfolio.ledger import ZERO, Entry, Holding, day_pl, day_split, fold
 
@@ -81,16 +81,7 @@ def session_day(*, asset_class: str, snapshot: dict) -> date:
         at = datetime.fromisoformat(snapshot["ts"])
     except (KeyError, TypeError, ValueError):
         at = None
-    return market_today(asset_class=asset_class, at=at)
-
-
-def market_today(*, asset_class: str, at: datetime | None = None) -> date:
-    """The date where the instrument trades, now (or at `at`): New York's for
-    equities, UTC's for 24/7 markets. A transaction recorded "today" falls in
-    the session its day P/L is counted in, also in a New York evening, when
-    the UTC date is already tomorrow's."""
-    zone = UTC if asset_class in ALWAYS_OPEN_CLASSES else NEW_YORK
-    return (at or datetime.now(UTC)).astimezone(zone).date()
+    return market_date(asset_class, at)
 
 
 @dataclass(slots=True)

@@ -21,6 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.services import audit_bulk_created
+from marketdata.calendar import market_date
 from marketdata.models import Position, Transaction, TransactionKind
 from marketdata.selectors import instrument_get, instruments_by_symbol
 from portfolio.ledger import ZERO, Entry, Holding, Oversold, fold
@@ -81,7 +82,7 @@ def position_open_legacy(*, position: Position) -> None:
         Transaction.objects.create(
             position=position,
             kind=TransactionKind.BUY,
-            date=timezone.localtime(position.opened_at).date(),
+            date=market_date(position.instrument.asset_class, position.opened_at),
             quantity=position.quantity,
             price=position.average_cost,
             note="Opening balance",

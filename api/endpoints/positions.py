@@ -17,11 +17,11 @@ from api.schemas import (
     TransactionIn,
     TransactionOut,
 )
+from marketdata.calendar import market_date
 from marketdata.models import Position, TransactionKind
 from marketdata.selectors import instrument_get
 from portfolio import services
 from portfolio.selectors import (
-    market_today,
     portfolio_value,
     position_get_for_owner,
     positions_for_owner,
@@ -98,7 +98,7 @@ def positions_open(request, payload: PositionIn):
         owner=request.auth,
         symbol=symbol,
         kind=TransactionKind.BUY,
-        day=payload.date or market_today(asset_class=instrument.asset_class),
+        day=payload.date or market_date(instrument.asset_class),
         quantity=payload.quantity,
         price=payload.price,
         fee=payload.fee,
@@ -124,8 +124,7 @@ def positions_close(request, position_id: int, payload: CloseIn):
         services.position_close(
             owner=request.auth,
             position_id=position_id,
-            day=payload.date
-            or market_today(asset_class=position.instrument.asset_class),
+            day=payload.date or market_date(position.instrument.asset_class),
             price=payload.price,
             fee=payload.fee,
             note=payload.note,
@@ -173,8 +172,7 @@ def position_transactions_create(request, position_id: int, payload: Transaction
             owner=request.auth,
             symbol=position.instrument.symbol,
             kind=payload.kind.value,
-            day=payload.date
-            or market_today(asset_class=position.instrument.asset_class),
+            day=payload.date or market_date(position.instrument.asset_class),
             quantity=payload.quantity,
             price=payload.price,
             fee=payload.fee,

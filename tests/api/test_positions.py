@@ -115,7 +115,7 @@ def test_a_date_left_out_is_the_day_where_the_instrument_trades(
     """At 20:00 in New York the UTC date is already tomorrow's: a stock bought
     without a date belongs to New York's day (its day P/L counts it), a coin
     to UTC's (crypto sessions are UTC days), on open, add and close."""
-    import portfolio.selectors
+    import marketdata.calendar
 
     evening = datetime(2026, 12, 7, 1, 0, tzinfo=UTC)  # Dec 6, 20:00 New York
 
@@ -124,7 +124,7 @@ def test_a_date_left_out_is_the_day_where_the_instrument_trades(
         def now(cls, tz=None):
             return evening if tz is None else evening.astimezone(tz)
 
-    monkeypatch.setattr(portfolio.selectors, "datetime", Clock)
+    monkeypatch.setattr(marketdata.calendar, "datetime", Clock)
     api = bearer(token)
     dates = {}
     for symbol in ("AAPL", "BTC/USD"):
