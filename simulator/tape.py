@@ -47,30 +47,64 @@ class SimClock:
         return datetime.fromtimestamp(self.now_ns() / NS, tz=UTC)
 
 
-@lru_cache(maxsize=128)
-def _quote_block(seed: int, spec: prices.SymbolSpec, counter: int) -> np.ndarray:
-    """One block of a minute's quote draws, drawn once: a tick reads the few
-    rows of its window, and drawing all 4,096 each tick was most of the
-    simulator's CPU. 160 KB each; a symbol uses one or two at a time."""
-    data = prices.quote_draws(seed, spec, counter, _QUOTE_BLOCK)
-    data.flags.writeable = False
-    return data
+@lru_cache(maxsize=256)
+def _quote_table(
+    seed: int,
+    symbol: str,
+    spec: prices.SymbolSpec,
+    minute_index: int,
+    block: int,
+    count: int,
+) -> tuple[np.ndarray, ...]:
+    """Every quote of one block of a minute's `count` quotes (rows
+    `block * 4,096` on): (offset in the minute ns, bid, bid size, ask, ask
+    size), offsets ascending. Built once; a tick reads the rows of its window
+    by bisection. Building the few rows of each window every tick was most
+    of the simulator's CPU (a dozen numpy calls on arrays of one or two rows,
+    per symbol, 50 times a second). 160 KB each; a symbol uses one or two at
+    a time."""
+    ticks = prices.minute_ticks(symbol, minute_index * 60, seed=seed)
+    j_lo = block * _QUOTE_BLOCK
+    j_hi = min(count, j_lo + _QUOTE_BLOCK)
+    draws = prices.quote_draws(
+        seed, spec, minute_index * 1_000_003 + block, _QUOTE_BLOCK
+    )
+    draws = draws[: j_hi - j_lo]
+    # Quote j falls in [j, j + 1) spacings: ascending in j.
+    offsets = ((np.arange(j_lo, j_hi) + draws[:, 0]) * (MINUTE_NS / count)).astype(
+        np.int64
+    )
+    last = np.searchsorted(ticks.offset_ns, offsets, side="right") - 1
+    last_price = np.where(last >= 0, ticks.price[np.maximum(last, 0)], ticks.price[0])
+    table = (offsets, *prices.quote_at(spec, last_price, draws[:, 1:].T))
+    for column in table:
+        column.flags.writeable = False
+    return table
+
+
+def _nothing(dtype) -> np.ndarray:
+    empty = np.empty(0, dtype)
+    empty.flags.writeable = False
+    return empty
+
+
+_NO_INTS, _NO_FLOATS, _NO_FLAGS = _nothing(np.int64), _nothing(float), _nothing(bool)
 
 
 @dataclass
 class Window:
     symbol: str
     spec: prices.SymbolSpec
-    trade_ts: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
-    trade_price: np.ndarray = field(default_factory=lambda: np.empty(0))
-    trade_size: np.ndarray = field(default_factory=lambda: np.empty(0))
-    trade_buy: np.ndarray = field(default_factory=lambda: np.empty(0, bool))
-    trade_id: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
-    quote_ts: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
-    bid: np.ndarray = field(default_factory=lambda: np.empty(0))
-    bid_size: np.ndarray = field(default_factory=lambda: np.empty(0))
-    ask: np.ndarray = field(default_factory=lambda: np.empty(0))
-    ask_size: np.ndarray = field(default_factory=lambda: np.empty(0))
+    trade_ts: np.ndarray = field(default_factory=lambda: _NO_INTS)
+    trade_price: np.ndarray = field(default_factory=lambda: _NO_FLOATS)
+    trade_size: np.ndarray = field(default_factory=lambda: _NO_FLOATS)
+    trade_buy: np.ndarray = field(default_factory=lambda: _NO_FLAGS)
+    trade_id: np.ndarray = field(default_factory=lambda: _NO_INTS)
+    quote_ts: np.ndarray = field(default_factory=lambda: _NO_INTS)
+    bid: np.ndarray = field(default_factory=lambda: _NO_FLOATS)
+    bid_size: np.ndarray = field(default_factory=lambda: _NO_FLOATS)
+    ask: np.ndarray = field(default_factory=lambda: _NO_FLOATS)
+    ask_size: np.ndarray = field(default_factory=lambda: _NO_FLOATS)
     #: starts (epoch s) of trading minutes that ended inside the window
     closed_minutes: list[int] = field(default_factory=list)
     t0_ns: int = 0
@@ -127,37 +161,33 @@ class Tape:
             if hi < 0 or lo >= MINUTE_NS:
                 continue
             ticks = prices.minute_ticks(symbol, minute_ts, seed=self.seed)
-            sel = (ticks.offset_ns > lo) & (ticks.offset_ns <= hi)
-            if sel.any():
+            a, b = _between(ticks.offset_ns, lo, hi)
+            if a < b:
                 trades.append(
                     (
-                        start_ns + ticks.offset_ns[sel],
-                        ticks.price[sel],
-                        ticks.size[sel],
-                        ticks.buy[sel],
-                        ticks.trade_id[sel],
+                        start_ns + ticks.offset_ns[a:b],
+                        ticks.price[a:b],
+                        ticks.size[a:b],
+                        ticks.buy[a:b],
+                        ticks.trade_id[a:b],
                     )
                 )
             q_lo = (
                 lo if quotes_after_ns is None else max(lo, quotes_after_ns - start_ns)
             )
-            q = self._quotes(spec, minute_index, ticks, q_lo, hi)
+            q = self._quotes(spec, symbol, minute_index, ticks, q_lo, hi)
             if q is not None:
                 quotes.append(q)
         if trades:
-            cols = list(zip(*trades, strict=True))
             (
                 win.trade_ts,
                 win.trade_price,
                 win.trade_size,
                 win.trade_buy,
                 win.trade_id,
-            ) = (np.concatenate(c) for c in cols)
+            ) = _joined(trades)
         if quotes:
-            cols = list(zip(*quotes, strict=True))
-            win.quote_ts, win.bid, win.bid_size, win.ask, win.ask_size = (
-                np.concatenate(c) for c in cols
-            )
+            win.quote_ts, win.bid, win.bid_size, win.ask, win.ask_size = _joined(quotes)
         return win
 
     def updated_minutes(self, symbol: str, t0_ns: int, t1_ns: int) -> list[int]:
@@ -184,7 +214,15 @@ class Tape:
     def quotes_per_minute(self, n_trades: int) -> int:
         return max(int(round(self.rate * 60)) - n_trades, 0)
 
-    def _quotes(self, spec, minute_index: int, ticks: prices.Ticks, lo: int, hi: int):
+    def _quotes(
+        self,
+        spec,
+        symbol: str,
+        minute_index: int,
+        ticks: prices.Ticks,
+        lo: int,
+        hi: int,
+    ):
         count = self.quotes_per_minute(len(ticks.offset_ns))
         if count <= 0:
             return None
@@ -193,27 +231,16 @@ class Tape:
         j_hi = min(count, int(math.ceil(min(hi, MINUTE_NS) / spacing)) + 1)
         if j_hi <= j_lo:
             return None
-        draws = self._quote_draws(spec, minute_index, j_lo, j_hi)
-        index = np.arange(j_lo, j_hi)
-        offsets = ((index + draws[:, 0]) * spacing).astype(np.int64)
-        sel = (offsets > lo) & (offsets <= hi)
-        if not sel.any():
-            return None
-        offsets, draws = offsets[sel], draws[sel]
-        last = np.searchsorted(ticks.offset_ns, offsets, side="right") - 1
-        last_price = np.where(
-            last >= 0, ticks.price[np.maximum(last, 0)], ticks.price[0]
-        )
-        bid, bid_size, ask, ask_size = prices.quote_at(spec, last_price, draws[:, 1:].T)
-        return minute_index * MINUTE_NS + offsets, bid, bid_size, ask, ask_size
-
-    def _quote_draws(self, spec, minute_index: int, j_lo: int, j_hi: int) -> np.ndarray:
-        blocks = []
+        parts = []
         for block in range(j_lo // _QUOTE_BLOCK, (j_hi - 1) // _QUOTE_BLOCK + 1):
-            data = _quote_block(self.seed, spec, minute_index * 1_000_003 + block)
-            base = block * _QUOTE_BLOCK
-            blocks.append(data[max(j_lo - base, 0) : min(j_hi - base, _QUOTE_BLOCK)])
-        return np.concatenate(blocks)
+            table = _quote_table(self.seed, symbol, spec, minute_index, block, count)
+            a, b = _between(table[0], lo, hi)
+            if a < b:
+                parts.append(tuple(column[a:b] for column in table))
+        if not parts:
+            return None
+        offsets, bid, bid_size, ask, ask_size = _joined(parts)
+        return minute_index * MINUTE_NS + offsets, bid, bid_size, ask, ask_size
 
     # --- snapshots used by REST "latest" endpoints and partial bars -------------
 
@@ -311,3 +338,17 @@ def rfc3339_s_many(ts: np.ndarray) -> list[str]:
     """Vectorized `rfc3339_s` for an array of epoch seconds."""
     text = np.datetime_as_string(ts.astype("datetime64[s]"), unit="s")
     return [t + "Z" for t in text.tolist()]
+
+
+def _between(ascending: np.ndarray, lo: int, hi: int) -> tuple[int, int]:
+    """The slice of `ascending` with lo < value <= hi."""
+    found = ascending.searchsorted((lo, hi), side="right")
+    return int(found[0]), int(found[1])
+
+
+def _joined(parts: list[tuple]) -> tuple:
+    """Columns of consecutive parts, each part a tuple of columns (new
+    arrays: a window's columns never share memory with a cached table)."""
+    if len(parts) == 1:
+        return tuple(np.array(column) for column in parts[0])
+    return tuple(np.concatenate(columns) for columns in zip(*parts, strict=True))
