@@ -58,6 +58,7 @@ os.environ.setdefault("LOG_LEVEL", "WARNING")
 os.environ.setdefault("CHANNELS_PREFIX", f"benchlat{os.getpid()}")
 os.environ["BROWSER_TEST_HOOKS"] = "1"  # the pages' paint probe
 
+from bench._cpu import CpuShares, pids_running
 from bench.bench_fanout import free_port, start_daphne
 from bench.bench_ingest import ROOT, Simulator, health, worker_env
 from bench.bench_ingest import prepare as prepare_feed
@@ -252,9 +253,10 @@ def socket_clients(port, cookie, symbols, count, ready, go, stop, results) -> No
     asyncio.run(run())
 
 
-async def pages_run(*, port, cookie, watchlist, count, settle, seconds, start):
-    """`count` dashboard pages in one Chromium; `start()` once they settled.
-    Returns the paint samples, how many pages answered, samples dropped."""
+async def pages_run(*, port, cookie, watchlist, count, settle, seconds, start, end):
+    """`count` dashboard pages in one Chromium; `start()` once they settled,
+    `end()` `seconds` later. Returns the paint samples, how many pages
+    answered, samples dropped."""
     from playwright.async_api import async_playwright
 
     base = f"http://127.0.0.1:{port}"
@@ -289,6 +291,7 @@ async def pages_run(*, port, cookie, watchlist, count, settle, seconds, start):
                 await page.evaluate(take)
             start()
             await asyncio.sleep(seconds)
+            end()
             # A page starved of CPU may not answer: it counts as not answered.
             chunks = await asyncio.gather(
                 *(asyncio.wait_for(p.evaluate(take), 60) for p in pages),
@@ -341,7 +344,10 @@ def report_pages(samples: list, sockets: list[float]) -> float:
     return pct(stages["TICK -> PIXELS (newest tick, with hold)"], 0.99)
 
 
-def clients_run(*, port, cookie, watchlist, symbols, count, pages, seconds):
+def clients_run(*, port, cookie, watchlist, symbols, count, pages, seconds, roles):
+    """The pages and the socket clients; `roles` (name -> pids) are the
+    server's processes, whose CPU over the window is reported beside the
+    clients' (`bench._cpu`)."""
     ctx = multiprocessing.get_context("spawn")
     ready, go, stop_, results = ctx.Event(), ctx.Event(), ctx.Event(), ctx.Queue()
     others = count - pages
@@ -354,11 +360,25 @@ def clients_run(*, port, cookie, watchlist, symbols, count, pages, seconds):
         child.start()
         if not ready.wait(300):
             raise RuntimeError("the socket clients did not connect")
+    shares = CpuShares(
+        {
+            "Chromium": lambda: pids_running("chromium"),
+            "socket clients": lambda: [child.pid] if child else [],
+            **roles,
+            "Redis": lambda: pids_running("redis-server"),
+            "bench": lambda: [os.getpid()],
+        }
+    )
+
+    def start() -> None:
+        shares.begin()
+        go.set()
+
     try:
         samples, answered, dropped = asyncio.run(
             pages_run(
                 port=port, cookie=cookie, watchlist=watchlist, count=pages,
-                settle=3.0, seconds=seconds, start=go.set,
+                settle=3.0, seconds=seconds, start=start, end=shares.end,
             )
         )  # fmt: skip
     finally:
@@ -366,7 +386,7 @@ def clients_run(*, port, cookie, watchlist, symbols, count, pages, seconds):
     sockets = results.get(timeout=60) if child else []
     if child:
         child.join(10)
-    return samples, answered, dropped, sockets
+    return samples, answered, dropped, sockets, shares
 
 
 # --- orchestration ------------------------------------------------------------------------
@@ -482,14 +502,19 @@ def main() -> None:
             return
         port = free_port()
         daphne = start_daphne(port, settings.WS_CONFLATE_MS, timeout=120)
+        roles = {
+            "Daphne": lambda: [daphne.pid],
+            "worker": lambda: [worker.pid],
+            "simulator": lambda: [sim.process.pid],
+        }
         for count in args.clients:
             pages = min(count, args.pages)
             started = time.monotonic()
             try:
-                paints, answered, dropped, sockets = clients_run(
+                paints, answered, dropped, sockets, shares = clients_run(
                     port=port, cookie=cookie, watchlist=watchlist,
                     symbols=symbols[:PER_CLIENT], count=count, pages=pages,
-                    seconds=args.seconds,
+                    seconds=args.seconds, roles=roles,
                 )  # fmt: skip
             except Exception as exc:  # report what could run
                 print(f"\n{count} clients: could not run ({exc!r:.200})")
@@ -502,6 +527,7 @@ def main() -> None:
                 f"{len(paints) / args.seconds:,.0f} painted updates/s, "
                 f"{time.monotonic() - started:.0f} s with start-up, load {load}:"
             )
+            print(f"  {shares.line()}")
             p99 = report_pages(paints, sockets)
             target = "" if count == PIXELS_TARGET_CLIENTS else " (reported)"
             print(
