@@ -1,6 +1,6 @@
 """Who used the machine's cores over a bench's window: CPU time per role
-(a process, its threads included; or every process a predicate picks, such
-as a browser's), as a share of one core. On a 2-core machine the bench's own
+(a process with its threads, or every process of one program, such as a
+browser's), as a share of one core. On a 2-core machine the bench's own
 clients and feed share the cores with the server, and a latency figure is
 read beside this."""
 

@@ -363,6 +363,7 @@ def clients_run(*, port, cookie, watchlist, symbols, count, pages, seconds, role
     shares = CpuShares(
         {
             "Chromium": lambda: pids_running("chromium"),
+            "Playwright": lambda: pids_running("playwright/driver/node"),
             "socket clients": lambda: [child.pid] if child else [],
             **roles,
             "Redis": lambda: pids_running("redis-server"),
