@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from dashboard.portfolio_forms import CloseForm, ImportForm, TransactionForm
 from dashboard.quotes import fmt_pct, fmt_price, fmt_signed
 from dashboard.views import live_snapshots
+from marketdata.calendar import market_date
 from portfolio import services
 from portfolio.csv_io import transactions_csv, transactions_parse
 from portfolio.ledger import ZERO
@@ -94,6 +95,8 @@ def portfolio(request):
 def _position_page(request, position, *, form=None, close_form=None, status=200):
     valuation, live = _valuation(request.user, [position])
     (valued,) = valuation.open or valuation.closed
+    # "Today" where the instrument trades: its day P/L counts that date.
+    today = {"date": market_date(position.instrument.asset_class)}
     return render(
         request,
         "dashboard/portfolio_position.html",
@@ -101,8 +104,8 @@ def _position_page(request, position, *, form=None, close_form=None, status=200)
             "row": _row(valued),
             "position": position,
             "transactions": list(position.transactions.order_by("date", "id")),
-            "form": form or TransactionForm(symbol_required=False),
-            "close_form": close_form or CloseForm(prefix="close"),
+            "form": form or TransactionForm(symbol_required=False, initial=today),
+            "close_form": close_form or CloseForm(prefix="close", initial=today),
             "symbols": [position.instrument.symbol] if position.quantity else [],
             **({} if live else {"live_unavailable": True}),
         },

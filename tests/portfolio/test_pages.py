@@ -4,7 +4,8 @@ and nothing changes; someone else's positions and transactions are 404."""
 
 from __future__ import annotations
 
-from datetime import date
+import re
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
@@ -188,3 +189,31 @@ def test_pages_need_login(client, instruments):
     for name in ("dashboard:portfolio", "dashboard:transactions_export"):
         response = client.get(reverse(name))
         assert response.status_code == 302 and "/login/" in response["Location"]
+
+
+def test_a_position_page_offers_the_day_where_its_instrument_trades(
+    user, instruments, client_for, monkeypatch
+):
+    """At 20:00 in New York the UTC date is already tomorrow's: a stock's
+    forms offer New York's date (its day P/L counts it), a coin's UTC's."""
+    import marketdata.calendar
+
+    evening = datetime(2026, 12, 7, 1, 0, tzinfo=UTC)  # Dec 6, 20:00 New York
+
+    class Clock(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return evening if tz is None else evening.astimezone(tz)
+
+    monkeypatch.setattr(marketdata.calendar, "datetime", Clock)
+    for symbol, today in (("AAPL", "2026-12-06"), ("BTC/USD", "2026-12-07")):
+        position = PositionFactory(
+            owner=user, instrument=instruments[symbol],
+            quantity=Decimal(1), average_cost=Decimal(100),
+        )  # fmt: skip
+        page = client_for(user).get(reverse("dashboard:position", args=[position.pk]))
+        dates = re.findall(
+            r'<input type="date" name="([\w-]+)" value="([\d-]+)"',
+            page.content.decode(),
+        )
+        assert dates == [("date", today), ("close-date", today)], (symbol, dates)
