@@ -161,6 +161,25 @@ def attach():
     return attach
 
 
+@pytest.fixture
+def new_york_evening(monkeypatch):
+    """The market calendar's clock at 20:00 in New York on 2026-12-06, when
+    the UTC date is already 2026-12-07 (`marketdata.calendar.market_date`)."""
+    from datetime import UTC, datetime
+
+    import marketdata.calendar
+
+    evening = datetime(2026, 12, 7, 1, 0, tzinfo=UTC)
+
+    class Clock(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return evening if tz is None else evening.astimezone(tz)
+
+    monkeypatch.setattr(marketdata.calendar, "datetime", Clock)
+    return evening
+
+
 def pytest_itemcollected(item):
     """`@pytest.mark.transactional`: a transactional database (committed
     writes other threads and processes see) whose flush truncates every app's

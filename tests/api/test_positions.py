@@ -110,21 +110,11 @@ def test_open_buy_sell_fee_and_close_match_hand_figures(
 
 
 def test_a_date_left_out_is_the_day_where_the_instrument_trades(
-    user, token, bearer, instruments, monkeypatch
+    user, token, bearer, instruments, new_york_evening
 ):
     """At 20:00 in New York the UTC date is already tomorrow's: a stock bought
     without a date belongs to New York's day (its day P/L counts it), a coin
     to UTC's (crypto sessions are UTC days), on open, add and close."""
-    import marketdata.calendar
-
-    evening = datetime(2026, 12, 7, 1, 0, tzinfo=UTC)  # Dec 6, 20:00 New York
-
-    class Clock(datetime):
-        @classmethod
-        def now(cls, tz=None):
-            return evening if tz is None else evening.astimezone(tz)
-
-    monkeypatch.setattr(marketdata.calendar, "datetime", Clock)
     api = bearer(token)
     dates = {}
     for symbol in ("AAPL", "BTC/USD"):

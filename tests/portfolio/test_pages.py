@@ -5,7 +5,7 @@ and nothing changes; someone else's positions and transactions are 404."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime
+from datetime import date
 from decimal import Decimal
 
 import pytest
@@ -192,20 +192,10 @@ def test_pages_need_login(client, instruments):
 
 
 def test_a_position_page_offers_the_day_where_its_instrument_trades(
-    user, instruments, client_for, monkeypatch
+    user, instruments, client_for, new_york_evening
 ):
     """At 20:00 in New York the UTC date is already tomorrow's: a stock's
     forms offer New York's date (its day P/L counts it), a coin's UTC's."""
-    import marketdata.calendar
-
-    evening = datetime(2026, 12, 7, 1, 0, tzinfo=UTC)  # Dec 6, 20:00 New York
-
-    class Clock(datetime):
-        @classmethod
-        def now(cls, tz=None):
-            return evening if tz is None else evening.astimezone(tz)
-
-    monkeypatch.setattr(marketdata.calendar, "datetime", Clock)
     for symbol, today in (("AAPL", "2026-12-06"), ("BTC/USD", "2026-12-07")):
         position = PositionFactory(
             owner=user, instrument=instruments[symbol],
