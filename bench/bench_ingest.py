@@ -48,6 +48,8 @@ import threading
 import time
 from pathlib import Path
 
+from bench._cpu import cpu_seconds
+
 ROOT = Path(__file__).resolve().parent.parent
 N_SYMBOLS = 50
 WARMUP = 2.0
@@ -188,12 +190,6 @@ def worker_env(port: int, publish_hz: int) -> dict:
         LOG_LEVEL="WARNING",
     )
     return env
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (all its threads)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def next_health() -> dict:
