@@ -6,9 +6,31 @@ import { getJson, postForm, setUnseenCount, toast, unseenCount } from "./page.js
 
 const SHOWN_KEY = "tapeline.alerts.toasted";
 
-// Alerts that fired while the browser was closed: toast each unseen one once
-// per browser session (they stay unseen until marked on the alerts page).
-async function showUnseen() {
+// What this page has counted: the alerts its socket brought (`heard`; ids,
+// and how many came without one) and the server's unseen list when the page
+// asked for it (`listed`). An alert in both is counted and toasted once: one
+// recorded after the page was drawn but before its socket listened reaches
+// the page only through the list.
+const heard = new Set();
+let heardWithoutId = 0;
+let listed = null;
+
+// A live alert: whether it is news to this page (count it, toast it), or the
+// unseen list has already counted and toasted it.
+export function hearAlert(id) {
+  if (id == null) {
+    heardWithoutId += 1;
+    return true;
+  }
+  const news = !heard.has(id) && !listed?.has(id);
+  heard.add(id);
+  return news;
+}
+
+// The unseen count as the server has it now, plus what the socket brought
+// that it did not list; then, off the alerts pages (they list them
+// themselves), a toast for each unseen alert not shown this browser session.
+async function showUnseen({ toasts }) {
   const { alertsUrl, alertsUnseenUrl } = document.body.dataset;
   let data;
   try {
@@ -16,11 +38,15 @@ async function showUnseen() {
   } catch {
     return;
   }
+  listed = new Set(data.alerts.map((a) => a.id));
+  const unlisted = [...heard].filter((id) => !listed.has(id)).length;
+  setUnseenCount(data.count + unlisted + heardWithoutId);
   // Pop-ups turned off: the unseen count in the header says enough.
-  if (displayPrefs().toast === false) return;
+  if (!toasts || displayPrefs().toast === false) return;
   const shown = new Set(JSON.parse(sessionStorage.getItem(SHOWN_KEY) || "[]"));
-  // Quiet-hours alerts stay in the history; they never pop up.
-  const fresh = data.alerts.filter((a) => !shown.has(a.id) && !a.quiet).reverse();
+  // Quiet-hours alerts stay in the history; they never pop up. One the socket
+  // brought has had its toast.
+  const fresh = data.alerts.filter((a) => !shown.has(a.id) && !a.quiet && !heard.has(a.id)).reverse();
   for (const alert of fresh.slice(-3)) {
     toast(`🔔 ${alert.message}`, { kind: "alert", href: alert.url, timeout: 15000 });
     shown.add(alert.id);
@@ -120,6 +146,5 @@ export function startAlerts() {
   wireMarkSeen();
   wireRuleForm();
   wireConditionRows();
-  // The alerts pages list unseen alerts themselves.
-  if (!location.pathname.startsWith(document.body.dataset.alertsUrl)) showUnseen();
+  showUnseen({ toasts: !location.pathname.startsWith(document.body.dataset.alertsUrl) });
 }

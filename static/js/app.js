@@ -2,7 +2,7 @@
 // toggle, the connection badge, toasts for the live connection and alerts,
 // the alerts helpers, then the page's one market socket. A page's own entry
 // module (dashboard.js, instrument.js, ...) runs after this one.
-import { startAlerts } from "./alerts.js";
+import { hearAlert, startAlerts } from "./alerts.js";
 import { displayPrefs, fmtTime, resolveZone } from "./format.js";
 import { setUnseenCount, toast, unseenCount } from "./page.js";
 import { market, startMarket } from "./socket.js";
@@ -58,11 +58,13 @@ function wireConnection() {
   });
 }
 
-// An alert fired for this user: one more unseen, and a toast unless muted.
+// An alert fired for this user: one more unseen, and a toast unless muted
+// (or the page's unseen list has counted and toasted it already).
 function wireAlertToasts() {
   const alertsUrl = document.body.dataset.alertsUrl;
   market.addEventListener("alert", (e) => {
     const alert = e.detail;
+    if (!hearAlert(alert.id)) return;
     setUnseenCount(unseenCount() + 1);
     // Toasts off, or the owner's quiet hours: counted above, no pop-up.
     if (alert.toast === false || displayPrefs().toast === false) return;

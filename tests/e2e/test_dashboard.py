@@ -464,6 +464,48 @@ def test_alert_toast_reaches_only_its_owner(
         ops_context.close()
 
 
+def test_an_alert_recorded_while_the_page_loads_is_counted(
+    page, login, stack, django_db_blocker
+):
+    """An alert recorded after the page was drawn (its count 0) but before
+    the page asked for the unseen ones comes back as a toast; the count in
+    the navigation says 1 with it, not 0 (the demo's first visit)."""
+    from django.contrib.auth import get_user_model
+
+    from alerts.models import AlertEvent
+    from marketdata.models import Instrument
+
+    login(page)
+    badge = page.locator("#alerts-unseen")
+    expect(badge).to_be_hidden()
+
+    def fire_then_answer(route) -> None:
+        with database_access(django_db_blocker):
+            AlertEvent.objects.create(
+                owner=get_user_model().objects.get(username="e2e-trader"),
+                instrument=Instrument.objects.get(symbol="ETH/USD"),
+                kind="price",
+                ts=timezone.now(),
+                price=Decimal("3000"),
+                values={"value": 3000, "level": 2990, "direction": "above"},
+                message="ETH/USD crossed above 2,990 while the page loaded",
+            )
+        route.continue_()
+
+    page.route("**/alerts/unseen*", fire_then_answer)
+    try:
+        page.reload()
+        ready(page)
+        toast = page.locator(".toast-alert", has_text="while the page loaded")
+        expect(toast).to_be_visible()
+        expect(badge).to_be_visible()
+        expect(badge).to_have_text("1")
+    finally:
+        page.unroute("**/alerts/unseen*")
+        with database_access(django_db_blocker):
+            AlertEvent.objects.filter(message__endswith="while the page loaded").delete()
+
+
 def test_small_screen_375px(browser, login, stack):
     context = browser.new_context(viewport={"width": 375, "height": 740})
     page = context.new_page()
