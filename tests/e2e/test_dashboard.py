@@ -503,7 +503,9 @@ def test_an_alert_recorded_while_the_page_loads_is_counted(
     finally:
         page.unroute("**/alerts/unseen*")
         with database_access(django_db_blocker):
-            AlertEvent.objects.filter(message__endswith="while the page loaded").delete()
+            AlertEvent.objects.filter(
+                message__endswith="while the page loaded"
+            ).delete()
 
 
 def test_small_screen_375px(browser, login, stack):
