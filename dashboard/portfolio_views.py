@@ -4,11 +4,14 @@ writes. Someone else's position or transaction is a 404 on every path."""
 
 from __future__ import annotations
 
+import json
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -16,6 +19,7 @@ from dashboard.portfolio_forms import CloseForm, ImportForm, TransactionForm
 from dashboard.quotes import fmt_pct, fmt_price, fmt_signed
 from dashboard.views import live_snapshots
 from marketdata.calendar import market_date
+from marketdata.models import AssetClass
 from portfolio import services
 from portfolio.csv_io import transactions_csv, transactions_parse
 from portfolio.ledger import ZERO
@@ -58,6 +62,19 @@ def _valuation(owner, positions=None):
     return portfolio_value(positions=positions, snapshots=snapshots), live
 
 
+def _new_transaction_form() -> TransactionForm:
+    """The portfolio page's form, for any instrument: its date offers New
+    York's "today" (a stock's), and names each asset class's day and where to
+    look up a typed symbol's class, so the page's script can offer the day
+    where that instrument trades (portfolio.js; a day P/L counts that date)."""
+    days = {cls: market_date(cls).isoformat() for cls in AssetClass.values}
+    form = TransactionForm(initial={"date": days[AssetClass.EQUITY]})
+    form.fields["date"].widget.attrs.update(
+        {"data-days": json.dumps(days), "data-search-url": reverse("dashboard:search")}
+    )
+    return form
+
+
 def _portfolio_page(request, *, form=None, import_form=None, result=None, status=200):
     valuation, live = _valuation(request.user)
     open_rows = [_row(v) for v in valuation.open]
@@ -77,7 +94,7 @@ def _portfolio_page(request, *, form=None, import_form=None, result=None, status
             },
             "symbols": [row["instrument"].symbol for row in open_rows],
             "recent": recent_transactions(owner=request.user, limit=10),
-            "form": form or TransactionForm(),
+            "form": form or _new_transaction_form(),
             "import_form": import_form or ImportForm(),
             "result": result,
             **({} if live else {"live_unavailable": True}),

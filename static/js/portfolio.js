@@ -3,6 +3,7 @@
 // server puts each position's held cost, realized P/L, amount invested,
 // quantity held before the session and the session's cash flow on its row.
 import { direction, fmtPct, fmtPrice, fmtSigned, num } from "./format.js";
+import { getJson } from "./page.js";
 import { market } from "./socket.js";
 
 const rows = new Map();
@@ -96,3 +97,40 @@ market.addEventListener("quotes", (e) => {
 });
 repaint();
 market.subscribe([...rows.keys()]);
+
+// The transaction form's date follows the typed instrument: "today" where it
+// trades (the server's `data-days`, by asset class: New York's for a stock,
+// UTC's for a coin), while it still holds a day the page offered. A form
+// sent while the symbol's class is being looked up waits for the answer.
+function wireTradeDay() {
+  const date = document.querySelector("input[data-days]");
+  const form = date?.form;
+  const symbol = form?.elements.symbol;
+  if (!symbol) return;
+  const days = JSON.parse(date.dataset.days);
+  const offered = new Set(Object.values(days));
+  let lookup = null;
+  const follow = async (wanted) => {
+    try {
+      const data = await getJson(`${date.dataset.searchUrl}?q=${encodeURIComponent(wanted)}`);
+      const match = data.results.find((r) => r.symbol === wanted);
+      if (match && days[match.asset_class] && offered.has(date.value)) date.value = days[match.asset_class];
+    } catch {
+      // Unknown to the search: the server says so when the form is sent.
+    }
+  };
+  symbol.addEventListener("change", () => {
+    const wanted = symbol.value.trim().toUpperCase();
+    if (!wanted) return;
+    const done = (lookup = follow(wanted).finally(() => {
+      if (lookup === done) lookup = null;
+    }));
+  });
+  form.addEventListener("submit", async (event) => {
+    if (!lookup) return;
+    event.preventDefault();
+    await lookup;
+    form.requestSubmit(event.submitter);
+  });
+}
+wireTradeDay();

@@ -4,6 +4,8 @@ and nothing changes; someone else's positions and transactions are 404."""
 
 from __future__ import annotations
 
+import html
+import json
 import re
 from datetime import date
 from decimal import Decimal
@@ -207,3 +209,20 @@ def test_a_position_page_offers_the_day_where_its_instrument_trades(
             page.content.decode(),
         )
         assert dates == [("date", today), ("close-date", today)], (symbol, dates)
+
+
+def test_the_portfolio_form_offers_each_asset_class_its_day(
+    user, instruments, client_for, new_york_evening
+):
+    """At 20:00 in New York the portfolio page's form, whose instrument is
+    typed later, offers New York's date and tells the page each class's day
+    (portfolio.js offers a coin's once its symbol is typed)."""
+    page = client_for(user).get(reverse("dashboard:portfolio")).content.decode()
+    (tag,) = re.findall(r'<input type="date" name="date"[^>]*>', page)
+    assert 'value="2026-12-06"' in tag
+    days = json.loads(html.unescape(re.search(r'data-days="([^"]*)"', tag)[1]))
+    assert days == {
+        "equity": "2026-12-06", "etf": "2026-12-06", "fx": "2026-12-06",
+        "crypto": "2026-12-07",
+    }  # fmt: skip
+    assert f'data-search-url="{reverse("dashboard:search")}"' in tag
