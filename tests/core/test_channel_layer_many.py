@@ -79,9 +79,10 @@ def test_keys_stored_in_the_same_call_are_there_when_the_message_arrives():
     assert stored == list(snapshots_encoded(documents).values())
 
 
-def test_a_redis_that_forgot_the_script_still_gets_the_batch():
+def test_a_redis_that_forgot_the_script_still_gets_the_batch(redis_outage_settings):
     """Redis drops its scripts when it restarts (or on SCRIPT FLUSH): the
-    next batch loads the script again on the same call, nothing lost."""
+    next batch loads the script again on the same call, nothing lost. On a
+    private Redis: SCRIPT FLUSH empties the whole server's script cache."""
     layer = get_channel_layer()
 
     async def scenario():
