@@ -86,12 +86,19 @@ def test_a_ticking_price_keeps_one_flash_that_only_fades(page, login, stack):
       const { market } = await import("/static/js/socket.js");
       const tr = document.querySelector('#quote-rows tr[data-symbol="BTC/USD"]');
       const frame = () => new Promise((done) => requestAnimationFrame(() => done()));
+      // The live feed's own quotes stay out of these frames (one painted
+      // between them turned the last flash the other way).
+      const emit = market.emit;
+      market.emit = function (type, detail) {
+        if (type !== "quotes") emit.call(this, type, detail);
+      };
       for (const last of ["70000.00", "70001.00", "70002.00", "69999.00"]) {
         const doc = { symbol: "BTC/USD", last, change: "1", seq: Number(tr.dataset.seq) + 1 };
         market.dispatchEvent(new CustomEvent("quotes", { detail: { docs: [doc] } }));
         await frame();
         await frame();
       }
+      delete market.emit;
       const cell = tr.querySelector("[data-f=last]");
       const fixed = ["offset", "computedOffset", "easing", "composite"];
       return {
