@@ -12,6 +12,9 @@
 - `simulator_process`: factory starting `manage.py simulate_exchange` as a
   subprocess for multi-process integration tests; returns a `SimulatorProcess`
   (http_url, ws_url, port, set_faults(**faults), health(), stop()).
+- `trading_soon(*symbols)`: a clock start from which each symbol trades
+  within seconds, for a test that waits for trades
+  (`simulator.clock.set(start=trading_soon("AAPL"))`).
 """
 
 from __future__ import annotations
@@ -24,15 +27,48 @@ import sys
 import tempfile
 import time
 import urllib.request
+from bisect import bisect_right
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 
 import pytest
 
+from simulator import prices
 from simulator.server import Simulator
 
 SIMULATOR_TEST_SEED = 4242
 ROOT = Path(__file__).resolve().parents[2]
+
+
+@lru_cache
+def trading_soon(*symbols: str, within: float = 3.0) -> datetime:
+    """The first whole second from 15:00 UTC on 2026-12-01 after which each
+    of `symbols` trades within `within` seconds (the test seed's tape).
+    The tape has quiet spells of up to a minute (at night a stock trades a
+    few times a minute), longer than a test waits for a frame: a test that
+    waits for trades starts its simulator's clock here, not at the hour it
+    happens to run."""
+    start = int(datetime(2026, 12, 1, 15, tzinfo=UTC).timestamp())
+    times = {
+        symbol: [
+            minute + offset / 1e9
+            for minute in range(start, start + 3600, 60)
+            for offset in prices.minute_ticks(
+                symbol, minute, seed=SIMULATOR_TEST_SEED
+            ).offset_ns.tolist()
+        ]
+        for symbol in symbols
+    }
+    for second in range(start, start + 3600):
+        if all(
+            (i := bisect_right(ticks, second)) < len(ticks)
+            and ticks[i] <= second + within
+            for ticks in times.values()
+        ):
+            return datetime.fromtimestamp(second, UTC)
+    raise LookupError(f"{symbols} do not all trade within {within} s in that hour")
 
 
 def start_simulator(**options) -> Simulator:

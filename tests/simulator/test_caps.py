@@ -17,7 +17,7 @@ from marketdata.events import Control, ControlType
 from marketdata.providers.alpaca import AlpacaProvider
 from marketdata.providers.binance import BinanceProvider
 from marketdata.providers.finnhub import FinnhubProvider
-from tests.plugins.simulator import start_simulator
+from tests.plugins.simulator import start_simulator, trading_soon
 from tests.simulator.helpers import alpaca_login, collect, recv_json
 
 LIMIT_405 = [{"T": "error", "code": 405, "msg": "symbol limit exceeded"}]
@@ -29,6 +29,7 @@ def _send(ws, **message):
 
 
 def test_no_caps_by_default_except_binance_streams(simulator):
+    simulator.clock.set(start=trading_soon("AAPL"))
     faults = requests.get(simulator.http_url + "/_sim/faults", timeout=5).json()
     caps = {p: v["symbol_cap"] for p, v in faults["effective"].items()}
     assert caps == {"alpaca": None, "finnhub": None, "binance": 1024}
@@ -120,7 +121,7 @@ def test_alpaca_stock_cap_set_at_run_time_unsubscribe_frees_room(simulator):
 
 def test_finnhub_cap_refuses_each_further_symbol_and_earlier_ones_stream(simulator):
     simulator.faults.update(symbol_caps={"finnhub": 2})
-    simulator.clock.set(speed=5)
+    simulator.clock.set(speed=5, start=trading_soon("AAPL", "BTC/USD"))
 
     async def script(ws):
         await _send(ws, type="subscribe", symbol="AAPL")

@@ -10,6 +10,7 @@ import requests
 import websockets
 
 from simulator import prices
+from tests.plugins.simulator import trading_soon
 from tests.simulator.helpers import collect, recv_json
 
 
@@ -29,6 +30,7 @@ def test_bad_token_is_refused_with_http_401(simulator):
 
 def test_trade_batches_with_millisecond_times_match_the_minute_ticks(simulator):
     simulator.finnhub_ping_interval = 0.5
+    simulator.clock.set(start=trading_soon("AAPL", "BTC/USD"))
 
     async def script(ws):
         await ws.send(json.dumps({"type": "subscribe", "symbol": "AAPL"}))
