@@ -19,6 +19,7 @@ from alpaca.data.requests import (
 from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
 
 from simulator import prices
+from tests.plugins.simulator import trading_soon
 from tests.simulator.helpers import StreamRunner, wait_for
 
 
@@ -173,6 +174,7 @@ def test_crypto_stream_and_history_clients(simulator):
     from alpaca.data.live.crypto import CryptoDataStream
     from alpaca.data.requests import CryptoBarsRequest, CryptoLatestQuoteRequest
 
+    simulator.clock.set(start=trading_soon("BTC/USD"))
     stream = CryptoDataStream(
         simulator.key_id,
         simulator.secret,

@@ -14,6 +14,7 @@ import websockets
 
 from simulator import prices
 from simulator.tape import parse_time_ns
+from tests.plugins.simulator import trading_soon
 from tests.simulator.helpers import (
     alpaca_login,
     collect,
@@ -214,6 +215,8 @@ def test_trades_and_quotes_are_batched_with_nanosecond_timestamps(simulator):
 
 
 def test_msgpack_session_round_trip(simulator):
+    simulator.clock.set(start=trading_soon("BTC/USD"))
+
     async def script(ws):
         out = [await recv_msgpack(ws)]
         await ws.send(

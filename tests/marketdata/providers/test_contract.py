@@ -12,6 +12,7 @@ import websocket
 
 from marketdata.events import BarEvent, Control, ControlType, Trade
 from marketdata.providers import provider_class
+from tests.plugins.simulator import trading_soon
 
 CASES = {
     # name: (asset class, symbols, canonical -> provider mapping)
@@ -42,6 +43,8 @@ def build(name: str, sim, mapping):
 @pytest.mark.parametrize("name", CASES)
 def test_stream_contract(simulator_settings, name):
     asset_class, symbols, mapping = CASES[name]
+    # Each symbol's trades come within seconds, whatever the hour of the run.
+    simulator_settings.clock.set(start=trading_soon(*symbols))
     provider = build(name, simulator_settings, mapping)
     assert asset_class in provider.asset_classes
     ws = websocket.create_connection(

@@ -13,6 +13,7 @@ from marketdata.events import BarEvent, Control, ControlType, Quote, Trade
 from marketdata.providers.alpaca import AlpacaProvider
 from marketdata.providers.base import AuthenticationError
 from marketdata.providers.simulator import SimulatorProvider
+from tests.plugins.simulator import trading_soon
 
 
 def _minute_floor(ts: datetime) -> datetime:
@@ -109,6 +110,7 @@ def _read_until(ws, provider, predicate, timeout=30.0):
 
 @pytest.mark.parametrize("use_msgpack", [False, True])
 def test_alpaca_stream_session(simulator_settings, use_msgpack):
+    simulator_settings.clock.set(start=trading_soon("AAPL"))
     p = SimulatorProvider(use_msgpack=use_msgpack)
     ws = websocket.create_connection(
         p.stream_url(asset_class="equity"), header=p.stream_headers(), timeout=10
@@ -161,6 +163,7 @@ def test_alpaca_stream_rejected_auth(simulator_settings):
 
 
 def test_alpaca_crypto_stream(simulator_settings):
+    simulator_settings.clock.set(start=trading_soon("BTC/USD"))
     p = SimulatorProvider()
     ws = websocket.create_connection(p.stream_url(asset_class="crypto"), timeout=10)
     try:
@@ -237,6 +240,7 @@ def test_finnhub_candles_retry_injected_faults(simulator_settings):
 
 
 def test_finnhub_stream_session(simulator_settings):
+    simulator_settings.clock.set(start=trading_soon("AAPL", "BTC/USD"))
     p = _finnhub()
     ws = websocket.create_connection(p.stream_url(asset_class="equity"), timeout=10)
     try:
@@ -328,6 +332,7 @@ def test_binance_klines_retry_injected_faults(simulator_settings):
 
 
 def test_binance_combined_stream_and_live_subscribe(simulator_settings):
+    simulator_settings.clock.set(start=trading_soon("BTC/USD"))
     p = _binance()
     ws = websocket.create_connection(
         p.stream_url(asset_class="crypto", symbols=["BTC/USD"]), timeout=10
