@@ -8,6 +8,8 @@ from accounts.views import LoginView
 from api.app import api as token_api
 from core import health
 
+admin.site.site_header = admin.site.site_title = "Tapeline admin"
+
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("", include("streaming.urls")),  # /metrics

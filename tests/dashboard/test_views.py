@@ -47,6 +47,23 @@ def test_pages_require_login(client, instruments, name, args):
     assert response.url.startswith(reverse("login"))
 
 
+def test_every_page_names_an_icon_that_is_served(client, user, client_for):
+    """The browser's tab shows Tapeline's icon; without one it asks for
+    /favicon.ico on every page and logs the 404 in the console."""
+    staff = client_for(user)
+    user.is_staff = user.is_superuser = True
+    user.save()
+    pages = ((client, reverse("login")), (staff, "/"), (staff, reverse("admin:index")))
+    for who, path in pages:
+        page = who.get(path).content.decode()
+        (href,) = re.findall(
+            r'<link rel="icon" href="([^"]+)" type="image/svg\+xml">', page
+        )
+        icon = client.get(href)
+        assert icon.status_code == 200, href
+        assert b"<svg" in b"".join(icon.streaming_content)
+
+
 def test_editing_endpoints_require_login(client, lists):
     mine, _ = lists
     for url in (
