@@ -27,6 +27,28 @@ export function hearAlert(id) {
   return news;
 }
 
+// On the alerts page, alerts that fired after its history was drawn: a line
+// above the list says how many, with a link that draws it again (rows never
+// move under the pointer on their own).
+let arrivedSince = 0;
+export function showArrived() {
+  const head = document.querySelector("#history .list-head");
+  if (!head) return;
+  arrivedSince += 1;
+  let line = document.getElementById("history-new");
+  if (!line) {
+    line = document.createElement("p");
+    line.id = "history-new";
+    line.className = "notice";
+    line.setAttribute("role", "status");
+    head.after(line);
+  }
+  const link = document.createElement("a");
+  link.href = location.href;
+  link.textContent = "Show them";
+  line.replaceChildren(`${arrivedSince} new alert${arrivedSince === 1 ? "" : "s"} since this list was drawn. `, link);
+}
+
 // The unseen count as the server has it now, plus what the socket brought
 // that it did not list; then, off the alerts pages (they list them
 // themselves), a toast for each unseen alert not shown this browser session.

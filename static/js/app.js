@@ -2,7 +2,7 @@
 // toggle, the connection badge, toasts for the live connection and alerts,
 // the alerts helpers, then the page's one market socket. A page's own entry
 // module (dashboard.js, instrument.js, ...) runs after this one.
-import { hearAlert, startAlerts } from "./alerts.js";
+import { hearAlert, showArrived, startAlerts } from "./alerts.js";
 import { displayPrefs, fmtTime, resolveZone } from "./format.js";
 import { setUnseenCount, toast, unseenCount } from "./page.js";
 import { market, startMarket } from "./socket.js";
@@ -66,6 +66,7 @@ function wireAlertToasts() {
     const alert = e.detail;
     if (!hearAlert(alert.id)) return;
     setUnseenCount(unseenCount() + 1);
+    showArrived();
     // Toasts off, or the owner's quiet hours: counted above, no pop-up.
     if (alert.toast === false || displayPrefs().toast === false) return;
     let text = alert.message || `${alert.symbol || ""} alert ${alert.name || ""} fired`.trim();

@@ -515,6 +515,54 @@ def test_an_alert_recorded_while_the_page_loads_is_counted(
             ).delete()
 
 
+def test_the_alerts_page_says_when_alerts_fired_after_it_was_drawn(
+    page, login, stack, django_db_blocker
+):
+    """Its history does not move under the pointer: a line above it counts
+    the alerts that fired since, with a link that draws the list again."""
+    from django.contrib.auth import get_user_model
+
+    from alerts.models import AlertEvent
+    from alerts.services import alert_payload
+    from marketdata.models import Instrument
+
+    login(page)
+    page.goto(stack.url + "/alerts/")
+    expect(page.locator("#conn-badge")).to_have_text("connected")
+    line = page.locator("#history-new")
+    expect(line).to_have_count(0)
+
+    def fire(level: int) -> None:
+        with database_access(django_db_blocker):
+            trader = get_user_model().objects.get(username="e2e-trader")
+            event = AlertEvent.objects.create(
+                owner=trader,
+                instrument=Instrument.objects.get(symbol="ETH/USD"),
+                kind="price",
+                ts=timezone.now(),
+                price=Decimal(level + 1),
+                values={"value": level + 1, "level": level, "direction": "above"},
+                message=f"ETH/USD crossed above {level} after the list",
+            )
+            payload = alert_payload(event=event)
+        group_send(user_group(trader.pk), {"type": "alert.fired", "alert": payload})
+
+    try:
+        fire(2990)
+        expect(line).to_have_text("1 new alert since this list was drawn. Show them")
+        history = page.locator("#history")
+        assert "after the list" not in history.inner_text()  # (the toast says it)
+        fire(2995)
+        expect(line).to_contain_text("2 new alerts since this list was drawn.")
+        line.get_by_role("link", name="Show them").click()
+        for level in (2990, 2995):
+            expect(history).to_contain_text(f"crossed above {level} after the list")
+        expect(line).to_have_count(0)
+    finally:
+        with database_access(django_db_blocker):
+            AlertEvent.objects.filter(message__endswith="after the list").delete()
+
+
 def test_small_screen_375px(browser, login, stack):
     context = browser.new_context(viewport={"width": 375, "height": 740})
     page = context.new_page()
