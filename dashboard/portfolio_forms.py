@@ -5,14 +5,20 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django import forms
-from django.utils import timezone
 
 from core.storable import validate_storable
-from marketdata.models import TransactionKind
+from marketdata.calendar import market_date
+from marketdata.models import AssetClass, TransactionKind
 from portfolio.services import transaction_check
 
 MAX_IMPORT_BYTES = 5 * 1024 * 1024
 DATE = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+
+
+def _stock_today():
+    """New York's date, "today" where a stock trades: the day a form offers
+    until its instrument is known (a position's page passes its own)."""
+    return market_date(AssetClass.EQUITY)
 
 
 def _amount(label: str) -> forms.DecimalField:
@@ -24,7 +30,7 @@ def _amount(label: str) -> forms.DecimalField:
 class TransactionForm(forms.Form):
     symbol = forms.CharField(max_length=15, strip=True, required=False)
     kind = forms.ChoiceField(label="Type", choices=TransactionKind.choices)
-    date = forms.DateField(initial=timezone.localdate, widget=DATE)
+    date = forms.DateField(initial=_stock_today, widget=DATE)
     quantity = _amount("Quantity")
     price = _amount("Price")
     fee = _amount("Fee")
@@ -75,7 +81,7 @@ class TransactionForm(forms.Form):
 
 
 class CloseForm(forms.Form):
-    date = forms.DateField(initial=timezone.localdate, widget=DATE)
+    date = forms.DateField(initial=_stock_today, widget=DATE)
     price = forms.DecimalField(min_value=Decimal(0), max_digits=20)
     fee = _amount("Fee")
 

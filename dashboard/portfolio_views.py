@@ -63,12 +63,12 @@ def _valuation(owner, positions=None):
 
 
 def _new_transaction_form() -> TransactionForm:
-    """The portfolio page's form, for any instrument: its date offers New
-    York's "today" (a stock's), and names each asset class's day and where to
-    look up a typed symbol's class, so the page's script can offer the day
-    where that instrument trades (portfolio.js; a day P/L counts that date)."""
+    """The portfolio page's form, for any instrument: its date offers a
+    stock's "today" (the form's default), and names each asset class's day and
+    where to look up a typed symbol's class, so the page's script can offer the
+    day where that instrument trades (portfolio.js; a day P/L counts that date)."""
     days = {cls: market_date(cls).isoformat() for cls in AssetClass.values}
-    form = TransactionForm(initial={"date": days[AssetClass.EQUITY]})
+    form = TransactionForm()
     form.fields["date"].widget.attrs.update(
         {"data-days": json.dumps(days), "data-search-url": reverse("dashboard:search")}
     )
