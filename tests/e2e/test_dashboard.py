@@ -471,16 +471,28 @@ def test_alert_toast_reaches_only_its_owner(
         ops_context.close()
 
 
+def _trader_alert(message: str):
+    """An unseen ETH/USD price alert of e2e-trader's, fired now."""
+    from django.contrib.auth import get_user_model
+
+    from marketdata.models import Instrument
+    from tests.factories import AlertEventFactory
+
+    return AlertEventFactory(
+        owner=get_user_model().objects.get(username="e2e-trader"),
+        instrument=Instrument.objects.get(symbol="ETH/USD"),
+        ts=timezone.now(),
+        message=message,
+    )
+
+
 def test_an_alert_recorded_while_the_page_loads_is_counted(
     page, login, stack, django_db_blocker
 ):
     """An alert recorded after the page was drawn (its count 0) but before
     the page asked for the unseen ones comes back as a toast; the count in
     the navigation says 1 with it, not 0 (the demo's first visit)."""
-    from django.contrib.auth import get_user_model
-
     from alerts.models import AlertEvent
-    from marketdata.models import Instrument
 
     login(page)
     badge = page.locator("#alerts-unseen")
@@ -488,15 +500,7 @@ def test_an_alert_recorded_while_the_page_loads_is_counted(
 
     def fire_then_answer(route) -> None:
         with database_access(django_db_blocker):
-            AlertEvent.objects.create(
-                owner=get_user_model().objects.get(username="e2e-trader"),
-                instrument=Instrument.objects.get(symbol="ETH/USD"),
-                kind="price",
-                ts=timezone.now(),
-                price=Decimal("3000"),
-                values={"value": 3000, "level": 2990, "direction": "above"},
-                message="ETH/USD crossed above 2,990 while the page loaded",
-            )
+            _trader_alert("ETH/USD crossed above 2,990 while the page loaded")
         route.continue_()
 
     page.route("**/alerts/unseen*", fire_then_answer)
@@ -520,11 +524,8 @@ def test_the_alerts_page_says_when_alerts_fired_after_it_was_drawn(
 ):
     """Its history does not move under the pointer: a line above it counts
     the alerts that fired since, with a link that draws the list again."""
-    from django.contrib.auth import get_user_model
-
     from alerts.models import AlertEvent
     from alerts.services import alert_payload
-    from marketdata.models import Instrument
 
     login(page)
     page.goto(stack.url + "/alerts/")
@@ -534,18 +535,11 @@ def test_the_alerts_page_says_when_alerts_fired_after_it_was_drawn(
 
     def fire(level: int) -> None:
         with database_access(django_db_blocker):
-            trader = get_user_model().objects.get(username="e2e-trader")
-            event = AlertEvent.objects.create(
-                owner=trader,
-                instrument=Instrument.objects.get(symbol="ETH/USD"),
-                kind="price",
-                ts=timezone.now(),
-                price=Decimal(level + 1),
-                values={"value": level + 1, "level": level, "direction": "above"},
-                message=f"ETH/USD crossed above {level} after the list",
-            )
+            event = _trader_alert(f"ETH/USD crossed above {level} after the list")
             payload = alert_payload(event=event)
-        group_send(user_group(trader.pk), {"type": "alert.fired", "alert": payload})
+        group_send(
+            user_group(event.owner_id), {"type": "alert.fired", "alert": payload}
+        )
 
     try:
         fire(2990)
