@@ -52,7 +52,7 @@ class Watchdog:
         engine when it changed."""
         w = self.worker
         if market_open is None:
-            market_open = market_open_at(state, w.now())
+            market_open = market_open_at(state, w.now(now))
         freshness = freshness_of(
             halted=state.halted,
             market_open=market_open,

@@ -610,7 +610,7 @@ class StreamWorker:
                 if state.halted != event.halted:
                     state.halted = event.halted
                     state.halt_reason = event.message or event.reason
-                    self.watchdog.refresh(state, time.time())
+                    self.watchdog.refresh(state, received_at)
             state.received_at = received_at
             publisher.mark(state)
             if alerts is not None and kind != "quote":
@@ -657,10 +657,11 @@ class StreamWorker:
             logger.info("%d held suspect trade(s) rejected at shutdown", rejected)
         return rejected
 
-    def now(self) -> datetime:
-        """The later of the wall clock and the feed's clock (a replayed or
-        sped-up feed closes its minutes by its own time)."""
-        wall = datetime.now(UTC)
+    def now(self, wall: float | None = None) -> datetime:
+        """The later of the wall clock (`wall`, epoch seconds, when the caller
+        has read it) and the feed's clock (a replayed or sped-up feed closes
+        its minutes by its own time)."""
+        wall = datetime.now(UTC) if wall is None else datetime.fromtimestamp(wall, UTC)
         clock = self.event_clock
         return clock if clock is not None and clock > wall else wall
 

@@ -206,8 +206,31 @@ def digest(chunk: dict) -> str:
     return hashlib.sha256(orjson.dumps(chunk, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
+@pytest.fixture(params=["night", "trading hours"])
+def wall_clock(request, monkeypatch):
+    """The day the test runs on: the output depends only on the feed, not on
+    whether the wall clock's market is open (a resumed halt's freshness once
+    read it)."""
+    import streaming.worker
+
+    wall = {
+        "night": datetime(2026, 12, 6, 10, 24, tzinfo=UTC),  # a Sunday
+        "trading hours": datetime(2026, 12, 7, 15, 0, tzinfo=UTC),  # a Monday
+    }[request.param]
+
+    class Clock(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return wall if tz is None else wall.astimezone(tz)
+
+    monkeypatch.setattr(streaming.worker, "datetime", Clock)
+    return wall
+
+
 @pytest.mark.parametrize("parse", ["parse_feed", "parse_frame"])
-def test_a_recorded_feed_gives_the_same_documents_bars_and_alert_inputs(parse):
+def test_a_recorded_feed_gives_the_same_documents_bars_and_alert_inputs(
+    parse, wall_clock
+):
     chunks = run_feed(parse)
     got = {
         "digests": [digest(c) for c in chunks],
