@@ -214,12 +214,15 @@ class ResilientShard(RedisSingleShardConnection):
                 if (self.pending or self.stale) and outage.should_try():
                     await self._repair()
                 if self._pubsub is not None and self._pubsub.subscribed:
-                    message = await self._pubsub.get_message(
-                        ignore_subscribe_messages=True, timeout=0.1
-                    )
+                    message = await self._pubsub.get_message(timeout=0.1)
+                    # Only a reply proves Redis answers: a hung server keeps
+                    # the socket open and quiet, like a quiet feed.
+                    if message is None:
+                        continue
                     if outage.down:
                         outage.succeeded()
-                    self._receive_message(message)
+                    if message["type"] in ("message", "pmessage"):
+                        self._receive_message(message)
                 else:
                     await asyncio.sleep(0.1)
             except (TimeoutError, asyncio.CancelledError, GeneratorExit):

@@ -3,7 +3,8 @@
 The shared Redis (6379) is never stopped: `private_redis` starts
 `redis-server` on a free loopback port (no persistence, so a restart comes
 back empty, like a real restart without RDB/AOF), and always stops it.
-`private_redis.stop()` is the outage, `private_redis.start()` the return.
+`private_redis.stop()` is the outage, `private_redis.start()` the return;
+`freeze()` and `thaw()` hang it and let it go.
 
 `redis_outage_settings` points what this process reads from settings at it:
 `REDIS_URL` (snapshots, health, rule changes), the cache and the channel layer
@@ -15,6 +16,7 @@ subprocess given `REDIS_URL=private.url()` uses the private one for all.
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -86,6 +88,13 @@ class PrivateRedis:
                 if sock.connect_ex(("127.0.0.1", self.port)) != 0:
                     return
             time.sleep(0.05)
+
+    def freeze(self) -> None:
+        """Hang the server (SIGSTOP): its sockets stay open, nothing answers."""
+        self.process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        self.process.send_signal(signal.SIGCONT)
 
     def restart(self) -> None:
         self.stop()

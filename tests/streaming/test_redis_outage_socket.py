@@ -95,3 +95,45 @@ def test_an_open_socket_is_told_when_redis_goes_and_gets_frames_when_it_returns(
         await ws.disconnect()
 
     run(scenario)
+
+
+def test_a_hung_redis_stays_one_outage_while_live_updates_are_quiet(
+    redis_outage_settings, user, instruments, caplog
+):
+    """A hung server keeps its sockets open: the live-updates connection
+    only hears silence. Silence is not an answer: the outage the snapshot
+    reads found stays one outage (one line, no "reachable again") until the
+    server answers again."""
+    from core.redis import redis_outage
+    from streaming.snapshots import snapshots_get_safe
+
+    redis = redis_outage_settings
+    outage = redis_outage()
+
+    async def scenario():
+        ws = await open_socket(user)
+        await ws.send_json_to({"action": "subscribe", "symbols": ["AAPL"]})
+        await receive_until(ws, "snapshot")
+        await publish_until_received(ws, "AAPL", seq=1)
+
+        redis.freeze()
+        try:
+            for _ in range(3):  # each read waits out the client's timeout
+                assert (
+                    await asyncio.to_thread(snapshots_get_safe, symbols=["AAPL"])
+                    is None
+                )
+                await asyncio.sleep(outage.retry_every)
+                assert outage.down
+        finally:
+            redis.thaw()
+        await publish_until_received(ws, "AAPL", seq=2)
+        await asyncio.to_thread(snapshots_get_safe, symbols=["AAPL"])
+        assert not outage.down
+        await ws.disconnect()
+
+    with caplog.at_level(logging.INFO, logger="core.redis"):
+        run(scenario)
+    lines = [r.getMessage() for r in caplog.records if r.name == "core.redis"]
+    assert sum("is unreachable" in line for line in lines) == 1, lines
+    assert sum("reachable again" in line for line in lines) == 1, lines
