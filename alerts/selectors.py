@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
-from django.db.models import Q, QuerySet
+from django.db.models import Max, Q, QuerySet
 from django.utils import timezone
 
 from alerts.models import RULE_FIELDS, AlertEvent, AlertRule, OpsAlert
@@ -212,6 +212,13 @@ def events_for_user(
 
 def events_unseen_count(*, user) -> int:
     return AlertEvent.objects.filter(owner=user, seen_at__isnull=True).count()
+
+
+def events_latest_id(*, user) -> int:
+    """The id of the user's last recorded alert (0 for none): alerts with a
+    greater id were recorded after a page drawn with it."""
+    latest = AlertEvent.objects.filter(owner=user).aggregate(latest=Max("id"))
+    return latest["latest"] or 0
 
 
 def instrument_for_rule(*, symbol: str):

@@ -22,6 +22,7 @@ from alerts.models import AlertRule
 from alerts.selectors import (
     channels_disabled_for_user,
     events_for_user,
+    events_latest_id,
     events_unseen_count,
     rule_for_user,
     rules_for_user,
@@ -87,6 +88,7 @@ def alerts_index(request):
             "page": page,
             "filters": filters if filters.is_bound else HistoryFilterForm(),
             "unseen_count": events_unseen_count(user=request.user),
+            "drawn_through": events_latest_id(user=request.user),
             "symbol": symbol,
             "query": query.urlencode(),
             "dry_run_form": DryRunForm(),

@@ -27,14 +27,14 @@ export function hearAlert(id) {
   return news;
 }
 
-// On the alerts page, alerts that fired after its history was drawn: a line
+// On the alerts page, alerts recorded after its history was drawn: a line
 // above the list says how many, with a link that draws it again (rows never
 // move under the pointer on their own).
 let arrivedSince = 0;
-export function showArrived() {
+export function showArrived(count = 1) {
   const head = document.querySelector("#history .list-head");
-  if (!head) return;
-  arrivedSince += 1;
+  if (!head || count <= 0) return;
+  arrivedSince += count;
   let line = document.getElementById("history-new");
   if (!line) {
     line = document.createElement("p");
@@ -63,6 +63,10 @@ async function showUnseen({ toasts }) {
   listed = new Set(data.alerts.map((a) => a.id));
   const unlisted = [...heard].filter((id) => !listed.has(id)).length;
   setUnseenCount(data.count + unlisted + heardWithoutId);
+  // Recorded after the alerts page drew its history, before its socket
+  // listened: only this list brings them.
+  const drawnThrough = Number(document.getElementById("history")?.dataset.drawnThrough);
+  if (drawnThrough >= 0) showArrived(data.alerts.filter((a) => a.id > drawnThrough && !heard.has(a.id)).length);
   // Pop-ups turned off: the unseen count in the header says enough.
   if (!toasts || displayPrefs().toast === false) return;
   const shown = new Set(JSON.parse(sessionStorage.getItem(SHOWN_KEY) || "[]"));

@@ -557,6 +557,39 @@ def test_the_alerts_page_says_when_alerts_fired_after_it_was_drawn(
             AlertEvent.objects.filter(message__endswith="after the list").delete()
 
 
+def test_the_alerts_page_counts_an_alert_recorded_while_it_loaded(
+    page, login, stack, django_db_blocker
+):
+    """An alert recorded after the history was drawn but before the page's
+    socket listened reaches the page only through its unseen list: the line
+    above the history counts it, once, though it is news to the list."""
+    from alerts.models import AlertEvent
+
+    login(page)
+
+    def fire_then_answer(route) -> None:
+        with database_access(django_db_blocker):
+            _trader_alert("ETH/USD crossed above 2,990 while the list loaded")
+        route.continue_()
+
+    page.route("**/alerts/unseen*", fire_then_answer, times=1)
+    try:
+        page.goto(stack.url + "/alerts/")
+        line = page.locator("#history-new")
+        expect(line).to_have_text("1 new alert since this list was drawn. Show them")
+        expect(page.locator("#alerts-unseen")).to_have_text("1")
+        assert "while the list loaded" not in page.locator("#history").inner_text()
+        line.get_by_role("link", name="Show them").click()
+        expect(page.locator("#history")).to_contain_text("while the list loaded")
+        expect(line).to_have_count(0)
+    finally:
+        page.unroute("**/alerts/unseen*")
+        with database_access(django_db_blocker):
+            AlertEvent.objects.filter(
+                message__endswith="while the list loaded"
+            ).delete()
+
+
 def test_small_screen_375px(browser, login, stack):
     context = browser.new_context(viewport={"width": 375, "height": 740})
     page = context.new_page()
