@@ -63,15 +63,17 @@ demo: venv static db
 	@echo
 	WEB_PORT=$(WEB_PORT) $(VENV)/bin/honcho start -f Procfile
 
-# Everything but the chaos suite's long variants (its short runs are included).
+# Everything but the tests marked `chaos` (the chaos suite's long variants and
+# the 30x scenarios another test already covers; see tests/chaos/test_faults.py).
 # `static` runs `npm ci`, which also installs the TimescaleDB engine the suite
 # starts (tests/timescale); TIMESCALE_ENGINE=require fails those tests, rather
 # than skipping them, should it be missing.
 test: venv-test static services chromium
 	TIMESCALE_ENGINE=require $(PY) -m pytest --create-db -m "not chaos" --durations=30
 
-# The chaos suite's long variants (tests/chaos/test_faults_long.py): the same
-# faults on the wall clock, longer outages and loads; about 40 minutes.
+# The tests marked `chaos`: the long variants (tests/chaos/test_faults_long.py,
+# the same faults on the wall clock, longer outages and loads) and the 30x
+# scenarios `make test` leaves out; about 45 minutes.
 chaos: venv-test static services
 	$(PY) -m pytest -m chaos tests/chaos
 

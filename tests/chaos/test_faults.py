@@ -8,8 +8,13 @@ makes one fault and then only waits: no command is run by hand during or
 after it (`tests.chaos.scenarios`).
 
 The longer variants (the wall clock, longer outages, bigger loads) are in
-`test_faults_long.py`, marked `chaos` (`make chaos`), with the killed
-Dramatiq worker here (it waits out the broker's heartbeat timeout).
+`test_faults_long.py`, marked `chaos` (`make chaos`). Marked `chaos` here too,
+to keep `make test` near 15 minutes, are the scenarios whose faults a kept
+one or another `make test` file already makes: the baseline (every scenario
+checks against the vendor), Redis down alone (kept with malformed frames
+during it), malformed frames alone (likewise) and the interrupted load
+(tests/marketdata/history/test_outages.py); and the killed Dramatiq worker
+(it waits out the broker's heartbeat timeout).
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ def chaos():
     teardown_stack(stack)
 
 
+@pytest.mark.chaos
 def test_baseline_without_a_fault(clean_stack):
     """The harness itself: with no fault every minute equals the vendor's and
     every alert is recorded once."""
@@ -49,6 +55,7 @@ def test_postgres_down_longer_than_the_unstored_memory(clean_stack):
     )
 
 
+@pytest.mark.chaos
 def test_redis_down_and_back_empty(clean_stack):
     scenarios.redis_down(clean_stack, outage=5 * MINUTE)
 
@@ -61,6 +68,7 @@ def test_stream_worker_killed_mid_minute(clean_stack):
     scenarios.streams_killed(clean_stack, down=2 * MINUTE, boot=4 * MINUTE)
 
 
+@pytest.mark.chaos
 def test_malformed_frames_at_25_percent(clean_stack):
     scenarios.malformed_frames(clean_stack, span=5 * MINUTE)
 
@@ -75,6 +83,7 @@ def test_dramatiq_worker_killed_mid_chunk(clean_stack):
     )
 
 
+@pytest.mark.chaos
 def test_history_load_interrupted_by_a_database_outage(clean_stack):
     scenarios.load_db_outage(
         clean_stack,
