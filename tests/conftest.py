@@ -168,15 +168,10 @@ def new_york_evening(monkeypatch):
     from datetime import UTC, datetime
 
     import marketdata.calendar
+    from tests.clock import fixed_datetime
 
     evening = datetime(2026, 12, 7, 1, 0, tzinfo=UTC)
-
-    class Clock(datetime):
-        @classmethod
-        def now(cls, tz=None):
-            return evening if tz is None else evening.astimezone(tz)
-
-    monkeypatch.setattr(marketdata.calendar, "datetime", Clock)
+    monkeypatch.setattr(marketdata.calendar, "datetime", fixed_datetime(evening))
     return evening
 
 

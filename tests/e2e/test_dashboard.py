@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from decimal import Decimal
 
 import pytest
@@ -486,37 +487,43 @@ def _trader_alert(message: str):
     )
 
 
+@contextmanager
+def _alert_recorded_when_unseen_is_asked(page, django_db_blocker, message: str):
+    """Records an alert of e2e-trader's (`message`) when the page asks for
+    its unseen alerts: after the page was drawn, before its socket listens.
+    Removed afterwards."""
+    from alerts.models import AlertEvent
+
+    def fire_then_answer(route) -> None:
+        with database_access(django_db_blocker):
+            _trader_alert(message)
+        route.continue_()
+
+    page.route("**/alerts/unseen*", fire_then_answer, times=1)
+    try:
+        yield
+    finally:
+        page.unroute("**/alerts/unseen*")
+        with database_access(django_db_blocker):
+            AlertEvent.objects.filter(message=message).delete()
+
+
 def test_an_alert_recorded_while_the_page_loads_is_counted(
     page, login, stack, django_db_blocker
 ):
     """An alert recorded after the page was drawn (its count 0) but before
     the page asked for the unseen ones comes back as a toast; the count in
     the navigation says 1 with it, not 0 (the demo's first visit)."""
-    from alerts.models import AlertEvent
-
     login(page)
     badge = page.locator("#alerts-unseen")
     expect(badge).to_be_hidden()
-
-    def fire_then_answer(route) -> None:
-        with database_access(django_db_blocker):
-            _trader_alert("ETH/USD crossed above 2,990 while the page loaded")
-        route.continue_()
-
-    page.route("**/alerts/unseen*", fire_then_answer)
-    try:
+    message = "ETH/USD crossed above 2,990 while the page loaded"
+    with _alert_recorded_when_unseen_is_asked(page, django_db_blocker, message):
         page.reload()
         ready(page)
-        toast = page.locator(".toast-alert", has_text="while the page loaded")
-        expect(toast).to_be_visible()
+        expect(page.locator(".toast-alert", has_text=message)).to_be_visible()
         expect(badge).to_be_visible()
         expect(badge).to_have_text("1")
-    finally:
-        page.unroute("**/alerts/unseen*")
-        with database_access(django_db_blocker):
-            AlertEvent.objects.filter(
-                message__endswith="while the page loaded"
-            ).delete()
 
 
 def test_the_alerts_page_says_when_alerts_fired_after_it_was_drawn(
@@ -563,31 +570,18 @@ def test_the_alerts_page_counts_an_alert_recorded_while_it_loaded(
     """An alert recorded after the history was drawn but before the page's
     socket listened reaches the page only through its unseen list: the line
     above the history counts it, once, though it is news to the list."""
-    from alerts.models import AlertEvent
-
     login(page)
-
-    def fire_then_answer(route) -> None:
-        with database_access(django_db_blocker):
-            _trader_alert("ETH/USD crossed above 2,990 while the list loaded")
-        route.continue_()
-
-    page.route("**/alerts/unseen*", fire_then_answer, times=1)
-    try:
+    message = "ETH/USD crossed above 2,990 while the list loaded"
+    with _alert_recorded_when_unseen_is_asked(page, django_db_blocker, message):
         page.goto(stack.url + "/alerts/")
         line = page.locator("#history-new")
         expect(line).to_have_text("1 new alert since this list was drawn. Show them")
         expect(page.locator("#alerts-unseen")).to_have_text("1")
-        assert "while the list loaded" not in page.locator("#history").inner_text()
+        history = page.locator("#history")
+        assert message not in history.inner_text()
         line.get_by_role("link", name="Show them").click()
-        expect(page.locator("#history")).to_contain_text("while the list loaded")
+        expect(history).to_contain_text(message)
         expect(line).to_have_count(0)
-    finally:
-        page.unroute("**/alerts/unseen*")
-        with database_access(django_db_blocker):
-            AlertEvent.objects.filter(
-                message__endswith="while the list loaded"
-            ).delete()
 
 
 def test_small_screen_375px(browser, login, stack):

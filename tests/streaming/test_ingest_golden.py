@@ -212,18 +212,13 @@ def wall_clock(request, monkeypatch):
     whether the wall clock's market is open (a resumed halt's freshness once
     read it)."""
     import streaming.worker
+    from tests.clock import fixed_datetime
 
     wall = {
         "night": datetime(2026, 12, 6, 10, 24, tzinfo=UTC),  # a Sunday
         "trading hours": datetime(2026, 12, 7, 15, 0, tzinfo=UTC),  # a Monday
     }[request.param]
-
-    class Clock(datetime):
-        @classmethod
-        def now(cls, tz=None):
-            return wall if tz is None else wall.astimezone(tz)
-
-    monkeypatch.setattr(streaming.worker, "datetime", Clock)
+    monkeypatch.setattr(streaming.worker, "datetime", fixed_datetime(wall))
     return wall
 
 
