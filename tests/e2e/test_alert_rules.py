@@ -100,3 +100,36 @@ def test_multi_condition_rule_built_in_the_form(
     expect(page.locator(".alert-rules tbody tr")).to_have_count(1)
     with database_access(django_db_blocker):
         assert AlertRule.objects.filter(owner__username="e2e-trader").count() == 1
+
+
+def test_the_demo_rules_fit_a_laptop_screen(page, login, stack, django_db_blocker):
+    """The rules table of `make demo`'s rules, each fired, at 1280 px: every
+    column, the actions included, shows without scrolling sideways."""
+    from django.contrib.auth import get_user_model
+    from django.utils import timezone
+
+    from alerts.demo import demo_alert_rules_seed
+    from alerts.models import AlertRule
+
+    with database_access(django_db_blocker):
+        trader = get_user_model().objects.get(username="e2e-trader")
+        AlertRule.objects.filter(owner=trader).delete()
+        rules = demo_alert_rules_seed(user=trader)
+        AlertRule.objects.filter(owner=trader).update(
+            last_fired_at=timezone.now(), notify_email=True
+        )
+    try:
+        page.set_viewport_size({"width": 1280, "height": 800})
+        login(page)
+        page.goto(stack.url + "/alerts/")
+        table = page.locator("table.alert-rules")
+        expect(table.locator("tbody tr")).to_have_count(len(rules))
+        wrap = table.locator("xpath=..")
+        sideways = wrap.evaluate("w => w.scrollWidth - w.clientWidth")
+        assert sideways <= 0, f"the rules table scrolls {sideways} px sideways"
+        for link in table.get_by_role("link", name="Test against history").all():
+            box = link.bounding_box()
+            assert box is not None and box["x"] + box["width"] <= 1280
+    finally:
+        with database_access(django_db_blocker):
+            AlertRule.objects.filter(owner__username="e2e-trader").delete()
