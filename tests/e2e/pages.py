@@ -9,6 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 from channels.layers import get_channel_layer
 
 LIVE_SECONDS = 30_000  # ms to wait for something the stream should bring
+# ms to wait for an instrument's next trade: the simulator's tape, on the wall
+# clock here, pauses up to ~63 s between trades (tests.plugins.simulator).
+TRADE_WAIT = 90_000
 
 
 def group_send(group: str, message: dict) -> None:

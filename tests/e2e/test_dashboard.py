@@ -28,6 +28,7 @@ from marketdata.rollups import STEPS
 from tests.e2e.conftest import ROOT, database_access
 from tests.e2e.pages import (
     LIVE_SECONDS,
+    TRADE_WAIT,
     group_send,
     ready,
     row,
@@ -53,12 +54,13 @@ def test_log_in_and_watch_prices_change(page, login, stack):
     first_seq = seq_of(page, "BTC/USD")
     first_last = btc.locator("[data-f=last]").inner_text()
     wait_for_new_seq(page, "BTC/USD", first_seq)
-    # The price cell follows the stream, formatted to BTC/USD's 0.01 increment.
+    # The price cell follows the stream's trades, formatted to BTC/USD's 0.01
+    # increment.
     page.wait_for_function(
         '(before) => document.querySelector(\'#quote-rows tr[data-symbol="BTC/USD"] '
         "[data-f=last]').textContent !== before",
         arg=first_last,
-        timeout=LIVE_SECONDS,
+        timeout=TRADE_WAIT,
     )
     assert re.fullmatch(r"[\d,]+\.\d{2}", btc.locator("[data-f=last]").inner_text())
     expect(btc.locator(".fresh")).to_have_text("live")
@@ -582,6 +584,28 @@ def test_the_alerts_page_counts_an_alert_recorded_while_it_loaded(
         line.get_by_role("link", name="Show them").click()
         expect(history).to_contain_text(message)
         expect(line).to_have_count(0)
+
+
+def test_the_watchlist_fits_a_laptop_screen(browser, login, stack):
+    """At 1280 px every column of the watchlist shows, the row's buttons
+    included: the company name gives up its width first (cut with an
+    ellipsis), and the table never scrolls sideways."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    try:
+        login(page)
+        page.get_by_role("link", name=re.compile("Tech")).click()
+        ready(page)
+        wrap = page.locator("#quote-rows").locator("xpath=ancestor::div[1]")
+        expect(row(page, "AMD").locator("[data-f=last]")).not_to_have_text("")
+        sideways = wrap.evaluate("w => w.scrollWidth - w.clientWidth")
+        assert sideways <= 0, f"the watchlist scrolls {sideways} px sideways"
+        box = row(page, "AMD").locator("td").last.bounding_box()  # its buttons
+        assert box is not None and box["x"] + box["width"] <= 1280
+        name = row(page, "AMD").locator(".c-name")
+        assert name.inner_text().startswith("Advanced Micro Devices")
+    finally:
+        context.close()
 
 
 def test_small_screen_375px(browser, login, stack):
