@@ -1,10 +1,14 @@
-"""One provider WebSocket connection, run by its own receive thread.
+"""One provider WebSocket connection: a thread of its own connects, the
+worker's event loop reads.
 
 The thread connects with websocket-client (UTF-8 validation off: it is the
-receive-time cost), authenticates, subscribes, answers protocol pings, and
-hands every parsed batch of events to `sink(connection, received_at, events)`
-— the worker's inbox, drained by its event loop. It never touches the
-database or the channel layer.
+receive-time cost), authenticates and reconnects. While a session is up it
+hands the socket to the worker's loop (`streaming.loop_reading`) and waits
+for the session's end. On the loop, `_frame` takes each frame: it answers
+the server's pings, parses the frame and hands its events to
+`sink(connection, received_at, events)`, the worker's inbox, drained on
+the same loop. The connection never touches the database or the channel
+layer.
 
 Lifecycle markers (`Lifecycle`) go through the same sink, in order with the
 data, so the worker sees "down" before the first event of the next session.
@@ -21,6 +25,7 @@ subscribe, ping, receive, reconnect) reads in order in one class.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import threading
@@ -36,24 +41,12 @@ from core.logs import RateLimitedLog
 from marketdata.events import Control, ControlType
 from streaming.backoff import Backoff
 from streaming.feed_symbols import SymbolSubscriptions
+from streaming.loop_reading import LoopReading, SessionSocket, read_ahead
 from streaming.stats import ConnectionStats
 
 logger = logging.getLogger(__name__)
 # Connection attempts back off to one a minute; the lines go with them.
 connect_failures = RateLimitedLog(logger)
-# Bytes a frame read asks the socket for (see `read_ahead`).
-READ_AHEAD = 65536
-
-
-def read_ahead(ws: websocket.WebSocket) -> None:
-    """Make `ws` read frames from the socket in one system call where it
-    can. websocket-client asks for exactly the bytes it needs next (the
-    header, the length, the payload: three reads or more a frame, each a
-    wake-up of its own for the receive thread, bench/PROFILE-ingest.md); its
-    frame buffer keeps whatever a read returns beyond that for the next
-    frame, so asking for more is all it takes."""
-    recv = ws._recv
-    ws.frame_buffer.recv = lambda _wanted: recv(READ_AHEAD)
 
 
 class State:
@@ -87,7 +80,7 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
 
 
-class FeedConnection(SymbolSubscriptions):
+class FeedConnection(SymbolSubscriptions, LoopReading):
     """A provider stream for one asset-class endpoint (e.g. Alpaca stocks)."""
 
     def __init__(
@@ -138,17 +131,21 @@ class FeedConnection(SymbolSubscriptions):
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # reads the sessions
+        self._reading = None  # `LoopReading`
 
     # --- control from the worker's loop ----------------------------------------
-    def start(self) -> None:
+    def start(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        """Start the connection's thread; `loop` (the running one by default)
+        reads its sessions."""
+        self._loop = loop or asyncio.get_running_loop()
         self._thread = threading.Thread(
             target=self._run, name=f"feed-{self.key}", daemon=True
         )
         self._thread.start()
 
     def stop(self, timeout: float = 3.0) -> None:
-        self._stop.set()
-        self._shutdown_socket()
+        self.shutdown_now()
         if self._thread is not None:
             self._thread.join(timeout)
         self._set_state(
@@ -159,11 +156,12 @@ class FeedConnection(SymbolSubscriptions):
         """Ask the thread to stop and break its socket at once (no waiting)."""
         self._stop.set()
         self._shutdown_socket()
+        self._stop_reading(State.STOPPED)
 
     def use_socket(self, ws) -> None:
         """Make `ws` (an open websocket: `send`, `ping`, `close`) this
         connection's session socket: subscriptions go out on it while the
-        session is live. The receive thread calls it on every connect."""
+        session is live. The connection's thread calls it on every connect."""
         self._ws = ws
 
     @property
@@ -192,7 +190,7 @@ class FeedConnection(SymbolSubscriptions):
                 self.ping_sent_at = time.time()
             try:
                 ws.ping()
-            except Exception:  # the receive thread sees the drop
+            except Exception:  # the session's reader sees the drop
                 self._shutdown_socket()
 
     def unanswered_ping_for(self, now: float) -> float | None:
@@ -204,7 +202,7 @@ class FeedConnection(SymbolSubscriptions):
         waited = now - sent
         return waited if waited > self.ping_timeout else None
 
-    # --- the receive thread -------------------------------------------------------
+    # --- the connection's thread --------------------------------------------------
     def _run(self) -> None:
         first = True
         while not self._stop.is_set():
@@ -236,6 +234,7 @@ class FeedConnection(SymbolSubscriptions):
                 header=self.provider.stream_headers(),
                 skip_utf8_validation=True,
                 enable_multithread=True,
+                class_=SessionSocket,
             )
         except websocket.WebSocketBadStatusException as exc:
             return self._handshake_refused(exc)
@@ -271,7 +270,7 @@ class FeedConnection(SymbolSubscriptions):
                 self.sink(self, time.time(), list(implied))
             if not auth and self.state == State.AUTHENTICATING:
                 self._on_authenticated()
-            return self._receive(ws)
+            return self._read_on_loop(ws)
         except Exception as exc:  # a dropped socket ends the session
             if not self._stop.is_set() and self.state != State.AUTH_FAILED:
                 self.last_error = (
@@ -281,41 +280,40 @@ class FeedConnection(SymbolSubscriptions):
         finally:
             self._session_ended()
 
-    def _receive(self, ws: websocket.WebSocket) -> str:
-        parse = self.provider.parse_feed
-        sink = self.sink
+    def _frame(self, ws: websocket.WebSocket, opcode: int, data) -> str | None:
+        """One frame: its events to the sink; the session's outcome if it
+        ends here."""
+        if self._stop.is_set():
+            return State.STOPPED
+        received_at = time.time()
+        self.ping_sent_at = None  # anything received answers a ping
+        if opcode == websocket.ABNF.OPCODE_PONG:
+            self.last_pong_at = received_at
+            return None
+        if opcode == websocket.ABNF.OPCODE_TEXT:
+            frame = data.decode("utf-8", "replace")
+        elif opcode == websocket.ABNF.OPCODE_BINARY:
+            frame = data
+        elif opcode == websocket.ABNF.OPCODE_CLOSE:
+            self.last_error = "closed by the server"
+            return State.BACKOFF
+        else:
+            return None
         stats = self.stats
-        recorder = self.recorder
-        provider_name = self.provider_name
-        url = redact_url(self.url)
-        while not self._stop.is_set():
-            opcode, data = ws.recv_data(control_frame=True)
-            received_at = time.time()
-            self.ping_sent_at = None  # anything received answers a ping
-            if opcode == websocket.ABNF.OPCODE_PONG:
-                self.last_pong_at = received_at
-                continue
-            if opcode == websocket.ABNF.OPCODE_TEXT:
-                frame = data.decode("utf-8", "replace")
-            elif opcode == websocket.ABNF.OPCODE_BINARY:
-                frame = data
-            elif opcode == websocket.ABNF.OPCODE_CLOSE:
-                self.last_error = "closed by the server"
-                return State.BACKOFF
-            else:
-                continue
-            stats.frames += 1
-            stats.last_frame_at = received_at
-            if recorder is not None:
-                recorder.write(provider_name, url, frame, received_at)
-            events = parse(frame)
-            for event in events:
-                if event.kind == "control":
-                    self._on_control(ws, event)
-            sink(self, received_at, events)
-            if self.state in (State.AUTH_FAILED, State.BACKOFF):
-                return self.state
-        return State.STOPPED
+        stats.frames += 1
+        stats.last_frame_at = received_at
+        if self.recorder is not None:
+            self.recorder.write(
+                self.provider_name, redact_url(self.url), frame, received_at
+            )
+        events = self.provider.parse_feed(frame)
+        for event in events:
+            if event.kind == "control":
+                self._on_control(ws, event)
+        self.sink(self, received_at, events)
+        if self.state in (State.AUTH_FAILED, State.BACKOFF):
+            return self.state
+        return None
 
     def _on_control(self, ws: websocket.WebSocket, event: Control) -> None:
         kind = event.type

@@ -74,12 +74,12 @@ class SymbolSubscriptions:
                 self.subscribed.update(add)
                 self._last_batch = tuple(add)
                 self.stats.subscribes += len(add)
-        except Exception as exc:  # the receive thread sees the drop
+        except Exception as exc:  # the session's reader sees the drop
             self.last_error = f"send failed: {exc}"
             self._shutdown_socket()
 
     def on_rejected(self, event: Control) -> tuple[str, ...]:
-        """A provider's SUBSCRIPTION_ERROR (the receive thread's answer to
+        """A provider's SUBSCRIPTION_ERROR (the session's answer to
         one; returns the symbols it holds back). For the plan's symbol limit the symbols are
         held back and the limit learned (Alpaca and Binance refuse the whole
         request; Finnhub answers each subscribe over the limit with one

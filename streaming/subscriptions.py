@@ -281,7 +281,7 @@ class Subscriptions:
                 len(before - symbols),
             )
             if not connection.started and symbols:
-                connection.start()
+                connection.start(self.worker.loop)
 
     # --- events from the connections ---------------------------------------------
     def on_rejected(self, connection: FeedConnection, event) -> None:

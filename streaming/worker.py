@@ -2,9 +2,9 @@
 step methods over parts with one job each.
 
 One asyncio event loop owns all state. Provider connections
-(`streaming.connection.FeedConnection`, one receive thread each) append parsed
-batches to `inbox` and schedule a drain on the loop (`step_ingest`, the hot
-path, kept here), which updates each instrument's state and minute bars, and
+(`streaming.connection.FeedConnection`: a thread each connects, the loop
+reads the live sessions' frames) append parsed batches to `inbox` and
+schedule a drain on the loop (`step_ingest`, the hot path, kept here), which updates each instrument's state and minute bars, and
 publishes coalesced updates (`step_publish`, see `streaming.publisher`; in the
 running worker a publish goes beside the loop, which keeps ingesting, and its
 end or one timer starts the next). The periodic
@@ -41,6 +41,7 @@ import logging
 import os
 import signal
 import socket
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -193,6 +194,7 @@ class StreamWorker:
         self._publish_timer: asyncio.TimerHandle | None = None
         self._ingest_error: Exception | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
         self.stopping: asyncio.Event | None = None
         self.shutdown = False
         self.ready = False
@@ -256,6 +258,7 @@ class StreamWorker:
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
         self.stopping = asyncio.Event()
         if self._layer is None:
             from channels.layers import get_channel_layer
@@ -265,7 +268,7 @@ class StreamWorker:
         if self.options.record:
             from streaming.recording import FrameRecorder
 
-            # Thread-safe: every receive thread writes to it.
+            # Written on the loop (frames) and by connection threads.
             self.recorder = FrameRecorder(self.options.record)
         for signum in (signal.SIGTERM, signal.SIGINT):
             try:
@@ -370,7 +373,7 @@ class StreamWorker:
 
     async def _ingest_loop(self) -> None:
         """Apply the inbox as it fills and publish whenever an update is due,
-        from loop callbacks until shutdown: a receive thread's `sink`
+        from loop callbacks until shutdown: a connection's `sink`
         schedules `_drain` (one callback per wake-up, no task step or timer
         per frame), and the earliest held-back update arms one timer. A
         publish runs beside the loop (one at a time, so in order): the feed is
@@ -477,14 +480,18 @@ class StreamWorker:
             await self.publisher.publish_due()
         await self.step_health(state="failed" if self.exit_code else "stopped")
 
-    # --- the inbox (receive threads -> loop) -------------------------------------------
+    # --- the inbox (sessions and connection threads -> loop) ---------------------
     def sink(
         self, connection: FeedConnection, received_at: float, events: list
     ) -> None:
-        """Called from receive threads: queue a batch, wake the loop once."""
+        """Queue a batch, drain once: called on the loop (a session's frames)
+        and from connection threads (lifecycle markers)."""
         self.inbox.append((connection, received_at, events))
         if not self._signaled and self.loop is not None:
             self._signaled = True
+            if threading.get_ident() == self._loop_thread:
+                self.loop.call_soon(self._drain)
+                return
             try:
                 self.loop.call_soon_threadsafe(self._drain)
             except RuntimeError:

@@ -13,7 +13,7 @@ import time
 
 import websocket
 
-from streaming.connection import READ_AHEAD, read_ahead
+from streaming.loop_reading import READ_AHEAD, read_ahead
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
