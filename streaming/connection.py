@@ -282,9 +282,7 @@ class FeedConnection(SymbolSubscriptions, LoopReading):
 
     def _frame(self, ws: websocket.WebSocket, opcode: int, data) -> str | None:
         """One frame: its events to the sink; the session's outcome if it
-        ends here."""
-        if self._stop.is_set():
-            return State.STOPPED
+        ends here (a frame read is always handed on, even while stopping)."""
         received_at = time.time()
         self.ping_sent_at = None  # anything received answers a ping
         if opcode == websocket.ABNF.OPCODE_PONG:
@@ -311,6 +309,8 @@ class FeedConnection(SymbolSubscriptions, LoopReading):
             if event.kind == "control":
                 self._on_control(ws, event)
         self.sink(self, received_at, events)
+        if self._stop.is_set():
+            return State.STOPPED
         if self.state in (State.AUTH_FAILED, State.BACKOFF):
             return self.state
         return None
