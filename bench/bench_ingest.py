@@ -449,10 +449,12 @@ def main(argv: list[str]) -> int:
               "warm (wire values; the quote in force converted when a document "
               "shows it), plus websocket framing; the rest is per frame and per "
               "second, at any rate: ~500 coalesced updates/s published in 10-35 "
-              "batches, the loop's wake-ups (one a frame), the periodic steps; "
-              "every wake-up runs 2-5x slower than warm, and the frame crosses "
-              "from the receive thread's core to the loop's (one core for both: "
-              "~10% less CPU). alpaca-py's no-op client has none. Where it goes: "
+              "batches (~25 us an update), one loop wake-up a frame (read, parse "
+              "and apply on one thread), the periodic steps, and the database "
+              "thread's minute close (the first after a start also reports the "
+              "restart gaps: a 5 s window that holds it counts ~270 ms more); "
+              "every wake-up runs 2-5x slower than "
+              "warm. alpaca-py's no-op client has none. Where it goes: "
               "bench/PROFILE-ingest.md")  # fmt: skip
     for offered, ours, peer in rows:
         fed = min(ours["events_per_s"], peer["events_per_s"])

@@ -309,10 +309,10 @@ class FeedConnection(SymbolSubscriptions, LoopReading):
             if event.kind == "control":
                 self._on_control(ws, event)
         self.sink(self, received_at, events)
+        if self.state in (State.AUTH_FAILED, State.BACKOFF):
+            return self.state  # before the stop an auth failure asks for
         if self._stop.is_set():
             return State.STOPPED
-        if self.state in (State.AUTH_FAILED, State.BACKOFF):
-            return self.state
         return None
 
     def _on_control(self, ws: websocket.WebSocket, event: Control) -> None:

@@ -195,6 +195,7 @@ class StreamWorker:
         self._ingest_error: Exception | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
+        self._draining = False  # `_drain` is running (a sink on the loop waits)
         self.stopping: asyncio.Event | None = None
         self.shutdown = False
         self.ready = False
@@ -398,12 +399,15 @@ class StreamWorker:
         self._signaled = False
         if not self._serving:
             return  # before serve(): it drains; after: stop() does
+        self._draining = True
         try:
             self.step_ingest()
         except Exception as exc:
             self._ingest_error = exc
             self.request_shutdown()
             return
+        finally:
+            self._draining = False
         if self.inbox:  # more than one step's worth: others get a turn first
             self._signaled = True
             self.loop.call_soon(self._drain)
@@ -484,14 +488,16 @@ class StreamWorker:
     def sink(
         self, connection: FeedConnection, received_at: float, events: list
     ) -> None:
-        """Queue a batch, drain once: called on the loop (a session's frames)
-        and from connection threads (lifecycle markers)."""
+        """Queue a batch and drain: at once on the loop (a session's frame,
+        applied while its objects are warm in the cache), else scheduled once
+        (lifecycle markers from connection threads)."""
         self.inbox.append((connection, received_at, events))
+        if threading.get_ident() == self._loop_thread:
+            if not self._draining:
+                self._drain()
+            return
         if not self._signaled and self.loop is not None:
             self._signaled = True
-            if threading.get_ident() == self._loop_thread:
-                self.loop.call_soon(self._drain)
-                return
             try:
                 self.loop.call_soon_threadsafe(self._drain)
             except RuntimeError:
