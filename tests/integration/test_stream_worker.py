@@ -20,6 +20,7 @@ from channels.layers import get_channel_layer
 from core.groups import symbol_group
 from marketdata.models import Bar, Gap, WatchlistItem
 from marketdata.services import watchlist_create
+from streaming.health import suspect_counts
 from streaming.worker import StreamWorker, WorkerOptions
 
 pytestmark = [
@@ -254,12 +255,19 @@ def test_after_drops_every_minute_is_stored_once_and_equals_the_exchange(
                 symbol, first, last_closed, seed=sim.seed, hours="always"
             ).rows()
         }
+        # What a mismatch needs to be told apart: trades held as suspect and
+        # rejected, trades too late for their minute, the gaps and sessions.
+        seen = (
+            f"suspect ticks {suspect_counts(worker)[1].get(symbol)}, late trades "
+            f"{worker.aggregator.late_trades}, gaps "
+            f"{[(f'{g.start:%H:%M}', f'{g.end:%H:%M}', g.state) for g in gaps]}"
+        )
         for bar in window:
             ts, o, h, low, c, v, vwap, n = truth[bar.ts]
             got = (bar.open, bar.high, bar.low, bar.close, bar.volume)
             assert [float(x) for x in got] == pytest.approx(
                 [o, h, low, c, v], rel=1e-9
-            ), f"{symbol} {bar.ts:%H:%M} ({bar.origin})"
+            ), f"{symbol} {bar.ts:%H:%M} ({bar.origin}); {seen}"
             assert bar.trade_count == n
             assert float(bar.vwap) == pytest.approx(vwap, rel=1e-6)
 

@@ -29,24 +29,30 @@ def frame(opcode: int, payload: bytes) -> bytes:
     return header + payload
 
 
+def handshake(conn, first: bytes = b"") -> None:
+    """Answer a client's WebSocket upgrade on `conn`; `first` goes out in
+    the same write as the answer."""
+    request = b""
+    while b"\r\n\r\n" not in request:
+        request += conn.recv(4096)
+    key = next(
+        line.split(b":", 1)[1].strip()
+        for line in request.split(b"\r\n")
+        if line.lower().startswith(b"sec-websocket-key")
+    )
+    accept = base64.b64encode(hashlib.sha1(key + GUID.encode()).digest())
+    conn.sendall(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+        + first
+    )  # fmt: skip
+
+
 def serve(listener: socket.socket, payloads: list[bytes], trickled: bytes) -> None:
     conn, _ = listener.accept()
     with conn:
-        request = b""
-        while b"\r\n\r\n" not in request:
-            request += conn.recv(4096)
-        key = next(
-            line.split(b":", 1)[1].strip()
-            for line in request.split(b"\r\n")
-            if line.lower().startswith(b"sec-websocket-key")
-        )
-        accept = base64.b64encode(hashlib.sha1(key + GUID.encode()).digest())
         # the first frames in the same write as the handshake's answer
-        conn.sendall(
-            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-            b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
-            + b"".join(frame(0x2, p) for p in payloads)
-        )  # fmt: skip
+        handshake(conn, b"".join(frame(0x2, p) for p in payloads))
         for byte in frame(0x1, trickled):  # one byte a write
             conn.sendall(bytes([byte]))
             time.sleep(0.001)

@@ -9,8 +9,6 @@ connection's thread (a real socket, frames made by hand)."""
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 import socket
 import ssl
 import struct
@@ -23,15 +21,15 @@ import pytest
 from streaming.backoff import Backoff
 from streaming.connection import FeedConnection, Lifecycle
 
-from .test_read_ahead import GUID, frame
+from .test_read_ahead import frame, handshake
 
 FIRST = [b"one", b"two", b"three"]
 TRICKLED = bytes(range(256)) * 2  # a 512-byte binary frame, a byte a write
 
 
 class Echo:
-    """A provider whose frames are their own events: no auth, nothing to
-    subscribe."""
+    """A provider whose frames are their own events: no auth, and no
+    symbols (nothing to subscribe)."""
 
     name = "echo"
 
@@ -45,12 +43,6 @@ class Echo:
         return []
 
     def auth_messages(self):
-        return []
-
-    def subscribe_messages(self, symbols):
-        return []
-
-    def unsubscribe_messages(self, symbols):
         return []
 
     def handshake_events(self):
@@ -86,20 +78,7 @@ def serve(listener, context, seen: dict) -> None:
     raw, _ = listener.accept()
     conn = context.wrap_socket(raw, server_side=True) if context else raw
     with conn:
-        request = b""
-        while b"\r\n\r\n" not in request:
-            request += conn.recv(4096)
-        key = next(
-            line.split(b":", 1)[1].strip()
-            for line in request.split(b"\r\n")
-            if line.lower().startswith(b"sec-websocket-key")
-        )
-        accept = base64.b64encode(hashlib.sha1(key + GUID.encode()).digest())
-        conn.sendall(
-            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-            b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
-            + b"".join(frame(0x2, p) for p in FIRST)
-        )  # fmt: skip
+        handshake(conn, b"".join(frame(0x2, p) for p in FIRST))
         time.sleep(0.2)  # the loop has read them and waits
         seen["trickle_started"] = time.monotonic()
         for byte in frame(0x2, TRICKLED):
