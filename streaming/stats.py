@@ -1,8 +1,8 @@
 """Counters for one provider connection, read every 2 s by the health step.
 
 The connection's thread writes the connection counters, the worker's loop
-the frame- and event-level ones; each field has a single writer, so no lock is needed for
-figures that are only reported.
+the frame- and event-level ones; each field has a single writer, so no lock
+is needed for figures that are only reported.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def percentile(sorted_values: list[float], fraction: float) -> float | None:
 
 class ConnectionStats:
     def __init__(self, *, lag_samples: int = 4096) -> None:
-        # the connection (frames: read on the loop)
+        # the connection: its thread (connects) and the loop (frames)
         self.frames = 0
         self.last_frame_at: float | None = None
         self.connects = 0

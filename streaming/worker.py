@@ -3,12 +3,12 @@ step methods over parts with one job each.
 
 One asyncio event loop owns all state. Provider connections
 (`streaming.connection.FeedConnection`: a thread each connects, the loop
-reads the live sessions' frames) append parsed batches to `inbox` and
-schedule a drain on the loop (`step_ingest`, the hot path, kept here), which updates each instrument's state and minute bars, and
-publishes coalesced updates (`step_publish`, see `streaming.publisher`; in the
-running worker a publish goes beside the loop, which keeps ingesting, and its
-end or one timer starts the next). The periodic
-steps delegate to the parts:
+reads the live sessions' frames) append parsed batches to `inbox`, which the
+loop drains (`step_ingest`, the hot path, kept here): it updates each
+instrument's state and minute bars, and publishes coalesced updates
+(`step_publish`, see `streaming.publisher`; in the running worker a publish
+goes beside the loop, which keeps ingesting, and its end or one timer starts
+the next). The periodic steps delegate to the parts:
 
 - `streaming.subscriptions.Subscriptions`: instruments in use reach the
   provider within 2 s without a reconnect (`step_subscriptions`);
@@ -374,9 +374,9 @@ class StreamWorker:
 
     async def _ingest_loop(self) -> None:
         """Apply the inbox as it fills and publish whenever an update is due,
-        from loop callbacks until shutdown: a connection's `sink`
-        schedules `_drain` (one callback per wake-up, no task step or timer
-        per frame), and the earliest held-back update arms one timer. A
+        from loop callbacks until shutdown: a session's frame is applied in
+        the callback that read it (`sink`), a connection thread's lifecycle
+        marker schedules `_drain` (no task step or timer per frame), and the earliest held-back update arms one timer. A
         publish runs beside the loop (one at a time, so in order): the feed is
         applied while a batch is on its way to Redis. An error applying
         events ends the worker, raised from here (as from a step of a loop)."""
