@@ -113,6 +113,9 @@ class ResilientShard(RedisSingleShardConnection):
         self._publishing_pool: ConnectionPool | None = None
         self._publishing: Connection | None = None
         self._publish_lock = asyncio.Lock()
+        # The outage (`Outage.outages`) in which a PING was sent: its PONG
+        # ends it.
+        self._pinged: int | None = None
 
     async def publish(self, channel, message):
         try:
@@ -216,11 +219,18 @@ class ResilientShard(RedisSingleShardConnection):
                 if self._pubsub is not None and self._pubsub.subscribed:
                     message = await self._pubsub.get_message(timeout=0.1)
                     # Only a reply proves Redis answers: a hung server keeps
-                    # the socket open and quiet, like a quiet feed.
+                    # the socket open and quiet, like a quiet feed, and a
+                    # message read now may have been sent before the outage
+                    # began. So anything heard during one asks for a PING,
+                    # and its PONG ends the outage.
                     if message is None:
                         continue
-                    if outage.down:
-                        outage.succeeded()
+                    if message["type"] == "pong":
+                        if outage.down:
+                            outage.succeeded()
+                    elif outage.down and self._pinged != outage.outages:
+                        self._pinged = outage.outages  # once an outage
+                        await self._pubsub.ping()
                     if message["type"] in ("message", "pmessage"):
                         self._receive_message(message)
                 else:
@@ -228,6 +238,7 @@ class ResilientShard(RedisSingleShardConnection):
             except (TimeoutError, asyncio.CancelledError, GeneratorExit):
                 raise
             except REDIS_ERRORS as exc:
+                self._pinged = None  # a new connection: ask again
                 outage.failed(exc, doing="receiving live updates")
                 await asyncio.sleep(outage.retry_every)
             except Exception as exc:  # as upstream: the receive task must live on

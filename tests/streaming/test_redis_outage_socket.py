@@ -79,10 +79,7 @@ def test_an_open_socket_is_told_when_redis_goes_and_gets_frames_when_it_returns(
     redis = redis_outage_settings
 
     async def scenario():
-        ws = await open_socket(user)
-        await ws.send_json_to({"action": "subscribe", "symbols": ["AAPL"]})
-        await receive_until(ws, "snapshot")
-        await publish_until_received(ws, "AAPL", seq=1)
+        ws = await watching_aapl(user)
 
         await asyncio.to_thread(redis.stop)
         gone = await receive_until(ws, "feed", timeout=10)
@@ -95,6 +92,35 @@ def test_an_open_socket_is_told_when_redis_goes_and_gets_frames_when_it_returns(
         await ws.disconnect()
 
     run(scenario)
+
+
+async def watching_aapl(user):
+    """A socket subscribed to AAPL that has received its first update."""
+    ws = await open_socket(user)
+    await ws.send_json_to({"action": "subscribe", "symbols": ["AAPL"]})
+    await receive_until(ws, "snapshot")
+    await publish_until_received(ws, "AAPL", seq=1)
+    return ws
+
+
+async def answered_again(ws, outage, seq: int) -> None:
+    """After a hang: updates reach the socket again and a snapshot read ends
+    the outage."""
+    from streaming.snapshots import snapshots_get_safe
+
+    await publish_until_received(ws, "AAPL", seq=seq)
+    await asyncio.to_thread(snapshots_get_safe, symbols=["AAPL"])
+    assert not outage.down
+    await ws.disconnect()
+
+
+def run_as_one_outage(scenario, caplog) -> None:
+    """Run `scenario`; Redis's log must hold one outage, one line each way."""
+    with caplog.at_level(logging.INFO, logger="core.redis"):
+        run(scenario)
+    lines = [r.getMessage() for r in caplog.records if r.name == "core.redis"]
+    assert sum("is unreachable" in line for line in lines) == 1, lines
+    assert sum("reachable again" in line for line in lines) == 1, lines
 
 
 def test_a_hung_redis_stays_one_outage_while_live_updates_are_quiet(
@@ -111,10 +137,7 @@ def test_a_hung_redis_stays_one_outage_while_live_updates_are_quiet(
     outage = redis_outage()
 
     async def scenario():
-        ws = await open_socket(user)
-        await ws.send_json_to({"action": "subscribe", "symbols": ["AAPL"]})
-        await receive_until(ws, "snapshot")
-        await publish_until_received(ws, "AAPL", seq=1)
+        ws = await watching_aapl(user)
 
         redis.freeze()
         try:
@@ -127,13 +150,50 @@ def test_a_hung_redis_stays_one_outage_while_live_updates_are_quiet(
                 assert outage.down
         finally:
             redis.thaw()
-        await publish_until_received(ws, "AAPL", seq=2)
-        await asyncio.to_thread(snapshots_get_safe, symbols=["AAPL"])
-        assert not outage.down
-        await ws.disconnect()
+        await answered_again(ws, outage, seq=2)
 
-    with caplog.at_level(logging.INFO, logger="core.redis"):
-        run(scenario)
-    lines = [r.getMessage() for r in caplog.records if r.name == "core.redis"]
-    assert sum("is unreachable" in line for line in lines) == 1, lines
-    assert sum("reachable again" in line for line in lines) == 1, lines
+    run_as_one_outage(scenario, caplog)
+
+
+def test_an_update_read_after_redis_hung_does_not_end_the_outage(
+    redis_outage_settings, user, instruments, caplog
+):
+    """An update Redis sent just before it hung can still be in the socket
+    when a snapshot read finds the outage. Reading it proves nothing about
+    now: the outage stays one outage (the update is still delivered) until
+    Redis answers a question asked during it."""
+    import json
+    import time
+
+    import redis as redis_py
+
+    from core.redis import redis_outage
+    from streaming.snapshots import snapshots_get_safe
+
+    redis = redis_outage_settings
+    outage = redis_outage()
+
+    async def scenario():
+        ws = await watching_aapl(user)
+
+        # With the loop held, so the receive task cannot read it: an update
+        # reaches the socket, then Redis hangs and a snapshot read fails.
+        loop_layer = get_channel_layer()._get_layer()
+        channel = loop_layer._get_group_channel_name(symbol_group("AAPL"))
+        message = {"type": "market.update", "snapshot": snapshot("AAPL", 2, "191.00")}
+        with redis_py.Redis.from_url(redis.url(0)) as direct:
+            direct.publish(channel, loop_layer._serialize(message))
+        time.sleep(0.3)
+        redis.freeze()
+        try:
+            assert snapshots_get_safe(symbols=["AAPL"]) is None
+            assert outage.down
+            frame = await receive_until(ws, "updates")  # delivered all the same
+            assert '"seq": 2' in json.dumps(frame), frame
+            await asyncio.sleep(2 * outage.retry_every)
+            assert outage.down, "an update sent before the hang ended the outage"
+        finally:
+            redis.thaw()
+        await answered_again(ws, outage, seq=3)
+
+    run_as_one_outage(scenario, caplog)
