@@ -376,10 +376,11 @@ class StreamWorker:
         """Apply the inbox as it fills and publish whenever an update is due,
         from loop callbacks until shutdown: a session's frame is applied in
         the callback that read it (`sink`), a connection thread's lifecycle
-        marker schedules `_drain` (no task step or timer per frame), and the earliest held-back update arms one timer. A
-        publish runs beside the loop (one at a time, so in order): the feed is
-        applied while a batch is on its way to Redis. An error applying
-        events ends the worker, raised from here (as from a step of a loop)."""
+        marker schedules `_drain` (no task step or timer per frame), and the
+        earliest held-back update arms one timer. A publish runs beside the
+        loop (one at a time, so in order): the feed is applied while a batch
+        is on its way to Redis. An error applying events ends the worker,
+        raised from here (as from a step of a loop)."""
         self._serving = True
         self._drain()
         await self.stopping.wait()
